@@ -1,0 +1,157 @@
+# Makefile -- builds libcarboncopy (shared and static), the example programs,
+# the tests, and installs them. `make help` lists the targets.
+
+VERSION      := 1.0.0
+SOVERSION    := 1
+PREFIX       ?= /usr/local
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BINDIR       ?= $(PREFIX)/bin
+DESTDIR      ?=
+
+# SANITIZE=1 builds everything with AddressSanitizer + UBSan into build/asan.
+ifeq ($(SANITIZE),1)
+B        := build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else
+B        := build
+SANFLAGS :=
+endif
+
+DEPS        := openssl libcurl expat krb5-gssapi krb5
+DEP_CFLAGS  := $(shell pkg-config --cflags $(DEPS))
+DEP_LIBS    := $(shell pkg-config --libs $(DEPS)) -lpthread
+CFLAGS      ?= -O2 -g
+WARNFLAGS   := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+               -Wno-unused-parameter -Wformat=2 -Wvla
+DEFS        := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DXML_DTD -DXML_GE=1
+ALL_CFLAGS   = $(WARNFLAGS) $(CFLAGS) $(SANFLAGS) $(DEFS) -Iinclude $(DEP_CFLAGS)
+LIB_CFLAGS   = $(ALL_CFLAGS) -fPIC -fvisibility=hidden
+LDFLAGS     ?=
+
+LIB_SRCS  := $(sort $(wildcard lib/*/*.c lib/*/*/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+SONAME    := libcarboncopy.so.$(SOVERSION)
+SHLIB     := $(B)/libcarboncopy.so.$(VERSION)
+STLIB     := $(B)/libcarboncopy.a
+MAP       := lib/carboncopy.map
+
+EX_COMMON := $(B)/obj/examples/common.o $(B)/obj/examples/psk.o
+EX_BINS   := $(B)/bin/cc-console $(B)/bin/cc-client
+
+TEST_SRCS := $(sort $(wildcard test/test-*.c))
+TEST_BINS := $(TEST_SRCS:test/%.c=$(B)/test/%)
+TEST_HELPER_SRCS := $(filter-out $(TEST_SRCS),$(wildcard test/*.c))
+TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(B)/obj/%.o)
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+
+.PHONY: all lib examples tests check bench install uninstall abi-check abi-baseline demo \
+        format clean help valgrind
+
+all: lib examples
+
+lib: $(SHLIB) $(B)/$(SONAME) $(B)/libcarboncopy.so $(STLIB)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+
+$(SHLIB): $(LIB_OBJS) $(MAP)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=$(MAP) -Wl,-z,defs \
+	  $(SANFLAGS) $(LDFLAGS) -o $@ $(LIB_OBJS) $(DEP_LIBS)
+
+$(B)/$(SONAME): $(SHLIB)
+	ln -sf $(notdir $(SHLIB)) $@
+$(B)/libcarboncopy.so: $(B)/$(SONAME)
+	ln -sf $(SONAME) $@
+
+$(STLIB): $(LIB_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJS)
+
+examples: $(EX_BINS)
+
+# Examples link the shared library the way a user's program would.
+$(B)/bin/%: $(B)/obj/examples/%.o $(EX_COMMON) $(B)/libcarboncopy.so
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(EX_COMMON) -L$(B) -lcarboncopy \
+	  -Wl,-rpath,'$$ORIGIN/..' -lcrypto -lpthread
+
+tests: all $(TEST_BINS) $(BENCH_BINS)
+
+# Tests link the static library so they can reach internal (cc__) functions too.
+$(B)/test/%: $(B)/obj/test/%.o $(TEST_HELPER_OBJS) $(EX_COMMON) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(EX_COMMON) $(STLIB) $(DEP_LIBS)
+
+$(B)/bench/%: $(B)/obj/bench/%.o $(EX_COMMON) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(EX_COMMON) $(STLIB) $(DEP_LIBS)
+
+# Runs every test (C binaries and shell scripts); ends with "N passed, N failed".
+check: tests
+	@CC="$(CC)" SANITIZE="$(SANITIZE)" test/run.sh $(B)
+
+# The same C tests under valgrind's leak checker (no sanitizer build).
+valgrind: tests
+	@VALGRIND=1 test/run.sh $(B)
+
+bench: all $(BENCH_BINS)
+	@bench/run.sh $(B)
+
+# One command for a newcomer: a console and a client on loopback through the
+# whole connection process.
+demo: all
+	@examples/demo.sh $(B)
+
+$(B)/carboncopy.pc: pkgconfig/carboncopy.pc.in Makefile
+	@mkdir -p $(B)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@REQUIRES_PRIVATE@|$(DEPS)|g' $< > $@
+
+install: lib $(B)/carboncopy.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0644 include/carboncopy.h $(DESTDIR)$(INCLUDEDIR)/carboncopy.h
+	install -m 0755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(SHLIB)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcarboncopy.so
+	install -m 0644 $(STLIB) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 $(B)/carboncopy.pc $(DESTDIR)$(PKGCONFIGDIR)/carboncopy.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/carboncopy.h $(DESTDIR)$(LIBDIR)/$(notdir $(SHLIB)) \
+	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libcarboncopy.so \
+	      $(DESTDIR)$(LIBDIR)/libcarboncopy.a $(DESTDIR)$(PKGCONFIGDIR)/carboncopy.pc
+
+# Compares the built library with the committed baseline; fails only on an
+# incompatible change (abidiff bit 8), not on additions.
+abi-check: lib
+	@abidiff --headers-dir2 include abi/libcarboncopy.abi $(SHLIB) > $(B)/abi-diff.txt; \
+	 rc=$$?; cat $(B)/abi-diff.txt; \
+	 if [ $$((rc & 1)) -ne 0 ] || [ $$((rc & 8)) -ne 0 ]; then \
+	   echo "abi-check: incompatible ABI change (abidiff exit $$rc)"; exit 1; fi; \
+	 echo "abi-check: compatible with abi/libcarboncopy.abi (abidiff exit $$rc)"
+
+# Re-records the baseline; only at a release, after review.
+abi-baseline: lib
+	abidw --headers-dir include --out-file abi/libcarboncopy.abi $(SHLIB)
+
+format:
+	clang-format -i include/*.h $(shell find lib examples test bench -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+help:
+	@echo "make            build the libraries and build/bin/cc-console, cc-client"
+	@echo "make demo       run a console and a client on loopback through the whole process"
+	@echo "make check      build and run all tests (SANITIZE=1 for ASan/UBSan)"
+	@echo "make valgrind   run the C tests under valgrind"
+	@echo "make bench      print benchmark figures"
+	@echo "make install    install (PREFIX, DESTDIR, LIBDIR, INCLUDEDIR honoured)"
+	@echo "make abi-check  compare the ABI with abi/libcarboncopy.abi"
+
+-include $(LIB_OBJS:.o=.d) $(TEST_BINS:$(B)/test/%=$(B)/obj/test/%.d)

@@ -1,0 +1,486 @@
+/* carboncopy.h -- the whole public API of libcarboncopy.
+ * Read it top to bottom: versions, errors, contexts, sessions, jobs, authenticators. */
+#ifndef CARBONCOPY_H
+#define CARBONCOPY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------
+ * Overview
+ *
+ * A console (the technician's side) connects to a client (the managed
+ * machine) on TCP port 1680. The client checks its licence with the
+ * management server, authenticates the console user, and from then on data
+ * flows both ways over that one TLS connection.
+ *
+ * The library never blocks and never creates threads. cc_session_step()
+ * advances a session as far as it can and returns what it now waits for
+ * (CC_WANT_* bits). Work that could block (name resolution, the licence
+ * HTTP fetch, KDC traffic) is handed to the host as a cc_job: the host runs
+ * it with cc_job_run() on a thread of its choosing, or answers it itself,
+ * and hands it back with cc_session_job_done().
+ *
+ * Threading: a cc_context is read-only once a session uses it and may be
+ * shared by sessions on any threads. A cc_session is used by one thread at a
+ * time. cc_job_run() may be called on any thread.
+ *
+ * Errors: functions return 0 (CC_OK) or a positive value on success and a
+ * negative cc_error on failure. cc_strerror() names it in a sentence and
+ * cc_session_errmsg() gives the detail of a session's last error.
+ * ---------------------------------------------------------------------- */
+
+/* --- Version ------------------------------------------------------------ */
+
+#define CC_VERSION_MAJOR 1
+#define CC_VERSION_MINOR 0
+#define CC_VERSION_PATCH 0
+/* 0xMMmmpp: compare with cc_version() to detect a header/library mismatch. */
+#define CC_VERSION_NUM ((CC_VERSION_MAJOR << 16) | (CC_VERSION_MINOR << 8) | CC_VERSION_PATCH)
+#define CC_VERSION_STRING "1.0.0"
+
+/* The TCP port a client listens on unless told otherwise. */
+#define CC_DEFAULT_PORT 1680
+
+/* The version of the library actually linked, as CC_VERSION_NUM. */
+uint32_t cc_version(void);
+/* The same as a string, e.g. "1.0.0". Never NULL, never freed. */
+const char *cc_version_string(void);
+
+/* --- Errors ------------------------------------------------------------- */
+
+typedef enum cc_error {
+    CC_OK = 0,
+
+    /* usage and resources */
+    CC_ERR_NOMEM = -1,     /* an allocation failed */
+    CC_ERR_INVALID = -2,   /* an argument is invalid (NULL, out of range, too long) */
+    CC_ERR_STATE = -3,     /* not allowed in the session's current state */
+    CC_ERR_AGAIN = -4,     /* would exceed a buffer limit now; retry after CC_EVENT_SEND_READY */
+    CC_ERR_CONFIG = -5,    /* the context's configuration is incomplete or inconsistent */
+    CC_ERR_INTERNAL = -6,  /* a bug in libcarboncopy; please report it */
+    CC_ERR_CANCELLED = -7, /* the job or session was cancelled by the host */
+
+    /* transport */
+    CC_ERR_RESOLVE = -10,      /* the name could not be resolved */
+    CC_ERR_CONNECT = -11,      /* no address of the name accepted a connection */
+    CC_ERR_IO = -12,           /* the transport failed (socket error, host callback error) */
+    CC_ERR_CLOSED = -13,       /* the peer closed the connection before the session ended */
+    CC_ERR_TIMEOUT = -14,      /* the handshake deadline passed */
+    CC_ERR_IDLE_TIMEOUT = -15, /* nothing was heard from the peer within the idle deadline */
+
+    /* wire protocol */
+    CC_ERR_PROTOCOL = -20,        /* the peer broke the protocol (unexpected frame, bad field) */
+    CC_ERR_BAD_MAGIC = -21,       /* the peer is not speaking the Carbon Copy protocol */
+    CC_ERR_BAD_VERSION = -22,     /* no protocol version both sides support */
+    CC_ERR_FRAME_TOO_LARGE = -23, /* a frame is longer than the configured limit */
+    CC_ERR_BAD_FRAME = -24,       /* unknown frame type or malformed frame */
+    CC_ERR_PEER_ERROR = -25,      /* the peer ended the session with an error of its own */
+
+    /* TLS */
+    CC_ERR_TLS = -30,            /* the TLS handshake or a TLS record failed */
+    CC_ERR_CERT_UNTRUSTED = -31, /* the client's certificate does not chain to the trusted CA */
+    CC_ERR_CERT_MISMATCH = -32,  /* the certificate's name or pinned fingerprint does not match */
+    CC_ERR_CERT_REJECTED = -33,  /* the host's verify callback rejected the certificate */
+    CC_ERR_TLS_CONFIG = -34,     /* certificate, key or CA file cannot be loaded */
+
+    /* licence */
+    CC_ERR_LICENSE_DENIED = -40,      /* no licence free: licences in use >= licence count */
+    CC_ERR_LICENSE_EXPIRED = -41,     /* the licence's expiry date has passed */
+    CC_ERR_LICENSE_UNREACHABLE = -42, /* the management server could not be reached */
+    CC_ERR_LICENSE_TIMEOUT = -43,     /* the licence fetch took longer than its timeout */
+    CC_ERR_LICENSE_HTTP = -44,        /* the licence page answered with a non-2xx status */
+    CC_ERR_LICENSE_PARSE = -45,       /* the licence page is not well-formed or a figure is invalid */
+    CC_ERR_LICENSE_MISSING = -46,     /* the licence page lacks the licence count or in-use figure */
+    CC_ERR_LICENSE_TOO_LARGE = -47,   /* the licence page is larger than the configured limit */
+    CC_ERR_LICENSE_REDIRECT = -48,    /* too many redirects, or a redirect to a forbidden scheme */
+    CC_ERR_LICENSE_TLS = -49,         /* the management server's HTTPS certificate failed */
+    CC_ERR_LICENSE_CONFIG = -50,      /* no licence source configured (URL or server name) */
+
+    /* authentication */
+    CC_ERR_AUTH = -60,                /* authentication failed (see the detail) */
+    CC_ERR_AUTH_NO_MECHANISM = -61,   /* no authentication mechanism both sides support */
+    CC_ERR_AUTH_BAD_CREDENTIALS = -62, /* wrong password or proof */
+    CC_ERR_AUTH_UNKNOWN_USER = -63,   /* the account does not exist */
+    CC_ERR_AUTH_DISABLED = -64,       /* the account is disabled, locked or revoked */
+    CC_ERR_AUTH_REPLAY = -65,         /* a token was replayed */
+    CC_ERR_AUTH_CHANNEL_BINDING = -66, /* the token is not bound to this TLS connection */
+    CC_ERR_AUTH_TOKEN = -67,          /* a token is malformed, truncated or too large */
+    CC_ERR_AUTH_POLICY = -68,         /* the host's policy refused the authenticated account */
+    CC_ERR_AUTH_NO_CREDENTIALS = -69, /* the console has no credentials for the mechanism */
+    CC_ERR_AUTH_EXPIRED = -70,        /* the credentials have expired */
+    CC_ERR_AUTH_KDC_UNREACHABLE = -71, /* the KDC / domain controller could not be reached */
+    CC_ERR_AUTH_CLOCK_SKEW = -72,     /* the clocks differ too much, or a timestamp is outside the window */
+    CC_ERR_AUTH_KEYTAB = -73,         /* the service key is missing from the keytab or has the wrong version */
+    CC_ERR_AUTH_MUTUAL = -74,         /* the client failed to prove its identity to the console */
+    CC_ERR_AUTH_UNAVAILABLE = -75     /* the mechanism is not built into this library */
+} cc_error;
+
+/* A sentence describing the error code, e.g. "the handshake deadline passed".
+ * Never NULL, never freed. */
+const char *cc_strerror(int code);
+/* The constant's name, e.g. "CC_ERR_TIMEOUT"; "CC_ERR_UNKNOWN" if unknown. */
+const char *cc_err_name(int code);
+
+/* --- Memory ------------------------------------------------------------- */
+
+/* Allocator hooks for a context and everything made from it. realloc must
+ * behave like C's (NULL ptr allocates). Pass to cc_context_new(), or NULL for
+ * malloc/realloc/free. OpenSSL, libcurl, expat and libkrb5 use their own. */
+typedef struct cc_allocator {
+    uint32_t struct_size; /* sizeof(cc_allocator) */
+    void *user;
+    void *(*malloc)(size_t size, void *user);
+    void *(*realloc)(void *ptr, size_t size, void *user);
+    void (*free)(void *ptr, void *user);
+} cc_allocator;
+
+/* --- Logging ------------------------------------------------------------ */
+
+typedef enum cc_log_level {
+    CC_LOG_ERROR = 1,
+    CC_LOG_WARN = 2,
+    CC_LOG_INFO = 3,
+    CC_LOG_DEBUG = 4
+} cc_log_level;
+
+/* Receives one line (no newline). Secrets (passwords, keys, hashes, tokens)
+ * are never passed to it. `session` is NULL for context-wide messages. */
+typedef void (*cc_log_fn)(void *user, int level, const char *message);
+
+/* --- Context ------------------------------------------------------------ */
+
+typedef struct cc_context cc_context;
+typedef struct cc_session cc_session;
+typedef struct cc_job cc_job;
+typedef struct cc_auth cc_auth;
+
+typedef enum cc_role {
+    CC_ROLE_CONSOLE = 1, /* connects, verifies the client's certificate, offers credentials */
+    CC_ROLE_CLIENT = 2   /* accepts, presents a certificate, checks the licence, authenticates */
+} cc_role;
+
+/* Creates a context for one role. `alloc` may be NULL. Returns NULL only when
+ * memory is exhausted or role is invalid (then *err, if given, says which). */
+cc_context *cc_context_new(int role, const cc_allocator *alloc, int *err);
+/* Frees the context. Every session made from it must be freed first, and
+ * every job taken from those sessions returned or freed. */
+void cc_context_free(cc_context *ctx);
+int cc_context_role(const cc_context *ctx);
+/* Detail of the last error a cc_context_set_* call returned; "" if none. */
+const char *cc_context_errmsg(const cc_context *ctx);
+
+/* Log lines at `max_level` and more severe go to `fn`. Default: no logging. */
+int cc_context_set_log(cc_context *ctx, cc_log_fn fn, void *user, int max_level);
+
+/* -- TLS material -- */
+
+/* Client role: the certificate chain and private key it presents (PEM files).
+ * Required for the client role. */
+int cc_context_set_certificate(cc_context *ctx, const char *cert_file, const char *key_file);
+/* Console role: trust the client certificates that chain to the CAs in this
+ * PEM file; the certificate must also name the host being connected to. */
+int cc_context_set_ca_file(cc_context *ctx, const char *ca_file);
+/* Console role: trust exactly the certificate whose SHA-256 fingerprint (of
+ * its DER encoding) is `hex` (64 hex digits, colons allowed). Replaces CA and
+ * name checks. */
+int cc_context_set_pin_sha256(cc_context *ctx, const char *hex);
+/* Console role: the host decides. `der` is the client's leaf certificate,
+ * `preverify_ok` is 1 if it chains to the configured CA file (or the system
+ * store when no CA file is set) and names the host. Return 1 to accept, 0 to
+ * reject (CC_ERR_CERT_REJECTED). With none of the three set, the console
+ * trusts the system CA store. */
+typedef int (*cc_verify_fn)(void *user, cc_session *session, const uint8_t *der, size_t der_len,
+                            int preverify_ok);
+int cc_context_set_verify_callback(cc_context *ctx, cc_verify_fn fn, void *user);
+
+/* -- Deadlines and limits -- */
+
+typedef enum cc_timeout {
+    CC_TIMEOUT_HANDSHAKE = 1,       /* from start to established; default 30000 ms */
+    CC_TIMEOUT_IDLE = 2,            /* established with nothing heard; default 0 = none */
+    CC_TIMEOUT_CONNECT_ATTEMPT = 3, /* per address before the next is tried; default 2000 ms */
+    CC_TIMEOUT_KEEPALIVE = 4,       /* ping after this much silence when established; default 0 = none */
+    CC_TIMEOUT_LICENSE_CONNECT = 5, /* licence server connect; default 5000 ms */
+    CC_TIMEOUT_LICENSE = 6,         /* whole licence fetch; default 10000 ms */
+    CC_TIMEOUT_AUTH_JOB = 7         /* each KDC / directory job; default 10000 ms */
+} cc_timeout;
+/* 0 disables the idle and keep-alive timers; the others must be > 0. */
+int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms);
+
+typedef enum cc_limit {
+    CC_LIMIT_FRAME_SIZE = 1,   /* largest frame payload accepted; default 131072, 1024..16777216 */
+    CC_LIMIT_SEND_BUFFER = 2,  /* bytes queued by cc_session_send before CC_ERR_AGAIN; default 4194304 */
+    CC_LIMIT_LICENSE_PAGE = 3, /* largest licence page; default 65536 */
+    CC_LIMIT_AUTH_TOKEN = 4,   /* largest authentication token; default 65536 */
+    CC_LIMIT_REDIRECTS = 5     /* licence fetch redirects followed; default 3, at most 10 */
+} cc_limit;
+int cc_context_set_limit(cc_context *ctx, int which, uint32_t value);
+
+/* -- Licence (client role) -- */
+
+/* The full licence-details URL (http:// or https://). */
+int cc_context_set_license_url(cc_context *ctx, const char *url);
+/* Or just the management server's name: the URL becomes
+ * http://NAME/altiris/NS/Agent/GetLicenseDetails.aspx */
+int cc_context_set_license_server(cc_context *ctx, const char *name);
+/* CA file for an https licence URL; default: the system store. */
+int cc_context_set_license_ca_file(cc_context *ctx, const char *ca_file);
+/* Reuse the last verdict for this long (per context). Default 0 = off. */
+int cc_context_set_license_cache_ttl(cc_context *ctx, uint32_t ms);
+
+/* -- Authentication -- */
+
+/* Adds one of the built-in authenticators: "kerberos" or "nt". Order of
+ * adding is order of preference. */
+int cc_context_add_builtin_authenticator(cc_context *ctx, const char *name);
+/* Sets an option of an added authenticator, e.g. ("nt", "accounts",
+ * "/etc/cc/smbpasswd"). Each authenticator documents its keys in doc/. */
+int cc_context_set_auth_option(cc_context *ctx, const char *mechanism, const char *key,
+                               const char *value);
+/* Client role: decides whether an authenticated account may connect, after
+ * the mechanism's own checks. Return 0 to allow, a negative cc_error (usually
+ * CC_ERR_AUTH_POLICY) to refuse. Read details with cc_session_auth_attribute(). */
+typedef int (*cc_auth_policy_fn)(void *user, cc_session *session, const char *mechanism,
+                                 const char *identity);
+int cc_context_set_auth_policy(cc_context *ctx, cc_auth_policy_fn fn, void *user);
+
+/* --- Session ------------------------------------------------------------ */
+
+typedef enum cc_state {
+    CC_STATE_NEW = 0,
+    CC_STATE_RESOLVING = 1,     /* console: waiting for the resolve job */
+    CC_STATE_CONNECTING = 2,    /* console: TCP connect in progress */
+    CC_STATE_PREAMBLE = 3,      /* exchanging the cleartext preamble */
+    CC_STATE_TLS = 4,           /* TLS handshake */
+    CC_STATE_HELLO = 5,         /* exchanging hello frames */
+    CC_STATE_LICENSE = 6,       /* client checking / console awaiting the licence verdict */
+    CC_STATE_AUTHENTICATING = 7,
+    CC_STATE_ESTABLISHED = 8,
+    CC_STATE_CLOSING = 9,
+    CC_STATE_CLOSED = 10,       /* ended cleanly */
+    CC_STATE_FAILED = 11        /* ended with an error: cc_session_error() */
+} cc_state;
+
+/* Bits returned by cc_session_step(). */
+#define CC_WANT_READ 0x1  /* call step when the transport is readable */
+#define CC_WANT_WRITE 0x2 /* call step when the transport is writable */
+#define CC_WANT_JOB 0x4   /* take the job(s) with cc_session_take_job() */
+#define CC_WANT_TIMER 0x8 /* call step when cc_session_timeout_ms() has passed */
+
+typedef enum cc_event_type {
+    CC_EVENT_STATE = 1,      /* state changed: `state` */
+    CC_EVENT_LICENSE = 2,    /* licence verdict: granted, count, in_use, code, text = detail */
+    CC_EVENT_AUTH = 3,       /* authentication result: code, text = identity or detail, mechanism */
+    CC_EVENT_DATA = 4,       /* data received: channel, data, len (valid during the callback) */
+    CC_EVENT_CLOSED = 5,     /* the session ended: code (0 = orderly), text = reason */
+    CC_EVENT_SEND_READY = 6, /* the send buffer drained after CC_ERR_AGAIN */
+    CC_EVENT_PONG = 7        /* a ping was answered: value = round trip in ms */
+} cc_event_type;
+
+typedef struct cc_event {
+    uint32_t struct_size; /* sizeof(cc_event) of the library; read only fields within it */
+    int32_t type;         /* cc_event_type */
+    int32_t state;        /* cc_state after the event */
+    int32_t code;         /* cc_error, 0 for success */
+    const char *text;     /* detail, identity or reason; NUL-terminated; may be "" */
+    const char *mechanism; /* CC_EVENT_AUTH: the mechanism's name, else NULL */
+    int32_t granted;      /* CC_EVENT_LICENSE: 1 granted, 0 denied */
+    uint32_t license_count;
+    uint32_t license_in_use;
+    uint32_t channel;     /* CC_EVENT_DATA */
+    const uint8_t *data;  /* CC_EVENT_DATA */
+    size_t len;           /* CC_EVENT_DATA */
+    uint64_t value;       /* CC_EVENT_PONG */
+} cc_event;
+
+/* Called from within cc_session_step() (and cc_session_close()). It may call
+ * cc_session_send() and cc_session_close(), but not cc_session_free(). */
+typedef void (*cc_event_fn)(void *user, cc_session *session, const cc_event *event);
+
+/* Creates a session in the context's role. */
+cc_session *cc_session_new(cc_context *ctx, int *err);
+/* Frees the session and closes its socket (if the library opened or was
+ * handed one). Jobs still out must then be freed with cc_job_free(). */
+void cc_session_free(cc_session *s);
+
+int cc_session_set_event_callback(cc_session *s, cc_event_fn fn, void *user);
+/* Host data, for the host's own use. */
+void cc_session_set_user_data(cc_session *s, void *user);
+void *cc_session_user_data(const cc_session *s);
+
+/* Console: connect to `host` (name or address literal) on `port` (0 means
+ * 1680). Queues a resolve job; every address is tried, IPv6 and IPv4
+ * alternating. The name is also what the certificate must carry. */
+int cc_session_connect(cc_session *s, const char *host, uint16_t port);
+/* Client: serve the console on an accepted socket. The session makes it
+ * non-blocking and closes it when freed. */
+int cc_session_accept_fd(cc_session *s, int fd);
+
+/* Host-owned transport for tunnels. send returns bytes written (> 0),
+ * CC_IO_WOULD_BLOCK, or CC_IO_ERROR; recv returns bytes read (> 0),
+ * 0 at end of stream, CC_IO_WOULD_BLOCK or CC_IO_ERROR. */
+#define CC_IO_WOULD_BLOCK (-1)
+#define CC_IO_ERROR (-2)
+typedef long (*cc_send_fn)(void *user, const uint8_t *data, size_t len);
+typedef long (*cc_recv_fn)(void *user, uint8_t *buf, size_t len);
+/* Use host callbacks instead of a socket. Console: call instead of
+ * cc_session_connect(), with the peer's name for certificate checks
+ * (may be NULL when pinning). Client: call instead of cc_session_accept_fd(). */
+int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn recv, void *user,
+                             const char *peer_name);
+
+/* Console: the credentials the authenticators offer. The password is copied,
+ * wiped from the session as soon as authentication ends, and never logged.
+ * `domain` and `password` may be NULL. */
+int cc_session_set_credentials(cc_session *s, const char *user, const char *domain,
+                               const char *password);
+
+/* Advances the session as far as possible without blocking. Returns a mask of
+ * CC_WANT_* bits (> 0) while the session runs, 0 once it has closed cleanly,
+ * or a negative cc_error once it has failed (also cc_session_error()). */
+int cc_session_step(cc_session *s);
+/* The socket to poll for CC_WANT_READ / CC_WANT_WRITE, or -1 (host transport). */
+int cc_session_fd(const cc_session *s);
+/* Milliseconds until the session's next deadline (0 = now), or -1 for none. */
+int32_t cc_session_timeout_ms(const cc_session *s);
+
+int cc_session_state(const cc_session *s);
+/* Name of a cc_state, e.g. "established". */
+const char *cc_state_name(int state);
+/* The error that ended the session, 0 if none. */
+int cc_session_error(const cc_session *s);
+/* Human-readable detail of the session's last error; "" if none. */
+const char *cc_session_errmsg(const cc_session *s);
+
+/* Queues `len` bytes on data `channel` (0..65535). Only once established
+ * (else CC_ERR_STATE). Returns CC_ERR_AGAIN if the send buffer is full. */
+int cc_session_send(cc_session *s, uint16_t channel, const void *data, size_t len);
+/* Bytes queued and not yet written to the transport. */
+size_t cc_session_pending(const cc_session *s);
+/* Sends a ping; the answer arrives as CC_EVENT_PONG. */
+int cc_session_ping(cc_session *s);
+/* Orderly close: flushes queued data, tells the peer `code` and `reason`
+ * (may be NULL), then ends. Keep calling step until it returns 0. */
+int cc_session_close(cc_session *s, int code, const char *reason);
+
+/* After the licence stage: the verdict and figures. Returns CC_ERR_STATE
+ * before the verdict is known. */
+int cc_session_license(const cc_session *s, int *granted, uint32_t *count, uint32_t *in_use);
+/* After authentication: the mechanism and the authenticated identity
+ * (e.g. "DOMAIN\\user", "user@REALM"), NULL before. */
+const char *cc_session_mechanism(const cc_session *s);
+const char *cc_session_identity(const cc_session *s);
+/* Account details from the authenticator, by index from 0; returns
+ * CC_ERR_INVALID past the last. Keys are documented per mechanism. */
+int cc_session_auth_attribute(const cc_session *s, uint32_t index, const char **key,
+                              const char **value);
+/* The TLS channel binding (RFC 9266 tls-exporter, 32 bytes) once TLS is up. */
+int cc_session_channel_binding(const cc_session *s, uint8_t *out, size_t out_len);
+/* The negotiated TLS version and cipher, e.g. "TLSv1.3", "TLS_AES_256_GCM_SHA384". */
+const char *cc_session_tls_version(const cc_session *s);
+const char *cc_session_tls_cipher(const cc_session *s);
+
+/* --- Jobs: work that may block, run or answered by the host -------------- */
+
+typedef enum cc_job_kind {
+    CC_JOB_RESOLVE = 1, /* resolve a host name (console) */
+    CC_JOB_LICENSE = 2, /* fetch and parse the licence page (client) */
+    CC_JOB_AUTH = 3     /* authenticator work that talks to a KDC or directory */
+} cc_job_kind;
+
+/* Takes the next pending job, or NULL. From now until it is handed back the
+ * session does not touch the job, and the host may use it on any thread. */
+cc_job *cc_session_take_job(cc_session *s);
+int cc_job_type(const cc_job *job);
+/* Runs the job with the bundled helper (getaddrinfo, libcurl, libkrb5). It
+ * blocks, bounded by the job's timeout; call it on a worker thread. */
+int cc_job_run(cc_job *job);
+/* Hands a job back to its session on the session's thread; step then uses
+ * the result. The session takes ownership of the job again. */
+int cc_session_job_done(cc_session *s, cc_job *job);
+/* Frees a job whose session was freed while the job was out. */
+void cc_job_free(cc_job *job);
+/* Answers a job with a failure instead of running it. */
+int cc_job_fail(cc_job *job, int code, const char *detail);
+
+/* Answering a resolve job yourself: the name and port to resolve, then the
+ * addresses in order of preference (struct sockaddr_in / sockaddr_in6). */
+const char *cc_job_resolve_host(const cc_job *job);
+uint16_t cc_job_resolve_port(const cc_job *job);
+int cc_job_resolve_add_address(cc_job *job, const void *sockaddr, uint32_t sockaddr_len);
+
+/* Answering a licence job yourself: the URL to fetch, then either the HTTP
+ * status and the page body (in chunks, as it arrives) or the figures. */
+const char *cc_job_license_url(const cc_job *job);
+int cc_job_license_set_status(cc_job *job, int32_t http_status);
+int cc_job_license_feed(cc_job *job, const void *data, size_t len);
+int cc_job_license_set_figures(cc_job *job, uint32_t count, uint32_t in_use);
+
+/* --- Authenticators: the plug-in interface -------------------------------- */
+
+/* step() return values (negative values are cc_error failures). */
+#define CC_AUTH_DONE 0     /* this side is satisfied */
+#define CC_AUTH_CONTINUE 1 /* an output token was set; more tokens are expected */
+#define CC_AUTH_PENDING 2  /* a job was submitted; step is called again (in = NULL) when it is done */
+
+/* One mechanism. The console (initiator) calls step first with in = NULL;
+ * the client (acceptor) calls step with each token the console sends. On the
+ * client, DONE means the account is authenticated (cc_auth_set_identity()
+ * must have been called); a final output token set then is sent to the
+ * console with the result (e.g. Kerberos' mutual-authentication reply). */
+typedef struct cc_authenticator {
+    uint32_t struct_size; /* sizeof(cc_authenticator) */
+    const char *name;     /* 1..32 characters of [a-z0-9-] */
+    /* Per-session start; set *state. `mech_data` is what was registered. */
+    int (*start)(void *mech_data, cc_auth *auth, void **state);
+    int (*step)(void *state, cc_auth *auth, const uint8_t *in, size_t in_len);
+    /* Frees the per-session state (wipe secrets). */
+    void (*end)(void *state);
+    /* Optional: cc_context_set_auth_option() for this mechanism. */
+    int (*set_option)(void *mech_data, const char *key, const char *value);
+    /* Optional: frees mech_data when the context is freed. */
+    void (*destroy)(void *mech_data);
+} cc_authenticator;
+
+/* Registers a host-written authenticator (the struct is copied). */
+int cc_context_add_authenticator(cc_context *ctx, const cc_authenticator *auth, void *mech_data);
+
+/* For authenticators, valid during start/step: */
+int cc_auth_role(const cc_auth *auth);
+/* The TLS channel binding of this connection (32 bytes). */
+int cc_auth_channel_binding(const cc_auth *auth, const uint8_t **data, size_t *len);
+/* Console: the host name connected to (for service principal names). */
+const char *cc_auth_peer_name(const cc_auth *auth);
+/* Console: the credentials given with cc_session_set_credentials(); any may be
+ * NULL. The password stays owned by the session, which wipes it. */
+int cc_auth_credentials(const cc_auth *auth, const char **user, const char **domain,
+                        const char **password);
+/* Sets the token to send to the peer (copied). */
+int cc_auth_set_output(cc_auth *auth, const void *token, size_t len);
+/* Client: the authenticated identity, and account details. */
+int cc_auth_set_identity(cc_auth *auth, const char *identity);
+int cc_auth_add_attribute(cc_auth *auth, const char *key, const char *value);
+/* Records why step failed; return the same code from step. */
+int cc_auth_set_error(cc_auth *auth, int code, const char *detail);
+/* Log through the context's log callback; never pass secrets. */
+void cc_auth_log(const cc_auth *auth, int level, const char *message);
+/* Hands blocking work out as a CC_JOB_AUTH job; return CC_AUTH_PENDING from
+ * step. `run` executes on the host's worker thread and must touch only
+ * `job_data`; its return value (a cc_error) is passed on by cc_job_run(). The
+ * authenticator reads its results from job_data when step is called again.
+ * `free_job_data` is called when the job is freed (may be NULL). */
+int cc_auth_submit_job(cc_auth *auth, int (*run)(void *job_data), void (*free_job_data)(void *job_data),
+                       void *job_data);
+/* Milliseconds allowed for each auth job (CC_TIMEOUT_AUTH_JOB). */
+uint32_t cc_auth_job_timeout_ms(const cc_auth *auth);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CARBONCOPY_H */

@@ -1,0 +1,1306 @@
+/* session.c -- the connection process as one state machine, readable start
+ * to finish: resolve, connect, preamble, TLS, hello, licence, auth, data, close. */
+#include "core.h"
+
+#include "../auth/auth.h"
+#include "../license/license.h"
+#include "../tls/tls.h"
+#include "../transport/transport.h"
+#include "frame.h"
+
+#include <assert.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#define READ_CHUNK 16384
+#define READ_BUDGET (256u * 1024) /* bytes read per step, so one busy session cannot starve others */
+#define DATA_FRAME_MAX (16384 - CC__FRAME_HDR) /* one data frame fills one TLS record */
+#define CLOSE_LINGER_MS 2000u
+#define REASON_MAX 256
+
+struct cc_session {
+    cc_context *ctx;
+    int role;
+    int state;
+    int error;
+    char errmsg[CC__DETAIL_MAX];
+    cc_event_fn ev_fn;
+    void *ev_user;
+    void *user_data;
+
+    /* transport */
+    cc__transport tr;
+    bool have_transport, peer_eof, write_shut;
+    char *peer_name; /* console: the name connected to */
+    uint16_t port;
+
+    /* console connect: the addresses of the resolve job, tried in turn */
+    cc_job *addrs;
+    size_t addr_next;
+    int connect_fd;
+    uint64_t attempt_deadline;
+    char connect_detail[CC__DETAIL_MAX];
+
+    /* jobs: queued (not taken), out (taken), back (returned, not processed) */
+    cc_job *queued, *back;
+    unsigned jobs_out;
+
+    /* preamble and TLS */
+    uint8_t pre_in[CC__PREAMBLE_LEN];
+    size_t pre_in_len;
+    int version;
+    cc__tls *tls;
+    uint8_t cb[32];
+    cc__buf rawout, plain_in, plain_out;
+
+    /* handshake */
+    bool hello_sent, hello_received, license_sent;
+    bool license_known, license_pending;
+    cc__license_verdict license;
+    char offered[CC__MAX_AUTH][33];
+    size_t n_offered;
+    cc_auth *auth;
+    bool auth_final_sent, auth_job_out;
+
+    /* console credentials, wiped when authentication ends */
+    char *cred_user, *cred_domain, *cred_password;
+
+    /* timers */
+    uint64_t handshake_deadline, last_rx, ping_sent;
+    bool ping_outstanding;
+    uint64_t close_deadline;
+
+    /* close */
+    bool closing, send_blocked;
+    int close_code;
+    char close_reason[REASON_MAX];
+};
+
+/* ------------------------------------------------------------------ events */
+
+static void emit(cc_session *s, cc_event *ev)
+{
+    ev->struct_size = sizeof *ev;
+    ev->state = s->state;
+    if (!ev->text)
+        ev->text = "";
+    if (s->ev_fn)
+        s->ev_fn(s->ev_user, s, ev);
+}
+
+static void set_state(cc_session *s, int st)
+{
+    if (s->state == st)
+        return;
+    cc__log(s->ctx, CC_LOG_DEBUG, "session %p: %s -> %s", (void *)s, cc_state_name(s->state), cc_state_name(st));
+    s->state = st;
+    cc_event ev = {0};
+    ev.type = CC_EVENT_STATE;
+    emit(s, &ev);
+}
+
+static void wipe_credentials(cc_session *s)
+{
+    cc__free_secret(s->ctx, s->cred_password);
+    cc__free(s->ctx, s->cred_user);
+    cc__free(s->ctx, s->cred_domain);
+    s->cred_password = s->cred_user = s->cred_domain = NULL;
+    if (s->auth)
+        s->auth->user = s->auth->domain = s->auth->password = NULL;
+}
+
+/* Ends the running mechanism so its secrets go now, not at cc_session_free. */
+static void end_mechanism(cc_session *s)
+{
+    if (s->auth && s->auth->started && s->auth->state) {
+        s->auth->entry->vt.end(s->auth->state);
+        s->auth->state = NULL;
+    }
+    wipe_credentials(s);
+}
+
+/* ------------------------------------------------------------ the outputs */
+
+static int queue_frame(cc_session *s, int type, uint16_t channel, const uint8_t *payload, size_t len)
+{
+    uint8_t hdr[CC__FRAME_HDR];
+    cc__frame_hdr h = {(uint8_t)type, 0, channel, (uint32_t)len};
+    assert(len <= 0xffffffffu);
+    cc__frame_hdr_write(hdr, &h);
+    if (cc__buf_append(s->ctx, &s->plain_out, hdr, sizeof hdr) < 0 ||
+        cc__buf_append(s->ctx, &s->plain_out, payload, len) < 0)
+        return CC_ERR_NOMEM;
+    return CC_OK;
+}
+
+/* Encrypts queued plaintext and moves TLS output to the raw queue. */
+static int seal(cc_session *s)
+{
+    if (!s->tls)
+        return CC_OK;
+    size_t n = cc__buf_size(&s->plain_out);
+    if (n) {
+        int r = cc__tls_write(s->tls, cc__buf_head(&s->plain_out), n, s->errmsg, sizeof s->errmsg);
+        if (r < 0)
+            return r;
+        cc__wipe(cc__buf_head(&s->plain_out), n);
+        cc__buf_consume(&s->plain_out, n);
+    }
+    size_t pend = cc__tls_out_pending(s->tls);
+    if (pend) {
+        uint8_t *d = cc__buf_reserve(s->ctx, &s->rawout, pend);
+        if (!d)
+            return CC_ERR_NOMEM;
+        s->rawout.len += cc__tls_out_take(s->tls, d, pend);
+    }
+    return CC_OK;
+}
+
+/* Writes the raw queue until the transport would block. */
+static int flush(cc_session *s)
+{
+    while (cc__buf_size(&s->rawout)) {
+        long w = cc__transport_send(&s->tr, cc__buf_head(&s->rawout), cc__buf_size(&s->rawout), s->errmsg,
+                                    sizeof s->errmsg);
+        if (w == CC_IO_WOULD_BLOCK)
+            return CC_OK;
+        if (w < 0)
+            return CC_ERR_IO;
+        cc__buf_consume(&s->rawout, (size_t)w);
+    }
+    return CC_OK;
+}
+
+CC_API size_t cc_session_pending(const cc_session *s)
+{
+    return s ? cc__buf_size(&s->rawout) + cc__buf_size(&s->plain_out) : 0;
+}
+
+/* --------------------------------------------------------------- failing */
+
+static const char *const state_names[] = {"new",         "resolving",   "connecting", "preamble",
+                                          "tls",         "hello",       "license",    "authenticating",
+                                          "established", "closing",     "closed",     "failed"};
+
+CC_API const char *cc_state_name(int st)
+{
+    return st >= 0 && st <= CC_STATE_FAILED ? state_names[st] : "unknown";
+}
+
+static void release_transport(cc_session *s)
+{
+    cc__transport_close(&s->tr);
+    if (s->connect_fd >= 0) {
+        cc__transport tmp = {s->connect_fd, NULL, NULL, NULL};
+        cc__transport_close(&tmp);
+        s->connect_fd = -1;
+    }
+}
+
+/* Ends the session with `code`. With `tell_peer`, a CLOSE frame carrying the
+ * code goes out first (one non-blocking attempt: the session is over). */
+static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...) CC__PRINTF(4, 5);
+static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
+{
+    assert(code < 0);
+    if (s->state == CC_STATE_FAILED || s->state == CC_STATE_CLOSED)
+        return s->error ? s->error : code;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+        va_end(ap);
+    }
+    if (!s->errmsg[0])
+        cc__fmt(s->errmsg, sizeof s->errmsg, "%s", cc_strerror(code));
+    s->error = code;
+    cc__log(s->ctx, CC_LOG_WARN, "session %p failed in state %s: %s: %s", (void *)s, cc_state_name(s->state),
+            cc_err_name(code), s->errmsg);
+    if (tell_peer && s->tls && s->state >= CC_STATE_HELLO && !s->peer_eof) {
+        uint8_t buf[8 + REASON_MAX];
+        cc__wr w = {buf, 0, sizeof buf, false};
+        char reason[REASON_MAX - 8];
+        cc__fmt(reason, sizeof reason, "%s", s->errmsg);
+        cc__wr_u32(&w, (uint32_t)code);
+        cc__wr_str(&w, reason);
+        if (!w.bad && queue_frame(s, CC__F_CLOSE, 0, buf, w.len) == CC_OK) {
+            cc__tls_shutdown(s->tls);
+            if (seal(s) == CC_OK)
+                flush(s);
+        }
+    }
+    end_mechanism(s);
+    release_transport(s);
+    s->state = CC_STATE_FAILED;
+    cc_event ev = {0};
+    ev.type = CC_EVENT_STATE;
+    emit(s, &ev);
+    cc_event cl = {0};
+    cl.type = CC_EVENT_CLOSED;
+    cl.code = code;
+    cl.text = s->errmsg;
+    emit(s, &cl);
+    return code;
+}
+
+static void finish_closed(cc_session *s)
+{
+    release_transport(s);
+    end_mechanism(s);
+    set_state(s, CC_STATE_CLOSED);
+    cc_event ev = {0};
+    ev.type = CC_EVENT_CLOSED;
+    ev.code = s->close_code;
+    ev.text = s->close_reason;
+    emit(s, &ev);
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+CC_API cc_session *cc_session_new(cc_context *ctx, int *err)
+{
+    int dummy;
+    if (!err)
+        err = &dummy;
+    if (!ctx) {
+        *err = CC_ERR_INVALID;
+        return NULL;
+    }
+    if (ctx->role == CC_ROLE_CLIENT && !ctx->cert_file) {
+        *err = cc__ctx_error(ctx, CC_ERR_CONFIG,
+                             "the client role needs a certificate and key: call cc_context_set_certificate()");
+        return NULL;
+    }
+    if (ctx->n_auth == 0) {
+        *err = cc__ctx_error(ctx, CC_ERR_CONFIG,
+                             "no authenticator configured: call cc_context_add_builtin_authenticator() or "
+                             "cc_context_add_authenticator()");
+        return NULL;
+    }
+    cc_session *s = cc__calloc(ctx, sizeof *s);
+    if (!s) {
+        *err = CC_ERR_NOMEM;
+        return NULL;
+    }
+    s->ctx = ctx;
+    s->role = ctx->role;
+    s->state = CC_STATE_NEW;
+    s->tr.fd = -1;
+    s->connect_fd = -1;
+    *err = CC_OK;
+    return s;
+}
+
+CC_API void cc_session_free(cc_session *s)
+{
+    if (!s)
+        return;
+    const cc_context *ctx = s->ctx;
+    release_transport(s);
+    cc__tls_free(s->tls);
+    cc__auth_free(s->auth);
+    wipe_credentials(s);
+    for (cc_job *j = s->queued, *n; j; j = n) {
+        n = j->next;
+        cc_job_free(j);
+    }
+    for (cc_job *j = s->back, *n; j; j = n) {
+        n = j->next;
+        cc_job_free(j);
+    }
+    cc_job_free(s->addrs);
+    cc__buf_free(ctx, &s->rawout);
+    cc__buf_free(ctx, &s->plain_in);
+    cc__buf_free(ctx, &s->plain_out);
+    cc__free(ctx, s->peer_name);
+    cc__wipe(s, sizeof *s);
+    cc__free(ctx, s);
+}
+
+CC_API int cc_session_set_event_callback(cc_session *s, cc_event_fn fn, void *user)
+{
+    if (!s)
+        return CC_ERR_INVALID;
+    s->ev_fn = fn;
+    s->ev_user = user;
+    return CC_OK;
+}
+
+CC_API void cc_session_set_user_data(cc_session *s, void *user)
+{
+    if (s)
+        s->user_data = user;
+}
+CC_API void *cc_session_user_data(const cc_session *s) { return s ? s->user_data : NULL; }
+
+static void queue_job(cc_session *s, cc_job *j)
+{
+    cc_job **p = &s->queued;
+    while (*p)
+        p = &(*p)->next;
+    j->next = NULL;
+    *p = j;
+}
+
+static void start_handshake_clock(cc_session *s)
+{
+    uint64_t now = cc__now_ms();
+    s->handshake_deadline = now + s->ctx->timeout[CC_TIMEOUT_HANDSHAKE];
+    s->last_rx = now;
+}
+
+/* Client: the licence fetch starts with the connection, in parallel with TLS. */
+static int start_license(cc_session *s)
+{
+    cc_job *j = NULL;
+    int r = cc__license_start(s->ctx, &j, &s->license);
+    if (r < 0)
+        return r;
+    if (r == 1) {
+        s->license_known = true;
+        return CC_OK;
+    }
+    s->license_pending = true;
+    queue_job(s, j);
+    return CC_OK;
+}
+
+CC_API int cc_session_connect(cc_session *s, const char *host, uint16_t port)
+{
+    if (!s || !host || !*host || strlen(host) > CC__NAME_MAX)
+        return CC_ERR_INVALID;
+    if (s->role != CC_ROLE_CONSOLE || s->state != CC_STATE_NEW || s->have_transport)
+        return CC_ERR_STATE;
+    s->peer_name = cc__strdup(s->ctx, host);
+    cc_job *j = s->peer_name ? cc__resolve_job_new(s->ctx, host, port ? port : CC_DEFAULT_PORT) : NULL;
+    if (!j)
+        return CC_ERR_NOMEM;
+    s->port = port ? port : CC_DEFAULT_PORT;
+    queue_job(s, j);
+    start_handshake_clock(s);
+    set_state(s, CC_STATE_RESOLVING);
+    return CC_OK;
+}
+
+static int begin_transport(cc_session *s)
+{
+    s->have_transport = true;
+    start_handshake_clock(s);
+    if (s->role == CC_ROLE_CLIENT) {
+        int r = start_license(s);
+        if (r < 0)
+            return r;
+    }
+    uint8_t pre[CC__PREAMBLE_LEN];
+    cc__preamble_write(pre);
+    if (cc__buf_append(s->ctx, &s->rawout, pre, sizeof pre) < 0)
+        return CC_ERR_NOMEM;
+    set_state(s, CC_STATE_PREAMBLE);
+    return CC_OK;
+}
+
+CC_API int cc_session_accept_fd(cc_session *s, int fd)
+{
+    if (!s || fd < 0)
+        return CC_ERR_INVALID;
+    if (s->role != CC_ROLE_CLIENT || s->state != CC_STATE_NEW || s->have_transport)
+        return CC_ERR_STATE;
+    if (cc__fd_set_nonblock(fd) < 0)
+        return CC_ERR_IO;
+    s->tr.fd = fd;
+    return begin_transport(s);
+}
+
+CC_API int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn recv, void *user,
+                                    const char *peer_name)
+{
+    if (!s || !send || !recv || (peer_name && strlen(peer_name) > CC__NAME_MAX))
+        return CC_ERR_INVALID;
+    if (s->state != CC_STATE_NEW || s->have_transport)
+        return CC_ERR_STATE;
+    if (s->role == CC_ROLE_CONSOLE && peer_name && !(s->peer_name = cc__strdup(s->ctx, peer_name)))
+        return CC_ERR_NOMEM;
+    s->tr.fd = -1;
+    s->tr.send = send;
+    s->tr.recv = recv;
+    s->tr.user = user;
+    return begin_transport(s);
+}
+
+CC_API int cc_session_set_credentials(cc_session *s, const char *user, const char *domain, const char *password)
+{
+    if (!s || !user || strlen(user) > CC__NAME_MAX || (domain && strlen(domain) > CC__NAME_MAX) ||
+        (password && strlen(password) > 1024))
+        return CC_ERR_INVALID;
+    if (s->role != CC_ROLE_CONSOLE || s->state >= CC_STATE_AUTHENTICATING)
+        return CC_ERR_STATE;
+    wipe_credentials(s);
+    s->cred_user = cc__strdup(s->ctx, user);
+    s->cred_domain = domain ? cc__strdup(s->ctx, domain) : NULL;
+    s->cred_password = password ? cc__strdup(s->ctx, password) : NULL;
+    if (!s->cred_user || (domain && !s->cred_domain) || (password && !s->cred_password)) {
+        wipe_credentials(s);
+        return CC_ERR_NOMEM;
+    }
+    return CC_OK;
+}
+
+/* ------------------------------------------------------------------ jobs */
+
+CC_API cc_job *cc_session_take_job(cc_session *s)
+{
+    if (!s || !s->queued || s->state >= CC_STATE_CLOSED)
+        return NULL;
+    cc_job *j = s->queued;
+    s->queued = j->next;
+    j->next = NULL;
+    j->out = true;
+    s->jobs_out++;
+    return j;
+}
+
+CC_API int cc_session_job_done(cc_session *s, cc_job *job)
+{
+    if (!s || !job || !job->out || job->ctx != s->ctx)
+        return CC_ERR_INVALID;
+    job->out = false;
+    s->jobs_out--;
+    if (s->state >= CC_STATE_CLOSED) {
+        cc_job_free(job);
+        return CC_OK;
+    }
+    job->next = s->back;
+    s->back = job;
+    return CC_OK;
+}
+
+/* ----------------------------------------------------------- connecting */
+
+static int try_next_address(cc_session *s, uint64_t now)
+{
+    while (s->addr_next < cc__resolve_job_count(s->addrs)) {
+        socklen_t len;
+        const struct sockaddr *sa = cc__resolve_job_addr(s->addrs, s->addr_next++, &len);
+        char where[64];
+        cc__sockaddr_str(sa, where, sizeof where);
+        cc__log(s->ctx, CC_LOG_DEBUG, "connecting to %s", where);
+        int fd = -1;
+        int r = cc__tcp_connect_start(sa, len, &fd, s->connect_detail, sizeof s->connect_detail);
+        if (r < 0)
+            continue;
+        s->connect_fd = fd;
+        s->attempt_deadline = now + s->ctx->timeout[CC_TIMEOUT_CONNECT_ATTEMPT];
+        return r; /* 0 connected, 1 in progress */
+    }
+    return fail(s, CC_ERR_CONNECT, false, "%s:%u: %s", s->peer_name, s->port,
+                s->connect_detail[0] ? s->connect_detail : "no address left to try");
+}
+
+static int drive_connect(cc_session *s, uint64_t now)
+{
+    for (;;) {
+        int r;
+        if (s->connect_fd < 0) {
+            r = try_next_address(s, now);
+            if (r < 0)
+                return r;
+            if (r == 1)
+                return CC_WANT_WRITE;
+        } else {
+            struct pollfd p = {s->connect_fd, POLLOUT, 0};
+            if (poll(&p, 1, 0) == 0) {
+                if (now < s->attempt_deadline)
+                    return CC_WANT_WRITE;
+                char where[64] = "?";
+                socklen_t len;
+                cc__sockaddr_str(cc__resolve_job_addr(s->addrs, s->addr_next - 1, &len), where, sizeof where);
+                cc__fmt(s->connect_detail, sizeof s->connect_detail, "connecting to %s took longer than %u ms",
+                        where, s->ctx->timeout[CC_TIMEOUT_CONNECT_ATTEMPT]);
+                r = -1;
+            } else {
+                r = cc__tcp_connect_finish(s->connect_fd, s->connect_detail, sizeof s->connect_detail);
+            }
+            if (r < 0) {
+                cc__transport tmp = {s->connect_fd, NULL, NULL, NULL};
+                cc__transport_close(&tmp);
+                s->connect_fd = -1;
+                continue;
+            }
+        }
+        /* connected */
+        s->tr.fd = s->connect_fd;
+        s->connect_fd = -1;
+        cc_job_free(s->addrs);
+        s->addrs = NULL;
+        r = begin_transport(s);
+        return r < 0 ? fail(s, r, false, NULL) : 0;
+    }
+}
+
+/* ------------------------------------------------------------- handshake */
+
+static int send_hello(cc_session *s)
+{
+    uint8_t buf[4 + CC__MAX_AUTH * 34];
+    cc__wr w = {buf, 0, sizeof buf, false};
+    cc__wr_u16(&w, 0); /* capabilities: none defined in version 1 */
+    if (s->role == CC_ROLE_CONSOLE) {
+        cc__wr_u8(&w, (uint8_t)s->ctx->n_auth);
+        for (size_t i = 0; i < s->ctx->n_auth; i++) {
+            const char *n = s->ctx->auth[i].vt.name;
+            cc__wr_u8(&w, (uint8_t)strlen(n));
+            for (const char *p = n; *p; p++)
+                cc__wr_u8(&w, (uint8_t)*p);
+        }
+    } else {
+        const char *n = s->auth->entry->vt.name;
+        cc__wr_u8(&w, 1);
+        cc__wr_u8(&w, (uint8_t)strlen(n));
+        for (const char *p = n; *p; p++)
+            cc__wr_u8(&w, (uint8_t)*p);
+    }
+    assert(!w.bad);
+    s->hello_sent = true;
+    return queue_frame(s, CC__F_HELLO, 0, buf, w.len);
+}
+
+static int new_auth(cc_session *s, const struct cc__auth_entry *e)
+{
+    s->auth = cc__auth_new(s->ctx, e, s->role);
+    if (!s->auth)
+        return CC_ERR_NOMEM;
+    memcpy(s->auth->cb, s->cb, sizeof s->cb);
+    s->auth->cb_len = sizeof s->cb;
+    s->auth->peer_name = s->peer_name;
+    s->auth->user = s->cred_user;
+    s->auth->domain = s->cred_domain;
+    s->auth->password = s->cred_password;
+    return CC_OK;
+}
+
+static void auth_event(cc_session *s, int code, const char *text)
+{
+    cc_event ev = {0};
+    ev.type = CC_EVENT_AUTH;
+    ev.code = code;
+    ev.text = text;
+    ev.mechanism = s->auth ? s->auth->entry->vt.name : NULL;
+    emit(s, &ev);
+}
+
+static void established(cc_session *s)
+{
+    end_mechanism(s);
+    s->last_rx = cc__now_ms();
+    auth_event(s, 0, s->auth->identity ? s->auth->identity : "");
+    set_state(s, CC_STATE_ESTABLISHED);
+}
+
+static int send_auth_result(cc_session *s, int code, const char *text, const uint8_t *tok, size_t tok_len)
+{
+    size_t cap = 16 + CC__DETAIL_MAX + tok_len;
+    uint8_t *buf = cc__malloc(s->ctx, cap);
+    if (!buf)
+        return CC_ERR_NOMEM;
+    cc__wr w = {buf, 0, cap, false};
+    cc__wr_u32(&w, (uint32_t)code);
+    cc__wr_str(&w, text);
+    cc__wr_blob(&w, tok, tok_len);
+    int r = w.bad ? CC_ERR_INTERNAL : queue_frame(s, CC__F_AUTH_RESULT, 0, buf, w.len);
+    cc__free(s->ctx, buf);
+    s->auth_final_sent = true;
+    return r;
+}
+
+/* Runs the mechanism one step with `in` (NULL after a job) and acts on the result. */
+static int auth_advance(cc_session *s, const uint8_t *in, size_t len)
+{
+    cc_auth *a = s->auth;
+    int r = cc__auth_step(a, in, len);
+    if (r == CC_AUTH_PENDING) {
+        s->auth_job_out = true;
+        queue_job(s, cc__auth_take_job(a));
+        return CC_OK;
+    }
+    if (s->role == CC_ROLE_CLIENT) {
+        if (r < 0) {
+            auth_event(s, r, a->detail);
+            send_auth_result(s, r, a->detail, NULL, 0);
+            return fail(s, r, true, "%s", a->detail);
+        }
+        if (r == CC_AUTH_CONTINUE)
+            return a->have_out ? queue_frame(s, CC__F_AUTH_TOKEN, 0, cc__buf_head(&a->out), cc__buf_size(&a->out))
+                               : fail(s, CC_ERR_INTERNAL, true, "%s continued without a token", a->entry->vt.name);
+        /* DONE: the mechanism is satisfied; now the host's policy. */
+        if (s->ctx->policy_fn) {
+            int p = s->ctx->policy_fn(s->ctx->policy_user, s, a->entry->vt.name, a->identity);
+            if (p != 0) {
+                int code = p < 0 ? p : CC_ERR_AUTH_POLICY;
+                char d[CC__DETAIL_MAX];
+                cc__fmt(d, sizeof d, "the host's policy refused %s", a->identity);
+                auth_event(s, code, d);
+                send_auth_result(s, code, d, NULL, 0);
+                return fail(s, code, true, "%s", d);
+            }
+        }
+        r = send_auth_result(s, 0, a->identity, a->have_out ? cc__buf_head(&a->out) : NULL,
+                             a->have_out ? cc__buf_size(&a->out) : 0);
+        if (r < 0)
+            return fail(s, r, false, NULL);
+        established(s);
+        return CC_OK;
+    }
+    /* console */
+    if (r < 0)
+        return fail(s, r, true, "%s", a->detail);
+    if (a->have_out)
+        return queue_frame(s, CC__F_AUTH_TOKEN, 0, cc__buf_head(&a->out), cc__buf_size(&a->out));
+    if (r == CC_AUTH_CONTINUE)
+        return fail(s, CC_ERR_INTERNAL, true, "%s continued without a token", a->entry->vt.name);
+    return CC_OK; /* done on our side; the client's AUTH_RESULT decides */
+}
+
+/* Client: once the console's hello and the licence verdict are both in. */
+static int client_progress(cc_session *s)
+{
+    if (!s->hello_received || s->license_sent)
+        return CC_OK;
+    if (!s->license_known) {
+        set_state(s, CC_STATE_LICENSE);
+        return CC_OK;
+    }
+    cc__license_verdict *v = &s->license;
+    uint8_t buf[32 + CC__DETAIL_MAX];
+    cc__wr w = {buf, 0, sizeof buf, false};
+    cc__wr_u32(&w, (uint32_t)v->code);
+    cc__wr_u32(&w, v->count);
+    cc__wr_u32(&w, v->in_use);
+    cc__wr_u8(&w, v->granted ? 1 : 0);
+    cc__wr_str(&w, v->detail);
+    int r = queue_frame(s, CC__F_LICENSE, 0, buf, w.len);
+    if (r < 0)
+        return fail(s, r, false, NULL);
+    s->license_sent = true;
+    cc_event ev = {0};
+    ev.type = CC_EVENT_LICENSE;
+    ev.code = v->code;
+    ev.granted = v->granted;
+    ev.license_count = v->count;
+    ev.license_in_use = v->in_use;
+    ev.text = v->detail;
+    emit(s, &ev);
+    if (!v->granted)
+        return fail(s, v->code ? v->code : CC_ERR_LICENSE_DENIED, true, "%s", v->detail);
+
+    /* The client's preference order decides among what the console offered. */
+    const struct cc__auth_entry *pick = NULL;
+    for (size_t i = 0; i < s->ctx->n_auth && !pick; i++)
+        for (size_t j = 0; j < s->n_offered; j++)
+            if (strcmp(s->ctx->auth[i].vt.name, s->offered[j]) == 0) {
+                pick = &s->ctx->auth[i];
+                break;
+            }
+    if (!pick) {
+        char mine[CC__MAX_AUTH * 34] = "", theirs[CC__MAX_AUTH * 34] = "";
+        for (size_t i = 0; i < s->ctx->n_auth; i++)
+            cc__fmt(mine + strlen(mine), sizeof mine - strlen(mine), "%s%s", i ? ", " : "", s->ctx->auth[i].vt.name);
+        for (size_t j = 0; j < s->n_offered; j++)
+            cc__fmt(theirs + strlen(theirs), sizeof theirs - strlen(theirs), "%s%s", j ? ", " : "", s->offered[j]);
+        return fail(s, CC_ERR_AUTH_NO_MECHANISM, true,
+                    "the console offers [%s], this client accepts [%s]; configure a common mechanism", theirs, mine);
+    }
+    if ((r = new_auth(s, pick)) < 0 || (r = send_hello(s)) < 0)
+        return fail(s, r, false, NULL);
+    set_state(s, CC_STATE_AUTHENTICATING);
+    return CC_OK;
+}
+
+static int map_peer_code(int code)
+{
+    return code < 0 && strcmp(cc_err_name(code), "CC_ERR_UNKNOWN") != 0 ? code : CC_ERR_PEER_ERROR;
+}
+
+static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
+{
+    cc__rd rd = {p, h->len, false};
+    bool console = s->role == CC_ROLE_CONSOLE;
+
+    switch (h->type) {
+    case CC__F_DATA: {
+        if (s->state != CC_STATE_ESTABLISHED && s->state != CC_STATE_CLOSING)
+            break;
+        cc_event ev = {0};
+        ev.type = CC_EVENT_DATA;
+        ev.channel = h->channel;
+        ev.data = p;
+        ev.len = h->len;
+        emit(s, &ev);
+        return CC_OK;
+    }
+    case CC__F_PING:
+        return queue_frame(s, CC__F_PONG, 0, p, h->len > 8 ? 8 : h->len);
+    case CC__F_PONG: {
+        if (!s->ping_outstanding)
+            return CC_OK;
+        s->ping_outstanding = false;
+        cc_event ev = {0};
+        ev.type = CC_EVENT_PONG;
+        ev.value = cc__now_ms() - s->ping_sent;
+        emit(s, &ev);
+        return CC_OK;
+    }
+    case CC__F_CLOSE: {
+        uint32_t code = cc__rd_u32(&rd);
+        char reason[REASON_MAX];
+        cc__rd_str(&rd, reason, sizeof reason);
+        if (rd.bad)
+            return fail(s, CC_ERR_BAD_FRAME, false, "malformed CLOSE frame");
+        if ((int32_t)code < 0)
+            return fail(s, map_peer_code((int32_t)code), false, "%s: %s", console ? "client" : "console", reason);
+        s->close_code = 0;
+        cc__fmt(s->close_reason, sizeof s->close_reason, "%s", reason);
+        if (!s->closing) {
+            /* Answer with our own close so both sides end cleanly. */
+            s->closing = true;
+            cc__tls_shutdown(s->tls);
+            set_state(s, CC_STATE_CLOSING);
+        }
+        s->peer_eof = true;
+        return CC_OK;
+    }
+    case CC__F_HELLO: {
+        if (s->hello_received || (console && s->state != CC_STATE_LICENSE))
+            break;
+        cc__rd_u16(&rd); /* capabilities */
+        size_t n = cc__rd_u8(&rd);
+        if (n > CC__MAX_AUTH || (!console && n == 0) || (console && n != 1))
+            return fail(s, CC_ERR_BAD_FRAME, true, "HELLO frame names %zu mechanisms", n);
+        for (size_t i = 0; i < n; i++) {
+            size_t l = cc__rd_u8(&rd);
+            if (l == 0 || l > 32)
+                rd.bad = true;
+            for (size_t k = 0; k < l && !rd.bad; k++)
+                s->offered[i][k] = (char)cc__rd_u8(&rd);
+            s->offered[i][l <= 32 ? l : 0] = 0;
+        }
+        if (rd.bad)
+            return fail(s, CC_ERR_BAD_FRAME, true, "malformed HELLO frame");
+        s->n_offered = n;
+        s->hello_received = true;
+        if (!console)
+            return client_progress(s);
+        if (!s->license_known || !s->license.granted)
+            break;
+        const struct cc__auth_entry *e = NULL;
+        for (size_t i = 0; i < s->ctx->n_auth; i++)
+            if (strcmp(s->ctx->auth[i].vt.name, s->offered[0]) == 0)
+                e = &s->ctx->auth[i];
+        if (!e)
+            return fail(s, CC_ERR_AUTH_NO_MECHANISM, true, "the client chose \"%s\", which this console did not offer",
+                        s->offered[0]);
+        int r = new_auth(s, e);
+        if (r < 0)
+            return fail(s, r, false, NULL);
+        set_state(s, CC_STATE_AUTHENTICATING);
+        return auth_advance(s, NULL, 0);
+    }
+    case CC__F_LICENSE: {
+        if (!console || s->license_known || s->state != CC_STATE_LICENSE)
+            break;
+        cc__license_verdict *v = &s->license;
+        v->code = (int32_t)cc__rd_u32(&rd);
+        v->count = cc__rd_u32(&rd);
+        v->in_use = cc__rd_u32(&rd);
+        v->granted = cc__rd_u8(&rd) == 1;
+        cc__rd_str(&rd, v->detail, sizeof v->detail);
+        if (rd.bad)
+            return fail(s, CC_ERR_BAD_FRAME, false, "malformed LICENSE frame");
+        /* Trust the figures only as far as they agree with the verdict. */
+        if (v->granted && (v->code != 0 || v->count <= v->in_use))
+            return fail(s, CC_ERR_PROTOCOL, false, "the client reported a licence grant with %u of %u in use",
+                        v->in_use, v->count);
+        s->license_known = true;
+        cc_event ev = {0};
+        ev.type = CC_EVENT_LICENSE;
+        ev.code = v->code;
+        ev.granted = v->granted;
+        ev.license_count = v->count;
+        ev.license_in_use = v->in_use;
+        ev.text = v->detail;
+        emit(s, &ev);
+        if (!v->granted)
+            return fail(s, map_peer_code(v->code ? v->code : CC_ERR_LICENSE_DENIED), false, "client: %s",
+                        v->detail);
+        return CC_OK;
+    }
+    case CC__F_AUTH_TOKEN:
+        if (s->state != CC_STATE_AUTHENTICATING || !s->auth || s->auth_final_sent || s->auth_job_out)
+            break;
+        if (console && s->auth->done)
+            break;
+        return auth_advance(s, p, h->len);
+    case CC__F_AUTH_RESULT: {
+        if (!console || s->state != CC_STATE_AUTHENTICATING || !s->auth)
+            break;
+        int32_t code = (int32_t)cc__rd_u32(&rd);
+        char text[CC__DETAIL_MAX];
+        size_t tok_len;
+        cc__rd_str(&rd, text, sizeof text);
+        const uint8_t *tok = cc__rd_blob(&rd, &tok_len);
+        if (rd.bad || code > 0)
+            return fail(s, CC_ERR_BAD_FRAME, false, "malformed AUTH_RESULT frame");
+        if (code < 0) {
+            auth_event(s, map_peer_code(code), text);
+            return fail(s, map_peer_code(code), false, "client: %s", text);
+        }
+        cc_auth *a = s->auth;
+        if (!a->done) {
+            /* The mechanism expects the client's proof (mutual authentication). */
+            int r = tok_len ? cc__auth_step(a, tok, tok_len) : CC_ERR_AUTH_MUTUAL;
+            if (r != CC_AUTH_DONE) {
+                if (r >= 0)
+                    r = CC_ERR_AUTH_MUTUAL;
+                return fail(s, r, true, "%s", a->detail[0] ? a->detail : "the client did not complete mutual authentication");
+            }
+        } else if (tok_len) {
+            return fail(s, CC_ERR_PROTOCOL, true, "AUTH_RESULT carries a token the mechanism did not expect");
+        }
+        if (cc_auth_set_identity(a, text[0] ? text : "(unnamed)") < 0)
+            return fail(s, CC_ERR_BAD_FRAME, true, "AUTH_RESULT carries an invalid identity");
+        established(s);
+        return CC_OK;
+    }
+    }
+    return fail(s, CC_ERR_PROTOCOL, true, "unexpected %s frame in state %s", cc__frame_name(h->type),
+                cc_state_name(s->state));
+}
+
+/* Feeds received network bytes through preamble and TLS and handles every
+ * complete frame. */
+static int on_bytes(cc_session *s, const uint8_t *p, size_t n)
+{
+    if (s->pre_in_len < CC__PREAMBLE_LEN) {
+        size_t take = CC__PREAMBLE_LEN - s->pre_in_len;
+        if (take > n)
+            take = n;
+        memcpy(s->pre_in + s->pre_in_len, p, take);
+        s->pre_in_len += take;
+        p += take;
+        n -= take;
+        if (s->pre_in_len < CC__PREAMBLE_LEN)
+            return CC_OK;
+        int v = cc__preamble_check(s->pre_in, s->errmsg, sizeof s->errmsg);
+        if (v < 0)
+            return fail(s, v, false, NULL);
+        s->version = v;
+        s->tls = cc__tls_new(s->ctx, s, s->peer_name, s->errmsg, sizeof s->errmsg);
+        if (!s->tls)
+            return fail(s, s->errmsg[0] ? CC_ERR_INVALID : CC_ERR_NOMEM, false, NULL);
+        set_state(s, CC_STATE_TLS);
+    }
+    if (n && cc__tls_feed(s->tls, p, n) < 0)
+        return fail(s, CC_ERR_NOMEM, false, NULL);
+    return CC_OK;
+}
+
+static int pump_tls(cc_session *s)
+{
+    if (!s->tls)
+        return CC_OK;
+    if (s->state == CC_STATE_TLS) {
+        int r = cc__tls_handshake(s->tls, s->errmsg, sizeof s->errmsg);
+        if (r < 0) {
+            seal(s); /* let the alert out */
+            flush(s);
+            return fail(s, r, false, NULL);
+        }
+        if (r == 0)
+            return CC_OK;
+        if ((r = cc__tls_channel_binding(s->tls, s->cb)) < 0)
+            return fail(s, r, false, "cannot derive the TLS channel binding");
+        cc__log(s->ctx, CC_LOG_INFO, "TLS established: %s %s", cc__tls_version(s->tls), cc__tls_cipher(s->tls));
+        set_state(s, CC_STATE_HELLO);
+        if (s->role == CC_ROLE_CONSOLE) {
+            if ((r = send_hello(s)) < 0)
+                return fail(s, r, false, NULL);
+            set_state(s, CC_STATE_LICENSE);
+        }
+    }
+    uint32_t max = s->ctx->limit[CC_LIMIT_FRAME_SIZE];
+    if (max < s->ctx->limit[CC_LIMIT_AUTH_TOKEN] + 1024 && s->state < CC_STATE_ESTABLISHED)
+        max = s->ctx->limit[CC_LIMIT_AUTH_TOKEN] + 1024;
+    for (;;) {
+        /* Handle complete frames already decrypted. */
+        for (;;) {
+            cc__frame_hdr h;
+            size_t avail = cc__buf_size(&s->plain_in);
+            int r = cc__frame_hdr_parse(cc__buf_head(&s->plain_in), avail, max, &h, s->errmsg, sizeof s->errmsg);
+            if (r < 0)
+                return fail(s, r, true, NULL);
+            if (r == 0 || avail - CC__FRAME_HDR < h.len)
+                break;
+            const uint8_t *payload = cc__buf_head(&s->plain_in) + CC__FRAME_HDR;
+            r = on_frame(s, &h, payload);
+            if (s->state >= CC_STATE_CLOSED)
+                return s->error;
+            if (r < 0)
+                return fail(s, r, false, NULL);
+            cc__wipe(cc__buf_head(&s->plain_in), CC__FRAME_HDR + h.len);
+            cc__buf_consume(&s->plain_in, CC__FRAME_HDR + h.len);
+        }
+        if (s->peer_eof)
+            return CC_OK;
+        uint8_t *d = cc__buf_reserve(s->ctx, &s->plain_in, READ_CHUNK);
+        if (!d)
+            return fail(s, CC_ERR_NOMEM, false, NULL);
+        int r = cc__tls_read(s->tls, d, READ_CHUNK, s->errmsg, sizeof s->errmsg);
+        if (r == 0)
+            return CC_OK;
+        if (r == CC__TLS_EOF) {
+            s->peer_eof = true;
+            if (s->closing)
+                return CC_OK;
+            return fail(s, CC_ERR_CLOSED, false, "the peer ended TLS during %s without a CLOSE frame",
+                        cc_state_name(s->state));
+        }
+        if (r < 0)
+            return fail(s, r, false, NULL);
+        s->plain_in.len += (size_t)r;
+    }
+}
+
+/* ------------------------------------------------------------------ step */
+
+static int check_deadlines(cc_session *s, uint64_t now)
+{
+    if (s->state < CC_STATE_ESTABLISHED && s->handshake_deadline && now >= s->handshake_deadline)
+        return fail(s, CC_ERR_TIMEOUT, true, "no progress past state %s within the handshake deadline of %u ms%s",
+                    cc_state_name(s->state), s->ctx->timeout[CC_TIMEOUT_HANDSHAKE],
+                    s->jobs_out || s->queued ? " (a job handed to the host has not come back)" : "");
+    if (s->state == CC_STATE_ESTABLISHED && !s->closing) {
+        uint32_t idle = s->ctx->timeout[CC_TIMEOUT_IDLE], ka = s->ctx->timeout[CC_TIMEOUT_KEEPALIVE];
+        if (idle && now >= s->last_rx + idle)
+            return fail(s, CC_ERR_IDLE_TIMEOUT, true, "nothing heard from the peer for %u ms", idle);
+        if (ka && !s->ping_outstanding && now >= s->last_rx + ka)
+            cc_session_ping(s);
+    }
+    return CC_OK;
+}
+
+static void process_returned_jobs(cc_session *s)
+{
+    while (s->back && s->state < CC_STATE_CLOSED) {
+        /* Reverse arrival order does not matter: a session has one job of each kind out at most. */
+        cc_job *j = s->back;
+        s->back = j->next;
+        j->next = NULL;
+        if (j->type == CC_JOB_RESOLVE) {
+            if (j->result < 0 || cc__resolve_job_count(j) == 0) {
+                fail(s, j->result < 0 ? j->result : CC_ERR_RESOLVE, false, "%s",
+                     j->detail[0] ? j->detail : "the resolve job returned no address");
+                cc_job_free(j);
+                continue;
+            }
+            s->addrs = j;
+            s->addr_next = 0;
+            set_state(s, CC_STATE_CONNECTING);
+        } else if (j->type == CC_JOB_LICENSE) {
+            cc__license_decide(s->ctx, j, &s->license);
+            cc_job_free(j);
+            s->license_pending = false;
+            s->license_known = true;
+            client_progress(s);
+        } else {
+            /* An auth job: the mechanism reads its results in step (in = NULL). */
+            cc_job_free(j);
+            if (!s->auth || !s->auth_job_out) {
+                fail(s, CC_ERR_INTERNAL, false, "an auth job came back with no mechanism waiting");
+                continue;
+            }
+            s->auth_job_out = false;
+            auth_advance(s, NULL, 0);
+        }
+    }
+}
+
+static int wait_mask(cc_session *s, uint64_t now)
+{
+    (void)now;
+    int m = CC_WANT_TIMER;
+    if (s->queued)
+        m |= CC_WANT_JOB;
+    if (s->state == CC_STATE_CONNECTING)
+        return m | CC_WANT_WRITE;
+    if (!s->have_transport)
+        return m;
+    if (cc__buf_size(&s->rawout))
+        m |= CC_WANT_WRITE;
+    if (!s->peer_eof && cc_session_pending(s) <= s->ctx->limit[CC_LIMIT_SEND_BUFFER] / 2)
+        m |= CC_WANT_READ;
+    return m;
+}
+
+static int io_round(cc_session *s)
+{
+    size_t budget = READ_BUDGET;
+    uint8_t buf[READ_CHUNK];
+    for (;;) {
+        int r;
+        if ((r = seal(s)) < 0 || (r = flush(s)) < 0)
+            return fail(s, r, false, NULL);
+        if (s->peer_eof || budget == 0 ||
+            cc_session_pending(s) > s->ctx->limit[CC_LIMIT_SEND_BUFFER] / 2)
+            return CC_OK;
+        long got = cc__transport_recv(&s->tr, buf, sizeof buf, s->errmsg, sizeof s->errmsg);
+        if (got == CC_IO_WOULD_BLOCK)
+            return CC_OK;
+        if (got < 0)
+            return fail(s, CC_ERR_IO, false, NULL);
+        if (got == 0) {
+            s->peer_eof = true;
+            if (s->closing)
+                return CC_OK;
+            return fail(s, CC_ERR_CLOSED, false, "the peer closed the connection during %s",
+                        cc_state_name(s->state));
+        }
+        s->last_rx = cc__now_ms();
+        budget = (size_t)got > budget ? 0 : budget - (size_t)got;
+        if ((r = on_bytes(s, buf, (size_t)got)) < 0)
+            return r;
+        if ((r = pump_tls(s)) < 0)
+            return r;
+        if (s->state >= CC_STATE_CLOSED)
+            return s->error;
+    }
+}
+
+static void maybe_send_ready(cc_session *s)
+{
+    if (s->send_blocked && cc_session_pending(s) <= s->ctx->limit[CC_LIMIT_SEND_BUFFER] / 2) {
+        s->send_blocked = false;
+        cc_event ev = {0};
+        ev.type = CC_EVENT_SEND_READY;
+        emit(s, &ev);
+    }
+}
+
+CC_API int cc_session_step(cc_session *s)
+{
+    if (!s)
+        return CC_ERR_INVALID;
+    if (s->state == CC_STATE_CLOSED)
+        return 0;
+    if (s->state == CC_STATE_FAILED)
+        return s->error;
+    if (s->state == CC_STATE_NEW)
+        return CC_ERR_STATE;
+    uint64_t now = cc__now_ms();
+    int r;
+    if ((r = check_deadlines(s, now)) < 0)
+        return r;
+    process_returned_jobs(s);
+    if (s->state >= CC_STATE_CLOSED)
+        return s->state == CC_STATE_CLOSED ? 0 : s->error;
+    if (s->state == CC_STATE_RESOLVING)
+        return wait_mask(s, now);
+    if (s->state == CC_STATE_CONNECTING) {
+        r = drive_connect(s, now);
+        if (r < 0)
+            return r;
+        if (r > 0)
+            return wait_mask(s, now);
+    }
+    /* Handle bytes TLS already holds (e.g. after a job came back), then do I/O. */
+    if ((r = pump_tls(s)) < 0 || (r = io_round(s)) < 0)
+        return r;
+    if (s->state >= CC_STATE_CLOSED)
+        return s->state == CC_STATE_CLOSED ? 0 : s->error;
+    maybe_send_ready(s);
+
+    if (s->closing) {
+        /* Orderly close: everything flushed, then half-close, then wait for the peer. */
+        if (!cc__buf_size(&s->rawout) && !cc__buf_size(&s->plain_out)) {
+            if (!s->write_shut) {
+                cc__transport_shutdown_write(&s->tr);
+                s->write_shut = true;
+                if (!s->close_deadline)
+                    s->close_deadline = now + CLOSE_LINGER_MS;
+            }
+            if (s->peer_eof || s->tr.fd < 0 || now >= s->close_deadline) {
+                finish_closed(s);
+                return 0;
+            }
+        } else if (s->peer_eof && !s->close_deadline) {
+            s->close_deadline = now + CLOSE_LINGER_MS;
+        }
+        if (s->close_deadline && now >= s->close_deadline) {
+            finish_closed(s);
+            return 0;
+        }
+    }
+    return wait_mask(s, now);
+}
+
+CC_API int cc_session_fd(const cc_session *s)
+{
+    if (!s)
+        return -1;
+    return s->state == CC_STATE_CONNECTING ? s->connect_fd : s->tr.fd;
+}
+
+static uint64_t min_deadline(uint64_t a, uint64_t b) { return !a ? b : !b ? a : a < b ? a : b; }
+
+CC_API int32_t cc_session_timeout_ms(const cc_session *s)
+{
+    if (!s || s->state >= CC_STATE_CLOSED || s->state == CC_STATE_NEW)
+        return -1;
+    uint64_t d = 0;
+    if (s->state < CC_STATE_ESTABLISHED)
+        d = min_deadline(d, s->handshake_deadline);
+    if (s->state == CC_STATE_CONNECTING && s->connect_fd >= 0)
+        d = min_deadline(d, s->attempt_deadline);
+    if (s->state == CC_STATE_ESTABLISHED && !s->closing) {
+        uint32_t idle = s->ctx->timeout[CC_TIMEOUT_IDLE], ka = s->ctx->timeout[CC_TIMEOUT_KEEPALIVE];
+        if (idle)
+            d = min_deadline(d, s->last_rx + idle);
+        if (ka && !s->ping_outstanding)
+            d = min_deadline(d, s->last_rx + ka);
+    }
+    if (s->closing)
+        d = min_deadline(d, s->close_deadline ? s->close_deadline : cc__now_ms() + CLOSE_LINGER_MS);
+    if (!d)
+        return -1;
+    uint64_t now = cc__now_ms();
+    uint64_t left = d > now ? d - now : 0;
+    return left > INT32_MAX ? INT32_MAX : (int32_t)left;
+}
+
+/* ---------------------------------------------------------- host requests */
+
+CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, size_t len)
+{
+    if (!s || (!data && len))
+        return CC_ERR_INVALID;
+    if (s->state != CC_STATE_ESTABLISHED || s->closing)
+        return CC_ERR_STATE;
+    size_t frames = (len + DATA_FRAME_MAX - 1) / DATA_FRAME_MAX;
+    if (cc_session_pending(s) + len + frames * CC__FRAME_HDR > s->ctx->limit[CC_LIMIT_SEND_BUFFER]) {
+        s->send_blocked = true;
+        return CC_ERR_AGAIN;
+    }
+    const uint8_t *p = data;
+    do {
+        size_t n = len > DATA_FRAME_MAX ? DATA_FRAME_MAX : len;
+        int r = queue_frame(s, CC__F_DATA, channel, p, n);
+        if (r < 0)
+            return r;
+        p += n;
+        len -= n;
+    } while (len);
+    return CC_OK;
+}
+
+CC_API int cc_session_ping(cc_session *s)
+{
+    if (!s)
+        return CC_ERR_INVALID;
+    if (s->state != CC_STATE_ESTABLISHED || s->closing)
+        return CC_ERR_STATE;
+    uint8_t buf[8];
+    cc__wr w = {buf, 0, sizeof buf, false};
+    s->ping_sent = cc__now_ms();
+    cc__wr_u64(&w, s->ping_sent);
+    s->ping_outstanding = true;
+    return queue_frame(s, CC__F_PING, 0, buf, w.len);
+}
+
+CC_API int cc_session_close(cc_session *s, int code, const char *reason)
+{
+    if (!s || code > 0 || (reason && strlen(reason) >= REASON_MAX - 8))
+        return CC_ERR_INVALID;
+    if (s->state >= CC_STATE_CLOSED || s->closing)
+        return CC_OK;
+    cc__fmt(s->close_reason, sizeof s->close_reason, "%s", reason ? reason : "");
+    s->close_code = code;
+    if (code < 0) {
+        fail(s, code, true, "closed by the host: %s", reason ? reason : cc_strerror(code));
+        return CC_OK;
+    }
+    if (s->state != CC_STATE_ESTABLISHED) {
+        /* Nothing to close politely before the session is up: just end it. */
+        fail(s, CC_ERR_CANCELLED, true, "cancelled by the host%s%s", reason ? ": " : "", reason ? reason : "");
+        return CC_OK;
+    }
+    uint8_t buf[8 + REASON_MAX];
+    cc__wr w = {buf, 0, sizeof buf, false};
+    cc__wr_u32(&w, 0);
+    cc__wr_str(&w, s->close_reason);
+    int r = queue_frame(s, CC__F_CLOSE, 0, buf, w.len);
+    if (r < 0)
+        return r;
+    s->closing = true;
+    if ((r = seal(s)) < 0)
+        return r;
+    cc__tls_shutdown(s->tls);
+    set_state(s, CC_STATE_CLOSING);
+    return CC_OK;
+}
+
+/* ---------------------------------------------------------------- queries */
+
+CC_API int cc_session_state(const cc_session *s) { return s ? s->state : CC_ERR_INVALID; }
+CC_API int cc_session_error(const cc_session *s) { return s ? s->error : CC_ERR_INVALID; }
+CC_API const char *cc_session_errmsg(const cc_session *s) { return s ? s->errmsg : ""; }
+
+CC_API int cc_session_license(const cc_session *s, int *granted, uint32_t *count, uint32_t *in_use)
+{
+    if (!s)
+        return CC_ERR_INVALID;
+    if (!s->license_known || (s->role == CC_ROLE_CLIENT && !s->license_sent && s->state < CC_STATE_FAILED))
+        return CC_ERR_STATE;
+    if (granted)
+        *granted = s->license.granted;
+    if (count)
+        *count = s->license.count;
+    if (in_use)
+        *in_use = s->license.in_use;
+    return CC_OK;
+}
+
+CC_API const char *cc_session_mechanism(const cc_session *s)
+{
+    return s && s->auth ? s->auth->entry->vt.name : NULL;
+}
+
+CC_API const char *cc_session_identity(const cc_session *s)
+{
+    return s && s->auth && (s->state == CC_STATE_ESTABLISHED || s->state == CC_STATE_CLOSING ||
+                            s->state == CC_STATE_CLOSED || s->auth->done)
+               ? s->auth->identity
+               : NULL;
+}
+
+CC_API int cc_session_auth_attribute(const cc_session *s, uint32_t i, const char **key, const char **value)
+{
+    if (!s || !s->auth || i >= s->auth->n_attrs)
+        return CC_ERR_INVALID;
+    if (key)
+        *key = s->auth->attr_key[i];
+    if (value)
+        *value = s->auth->attr_value[i];
+    return CC_OK;
+}
+
+CC_API int cc_session_channel_binding(const cc_session *s, uint8_t *out, size_t out_len)
+{
+    if (!s || !out || out_len < 32)
+        return CC_ERR_INVALID;
+    if (!s->tls || s->state < CC_STATE_HELLO)
+        return CC_ERR_STATE;
+    memcpy(out, s->cb, 32);
+    return CC_OK;
+}
+
+CC_API const char *cc_session_tls_version(const cc_session *s) { return s ? cc__tls_version(s->tls) : NULL; }
+CC_API const char *cc_session_tls_cipher(const cc_session *s) { return s ? cc__tls_cipher(s->tls) : NULL; }

@@ -1,0 +1,302 @@
+/* tls.c -- OpenSSL over memory BIOs: TLS 1.2+ with forward-secret AEAD
+ * ciphers, the client's certificate, and the console's trust decision. */
+#include "tls.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <string.h>
+
+struct cc__tls {
+    const cc_context *ctx;
+    cc_session *session;
+    SSL *ssl;
+    BIO *rbio, *wbio; /* network -> ssl, ssl -> network */
+    bool done;
+    int verify_code; /* set when our certificate policy refused */
+    char verify_detail[CC__DETAIL_MAX];
+};
+
+/* TLS 1.2: ECDHE key exchange with AEAD only. TLS 1.3 suites are all forward secret. */
+static const char tls12_ciphers[] = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                                    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+
+static void openssl_error(char *detail, size_t n, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256] = "no further detail from OpenSSL";
+    if (e)
+        ERR_error_string_n(e, buf, sizeof buf);
+    ERR_clear_error();
+    cc__fmt(detail, n, "%s: %s", what, buf);
+}
+
+static int verify_cb(X509_STORE_CTX *xs, void *arg);
+
+int cc__tls_ctx_init(cc_context *ctx)
+{
+    SSL_CTX *c = SSL_CTX_new(ctx->role == CC_ROLE_CONSOLE ? TLS_client_method() : TLS_server_method());
+    if (!c)
+        return CC_ERR_NOMEM;
+    SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+    SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_set_cipher_list(c, tls12_ciphers) != 1) {
+        SSL_CTX_free(c);
+        return CC_ERR_INTERNAL;
+    }
+    SSL_CTX_set_num_tickets(c, 0);
+    if (ctx->role == CC_ROLE_CONSOLE) {
+        /* The system store until a CA file, pin or callback says otherwise. */
+        SSL_CTX_set_default_verify_paths(c);
+        SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_cert_verify_callback(c, verify_cb, ctx);
+    }
+    ctx->ssl_ctx = c;
+    return CC_OK;
+}
+
+void cc__tls_ctx_free(cc_context *ctx)
+{
+    SSL_CTX_free(ctx->ssl_ctx);
+    ctx->ssl_ctx = NULL;
+}
+
+int cc__tls_ctx_set_certificate(cc_context *ctx, const char *cert_file, const char *key_file)
+{
+    SSL_CTX *c = ctx->ssl_ctx;
+    if (SSL_CTX_use_certificate_chain_file(c, cert_file) != 1) {
+        openssl_error(ctx->errmsg, sizeof ctx->errmsg, "cannot load the certificate chain");
+        return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "%s (file %s)", ctx->errmsg, cert_file);
+    }
+    if (SSL_CTX_use_PrivateKey_file(c, key_file, SSL_FILETYPE_PEM) != 1) {
+        openssl_error(ctx->errmsg, sizeof ctx->errmsg, "cannot load the private key");
+        return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "%s (file %s)", ctx->errmsg, key_file);
+    }
+    if (SSL_CTX_check_private_key(c) != 1) {
+        ERR_clear_error();
+        return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "the private key in %s does not match the certificate in %s",
+                             key_file, cert_file);
+    }
+    return CC_OK;
+}
+
+int cc__tls_ctx_set_ca_file(cc_context *ctx, const char *ca_file)
+{
+    X509_STORE *st = X509_STORE_new();
+    if (!st)
+        return CC_ERR_NOMEM;
+    if (X509_STORE_load_file(st, ca_file) != 1) {
+        X509_STORE_free(st);
+        openssl_error(ctx->errmsg, sizeof ctx->errmsg, "cannot load CA certificates");
+        return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "%s (file %s)", ctx->errmsg, ca_file);
+    }
+    SSL_CTX_set_cert_store(ctx->ssl_ctx, st); /* takes ownership, frees the old store */
+    return CC_OK;
+}
+
+/* The console's whole trust decision, made during the handshake so an
+ * untrusted client is refused with an alert before any data flows. */
+static int verify_cb(X509_STORE_CTX *xs, void *arg)
+{
+    const cc_context *ctx = arg;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    cc__tls *t = SSL_get_app_data(ssl);
+    X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+    unsigned char *der = NULL;
+    int der_len = leaf ? i2d_X509(leaf, &der) : -1;
+    int ok;
+
+    if (der_len <= 0) {
+        t->verify_code = CC_ERR_CERT_UNTRUSTED;
+        cc__fmt(t->verify_detail, sizeof t->verify_detail, "the client sent no usable certificate");
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_UNSPECIFIED);
+        return 0;
+    }
+    if (ctx->have_pin) {
+        uint8_t md[32];
+        unsigned mdlen = 0;
+        ok = EVP_Digest(der, (size_t)der_len, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32 &&
+             cc__ct_memcmp(md, ctx->pin, 32) == 0;
+        if (!ok) {
+            char hex[65];
+            for (int i = 0; i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", md[i]);
+            t->verify_code = CC_ERR_CERT_MISMATCH;
+            cc__fmt(t->verify_detail, sizeof t->verify_detail,
+                    "the client's certificate has SHA-256 fingerprint %s, not the pinned one; "
+                    "if the client's certificate was replaced, update the pin",
+                    hex);
+        }
+    } else {
+        ok = X509_verify_cert(xs) == 1;
+        if (!ok) {
+            int e = X509_STORE_CTX_get_error(xs);
+            bool name = e == X509_V_ERR_HOSTNAME_MISMATCH || e == X509_V_ERR_IP_ADDRESS_MISMATCH;
+            t->verify_code = name ? CC_ERR_CERT_MISMATCH : CC_ERR_CERT_UNTRUSTED;
+            char subj[256] = "";
+            X509_NAME_oneline(X509_get_subject_name(leaf), subj, sizeof subj);
+            cc__fmt(t->verify_detail, sizeof t->verify_detail,
+                    name ? "the client's certificate (%s) does not name the host connected to: %s"
+                         : "the client's certificate (%s) is not trusted: %s; check the CA file",
+                    subj, X509_verify_cert_error_string(e));
+        }
+    }
+    if (ctx->verify_fn) {
+        int r = ctx->verify_fn(ctx->verify_user, t->session, der, (size_t)der_len, ok);
+        if (r == 1) {
+            ok = 1;
+            t->verify_code = 0;
+        } else {
+            ok = 0;
+            t->verify_code = CC_ERR_CERT_REJECTED;
+            cc__fmt(t->verify_detail, sizeof t->verify_detail, "the host's verify callback rejected the client's certificate");
+        }
+    }
+    OPENSSL_free(der);
+    if (!ok && X509_STORE_CTX_get_error(xs) == X509_V_OK)
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+    return ok;
+}
+
+cc__tls *cc__tls_new(const cc_context *ctx, cc_session *s, const char *peer_name, char *detail, size_t n)
+{
+    cc__tls *t = cc__calloc(ctx, sizeof *t);
+    if (!t)
+        return NULL;
+    t->ctx = ctx;
+    t->session = s;
+    t->ssl = SSL_new(ctx->ssl_ctx);
+    t->rbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(BIO_s_mem());
+    if (!t->ssl || !t->rbio || !t->wbio) {
+        BIO_free(t->rbio);
+        BIO_free(t->wbio);
+        SSL_free(t->ssl);
+        cc__free(ctx, t);
+        return NULL;
+    }
+    BIO_set_mem_eof_return(t->rbio, -1); /* empty means "retry", not end of stream */
+    BIO_set_mem_eof_return(t->wbio, -1);
+    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    SSL_set_app_data(t->ssl, t);
+    if (ctx->role == CC_ROLE_CONSOLE) {
+        SSL_set_connect_state(t->ssl);
+        if (peer_name && !ctx->have_pin) {
+            unsigned char tmp[16];
+            bool is_ip = inet_pton(AF_INET, peer_name, tmp) == 1 || inet_pton(AF_INET6, peer_name, tmp) == 1;
+            X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
+            int r = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, peer_name) : SSL_set1_host(t->ssl, peer_name);
+            if (!is_ip)
+                SSL_set_tlsext_host_name(t->ssl, peer_name);
+            if (r != 1) {
+                cc__fmt(detail, n, "cannot use \"%s\" as the certificate name to check", peer_name);
+                cc__tls_free(t);
+                return NULL;
+            }
+        }
+    } else {
+        SSL_set_accept_state(t->ssl);
+    }
+    return t;
+}
+
+void cc__tls_free(cc__tls *t)
+{
+    if (!t)
+        return;
+    SSL_free(t->ssl); /* frees both BIOs */
+    cc__free(t->ctx, t);
+}
+
+int cc__tls_feed(cc__tls *t, const uint8_t *data, size_t len)
+{
+    return len == 0 || BIO_write(t->rbio, data, (int)len) == (int)len ? CC_OK : CC_ERR_NOMEM;
+}
+
+size_t cc__tls_out_pending(const cc__tls *t) { return BIO_ctrl_pending(t->wbio); }
+
+size_t cc__tls_out_take(cc__tls *t, uint8_t *buf, size_t len)
+{
+    int r = BIO_read(t->wbio, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+    return r > 0 ? (size_t)r : 0;
+}
+
+static int ssl_failure(cc__tls *t, int r, const char *what, char *detail, size_t n)
+{
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return 0;
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return CC__TLS_EOF;
+    if (t->verify_code) {
+        ERR_clear_error();
+        cc__fmt(detail, n, "%s", t->verify_detail);
+        return t->verify_code;
+    }
+    openssl_error(detail, n, what);
+    return CC_ERR_TLS;
+}
+
+int cc__tls_handshake(cc__tls *t, char *detail, size_t n)
+{
+    if (t->done)
+        return 1;
+    int r = SSL_do_handshake(t->ssl);
+    if (r != 1) {
+        r = ssl_failure(t, r, "TLS handshake failed", detail, n);
+        return r == CC__TLS_EOF ? CC_ERR_TLS : r;
+    }
+    /* tls-exporter is only a sound channel binding with TLS 1.3 or extended master secret. */
+    if (SSL_version(t->ssl) < TLS1_3_VERSION && SSL_get_extms_support(t->ssl) != 1) {
+        cc__fmt(detail, n, "the peer negotiated TLS 1.2 without extended master secret (RFC 7627)");
+        return CC_ERR_TLS;
+    }
+    t->done = true;
+    return 1;
+}
+
+int cc__tls_read(cc__tls *t, uint8_t *buf, size_t len, char *detail, size_t n)
+{
+    int r = SSL_read(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+    if (r > 0)
+        return r;
+    return ssl_failure(t, r, "TLS record error", detail, n);
+}
+
+int cc__tls_write(cc__tls *t, const uint8_t *data, size_t len, char *detail, size_t n)
+{
+    while (len) {
+        int chunk = len > 16384 ? 16384 : (int)len;
+        int r = SSL_write(t->ssl, data, chunk);
+        if (r <= 0) {
+            r = ssl_failure(t, r, "TLS write failed", detail, n);
+            return r == 0 ? CC_ERR_INTERNAL : r;
+        }
+        data += r;
+        len -= (size_t)r;
+    }
+    return CC_OK;
+}
+
+void cc__tls_shutdown(cc__tls *t)
+{
+    if (t->done)
+        SSL_shutdown(t->ssl);
+    ERR_clear_error();
+}
+
+int cc__tls_channel_binding(const cc__tls *t, uint8_t out[32])
+{
+    static const char label[] = "EXPORTER-Channel-Binding";
+    if (!t->done)
+        return CC_ERR_STATE;
+    return SSL_export_keying_material(t->ssl, out, 32, label, sizeof label - 1, NULL, 0, 0) == 1 ? CC_OK
+                                                                                                 : CC_ERR_TLS;
+}
+
+const char *cc__tls_version(const cc__tls *t) { return t && t->done ? SSL_get_version(t->ssl) : NULL; }
+const char *cc__tls_cipher(const cc__tls *t) { return t && t->done ? SSL_get_cipher_name(t->ssl) : NULL; }

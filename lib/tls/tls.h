@@ -1,0 +1,41 @@
+/* tls.h -- TLS for a session over memory BIOs (OpenSSL), so it runs over a
+ * socket or a host transport alike; certificate policy for the console. */
+#ifndef CC_TLS_H
+#define CC_TLS_H
+
+#include "../core/core.h"
+
+#define CC__TLS_EOF (-1000) /* the peer sent close_notify */
+
+typedef struct cc__tls cc__tls;
+
+/* Context level: called from cc_context_new / setters / cc_context_free. */
+int cc__tls_ctx_init(cc_context *ctx);
+void cc__tls_ctx_free(cc_context *ctx);
+int cc__tls_ctx_set_certificate(cc_context *ctx, const char *cert_file, const char *key_file);
+int cc__tls_ctx_set_ca_file(cc_context *ctx, const char *ca_file);
+
+/* Session level. `peer_name` (console) is the name the certificate must carry;
+ * NULL skips the name check (only with a pin or a verify callback). */
+cc__tls *cc__tls_new(const cc_context *ctx, cc_session *s, const char *peer_name, char *detail,
+                     size_t detail_len);
+void cc__tls_free(cc__tls *t);
+/* Network bytes in from the peer. */
+int cc__tls_feed(cc__tls *t, const uint8_t *data, size_t len);
+/* Network bytes out to the peer: how many wait, and take up to len of them. */
+size_t cc__tls_out_pending(const cc__tls *t);
+size_t cc__tls_out_take(cc__tls *t, uint8_t *buf, size_t len);
+/* 1 when the handshake is complete, 0 while it goes on, < 0 cc_error. */
+int cc__tls_handshake(cc__tls *t, char *detail, size_t detail_len);
+/* Plaintext in: > 0 bytes, 0 when more network bytes are needed, CC__TLS_EOF, < 0 cc_error. */
+int cc__tls_read(cc__tls *t, uint8_t *buf, size_t len, char *detail, size_t detail_len);
+/* Plaintext out: encrypts all of it into the outgoing network bytes. */
+int cc__tls_write(cc__tls *t, const uint8_t *data, size_t len, char *detail, size_t detail_len);
+/* Queues close_notify. */
+void cc__tls_shutdown(cc__tls *t);
+/* RFC 9266 tls-exporter channel binding (32 bytes). */
+int cc__tls_channel_binding(const cc__tls *t, uint8_t out[32]);
+const char *cc__tls_version(const cc__tls *t);
+const char *cc__tls_cipher(const cc__tls *t);
+
+#endif

@@ -1,0 +1,137 @@
+/* socket.c -- the default transport: non-blocking TCP sockets, connect in
+ * progress, and the host-callback transport behind the same two calls. */
+#include "transport.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <unistd.h>
+
+int cc__fd_set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return CC_ERR_IO;
+    fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on non-TCP */
+    return CC_OK;
+}
+
+void cc__sockaddr_str(const struct sockaddr *sa, char *buf, size_t n)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const void *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+        cc__fmt(buf, n, "[%s]:%u", ip, ntohs(s6->sin6_port));
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const void *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+        cc__fmt(buf, n, "%s:%u", ip, ntohs(s4->sin_port));
+    } else {
+        cc__fmt(buf, n, "(address family %d)", sa->sa_family);
+    }
+}
+
+int cc__tcp_connect_start(const struct sockaddr *sa, socklen_t len, int *fdp, char *detail, size_t dn)
+{
+    char where[64];
+    cc__sockaddr_str(sa, where, sizeof where);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        cc__fmt(detail, dn, "cannot create a socket for %s: %s", where, strerror(errno));
+        return CC_ERR_CONNECT;
+    }
+    cc__fd_set_nonblock(fd);
+    if (connect(fd, sa, len) == 0) {
+        *fdp = fd;
+        return 0;
+    }
+    if (errno == EINPROGRESS) {
+        *fdp = fd;
+        return 1;
+    }
+    cc__fmt(detail, dn, "cannot connect to %s: %s", where, strerror(errno));
+    close(fd);
+    return CC_ERR_CONNECT;
+}
+
+int cc__tcp_connect_finish(int fd, char *detail, size_t dn)
+{
+    int err = 0;
+    socklen_t l = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+        err = errno;
+    if (err == 0)
+        return 0;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char where[64] = "the client";
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+        cc__sockaddr_str((struct sockaddr *)&ss, where, sizeof where);
+    cc__fmt(detail, dn, "cannot connect to %s: %s", where, strerror(err));
+    return CC_ERR_CONNECT;
+}
+
+long cc__transport_send(cc__transport *t, const uint8_t *p, size_t n, char *detail, size_t dn)
+{
+    if (t->fd < 0) {
+        long r = t->send(t->user, p, n);
+        if (r == CC_IO_ERROR || r == 0 || r < CC_IO_ERROR || r > (long)n) {
+            cc__fmt(detail, dn, "the host's send callback reported an error (%ld)", r);
+            return CC_IO_ERROR;
+        }
+        return r;
+    }
+    for (;;) {
+        ssize_t r = send(t->fd, p, n, MSG_NOSIGNAL);
+        if (r >= 0)
+            return (long)r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return CC_IO_WOULD_BLOCK;
+        cc__fmt(detail, dn, "send failed: %s", strerror(errno));
+        return CC_IO_ERROR;
+    }
+}
+
+long cc__transport_recv(cc__transport *t, uint8_t *p, size_t n, char *detail, size_t dn)
+{
+    if (t->fd < 0) {
+        long r = t->recv(t->user, p, n);
+        if (r == CC_IO_ERROR || r < CC_IO_ERROR || r > (long)n) {
+            cc__fmt(detail, dn, "the host's recv callback reported an error (%ld)", r);
+            return CC_IO_ERROR;
+        }
+        return r;
+    }
+    for (;;) {
+        ssize_t r = recv(t->fd, p, n, 0);
+        if (r >= 0)
+            return (long)r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return CC_IO_WOULD_BLOCK;
+        cc__fmt(detail, dn, "recv failed: %s", strerror(errno));
+        return CC_IO_ERROR;
+    }
+}
+
+void cc__transport_shutdown_write(cc__transport *t)
+{
+    if (t->fd >= 0)
+        shutdown(t->fd, SHUT_WR);
+}
+
+void cc__transport_close(cc__transport *t)
+{
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+}
