@@ -242,6 +242,17 @@ int cc_context_add_builtin_authenticator(cc_context *ctx, const char *name);
  * "/etc/cc/smbpasswd"). Each authenticator documents its keys in doc/. */
 int cc_context_set_auth_option(cc_context *ctx, const char *mechanism, const char *key,
                                const char *value);
+/* Client role, "nt" authenticator: the host looks accounts up instead of the
+ * smbpasswd file of the "accounts" option. Called on the session's thread
+ * (sessions on several threads may call it at once) with the domain and user
+ * name the console sent (UTF-8). Fill nt_hash (16 bytes: MD4 of the UTF-16LE
+ * password) and return 0, or return CC_ERR_AUTH_UNKNOWN_USER or
+ * CC_ERR_AUTH_DISABLED. The library wipes the hash after use. */
+typedef int (*cc_nt_lookup_fn)(void *user, const char *domain, const char *user_name,
+                               uint8_t nt_hash[16]);
+/* Requires cc_context_add_builtin_authenticator(ctx, "nt") first (else
+ * CC_ERR_STATE). fn = NULL goes back to the "accounts" file. */
+int cc_context_set_nt_account_lookup(cc_context *ctx, cc_nt_lookup_fn fn, void *user);
 /* Client role: decides whether an authenticated account may connect, after
  * the mechanism's own checks. Return 0 to allow, a negative cc_error (usually
  * CC_ERR_AUTH_POLICY) to refuse. Read details with cc_session_auth_attribute(). */
