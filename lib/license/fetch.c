@@ -85,13 +85,14 @@ static void classify(struct fetch *f, CURLcode rc, const char *errbuf) {
     case CURLE_UNSUPPORTED_PROTOCOL: {
         /* The URL itself was checked to be http(s), so this is a redirect. */
         char *target = NULL;
-        curl_easy_getinfo(f->curl, CURLINFO_REDIRECT_URL, &target);
+        if (curl_easy_getinfo(f->curl, CURLINFO_EFFECTIVE_URL, &target) != CURLE_OK || !target)
+            target = "?";
         char shown[80] = "";
-        if (target)
-            cc__printable(shown, sizeof shown, (const uint8_t *)target, strlen(target));
+        cc__printable(shown, sizeof shown, (const uint8_t *)target, strlen(target));
         cc__job_set_result(&lj->base, CC_ERR_LICENSE_REDIRECT,
-                           "licence fetch of %s was redirected to a scheme other than http/https%s%s%s",
-                           url, target ? " (" : "", shown, target ? ")" : "");
+                           "licence fetch of %s was redirected to %s, which is not http or https: "
+                           "%s",
+                           url, shown, why);
         break;
     }
     case CURLE_FILESIZE_EXCEEDED:
