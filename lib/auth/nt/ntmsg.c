@@ -23,6 +23,15 @@ static uint32_t get16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1]
 static uint32_t get32(const uint8_t *p) { return get16(p) | get16(p + 2) << 16; }
 static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
 
+/* Appends n uninitialised bytes to out; returns where they start. */
+static uint8_t *grow(const cc_context *ctx, cc__buf *out, size_t n)
+{
+    uint8_t *p = cc__buf_reserve(ctx, out, n);
+    if (p)
+        out->len += n;
+    return p;
+}
+
 /* A field descriptor: Len(2) MaxLen(2) BufferOffset(4). */
 static void put_field(uint8_t *p, size_t len, size_t off)
 {
@@ -73,7 +82,7 @@ static int check_header(const uint8_t *msg, size_t len, uint32_t type, size_t mi
 /* ---- NEGOTIATE ---- */
 int cc__nt_build_negotiate(const cc_context *ctx, cc__buf *out)
 {
-    uint8_t *p = cc__buf_reserve(ctx, out, 40);
+    uint8_t *p = grow(ctx, out, 40);
     if (!p)
         return CC_ERR_NOMEM;
     memset(p, 0, 40);
@@ -109,7 +118,7 @@ int cc__nt_parse_negotiate(const uint8_t *msg, size_t len, struct cc__nt_negotia
 /* ---- AV pairs (2.2.2.1) ---- */
 static int av_put(const cc_context *ctx, cc__buf *out, uint16_t id, const void *val, size_t len)
 {
-    uint8_t *p = cc__buf_reserve(ctx, out, 4 + len);
+    uint8_t *p = grow(ctx, out, 4 + len);
     if (!p)
         return CC_ERR_NOMEM;
     put16(p, id), put16(p + 2, (uint32_t)len);
@@ -201,7 +210,7 @@ int cc__nt_build_challenge(const cc_context *ctx, cc__buf *out, uint32_t flags,
     if (rc)
         return rc;
     size_t total = 56 + tn_len + target_info_len;
-    uint8_t *p = cc__buf_reserve(ctx, out, total);
+    uint8_t *p = grow(ctx, out, total);
     if (!p) {
         cc__free(ctx, tn);
         return CC_ERR_NOMEM;
@@ -337,7 +346,7 @@ int cc__nt_build_authenticate(const cc_context *ctx, cc__buf *out, const struct 
         goto out;
     }
     size_t start = cc__buf_size(out);
-    uint8_t *p = cc__buf_reserve(ctx, out, total);
+    uint8_t *p = grow(ctx, out, total);
     if (!p) {
         rc = CC_ERR_NOMEM;
         goto out;
