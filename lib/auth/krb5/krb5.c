@@ -1,12 +1,30 @@
 /* krb5.c -- the built-in "kerberos" authenticator: GSSAPI krb5 mechanism (MIT),
  * mutual authentication, bound to the TLS channel, KDC traffic handed out as jobs. */
-#include "../auth.h"
+#include "krb5_int.h"
 
+#include <errno.h>
+#include <profile.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-/* mech_data: per-context configuration (options); keeps the context for its allocator. */
+/* Channel-binding application data: this prefix then the 32-byte RFC 9266
+ * tls-exporter value (the RFC 5056 / RFC 5929 convention of naming the type). */
+#define KRB_CB_PREFIX "tls-exporter:"
+#define KRB_CB_PREFIX_LEN (sizeof KRB_CB_PREFIX - 1)
+#define KRB_CB_MAX 32
+
+/* ------------------------------------------------------------------ */
+/* mech_data: per-context options                                       */
+
 struct krb_mech {
     cc_context *ctx;
+    char *service; /* console: target principal; client: the only acceptable service */
+    char *keytab;  /* client: keytab name (default: libkrb5's default keytab) */
+    char *realms;  /* client: comma-separated realms whose principals are accepted */
+    char *rcache;  /* client: replay cache name (default: libkrb5's default, never "none") */
+    char *ccache;  /* console: credential cache name (default: KRB5CCNAME / libkrb5's default) */
 };
 
 static void *krb_create(cc_context *ctx)
@@ -20,36 +38,907 @@ static void *krb_create(cc_context *ctx)
 static void krb_destroy(void *mech_data)
 {
     struct krb_mech *m = mech_data;
-    if (m)
-        cc__free(m->ctx, m);
+    if (!m)
+        return;
+    cc__free(m->ctx, m->service);
+    cc__free(m->ctx, m->keytab);
+    cc__free(m->ctx, m->realms);
+    cc__free(m->ctx, m->rcache);
+    cc__free(m->ctx, m->ccache);
+    cc__free(m->ctx, m);
 }
 
 static int krb_set_option(void *mech_data, const char *key, const char *value)
 {
-    (void)mech_data;
-    (void)key;
-    (void)value;
+    struct krb_mech *m = mech_data;
+    char **slot = NULL;
+    if (strcmp(key, "service") == 0)
+        slot = &m->service;
+    else if (strcmp(key, "keytab") == 0)
+        slot = &m->keytab;
+    else if (strcmp(key, "realm") == 0)
+        slot = &m->realms;
+    else if (strcmp(key, "rcache") == 0)
+        slot = &m->rcache;
+    else if (strcmp(key, "ccache") == 0)
+        slot = &m->ccache;
+    else
+        return cc__ctx_error(m->ctx, CC_ERR_INVALID,
+                             "kerberos has no option \"%s\" (service, keytab, realm, rcache, ccache)", key);
+    if (value && (!*value || strlen(value) > 1024))
+        return cc__ctx_error(m->ctx, CC_ERR_INVALID, "kerberos option \"%s\" must be 1..1024 characters", key);
+    if (slot == &m->rcache && value && (strcmp(value, "none") == 0 || strncmp(value, "none:", 5) == 0))
+        return cc__ctx_error(m->ctx, CC_ERR_INVALID, "kerberos refuses to turn the replay cache off");
+    char *v = NULL;
+    if (value && !(v = cc__strdup(m->ctx, value)))
+        return CC_ERR_NOMEM;
+    cc__free(m->ctx, *slot);
+    *slot = v;
     return CC_OK;
 }
 
-static int krb_start(void *mech_data, cc_auth *auth, void **state)
+/* ------------------------------------------------------------------ */
+/* A private libkrb5 profile: the normal configuration plus a request  */
+/* timeout equal to the job's, so every KDC wait is bounded.           */
+
+struct krb_prof {
+    profile_t base;
+    char timeout[24];
+};
+
+static long prof_get_values(void *cb, const char *const *names, char ***ret)
 {
-    (void)mech_data;
-    *state = NULL;
-    return cc_auth_set_error(auth, CC_ERR_AUTH_UNAVAILABLE, "the kerberos authenticator is not finished yet");
+    struct krb_prof *p = cb;
+    if (names[0] && names[1] && !names[2] && strcmp(names[0], "libdefaults") == 0 &&
+        strcmp(names[1], "request_timeout") == 0) {
+        char **v = calloc(2, sizeof *v);
+        if (!v || !(v[0] = strdup(p->timeout))) {
+            free(v);
+            return ENOMEM;
+        }
+        *ret = v;
+        return 0;
+    }
+    return profile_get_values(p->base, names, ret);
 }
 
-static int krb_step(void *state, cc_auth *auth, const uint8_t *in, size_t in_len)
+static void prof_free_values(void *cb, char **values)
 {
-    (void)state;
-    (void)in;
-    (void)in_len;
-    return cc_auth_set_error(auth, CC_ERR_AUTH_UNAVAILABLE, "the kerberos authenticator is not finished yet");
+    (void)cb;
+    profile_free_list(values);
+}
+
+static void prof_cleanup(void *cb)
+{
+    struct krb_prof *p = cb;
+    profile_abandon(p->base);
+    free(p);
+}
+
+static long prof_copy(void *cb, void **ret)
+{
+    struct krb_prof *p = cb, *n = calloc(1, sizeof *n);
+    if (!n)
+        return ENOMEM;
+    /* The base profile is re-read from the same files; no writes anywhere. */
+    krb5_context tmp;
+    if (krb5_init_context(&tmp) != 0 || (krb5_get_profile(tmp, &n->base) != 0 && (krb5_free_context(tmp), 1))) {
+        free(n);
+        return ENOMEM;
+    }
+    krb5_free_context(tmp);
+    memcpy(n->timeout, p->timeout, sizeof n->timeout);
+    *ret = n;
+    return 0;
+}
+
+struct prof_iter {
+    void *it;
+};
+
+static long prof_iter_create(void *cb, const char *const *names, int flags, void **ret)
+{
+    struct krb_prof *p = cb;
+    struct prof_iter *i = calloc(1, sizeof *i);
+    if (!i)
+        return ENOMEM;
+    long r = profile_iterator_create(p->base, names, flags, &i->it);
+    if (r) {
+        free(i);
+        return r;
+    }
+    *ret = i;
+    return 0;
+}
+
+static long prof_iter_next(void *cb, void *iter, char **name, char **value)
+{
+    (void)cb;
+    struct prof_iter *i = iter;
+    return profile_iterator(&i->it, name, value);
+}
+
+static void prof_iter_free(void *cb, void *iter)
+{
+    (void)cb;
+    struct prof_iter *i = iter;
+    profile_iterator_free(&i->it);
+    free(i);
+}
+
+static void prof_free_string(void *cb, char *s)
+{
+    (void)cb;
+    profile_release_string(s);
+}
+
+/* Makes a krb5 context that reads the usual configuration (KRB5_CONFIG honoured)
+ * with libdefaults.request_timeout forced to `timeout_ms`. */
+static krb5_error_code krb_private_context(uint32_t timeout_ms, krb5_context *out)
+{
+    krb5_context tmp;
+    krb5_error_code r = krb5_init_context(&tmp);
+    if (r)
+        return r;
+    struct krb_prof *p = calloc(1, sizeof *p);
+    if (!p) {
+        krb5_free_context(tmp);
+        return ENOMEM;
+    }
+    r = krb5_get_profile(tmp, &p->base);
+    krb5_free_context(tmp);
+    if (r) {
+        free(p);
+        return r;
+    }
+    uint32_t s = timeout_ms / 1000;
+    cc__fmt(p->timeout, sizeof p->timeout, "%u", s ? s : 1);
+    struct profile_vtable vt;
+    memset(&vt, 0, sizeof vt);
+    vt.minor_ver = 1;
+    vt.get_values = prof_get_values;
+    vt.free_values = prof_free_values;
+    vt.cleanup = prof_cleanup;
+    vt.copy = prof_copy;
+    vt.iterator_create = prof_iter_create;
+    vt.iterator = prof_iter_next;
+    vt.iterator_free = prof_iter_free;
+    vt.free_string = prof_free_string;
+    profile_t prof;
+    r = (krb5_error_code)profile_init_vtable(&vt, p, &prof);
+    if (r) {
+        prof_cleanup(p);
+        return r;
+    }
+    r = krb5_init_context_profile(prof, 0, out);
+    profile_abandon(prof); /* the context holds its own copy */
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* The initiator's job: everything that may talk to the KDC.           */
+
+struct krb_job {
+    atomic_int refs; /* the session's state and the cc_job each hold one */
+    const cc_context *ctx;
+    /* inputs (copied; the password is wiped as soon as it is used) */
+    char *user, *password, *service, *peer, *ccache_name;
+    uint8_t cb[KRB_CB_MAX];
+    size_t cb_len;
+    uint32_t timeout_ms;
+    uint64_t deadline_ms;
+    /* outputs */
+    bool finished;
+    bool timed_out;
+    int code;
+    char detail[CC__DETAIL_MAX];
+    krb5_context kctx;
+    krb5_ccache ccache;
+    bool ccache_private; /* a MEMORY: cache of ours: destroyed at the end */
+    gss_cred_id_t cred;
+    gss_ctx_id_t gctx;
+    gss_buffer_desc token;
+    char target[CC__NAME_MAX + 1];
+};
+
+static void job_release(struct krb_job *j)
+{
+    if (!j || atomic_fetch_sub(&j->refs, 1) != 1)
+        return;
+    OM_uint32 mn;
+    const cc_context *ctx = j->ctx;
+    cc__free(ctx, j->user);
+    cc__free_secret(ctx, j->password);
+    cc__free(ctx, j->service);
+    cc__free(ctx, j->peer);
+    cc__free(ctx, j->ccache_name);
+    if (j->gctx != GSS_C_NO_CONTEXT)
+        gss_delete_sec_context(&mn, &j->gctx, GSS_C_NO_BUFFER);
+    if (j->cred != GSS_C_NO_CREDENTIAL)
+        gss_release_cred(&mn, &j->cred);
+    gss_release_buffer(&mn, &j->token);
+    if (j->ccache)
+        (j->ccache_private ? krb5_cc_destroy : krb5_cc_close)(j->kctx, j->ccache);
+    if (j->kctx)
+        krb5_free_context(j->kctx);
+    cc__wipe(j->cb, sizeof j->cb);
+    cc__free(ctx, j);
+}
+
+static void job_free_data(void *data) { job_release(data); }
+
+static int job_fail(struct krb_job *j, enum krb_op op, krb5_error_code code, const char *what)
+{
+    const char *msg = krb5_get_error_message(j->kctx, code);
+    if (j->timed_out)
+        code = ETIMEDOUT;
+    j->code = cc__krb_map(op, code, msg, what, j->detail, sizeof j->detail);
+    if (j->timed_out)
+        cc__fmt(j->detail + strlen(j->detail), sizeof j->detail - strlen(j->detail),
+                " (the job's %u ms were used up)", j->timeout_ms);
+    krb5_free_error_message(j->kctx, msg);
+    return j->code;
+}
+
+/* Refuses to start another KDC exchange once the job's deadline has passed. */
+static krb5_error_code KRB5_CALLCONV job_send_hook(krb5_context kctx, void *data, const krb5_data *realm,
+                                                   const krb5_data *message, krb5_data **new_message,
+                                                   krb5_data **new_reply)
+{
+    (void)kctx;
+    (void)realm;
+    (void)message;
+    (void)new_message;
+    (void)new_reply;
+    struct krb_job *j = data;
+    if (cc__now_ms() >= j->deadline_ms) {
+        j->timed_out = true;
+        return KRB5_KDC_UNREACH;
+    }
+    return 0;
+}
+
+/* The user principal: "user@REALM" as given, "DOMAIN\user" -> user@DOMAIN,
+ * a bare name gets the default realm (krb5_parse_name's rule). */
+static krb5_error_code job_user_principal(struct krb_job *j, krb5_principal *out)
+{
+    char name[CC__NAME_MAX + 1];
+    const char *u = j->user, *bs = strchr(u, '\\');
+    if (bs && !strchr(u, '@')) {
+        int dlen = (int)(bs - u);
+        cc__fmt(name, sizeof name, "%s@%.*s", bs + 1, dlen, u);
+        for (char *c = strrchr(name, '@'); c && *c; c++)
+            if (*c >= 'a' && *c <= 'z')
+                *c = (char)(*c - 'a' + 'A');
+    } else {
+        cc__fmt(name, sizeof name, "%s", u);
+    }
+    return krb5_parse_name(j->kctx, name, out);
+}
+
+/* Checks the cache holds a TGT that has not expired, so the console is told
+ * "expired" rather than a KDC error. */
+static int job_check_tgt(struct krb_job *j, const char *ccname)
+{
+    krb5_cc_cursor cur;
+    krb5_creds c;
+    krb5_timestamp now;
+    bool any = false, live = false;
+    krb5_timestamp latest = 0;
+    if (krb5_timeofday(j->kctx, &now) != 0 || krb5_cc_start_seq_get(j->kctx, j->ccache, &cur) != 0)
+        return 0; /* let the TGS exchange report it */
+    while (krb5_cc_next_cred(j->kctx, j->ccache, &cur, &c) == 0) {
+        const krb5_data *first = c.server->length >= 1 ? &c.server->data[0] : NULL;
+        if (first && first->length == 6 && memcmp(first->data, "krbtgt", 6) == 0) {
+            any = true;
+            if ((int32_t)(c.times.endtime - now) > 0)
+                live = true;
+            if ((int32_t)(c.times.endtime - latest) > 0)
+                latest = c.times.endtime;
+        }
+        krb5_free_cred_contents(j->kctx, &c);
+    }
+    krb5_cc_end_seq_get(j->kctx, j->ccache, &cur);
+    if (any && !live) {
+        time_t t = (time_t)(uint32_t)latest;
+        struct tm tm;
+        char when[40] = "?";
+        if (gmtime_r(&t, &tm))
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        cc__fmt(j->detail, sizeof j->detail,
+                "the Kerberos ticket-granting ticket in %s expired at %s; run kinit again", ccname, when);
+        return j->code = CC_ERR_AUTH_EXPIRED;
+    }
+    return 0;
+}
+
+static int job_run(void *data)
+{
+    struct krb_job *j = data;
+    krb5_error_code r;
+    krb5_principal client = NULL, server = NULL;
+    krb5_creds in, *out = NULL;
+    char *name = NULL, ccname[CC__NAME_MAX + 1] = "";
+    OM_uint32 maj, mn;
+    gss_name_t target = GSS_C_NO_NAME;
+    memset(&in, 0, sizeof in);
+
+    j->finished = true;
+    j->deadline_ms = cc__now_ms() + j->timeout_ms;
+    r = krb_private_context(j->timeout_ms, &j->kctx);
+    if (r) {
+        j->kctx = NULL;
+        j->code = cc__krb_map(KRB_OP_CONFIG, r, "cannot make a Kerberos context", NULL, j->detail,
+                              sizeof j->detail);
+        goto done;
+    }
+    krb5_set_kdc_send_hook(j->kctx, job_send_hook, j);
+
+    if (j->password) {
+        /* TGT from user + password into a private memory cache. */
+        if (!j->user) {
+            j->code = CC_ERR_AUTH_NO_CREDENTIALS;
+            cc__fmt(j->detail, sizeof j->detail, "a password was given without a user principal");
+            goto done;
+        }
+        if ((r = job_user_principal(j, &client)) != 0) {
+            job_fail(j, KRB_OP_TGT, r, j->user);
+            goto done;
+        }
+        krb5_unparse_name(j->kctx, client, &name);
+        if ((r = krb5_cc_new_unique(j->kctx, "MEMORY", NULL, &j->ccache)) != 0) {
+            job_fail(j, KRB_OP_CONFIG, r, NULL);
+            goto done;
+        }
+        j->ccache_private = true;
+        krb5_get_init_creds_opt *opt = NULL;
+        if ((r = krb5_get_init_creds_opt_alloc(j->kctx, &opt)) != 0) {
+            job_fail(j, KRB_OP_CONFIG, r, NULL);
+            goto done;
+        }
+        krb5_get_init_creds_opt_set_forwardable(opt, 0);
+        krb5_get_init_creds_opt_set_proxiable(opt, 0);
+        krb5_get_init_creds_opt_set_change_password_prompt(opt, 0);
+        krb5_get_init_creds_opt_set_out_ccache(j->kctx, opt, j->ccache);
+        krb5_creds tgt;
+        memset(&tgt, 0, sizeof tgt);
+        r = krb5_get_init_creds_password(j->kctx, &tgt, client, j->password, NULL, NULL, 0, NULL, opt);
+        cc__free_secret(j->ctx, j->password);
+        j->password = NULL;
+        krb5_get_init_creds_opt_free(j->kctx, opt);
+        if (r) {
+            job_fail(j, KRB_OP_TGT, r, name);
+            goto done;
+        }
+        krb5_free_cred_contents(j->kctx, &tgt);
+        cc__fmt(ccname, sizeof ccname, "(memory)");
+    } else {
+        /* The user's credential cache: KRB5CCNAME / default, or the "ccache" option;
+         * with a user name, the cache of that principal in the collection. */
+        if (j->ccache_name)
+            r = krb5_cc_resolve(j->kctx, j->ccache_name, &j->ccache);
+        else if (j->user) {
+            if ((r = job_user_principal(j, &client)) == 0)
+                r = krb5_cc_cache_match(j->kctx, client, &j->ccache);
+        } else
+            r = krb5_cc_default(j->kctx, &j->ccache);
+        if (r) {
+            j->ccache = NULL;
+            job_fail(j, KRB_OP_CCACHE, r,
+                     j->ccache_name ? j->ccache_name : j->user ? j->user : krb5_cc_default_name(j->kctx));
+            goto done;
+        }
+        char *full = NULL;
+        if (krb5_cc_get_full_name(j->kctx, j->ccache, &full) == 0) {
+            cc__fmt(ccname, sizeof ccname, "%s", full);
+            krb5_free_string(j->kctx, full);
+        }
+        if (!client && (r = krb5_cc_get_principal(j->kctx, j->ccache, &client)) != 0) {
+            job_fail(j, KRB_OP_CCACHE, r, ccname);
+            goto done;
+        }
+        krb5_unparse_name(j->kctx, client, &name);
+        if (job_check_tgt(j, ccname) < 0)
+            goto done;
+    }
+
+    /* The service principal: the "service" option, else host/PEER in the realm
+     * krb5.conf maps PEER to, else the default realm. */
+    if (j->service) {
+        r = krb5_parse_name(j->kctx, j->service, &server);
+    } else if (j->peer && *j->peer) {
+        r = krb5_sname_to_principal(j->kctx, j->peer, "host", KRB5_NT_SRV_HST, &server);
+        if (r == 0 && server->realm.length == 0) {
+            char *def = NULL;
+            if ((r = krb5_get_default_realm(j->kctx, &def)) == 0) {
+                r = krb5_set_principal_realm(j->kctx, server, def);
+                krb5_free_default_realm(j->kctx, def);
+            }
+        }
+    } else {
+        j->code = CC_ERR_CONFIG;
+        cc__fmt(j->detail, sizeof j->detail,
+                "no service principal: the peer's host name is unknown; set the kerberos option \"service\"");
+        goto done;
+    }
+    if (r) {
+        job_fail(j, KRB_OP_TICKET, r, j->service ? j->service : j->peer);
+        goto done;
+    }
+    {
+        char *s = NULL;
+        if (krb5_unparse_name(j->kctx, server, &s) == 0) {
+            cc__fmt(j->target, sizeof j->target, "%s", s);
+            krb5_free_unparsed_name(j->kctx, s);
+        }
+    }
+    in.client = client;
+    in.server = server;
+    if ((r = krb5_get_credentials(j->kctx, 0, j->ccache, &in, &out)) != 0) {
+        job_fail(j, r == KRB5KRB_AP_ERR_TKT_EXPIRED || r == KRB5_CC_NOTFOUND ? KRB_OP_CCACHE : KRB_OP_TICKET, r,
+                 r == KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN ? j->target : name ? name : ccname);
+        goto done;
+    }
+    krb5_free_creds(j->kctx, out);
+
+    /* Now GSSAPI finds the service ticket in the cache and needs no KDC. */
+    maj = gss_krb5_import_cred(&mn, j->ccache, client, NULL, &j->cred);
+    if (GSS_ERROR(maj)) {
+        j->code = cc__krb_map_gss(KRB_OP_INIT, maj, mn, name, j->detail, sizeof j->detail);
+        goto done;
+    }
+    gss_buffer_desc tn = {strlen(j->target), j->target};
+    maj = gss_import_name(&mn, &tn, GSS_KRB5_NT_PRINCIPAL_NAME, &target);
+    if (GSS_ERROR(maj)) {
+        j->code = cc__krb_map_gss(KRB_OP_INIT, maj, mn, j->target, j->detail, sizeof j->detail);
+        goto done;
+    }
+    uint8_t appdata[KRB_CB_PREFIX_LEN + KRB_CB_MAX];
+    memcpy(appdata, KRB_CB_PREFIX, KRB_CB_PREFIX_LEN);
+    memcpy(appdata + KRB_CB_PREFIX_LEN, j->cb, j->cb_len);
+    struct gss_channel_bindings_struct cb;
+    memset(&cb, 0, sizeof cb);
+    cb.initiator_addrtype = GSS_C_AF_NULLADDR;
+    cb.acceptor_addrtype = GSS_C_AF_NULLADDR;
+    cb.application_data.length = KRB_CB_PREFIX_LEN + j->cb_len;
+    cb.application_data.value = appdata;
+    OM_uint32 flags = 0;
+    maj = gss_init_sec_context(&mn, j->cred, &j->gctx, target, gss_mech_krb5,
+                               GSS_C_MUTUAL_FLAG | GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG | GSS_C_INTEG_FLAG |
+                                   GSS_C_CONF_FLAG,
+                               GSS_C_INDEFINITE, &cb, GSS_C_NO_BUFFER, NULL, &j->token, &flags, NULL);
+    cc__wipe(appdata, sizeof appdata);
+    if (GSS_ERROR(maj)) {
+        j->code = cc__krb_map_gss(KRB_OP_INIT, maj, mn, name, j->detail, sizeof j->detail);
+        goto done;
+    }
+    if (maj != GSS_S_CONTINUE_NEEDED || !(flags & GSS_C_MUTUAL_FLAG) || !j->token.length) {
+        j->code = CC_ERR_AUTH_MUTUAL;
+        cc__fmt(j->detail, sizeof j->detail, "the krb5 mechanism would not do mutual authentication");
+        goto done;
+    }
+    j->code = 0;
+    cc__fmt(j->detail, sizeof j->detail, "%s -> %s", name ? name : "?", j->target);
+done:
+    if (j->password) {
+        cc__free_secret(j->ctx, j->password);
+        j->password = NULL;
+    }
+    if (target != GSS_C_NO_NAME)
+        gss_release_name(&mn, &target);
+    if (j->kctx) {
+        if (name)
+            krb5_free_unparsed_name(j->kctx, name);
+        krb5_free_principal(j->kctx, client);
+        krb5_free_principal(j->kctx, server);
+    }
+    return j->code;
+}
+
+/* ------------------------------------------------------------------ */
+/* Per-session state                                                    */
+
+enum krb_phase { PH_START, PH_PENDING, PH_REPLY, PH_DONE, PH_FAILED };
+
+struct krb_state {
+    const cc_context *ctx;
+    const struct krb_mech *mech;
+    int role;
+    enum krb_phase phase;
+    /* console */
+    struct krb_job *job; /* shared with the cc_job while it is out */
+    krb5_context kctx;
+    krb5_ccache ccache;
+    bool ccache_private;
+    gss_cred_id_t cred;
+    gss_ctx_id_t gctx;
+    char target[CC__NAME_MAX + 1];
+    /* client */
+    gss_cred_id_t acred;
+    gss_ctx_id_t actx;
+};
+
+static int krb_start(void *mech_data, cc_auth *auth, void **statep)
+{
+    struct krb_mech *m = mech_data;
+    struct krb_state *s = cc__calloc(m->ctx, sizeof *s);
+    if (!s)
+        return CC_ERR_NOMEM;
+    s->ctx = m->ctx;
+    s->mech = m;
+    s->role = cc_auth_role(auth);
+    s->cred = s->acred = GSS_C_NO_CREDENTIAL;
+    s->gctx = s->actx = GSS_C_NO_CONTEXT;
+    *statep = s;
+    return CC_OK;
 }
 
 static void krb_end(void *state)
 {
-    (void)state;
+    struct krb_state *s = state;
+    if (!s)
+        return;
+    OM_uint32 mn;
+    if (s->gctx != GSS_C_NO_CONTEXT)
+        gss_delete_sec_context(&mn, &s->gctx, GSS_C_NO_BUFFER);
+    if (s->actx != GSS_C_NO_CONTEXT)
+        gss_delete_sec_context(&mn, &s->actx, GSS_C_NO_BUFFER);
+    if (s->cred != GSS_C_NO_CREDENTIAL)
+        gss_release_cred(&mn, &s->cred);
+    if (s->acred != GSS_C_NO_CREDENTIAL)
+        gss_release_cred(&mn, &s->acred);
+    if (s->ccache)
+        (s->ccache_private ? krb5_cc_destroy : krb5_cc_close)(s->kctx, s->ccache);
+    if (s->kctx)
+        krb5_free_context(s->kctx);
+    job_release(s->job); /* the cc_job may still be out: it keeps its own reference */
+    cc__free(s->ctx, s);
+}
+
+static int fail(struct krb_state *s, cc_auth *auth, int code, const char *detail)
+{
+    s->phase = PH_FAILED;
+    cc_auth_log(auth, CC_LOG_INFO, detail);
+    return cc_auth_set_error(auth, code, detail);
+}
+
+static char *dup_opt(const cc_context *ctx, const char *v, bool *oom)
+{
+    if (!v)
+        return NULL;
+    char *d = cc__strdup(ctx, v);
+    if (!d)
+        *oom = true;
+    return d;
+}
+
+static int console_start(struct krb_state *s, cc_auth *auth)
+{
+    const uint8_t *cbd;
+    size_t cbl;
+    if (cc_auth_channel_binding(auth, &cbd, &cbl) < 0 || cbl == 0 || cbl > KRB_CB_MAX)
+        return fail(s, auth, CC_ERR_AUTH_CHANNEL_BINDING,
+                    "no TLS channel binding is available; kerberos authenticates only over TLS");
+    struct krb_job *j = cc__calloc(s->ctx, sizeof *j);
+    if (!j)
+        return CC_ERR_NOMEM;
+    atomic_init(&j->refs, 1);
+    j->ctx = s->ctx;
+    const char *user = NULL, *domain = NULL, *password = NULL;
+    cc_auth_credentials(auth, &user, &domain, &password);
+    bool oom = false;
+    if (user && domain && !strchr(user, '@') && !strchr(user, '\\')) {
+        char buf[CC__NAME_MAX + 1];
+        cc__fmt(buf, sizeof buf, "%s@%s", user, domain);
+        for (char *c = strrchr(buf, '@'); *c; c++)
+            if (*c >= 'a' && *c <= 'z')
+                *c = (char)(*c - 'a' + 'A');
+        j->user = dup_opt(s->ctx, buf, &oom);
+    } else {
+        j->user = dup_opt(s->ctx, user, &oom);
+    }
+    j->password = dup_opt(s->ctx, password, &oom);
+    j->service = dup_opt(s->ctx, s->mech->service, &oom);
+    j->ccache_name = dup_opt(s->ctx, s->mech->ccache, &oom);
+    j->peer = dup_opt(s->ctx, cc_auth_peer_name(auth), &oom);
+    memcpy(j->cb, cbd, cbl);
+    j->cb_len = cbl;
+    j->timeout_ms = cc_auth_job_timeout_ms(auth);
+    if (!j->timeout_ms)
+        j->timeout_ms = 10000;
+    if (oom) {
+        job_release(j);
+        return CC_ERR_NOMEM;
+    }
+    atomic_fetch_add(&j->refs, 1); /* one for the cc_job, one for us */
+    int r = cc_auth_submit_job(auth, job_run, job_free_data, j);
+    if (r < 0) {
+        job_release(j); /* submit released the job's reference already */
+        s->phase = PH_FAILED;
+        return r;
+    }
+    s->job = j;
+    s->phase = PH_PENDING;
+    return CC_AUTH_PENDING;
+}
+
+static int console_job_done(struct krb_state *s, cc_auth *auth)
+{
+    struct krb_job *j = s->job;
+    if (!j->finished) {
+        s->job = NULL;
+        job_release(j);
+        return fail(s, auth, CC_ERR_CANCELLED,
+                    "the Kerberos job was answered by the host instead of run; run it with cc_job_run()");
+    }
+    if (j->code < 0) {
+        char detail[CC__DETAIL_MAX];
+        int code = j->code;
+        cc__fmt(detail, sizeof detail, "%s", j->detail);
+        s->job = NULL;
+        job_release(j);
+        return fail(s, auth, code, detail);
+    }
+    /* Take the results over; the job keeps nothing the session uses. */
+    s->kctx = j->kctx;
+    j->kctx = NULL;
+    s->ccache = j->ccache;
+    s->ccache_private = j->ccache_private;
+    j->ccache = NULL;
+    s->cred = j->cred;
+    j->cred = GSS_C_NO_CREDENTIAL;
+    s->gctx = j->gctx;
+    j->gctx = GSS_C_NO_CONTEXT;
+    memcpy(s->target, j->target, sizeof s->target);
+    int r = cc_auth_set_output(auth, j->token.value, j->token.length);
+    char line[CC__DETAIL_MAX + 32];
+    cc__fmt(line, sizeof line, "sending AP-REQ: %s", j->detail);
+    s->job = NULL;
+    job_release(j);
+    if (r < 0) {
+        s->phase = PH_FAILED;
+        return r;
+    }
+    cc_auth_log(auth, CC_LOG_DEBUG, line);
+    s->phase = PH_REPLY;
+    return CC_AUTH_CONTINUE;
+}
+
+static int console_reply(struct krb_state *s, cc_auth *auth, const uint8_t *in, size_t in_len)
+{
+    char detail[CC__DETAIL_MAX];
+    if (!in || !in_len)
+        return fail(s, auth, CC_ERR_AUTH_MUTUAL,
+                    "the client did not send the Kerberos mutual-authentication reply (AP-REP)");
+    OM_uint32 maj, mn, flags = 0;
+    gss_buffer_desc it = {in_len, (void *)in}, out = GSS_C_EMPTY_BUFFER;
+    gss_name_t target = GSS_C_NO_NAME;
+    gss_buffer_desc tn = {strlen(s->target), s->target};
+    maj = gss_import_name(&mn, &tn, GSS_KRB5_NT_PRINCIPAL_NAME, &target);
+    if (!GSS_ERROR(maj))
+        maj = gss_init_sec_context(&mn, s->cred, &s->gctx, target, gss_mech_krb5, GSS_C_MUTUAL_FLAG,
+                                   GSS_C_INDEFINITE, GSS_C_NO_CHANNEL_BINDINGS, &it, NULL, &out, &flags, NULL);
+    gss_release_name(&mn, &target);
+    gss_release_buffer(&mn, &out);
+    if (GSS_ERROR(maj)) {
+        int code = cc__krb_map_gss(KRB_OP_MUTUAL, maj, mn, s->target, detail, sizeof detail);
+        return fail(s, auth, code, detail);
+    }
+    if (maj != GSS_S_COMPLETE || !(flags & GSS_C_MUTUAL_FLAG)) {
+        cc__fmt(detail, sizeof detail, "the client's reply did not complete mutual authentication as %s",
+                s->target);
+        return fail(s, auth, CC_ERR_AUTH_MUTUAL, detail);
+    }
+    cc__fmt(detail, sizeof detail, "mutual authentication complete: the client is %s", s->target);
+    cc_auth_log(auth, CC_LOG_DEBUG, detail);
+    s->phase = PH_DONE;
+    return CC_AUTH_DONE;
+}
+
+/* ---- acceptor ---- */
+
+static bool realm_allowed(const char *allowed, const char *realm)
+{
+    size_t rl = strlen(realm);
+    const char *p = allowed;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ')
+            t--;
+        if ((size_t)(t - p) == rl && rl && memcmp(p, realm, rl) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+static int client_acquire(struct krb_state *s, cc_auth *auth)
+{
+    char detail[CC__DETAIL_MAX];
+    const char *kt = s->mech->keytab;
+    gss_key_value_element_desc el[2];
+    gss_key_value_set_desc store = {0, el};
+    if (kt) {
+        el[store.count].key = "keytab";
+        el[store.count++].value = kt;
+    }
+    /* The replay cache is always on: the default one unless configured, even
+     * when the environment (KRB5RCACHETYPE=none) would turn it off. */
+    el[store.count].key = "rcache";
+    el[store.count++].value = s->mech->rcache ? s->mech->rcache : "dfl:";
+    OM_uint32 maj, mn;
+    gss_name_t name = GSS_C_NO_NAME;
+    gss_OID_set_desc mechs = {1, gss_mech_krb5};
+    if (s->mech->service) {
+        gss_buffer_desc b = {strlen(s->mech->service), s->mech->service};
+        maj = gss_import_name(&mn, &b, GSS_KRB5_NT_PRINCIPAL_NAME, &name);
+        if (GSS_ERROR(maj)) {
+            int code = cc__krb_map_gss(KRB_OP_ACQUIRE, maj, mn, s->mech->service, detail, sizeof detail);
+            return fail(s, auth, code == CC_ERR_AUTH_KEYTAB ? CC_ERR_CONFIG : code, detail);
+        }
+    }
+    maj = gss_acquire_cred_from(&mn, name, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT, &store, &s->acred, NULL, NULL);
+    gss_release_name(&mn, &name);
+    if (GSS_ERROR(maj)) {
+        char what[CC__NAME_MAX + 64];
+        cc__fmt(what, sizeof what, "%s%s%s", kt ? kt : "(default keytab)", s->mech->service ? " for " : "",
+                s->mech->service ? s->mech->service : "");
+        cc__krb_map_gss(KRB_OP_ACQUIRE, maj, mn, what, detail, sizeof detail);
+        return fail(s, auth, CC_ERR_AUTH_KEYTAB, detail);
+    }
+    return CC_OK;
+}
+
+static int client_step(struct krb_state *s, cc_auth *auth, const uint8_t *in, size_t in_len)
+{
+    char detail[CC__DETAIL_MAX];
+    if (!in || !in_len)
+        return fail(s, auth, CC_ERR_AUTH_TOKEN, "the console sent an empty Kerberos token");
+    const uint8_t *cbd;
+    size_t cbl;
+    if (cc_auth_channel_binding(auth, &cbd, &cbl) < 0 || cbl == 0 || cbl > KRB_CB_MAX)
+        return fail(s, auth, CC_ERR_AUTH_CHANNEL_BINDING,
+                    "no TLS channel binding is available; kerberos authenticates only over TLS");
+    if (s->acred == GSS_C_NO_CREDENTIAL) {
+        int r = client_acquire(s, auth);
+        if (r < 0)
+            return r;
+    }
+    uint8_t appdata[KRB_CB_PREFIX_LEN + KRB_CB_MAX];
+    memcpy(appdata, KRB_CB_PREFIX, KRB_CB_PREFIX_LEN);
+    memcpy(appdata + KRB_CB_PREFIX_LEN, cbd, cbl);
+    struct gss_channel_bindings_struct cb;
+    memset(&cb, 0, sizeof cb);
+    cb.initiator_addrtype = GSS_C_AF_NULLADDR;
+    cb.acceptor_addrtype = GSS_C_AF_NULLADDR;
+    cb.application_data.length = KRB_CB_PREFIX_LEN + cbl;
+    cb.application_data.value = appdata;
+    OM_uint32 maj, mn, flags = 0;
+    gss_buffer_desc it = {in_len, (void *)in}, out = GSS_C_EMPTY_BUFFER;
+    gss_name_t src = GSS_C_NO_NAME;
+    maj = gss_accept_sec_context(&mn, &s->actx, s->acred, &it, &cb, &src, NULL, &out, &flags, NULL, NULL);
+    cc__wipe(appdata, sizeof appdata);
+    int code = 0;
+    const char *kt = s->mech->keytab ? s->mech->keytab : "(default keytab)";
+    if (GSS_ERROR(maj)) {
+        code = cc__krb_map_gss(KRB_OP_ACCEPT, maj, mn, kt, detail, sizeof detail);
+        goto out;
+    }
+    if (maj == GSS_S_CONTINUE_NEEDED) {
+        /* Not for krb5 with our flags, but follow the protocol if it happens. */
+        code = cc_auth_set_output(auth, out.value, out.length);
+        gss_release_buffer(&mn, &out);
+        gss_release_name(&mn, &src);
+        if (code < 0) {
+            s->phase = PH_FAILED;
+            return code;
+        }
+        return CC_AUTH_CONTINUE;
+    }
+    /* MIT krb5 accepts a token without bindings even though we gave some and only
+     * leaves out this flag, so its absence is a refusal. */
+    if (!(flags & GSS_C_CHANNEL_BOUND_FLAG)) {
+        code = CC_ERR_AUTH_CHANNEL_BINDING;
+        cc__fmt(detail, sizeof detail,
+                "the console's Kerberos token carries no channel bindings; the console must bind its token "
+                "to this TLS connection (application data \"" KRB_CB_PREFIX "\" + tls-exporter)");
+        goto out;
+    }
+    if (!(flags & GSS_C_MUTUAL_FLAG)) {
+        code = CC_ERR_AUTH_MUTUAL;
+        cc__fmt(detail, sizeof detail, "the console did not ask for mutual authentication; refused");
+        goto out;
+    }
+    gss_buffer_desc dn = GSS_C_EMPTY_BUFFER;
+    maj = gss_display_name(&mn, src, &dn, NULL);
+    if (GSS_ERROR(maj) || !dn.length || dn.length > CC__NAME_MAX) {
+        gss_release_buffer(&mn, &dn);
+        code = CC_ERR_AUTH;
+        cc__fmt(detail, sizeof detail, "the console's principal name cannot be displayed");
+        goto out;
+    }
+    char ident[CC__NAME_MAX + 1];
+    memcpy(ident, dn.value, dn.length);
+    ident[dn.length] = 0;
+    gss_release_buffer(&mn, &dn);
+
+    /* Default policy: principals of the configured realm(s) only. */
+    const char *at = NULL;
+    for (const char *c = ident; *c; c++) {
+        if (*c == '\\' && c[1])
+            c++;
+        else if (*c == '@')
+            at = c;
+    }
+    const char *realm = at ? at + 1 : "";
+    char *def = NULL;
+    krb5_context k = NULL;
+    const char *allowed = s->mech->realms;
+    if (!allowed) {
+        if (krb5_init_context(&k) == 0 && krb5_get_default_realm(k, &def) == 0)
+            allowed = def;
+    }
+    bool ok = allowed && realm_allowed(allowed, realm);
+    if (!ok)
+        cc__fmt(detail, sizeof detail,
+                "principal %s is not of an accepted realm (%s); set the kerberos option \"realm\" to allow its "
+                "realm",
+                ident, allowed ? allowed : "none configured");
+    if (def)
+        krb5_free_default_realm(k, def);
+    if (k)
+        krb5_free_context(k);
+    if (!ok) {
+        code = CC_ERR_AUTH_POLICY;
+        goto out;
+    }
+    if ((code = cc_auth_set_identity(auth, ident)) < 0) {
+        cc__fmt(detail, sizeof detail, "cannot record the identity %s", ident);
+        goto out;
+    }
+    if ((code = cc__krb_pac_attributes(auth, src)) < 0) {
+        cc__fmt(detail, sizeof detail, "the PAC in the ticket of %s is malformed", ident);
+        goto out;
+    }
+    if (out.length && (code = cc_auth_set_output(auth, out.value, out.length)) < 0) {
+        cc__fmt(detail, sizeof detail, "cannot queue the mutual-authentication reply");
+        goto out;
+    }
+    cc__fmt(detail, sizeof detail, "accepted %s", ident);
+    cc_auth_log(auth, CC_LOG_DEBUG, detail);
+out:
+    gss_release_buffer(&mn, &out);
+    gss_release_name(&mn, &src);
+    if (code < 0)
+        return fail(s, auth, code, detail);
+    s->phase = PH_DONE;
+    return CC_AUTH_DONE;
+}
+
+static int krb_step(void *state, cc_auth *auth, const uint8_t *in, size_t in_len)
+{
+    struct krb_state *s = state;
+    if (s->phase == PH_FAILED || s->phase == PH_DONE)
+        return cc_auth_set_error(auth, CC_ERR_STATE, "kerberos: step called after the exchange ended");
+    if (s->role == CC_ROLE_CLIENT)
+        return client_step(s, auth, in, in_len);
+    switch (s->phase) {
+    case PH_START:
+        return console_start(s, auth);
+    case PH_PENDING:
+        if (in)
+            return fail(s, auth, CC_ERR_PROTOCOL, "a Kerberos token arrived before the console sent its own");
+        return console_job_done(s, auth);
+    case PH_REPLY:
+        return console_reply(s, auth, in, in_len);
+    default:
+        return cc_auth_set_error(auth, CC_ERR_INTERNAL, "kerberos: bad phase");
+    }
 }
 
 static const cc_authenticator krb_vtable = {

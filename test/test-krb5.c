@@ -1,0 +1,590 @@
+/* test-krb5.c -- the "kerberos" authenticator through the plug-in interface against a
+ * real MIT KDC (test/fixtures/kdc.sh): every success and error path with its exact code. */
+#include "harness.h"
+
+#include "../lib/auth/auth.h"
+#include "../lib/auth/krb5/krb5_int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REALM "CC.TEST"
+
+static char kdc_dir[512];
+static char fixture[512];
+static int kdc_pid;
+
+/* ---- fixture plumbing ---- */
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int r = system(cmd);
+    return r == -1 ? -1 : WIFEXITED(r) ? WEXITSTATUS(r) : 128;
+}
+
+/* Loads DIR/env (export NAME=VALUE lines written by kdc.sh start) into our environment. */
+static int load_env(void)
+{
+    char path[600], line[1200];
+    snprintf(path, sizeof path, "%s/env", kdc_dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f)) {
+        char *eq, *name = line + 7;
+        line[strcspn(line, "\n")] = 0;
+        if (strncmp(line, "export ", 7) != 0 || !(eq = strchr(name, '=')))
+            continue;
+        *eq = 0;
+        setenv(name, eq + 1, 1);
+        if (strcmp(name, "KDC_PID") == 0)
+            kdc_pid = atoi(eq + 1);
+    }
+    fclose(f);
+    return 0;
+}
+
+static void stop_kdc(void)
+{
+    if (kdc_pid > 0) {
+        kill(kdc_pid, SIGTERM);
+        for (int i = 0; i < 250 && kill(kdc_pid, 0) == 0; i++)
+            usleep(20000);
+        if (kill(kdc_pid, 0) == 0)
+            kill(kdc_pid, SIGKILL);
+        kdc_pid = 0;
+    }
+}
+
+static int kdc(const char *args)
+{
+    return sh("bash '%s' %s >/dev/null", fixture, args);
+}
+
+static int kdc_start(void)
+{
+    const char *src = getenv("CC_SRC") ? getenv("CC_SRC") : ".";
+    snprintf(fixture, sizeof fixture, "%s/test/fixtures/kdc.sh", src);
+    snprintf(kdc_dir, sizeof kdc_dir, "%s/kdc", t_tmpdir());
+    if (sh("bash '%s' start '%s' %s", fixture, kdc_dir, REALM) != 0 || load_env() != 0)
+        return -1;
+    atexit(stop_kdc);
+    char a[1400];
+    /* {command, keytab file under DIR or NULL, the rest} */
+    const char *steps[][3] = {
+        {"addprinc", NULL, "alice@" REALM " alice-pw"},
+        {"addprinc", NULL, "bob@" REALM " bob-pw"},
+        {"addprinc", NULL, "host/localhost"},
+        {"ktadd", "service.keytab", "host/localhost"},
+        {"addprinc", NULL, "cc/other"},
+        {"ktadd", "other.keytab", "cc/other"},
+        {"addprinc", NULL, "cc/rekey"},
+        {"ktadd", "rekey.keytab", "cc/rekey"},
+        {"randkey", NULL, "cc/rekey"},
+        {"addprinc", NULL, "carol@" REALM " carol-pw"},
+        {"admin", NULL, "'modprinc -maxlife 2s carol@" REALM "'"},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        if (steps[i][1])
+            snprintf(a, sizeof a, "%s '%s' '%s/%s' %s", steps[i][0], kdc_dir, kdc_dir, steps[i][1], steps[i][2]);
+        else
+            snprintf(a, sizeof a, "%s '%s' %s", steps[i][0], kdc_dir, steps[i][2]);
+        if (kdc(a) != 0) {
+            fprintf(stderr, "# fixture step failed: %s\n", a);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Points KRB5CCNAME at DIR/NAME (the library only reads the environment). */
+static const char *use_ccache(const char *name)
+{
+    static char v[700];
+    snprintf(v, sizeof v, "FILE:%s/%s", kdc_dir, name);
+    setenv("KRB5CCNAME", v, 1);
+    return v;
+}
+
+static int kinit(const char *ccache, const char *princ, const char *pw, const char *extra)
+{
+    return sh("bash '%s' kinit '%s' %s %s -c 'FILE:%s/%s' %s >/dev/null 2>&1", fixture, kdc_dir, princ, pw,
+              kdc_dir, ccache, extra ? extra : "");
+}
+
+/* ---- driving two cc_auth handles ---- */
+
+struct pair {
+    cc_context *cctx, *sctx;
+    cc_auth *con, *cli;
+    int con_r, cli_r; /* last results */
+};
+
+static uint8_t cb_a[32], cb_b[32];
+
+static cc_context *mk_ctx(int role, const char *const *opts)
+{
+    int err;
+    cc_context *c = cc_context_new(role, NULL, &err);
+    if (!c || cc_context_add_builtin_authenticator(c, "kerberos") != 0)
+        return NULL;
+    for (size_t i = 0; opts && opts[i]; i += 2)
+        if (cc_context_set_auth_option(c, "kerberos", opts[i], opts[i + 1]) != 0) {
+            fprintf(stderr, "# option %s: %s\n", opts[i], cc_context_errmsg(c));
+            cc_context_free(c);
+            return NULL;
+        }
+    return c;
+}
+
+static cc_auth *mk_auth(cc_context *c, int role, const uint8_t *cb)
+{
+    cc_auth *a = cc__auth_new(c, &c->auth[0], role);
+    if (a && cb) {
+        memcpy(a->cb, cb, 32);
+        a->cb_len = 32;
+    }
+    if (a)
+        a->peer_name = "localhost";
+    return a;
+}
+
+static void pair_free(struct pair *p)
+{
+    cc__auth_free(p->con);
+    cc__auth_free(p->cli);
+    cc_context_free(p->cctx);
+    cc_context_free(p->sctx);
+    memset(p, 0, sizeof *p);
+}
+
+static int pair_init(struct pair *p, const char *const *copts, const char *const *sopts)
+{
+    memset(p, 0, sizeof *p);
+    p->cctx = mk_ctx(CC_ROLE_CONSOLE, copts);
+    p->sctx = mk_ctx(CC_ROLE_CLIENT, sopts);
+    if (!p->cctx || !p->sctx)
+        return -1;
+    p->con = mk_auth(p->cctx, CC_ROLE_CONSOLE, cb_a);
+    p->cli = mk_auth(p->sctx, CC_ROLE_CLIENT, cb_a);
+    return p->con && p->cli ? 0 : -1;
+}
+
+/* The console's first step, running its job like a host's worker would. */
+static int console_first(cc_auth *con)
+{
+    int r = cc__auth_step(con, NULL, 0);
+    if (r != CC_AUTH_PENDING)
+        return r;
+    cc_job *j = cc__auth_take_job(con);
+    if (!j)
+        return -999;
+    cc_job_run(j);
+    cc_job_free(j); /* the core frees the job before stepping, as here */
+    return cc__auth_step(con, NULL, 0);
+}
+
+/* A whole exchange; returns 0 when both sides are DONE, else the first failure
+ * (con_r / cli_r say which side). */
+static int exchange2(struct pair *p);
+static int exchange(struct pair *p)
+{
+    int r = exchange2(p);
+    if (r)
+        printf("# %d %s: console \"%s\" client \"%s\"\n", r, cc_err_name(r), p->con->detail, p->cli->detail);
+    return r;
+}
+
+static int exchange2(struct pair *p)
+{
+    p->cli_r = 1;
+    p->con_r = console_first(p->con);
+    if (p->con_r != CC_AUTH_CONTINUE)
+        return p->con_r < 0 ? p->con_r : -998;
+    p->cli_r = cc__auth_step(p->cli, cc__buf_head(&p->con->out), cc__buf_size(&p->con->out));
+    if (p->cli_r != CC_AUTH_DONE)
+        return p->cli_r < 0 ? p->cli_r : -997;
+    if (!p->cli->have_out)
+        return -996;
+    p->con_r = cc__auth_step(p->con, cc__buf_head(&p->cli->out), cc__buf_size(&p->cli->out));
+    return p->con_r == CC_AUTH_DONE ? 0 : p->con_r;
+}
+
+static const char *attr(const cc_auth *a, const char *key)
+{
+    for (size_t i = 0; i < a->n_attrs; i++)
+        if (strcmp(a->attr_key[i], key) == 0)
+            return a->attr_value[i];
+    return NULL;
+}
+
+#define SVC_OPTS(kt) (const char *const[]){"keytab", kt, NULL}
+
+static char svc_kt[600], other_kt[600], rekey_kt[600];
+
+/* ---- tests ---- */
+
+static void test_kinit_ticket(void)
+{
+    struct pair p;
+    T_EQ(kinit("cc_alice", "alice", "alice-pw", NULL), 0);
+    use_ccache("cc_alice");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    int r = exchange(&p);
+    if (r)
+        t_fail(__FILE__, __LINE__, "exchange %d: console \"%s\" client \"%s\"", r, p.con->detail, p.cli->detail);
+    T_EQ(r, 0);
+    T_STREQ(p.cli->identity, "alice@" REALM);
+    /* MIT 1.20 KDCs issue a minimal PAC: client info only. */
+    T_STREQ(attr(p.cli, "client-name"), "alice");
+    T_STREQ(attr(p.cli, "pac"), "yes");
+    T_ASSERT(attr(p.cli, "sid") == NULL);
+    pair_free(&p);
+}
+
+static void test_password(void)
+{
+    struct pair p;
+    use_ccache("cc_none_pw"); /* no ticket: the password must be used */
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    p.con->user = "bob";
+    p.con->password = "bob-pw";
+    T_EQ(exchange(&p), 0);
+    T_STREQ(p.cli->identity, "bob@" REALM);
+    pair_free(&p);
+    /* DOMAIN\user and user + domain name the same principal. */
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    p.con->user = "cc.test\\bob";
+    p.con->password = "bob-pw";
+    T_EQ(exchange(&p), 0);
+    T_STREQ(p.cli->identity, "bob@" REALM);
+    pair_free(&p);
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    p.con->user = "bob";
+    p.con->domain = "cc.test";
+    p.con->password = "bob-pw";
+    T_EQ(exchange(&p), 0);
+    pair_free(&p);
+}
+
+static void test_no_ticket(void)
+{
+    struct pair p;
+    use_ccache("cc_never_written");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    T_EQ(exchange(&p), CC_ERR_AUTH_NO_CREDENTIALS);
+    T_CONTAINS(p.con->detail, "kinit");
+    pair_free(&p);
+}
+
+static void test_expired_ticket(void)
+{
+    struct pair p;
+    /* carol's tickets live 2 s at most (modprinc -maxlife 2s). */
+    T_EQ(kinit("cc_carol", "carol", "carol-pw", NULL), 0);
+    sleep(3);
+    use_ccache("cc_carol");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    T_EQ(exchange(&p), CC_ERR_AUTH_EXPIRED);
+    T_CONTAINS(p.con->detail, "expired");
+    pair_free(&p);
+}
+
+static void test_wrong_password(void)
+{
+    struct pair p;
+    use_ccache("cc_none_wrong");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    p.con->user = "bob@" REALM;
+    p.con->password = "not-bobs";
+    T_EQ(exchange(&p), CC_ERR_AUTH_BAD_CREDENTIALS);
+    T_CONTAINS(p.con->detail, "bob@" REALM);
+    T_ASSERT(!strstr(p.con->detail, "not-bobs"));
+    pair_free(&p);
+}
+
+static void test_unknown_principal(void)
+{
+    struct pair p;
+    use_ccache("cc_none_unknown");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    p.con->user = "nobody";
+    p.con->password = "whatever";
+    T_EQ(exchange(&p), CC_ERR_AUTH_UNKNOWN_USER);
+    T_CONTAINS(p.con->detail, "nobody@" REALM);
+    pair_free(&p);
+    /* A service principal the KDC does not know. */
+    T_EQ(pair_init(&p, (const char *const[]){"service", "host/nowhere@" REALM, NULL}, SVC_OPTS(svc_kt)), 0);
+    p.con->user = "bob";
+    p.con->password = "bob-pw";
+    T_EQ(exchange(&p), CC_ERR_AUTH_UNKNOWN_USER);
+    T_CONTAINS(p.con->detail, "host/nowhere@" REALM);
+    pair_free(&p);
+}
+
+static void test_key_not_in_keytab(void)
+{
+    struct pair p;
+    T_EQ(kinit("cc_alice", "alice", "alice-pw", NULL), 0);
+    use_ccache("cc_alice");
+    /* The client's keytab holds only cc/other: no key for host/localhost. */
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(other_kt)), 0);
+    T_EQ(exchange(&p), CC_ERR_AUTH_KEYTAB);
+    T_ASSERT(p.con_r == CC_AUTH_CONTINUE);
+    T_CONTAINS(p.cli->detail, other_kt);
+    pair_free(&p);
+    /* No keytab file at all. */
+    char missing[700];
+    snprintf(missing, sizeof missing, "%s/missing.keytab", kdc_dir);
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(missing)), 0);
+    T_EQ(exchange(&p), CC_ERR_AUTH_KEYTAB);
+    T_CONTAINS(p.cli->detail, "missing.keytab");
+    pair_free(&p);
+    /* Restricted to another service principal than the ticket's. */
+    T_EQ(pair_init(&p, NULL, (const char *const[]){"keytab", svc_kt, "service", "cc/other@" REALM, NULL}), 0);
+    T_EQ(exchange(&p), CC_ERR_AUTH_KEYTAB);
+    pair_free(&p);
+}
+
+static void test_kvno_mismatch(void)
+{
+    struct pair p;
+    T_EQ(kinit("cc_alice", "alice", "alice-pw", NULL), 0);
+    use_ccache("cc_alice");
+    /* cc/rekey was re-keyed at the KDC after its keytab was exported. */
+    T_EQ(pair_init(&p, (const char *const[]){"service", "cc/rekey@" REALM, NULL}, SVC_OPTS(rekey_kt)), 0);
+    T_EQ(exchange(&p), CC_ERR_AUTH_KEYTAB);
+    T_ASSERT(p.con_r == CC_AUTH_CONTINUE);
+    T_CONTAINS(p.cli->detail, "rekey.keytab");
+    pair_free(&p);
+}
+
+/* Writes a FILE ccache whose header carries a KDC time offset of `offset` s: libkrb5
+ * then stamps every authenticator made from it with its clock + offset, exactly as
+ * for a machine whose clock is off by that much. With `service`, the service ticket
+ * (fetched with the true time) is cached too, so the skew shows at the acceptor. */
+static int skewed_ccache(const char *name, int offset, const char *service)
+{
+    krb5_context k;
+    krb5_ccache mem = NULL, out = NULL;
+    krb5_principal me = NULL, svc = NULL;
+    krb5_creds creds, in, *got = NULL;
+    char path[700];
+    int ok = -1;
+    memset(&creds, 0, sizeof creds);
+    memset(&in, 0, sizeof in);
+    if (krb5_init_context(&k))
+        return -1;
+    if (krb5_parse_name(k, "alice@" REALM, &me) || krb5_cc_new_unique(k, "MEMORY", NULL, &mem) ||
+        krb5_get_init_creds_password(k, &creds, me, "alice-pw", NULL, NULL, 0, NULL, NULL) ||
+        krb5_cc_initialize(k, mem, me) || krb5_cc_store_cred(k, mem, &creds))
+        goto done;
+    if (service) {
+        in.client = me;
+        if (krb5_parse_name(k, service, &svc))
+            goto done;
+        in.server = svc;
+        if (krb5_get_credentials(k, 0, mem, &in, &got))
+            goto done;
+    }
+    krb5_set_real_time(k, (krb5_timestamp)(time(NULL) + offset), 0);
+    snprintf(path, sizeof path, "FILE:%s/%s", kdc_dir, name);
+    if (krb5_cc_resolve(k, path, &out) || krb5_cc_initialize(k, out, me) || krb5_cc_copy_creds(k, mem, out))
+        goto done;
+    ok = 0;
+done:
+    if (got)
+        krb5_free_creds(k, got);
+    krb5_free_cred_contents(k, &creds);
+    if (out)
+        krb5_cc_close(k, out);
+    if (mem)
+        krb5_cc_destroy(k, mem);
+    krb5_free_principal(k, me);
+    krb5_free_principal(k, svc);
+    krb5_free_context(k);
+    return ok;
+}
+
+static void test_clock_skew(void)
+{
+    struct pair p;
+    /* At the acceptor: the authenticator is an hour in the future. */
+    T_EQ(skewed_ccache("cc_skew_svc", 3600, "host/localhost@" REALM), 0);
+    use_ccache("cc_skew_svc");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    T_EQ(exchange(&p), CC_ERR_AUTH_CLOCK_SKEW);
+    T_ASSERT(p.con_r == CC_AUTH_CONTINUE);
+    T_CONTAINS(p.cli->detail, "clocks");
+    pair_free(&p);
+    /* At the KDC: the TGS request is an hour in the future. */
+    T_EQ(skewed_ccache("cc_skew_tgs", 3600, NULL), 0);
+    use_ccache("cc_skew_tgs");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    T_EQ(exchange(&p), CC_ERR_AUTH_CLOCK_SKEW);
+    T_CONTAINS(p.con->detail, "KDC");
+    pair_free(&p);
+}
+
+static void test_replay(void)
+{
+    struct pair p;
+    T_EQ(kinit("cc_alice", "alice", "alice-pw", NULL), 0);
+    use_ccache("cc_alice");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    T_EQ(console_first(p.con), CC_AUTH_CONTINUE);
+    /* Two acceptors (as two connections would) share the replay cache. */
+    cc_auth *second = mk_auth(p.sctx, CC_ROLE_CLIENT, cb_a);
+    T_EQ(cc__auth_step(p.cli, cc__buf_head(&p.con->out), cc__buf_size(&p.con->out)), CC_AUTH_DONE);
+    int r = cc__auth_step(second, cc__buf_head(&p.con->out), cc__buf_size(&p.con->out));
+    if (r != CC_ERR_AUTH_REPLAY)
+        t_fail(__FILE__, __LINE__, "second accept: %d %s", r, second->detail);
+    T_EQ(r, CC_ERR_AUTH_REPLAY);
+    T_CONTAINS(second->detail, "replay");
+    cc__auth_free(second);
+    pair_free(&p);
+}
+
+static void test_channel_binding_mismatch(void)
+{
+    struct pair p;
+    T_EQ(kinit("cc_alice", "alice", "alice-pw", NULL), 0);
+    use_ccache("cc_alice");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    memcpy(p.cli->cb, cb_b, 32); /* the client sits on another TLS connection */
+    T_EQ(exchange(&p), CC_ERR_AUTH_CHANNEL_BINDING);
+    T_ASSERT(p.con_r == CC_AUTH_CONTINUE);
+    pair_free(&p);
+}
+
+/* An initiator written straight against GSSAPI that sends no channel bindings. */
+static int unbound_token(gss_buffer_desc *tok, gss_ctx_id_t *gctx)
+{
+    OM_uint32 maj, mn;
+    gss_name_t target;
+    gss_buffer_desc tn = {strlen("host/localhost@" REALM), (void *)"host/localhost@" REALM};
+    maj = gss_import_name(&mn, &tn, GSS_KRB5_NT_PRINCIPAL_NAME, &target);
+    if (GSS_ERROR(maj))
+        return -1;
+    maj = gss_init_sec_context(&mn, GSS_C_NO_CREDENTIAL, gctx, target, gss_mech_krb5, GSS_C_MUTUAL_FLAG, 0,
+                               GSS_C_NO_CHANNEL_BINDINGS, GSS_C_NO_BUFFER, NULL, tok, NULL, NULL);
+    gss_release_name(&mn, &target);
+    return GSS_ERROR(maj) ? -1 : 0;
+}
+
+static void test_no_bindings_refused(void)
+{
+    struct pair p;
+    OM_uint32 mn;
+    gss_buffer_desc tok = GSS_C_EMPTY_BUFFER;
+    gss_ctx_id_t g = GSS_C_NO_CONTEXT;
+    T_EQ(kinit("cc_alice", "alice", "alice-pw", NULL), 0);
+    use_ccache("cc_alice");
+    T_EQ(unbound_token(&tok, &g), 0);
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    int r = cc__auth_step(p.cli, tok.value, tok.length);
+    gss_release_buffer(&mn, &tok);
+    gss_delete_sec_context(&mn, &g, GSS_C_NO_BUFFER);
+    T_EQ(r, CC_ERR_AUTH_CHANNEL_BINDING);
+    T_CONTAINS(p.cli->detail, "no channel bindings");
+    T_ASSERT(p.cli->identity == NULL);
+    pair_free(&p);
+}
+
+static void test_realm_policy(void)
+{
+    struct pair p;
+    T_EQ(kinit("cc_alice", "alice", "alice-pw", NULL), 0);
+    use_ccache("cc_alice");
+    T_EQ(pair_init(&p, NULL, (const char *const[]){"keytab", svc_kt, "realm", "OTHER.TEST, EXAMPLE.COM", NULL}),
+         0);
+    T_EQ(exchange(&p), CC_ERR_AUTH_POLICY);
+    T_CONTAINS(p.cli->detail, "alice@" REALM);
+    pair_free(&p);
+    T_EQ(pair_init(&p, NULL, (const char *const[]){"keytab", svc_kt, "realm", "OTHER.TEST," REALM, NULL}), 0);
+    T_EQ(exchange(&p), 0);
+    pair_free(&p);
+}
+
+static void test_options(void)
+{
+    cc_context *c = mk_ctx(CC_ROLE_CLIENT, NULL);
+    T_ASSERT(c != NULL);
+    T_EQ(cc_context_set_auth_option(c, "kerberos", "colour", "blue"), CC_ERR_INVALID);
+    T_CONTAINS(cc_context_errmsg(c), "colour");
+    T_EQ(cc_context_set_auth_option(c, "kerberos", "rcache", "none:"), CC_ERR_INVALID);
+    T_EQ(cc_context_set_auth_option(c, "kerberos", "keytab", ""), CC_ERR_INVALID);
+    T_EQ(cc_context_set_auth_option(c, "kerberos", "keytab", "/x"), 0);
+    T_EQ(cc_context_set_auth_option(c, "kerberos", "keytab", NULL), 0);
+    cc_context_free(c);
+}
+
+/* The console's job never blocks step: until it is run, step is not called, and
+ * the job is bounded by the auth-job timeout even with the KDC gone. */
+static void test_kdc_stopped(void)
+{
+    struct pair p;
+    T_EQ(kinit("cc_bob_tgt", "bob", "bob-pw", NULL), 0);
+    stop_kdc();
+    use_ccache("cc_none_stopped");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    cc_context_set_timeout(p.cctx, CC_TIMEOUT_AUTH_JOB, 3000);
+    p.con->user = "bob";
+    p.con->password = "bob-pw";
+    uint64_t t0 = cc__now_ms();
+    T_EQ(exchange(&p), CC_ERR_AUTH_KDC_UNREACHABLE);
+    uint64_t took = cc__now_ms() - t0;
+    printf("# KDC stopped: failed after %llu ms\n", (unsigned long long)took);
+    T_ASSERT(took < 8000);
+    T_CONTAINS(p.con->detail, "KDC");
+    pair_free(&p);
+    /* With a TGT: the service ticket cannot be fetched either. */
+    use_ccache("cc_bob_tgt");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    T_EQ(exchange(&p), CC_ERR_AUTH_KDC_UNREACHABLE);
+    pair_free(&p);
+}
+
+int main(void)
+{
+    for (int i = 0; i < 32; i++) {
+        cb_a[i] = (uint8_t)(i * 7 + 1);
+        cb_b[i] = (uint8_t)(i * 7 + 2);
+    }
+    if (kdc_start() != 0) {
+        printf("not ok - kdc fixture\n");
+        return 1;
+    }
+    snprintf(svc_kt, sizeof svc_kt, "%s/service.keytab", kdc_dir);
+    snprintf(other_kt, sizeof other_kt, "%s/other.keytab", kdc_dir);
+    snprintf(rekey_kt, sizeof rekey_kt, "%s/rekey.keytab", kdc_dir);
+    t_run("krb5 options", test_options);
+    t_run("krb5 ticket from kinit, mutual, PAC client info", test_kinit_ticket);
+    t_run("krb5 password given to the console", test_password);
+    t_run("krb5 no ticket -> NO_CREDENTIALS", test_no_ticket);
+    t_run("krb5 wrong password -> BAD_CREDENTIALS", test_wrong_password);
+    t_run("krb5 unknown user / service -> UNKNOWN_USER", test_unknown_principal);
+    t_run("krb5 key not in keytab -> KEYTAB", test_key_not_in_keytab);
+    t_run("krb5 kvno mismatch after re-key -> KEYTAB", test_kvno_mismatch);
+    t_run("krb5 clock skew (ccache time offset) -> CLOCK_SKEW", test_clock_skew);
+    t_run("krb5 replayed AP-REQ -> REPLAY", test_replay);
+    t_run("krb5 channel-binding mismatch -> CHANNEL_BINDING", test_channel_binding_mismatch);
+    t_run("krb5 initiator without bindings refused", test_no_bindings_refused);
+    t_run("krb5 realm policy", test_realm_policy);
+    t_run("krb5 expired ticket -> EXPIRED", test_expired_ticket);
+    t_run("krb5 KDC stopped -> KDC_UNREACHABLE", test_kdc_stopped);
+    stop_kdc();
+    return t_done();
+}
