@@ -206,9 +206,13 @@ static void test_too_large(void) {
     T_CONTAINS(v.detail, url_buf);
     cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
     T_ASSERT(ctx);
-    T_EQ(cc_context_set_license_url(ctx, http("granted.xml")), 0);
-    T_EQ(cc_context_set_limit(ctx, CC_LIMIT_LICENSE_PAGE, 100), 0);
+    /* namespaced.xml is 267 bytes: one over a 266-byte limit is refused */
+    T_EQ(cc_context_set_license_url(ctx, http("namespaced.xml")), 0);
+    T_EQ(cc_context_set_limit(ctx, CC_LIMIT_LICENSE_PAGE, 266), 0);
     T_EQ(fetch_with(ctx), CC_ERR_LICENSE_TOO_LARGE);
+    T_CONTAINS(v.detail, "266 bytes");
+    T_EQ(cc_context_set_limit(ctx, CC_LIMIT_LICENSE_PAGE, 267), 0);
+    T_EQ(fetch_with(ctx), 0);
     cc_context_free(ctx);
 }
 
