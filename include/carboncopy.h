@@ -289,7 +289,7 @@ typedef enum cc_event_type {
     CC_EVENT_AUTH = 3,       /* authentication result: code, text = identity or detail, mechanism */
     CC_EVENT_DATA = 4,       /* data received: channel, data, len (valid during the callback) */
     CC_EVENT_CLOSED = 5,     /* the session ended: code (0 = orderly), text = reason */
-    CC_EVENT_SEND_READY = 6, /* the send buffer drained after CC_ERR_AGAIN */
+    CC_EVENT_SEND_READY = 6, /* the send buffer drained after CC_SEND_HIGH_WATER or CC_ERR_AGAIN */
     CC_EVENT_PONG = 7        /* a ping was answered: value = round trip in ms */
 } cc_event_type;
 
@@ -369,8 +369,15 @@ int cc_session_error(const cc_session *s);
 const char *cc_session_errmsg(const cc_session *s);
 
 /* Queues `len` bytes on data `channel` (0..65535). Only once established
- * (else CC_ERR_STATE). Returns CC_ERR_AGAIN if the send buffer is full. */
+ * (else CC_ERR_STATE). Returns 0, or CC_SEND_HIGH_WATER when the data was
+ * queued but the send buffer is now more than half full: produce no more
+ * (e.g. pause reading what you forward) until CC_EVENT_SEND_READY. Returns
+ * CC_ERR_AGAIN, queuing nothing, if the data does not fit the buffer at all. */
+#define CC_SEND_HIGH_WATER 1
 int cc_session_send(cc_session *s, uint16_t channel, const void *data, size_t len);
+/* Stops (paused = 1) or resumes (0) reading from the peer, so a host that
+ * forwards received data can apply back-pressure. Reading is on by default. */
+int cc_session_pause_reading(cc_session *s, int paused);
 /* Bytes queued and not yet written to the transport. */
 size_t cc_session_pending(const cc_session *s);
 /* Sends a ping; the answer arrives as CC_EVENT_PONG. */

@@ -93,8 +93,8 @@ CC_API void cc_context_free(cc_context *ctx)
     cc__free(ctx, ctx->license.url);
     cc__free(ctx, ctx->license.ca_file);
     pthread_mutex_destroy(&ctx->license.cache_lock);
-    cc__wipe(ctx, sizeof *ctx);
     cc_allocator a = ctx->alloc;
+    cc__wipe(ctx, sizeof *ctx);
     a.free(ctx, a.user);
 }
 

@@ -72,7 +72,7 @@ struct cc_session {
     uint64_t close_deadline;
 
     /* close */
-    bool closing, send_blocked;
+    bool closing, send_blocked, read_paused;
     int close_code;
     char close_reason[REASON_MAX];
 };
@@ -1036,7 +1036,7 @@ static int wait_mask(cc_session *s, uint64_t now)
         return m;
     if (cc__buf_size(&s->rawout))
         m |= CC_WANT_WRITE;
-    if (!s->peer_eof && cc_session_pending(s) <= s->ctx->limit[CC_LIMIT_SEND_BUFFER] / 2)
+    if (!s->peer_eof && !s->read_paused)
         m |= CC_WANT_READ;
     return m;
 }
@@ -1049,8 +1049,7 @@ static int io_round(cc_session *s)
         int r;
         if ((r = seal(s)) < 0 || (r = flush(s)) < 0)
             return fail(s, r, false, NULL);
-        if (s->peer_eof || budget == 0 ||
-            cc_session_pending(s) > s->ctx->limit[CC_LIMIT_SEND_BUFFER] / 2)
+        if (s->peer_eof || budget == 0 || s->read_paused)
             return CC_OK;
         long got = cc__transport_recv(&s->tr, buf, sizeof buf, s->errmsg, sizeof s->errmsg);
         if (got == CC_IO_WOULD_BLOCK)
@@ -1198,6 +1197,18 @@ CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, si
         p += n;
         len -= n;
     } while (len);
+    if (cc_session_pending(s) > s->ctx->limit[CC_LIMIT_SEND_BUFFER] / 2) {
+        s->send_blocked = true; /* CC_EVENT_SEND_READY once it drains */
+        return CC_SEND_HIGH_WATER;
+    }
+    return CC_OK;
+}
+
+CC_API int cc_session_pause_reading(cc_session *s, int paused)
+{
+    if (!s)
+        return CC_ERR_INVALID;
+    s->read_paused = paused != 0;
     return CC_OK;
 }
 

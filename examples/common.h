@@ -1,0 +1,60 @@
+/* common.h -- what cc-console and cc-client share: running jobs on worker
+ * threads, JSON/trace output, option helpers, and the documented exit codes. */
+#ifndef CC_EXAMPLES_COMMON_H
+#define CC_EXAMPLES_COMMON_H
+
+#include <carboncopy.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Exit codes of both programs. */
+enum {
+    EX_OK = 0,
+    EX_USAGE = 2,
+    EX_CONNECT = 3,
+    EX_TLS = 4,
+    EX_LICENSE = 5,
+    EX_AUTH = 6,
+    EX_TIMEOUT = 7,
+    EX_PROTOCOL = 8
+};
+/* Maps a cc_error to the exit code above. */
+int ex_exit_code(int err);
+
+/* Jobs run on detached worker threads; the result comes back through a pipe
+ * the event loop polls, tagged with the session's id so a job whose session
+ * is gone is freed instead of handed back. */
+typedef struct ex_jobs {
+    int fds[2];
+    int out; /* jobs currently on workers */
+} ex_jobs;
+int ex_jobs_init(ex_jobs *q);
+void ex_jobs_close(ex_jobs *q);
+int ex_jobs_fd(const ex_jobs *q);
+void ex_jobs_start(ex_jobs *q, cc_job *job, unsigned long long session_id);
+/* Reads one finished job; returns false when none is ready. */
+bool ex_jobs_next(ex_jobs *q, cc_job **job, unsigned long long *session_id);
+
+/* A host may answer some jobs itself (e.g. cc-client --license-file):
+ * return true when the job was answered. */
+typedef bool (*ex_answer_fn)(void *user, cc_job *job);
+
+/* Steps the session and hands out its jobs (answering what `answer` can)
+ * until it waits for I/O, a timer or a worker. Returns step's result. */
+int ex_pump(ex_jobs *q, cc_session *s, unsigned long long id, ex_answer_fn answer, void *user);
+
+/* Output helpers. */
+void ex_json_string(FILE *f, const char *s);
+double ex_now_ms(void);
+/* Reads a whole small file (secrets: password, key); strips one trailing
+ * newline. Returns a malloc'd NUL-terminated buffer or NULL (message printed). */
+char *ex_read_secret(const char *path, size_t *len);
+void ex_wipe_free(char *p, size_t len);
+/* "host", "host:port", "[v6]:port" -> host (malloc'd) and port (EX_NO_PORT if none). */
+#define EX_NO_PORT 65536u
+bool ex_split_host_port(const char *in, char **host, unsigned *port);
+/* Applies the generic options both programs accept to the context:
+ * --timeout MS (handshake). Returns false on a bad value. */
+bool ex_parse_uint(const char *s, unsigned long max, unsigned long *out);
+
+#endif
