@@ -1,0 +1,256 @@
+/* test-nt-kdc.c -- the nt authenticator's domain-controller account check against a
+ * real MIT KDC on loopback (test/fixtures/kdc.sh): exists, unknown, revoked, stopped. */
+#include "../lib/auth/nt/nt.h"
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static char kdc_dir[600], store[600], krb5_conf[700], fixture[600];
+static const uint8_t cb[32] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+                               7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
+static double probe_ms_total;
+static int probes;
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static cc_context *client_ctx(const char *mode)
+{
+    cc_context *c = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
+    if (!c || cc_context_add_builtin_authenticator(c, "nt") || cc_context_set_auth_option(c, "nt", "accounts", store) ||
+        cc_context_set_auth_option(c, "nt", "realm", "CC.TEST") ||
+        cc_context_set_auth_option(c, "nt", "krb5-conf", krb5_conf) ||
+        (mode && cc_context_set_auth_option(c, "nt", "dc-check", mode)))
+        return NULL;
+    return c;
+}
+
+struct result {
+    int rc;
+    char detail[CC__DETAIL_MAX], identity[256], dc[128];
+    bool had_job;
+};
+
+/* One whole exchange; the KDC job is run inline (or failed by "the host"). */
+static void run(cc_context *s, const char *user, const char *pw, bool host_fails_job, struct result *r)
+{
+    cc_context *c = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
+    cc_context_add_builtin_authenticator(c, "nt");
+    cc_auth *con = cc__auth_new(c, &c->auth[0], CC_ROLE_CONSOLE), *cli = cc__auth_new(s, &s->auth[0], CC_ROLE_CLIENT);
+    con->user = user, con->domain = "CC", con->password = pw;
+    memcpy(con->cb, cb, 32), con->cb_len = 32;
+    memcpy(cli->cb, cb, 32), cli->cb_len = 32;
+    uint8_t tok[4096];
+    size_t n;
+    memset(r, 0, sizeof *r);
+    r->rc = cc__auth_step(con, NULL, 0);
+    n = cc__buf_size(&con->out), memcpy(tok, cc__buf_head(&con->out), n);
+    r->rc = cc__auth_step(cli, tok, n);
+    n = cc__buf_size(&cli->out), memcpy(tok, cc__buf_head(&cli->out), n);
+    r->rc = cc__auth_step(con, tok, n);
+    n = cc__buf_size(&con->out), memcpy(tok, cc__buf_head(&con->out), n);
+    r->rc = cc__auth_step(cli, tok, n);
+    if (r->rc == CC_AUTH_PENDING) {
+        cc_job *j = cc__auth_take_job(cli);
+        r->had_job = j && cc_job_type(j) == CC_JOB_AUTH;
+        uint64_t t0 = cc__now_ms();
+        if (host_fails_job)
+            cc_job_fail(j, CC_ERR_CANCELLED, "the host declined");
+        else
+            cc_job_run(j);
+        probe_ms_total += (double)(cc__now_ms() - t0), probes++;
+        cc_job_free(j); /* as the session does: before the mechanism reads the result */
+        r->rc = cc__auth_step(cli, NULL, 0);
+    }
+    snprintf(r->detail, sizeof r->detail, "%s", cli->detail);
+    snprintf(r->identity, sizeof r->identity, "%s", cli->identity ? cli->identity : "");
+    for (size_t i = 0; i < cli->n_attrs; i++)
+        if (strcmp(cli->attr_key[i], "dc-check") == 0)
+            snprintf(r->dc, sizeof r->dc, "%s", cli->attr_value[i]);
+    cc__auth_free(con);
+    cc__auth_free(cli);
+    cc_context_free(c);
+}
+
+static int setup(void)
+{
+    const char *src = getenv("CC_SRC") ? getenv("CC_SRC") : ".";
+    snprintf(fixture, sizeof fixture, "%s/test/fixtures/kdc.sh", src);
+    snprintf(kdc_dir, sizeof kdc_dir, "%s/kdc", t_tmpdir());
+    snprintf(krb5_conf, sizeof krb5_conf, "%s/krb5.conf", kdc_dir);
+    snprintf(store, sizeof store, "%s/smbpasswd", t_tmpdir());
+    if (sh("bash '%s' start '%s' CC.TEST", fixture, kdc_dir) != 0)
+        return -1;
+    if (sh("bash '%s' addprinc '%s' alice alice-kdc-pw", fixture, kdc_dir) ||
+        sh("bash '%s' addprinc '%s' dave dave-kdc-pw", fixture, kdc_dir) ||
+        sh("bash '%s' addprinc '%s' frank frank-kdc-pw", fixture, kdc_dir) ||
+        sh("bash '%s' admin '%s' 'modprinc -allow_tix frank'", fixture, kdc_dir))
+        return -1;
+    /* the NT password is the store's business, unrelated to the Kerberos key */
+    cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
+    uint8_t h[16];
+    char hx[33];
+    cc__nt_hash_password(ctx, "nt-pw", h);
+    cc_context_free(ctx);
+    for (int i = 0; i < 16; i++)
+        sprintf(hx + 2 * i, "%02X", h[i]);
+    FILE *f = fopen(store, "w");
+    if (!f)
+        return -1;
+    const char *users[] = {"alice", "bob", "frank"}; /* bob: not in the KDC; dave: only in the KDC */
+    for (int i = 0; i < 3; i++)
+        fprintf(f, "%s:%d:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:%s:[U          ]:LCT-5F5E1000:\n", users[i], 1000 + i, hx);
+    fclose(f);
+    return 0;
+}
+
+static bool kdc_running;
+
+static void test_kdc_started(void) { T_ASSERT(kdc_running); }
+
+static void test_existing_account_passes(void)
+{
+    struct result r;
+    cc_context *s = client_ctx(NULL); /* a realm makes "required" the default */
+    T_ASSERT(s && kdc_running);
+    run(s, "alice", "nt-pw", false, &r);
+    T_ASSERT(r.had_job);
+    T_EQ(r.rc, CC_AUTH_DONE);
+    T_STREQ(r.identity, "CC\\alice");
+    T_STREQ(r.dc, "passed");
+    /* the KDC check comes first; the local password check still decides */
+    run(s, "alice", "wrong", false, &r);
+    T_EQ(r.rc, CC_ERR_AUTH_BAD_CREDENTIALS);
+    cc_context_free(s);
+}
+
+static void test_unknown_in_kdc(void)
+{
+    struct result r;
+    cc_context *s = client_ctx("required");
+    T_ASSERT(s && kdc_running);
+    run(s, "bob", "nt-pw", false, &r); /* in the store, not in the KDC */
+    T_EQ(r.rc, CC_ERR_AUTH_UNKNOWN_USER);
+    T_CONTAINS(r.detail, "KDC of CC.TEST does not know");
+    cc_context_free(s);
+}
+
+static void test_revoked_in_kdc(void)
+{
+    struct result r;
+    cc_context *s = client_ctx("required");
+    T_ASSERT(s && kdc_running);
+    run(s, "frank", "nt-pw", false, &r); /* -allow_tix: KDC_ERR_CLIENT_REVOKED */
+    T_EQ(r.rc, CC_ERR_AUTH_DISABLED);
+    T_CONTAINS(r.detail, "KDC refuses");
+    cc_context_free(s);
+}
+
+static void test_missing_from_store(void)
+{
+    struct result r;
+    cc_context *s = client_ctx("required");
+    T_ASSERT(s && kdc_running);
+    run(s, "dave", "nt-pw", false, &r); /* in the KDC, not in the store */
+    T_EQ(r.rc, CC_ERR_AUTH_UNKNOWN_USER);
+    T_CONTAINS(r.detail, "not in the local account store");
+    cc_context_free(s);
+}
+
+static void test_no_password_guessing(void)
+{
+    char log[700], cmd[1000], line[1024];
+    int needed = 0, failed = 0, other = 0;
+    T_ASSERT(kdc_running);
+    snprintf(log, sizeof log, "%s/kdc.log", kdc_dir);
+    snprintf(cmd, sizeof cmd, "grep -E 'AS_REQ' '%s'", log);
+    FILE *p = popen(cmd, "r");
+    T_ASSERT(p);
+    while (fgets(line, sizeof line, p)) {
+        if (strstr(line, "PREAUTH_FAILED") || strstr(line, "Preauthentication failed"))
+            failed++;
+        else if (strstr(line, "NEEDED_PREAUTH") && strstr(line, "alice@CC.TEST"))
+            needed++;
+        else
+            other++;
+    }
+    pclose(p);
+    T_EQ(failed, 0);    /* the probe never sent anything derived from a password */
+    T_ASSERT(needed >= 2); /* and it did reach the KDC for alice, twice above */
+    (void)other;
+}
+
+static void test_host_fails_job(void)
+{
+    struct result r;
+    cc_context *s = client_ctx("required");
+    T_ASSERT(s && kdc_running);
+    run(s, "alice", "nt-pw", true, &r);
+    T_EQ(r.rc, CC_ERR_AUTH_KDC_UNREACHABLE);
+    T_CONTAINS(r.detail, "without running it");
+    cc_context_free(s);
+}
+
+static void test_dc_check_off(void)
+{
+    struct result r;
+    cc_context *s = client_ctx("off");
+    T_ASSERT(s);
+    run(s, "bob", "nt-pw", false, &r); /* unknown to the KDC, but nobody asks */
+    T_ASSERT(!r.had_job);
+    T_EQ(r.rc, CC_AUTH_DONE);
+    T_STREQ(r.dc, "off");
+    cc_context_free(s);
+}
+
+static void test_stopped_kdc(void)
+{
+    struct result r;
+    T_ASSERT(kdc_running);
+    T_EQ(sh("bash '%s' stop '%s'", fixture, kdc_dir), 0);
+    kdc_running = false;
+    cc_context *s = client_ctx("required");
+    run(s, "alice", "nt-pw", false, &r);
+    T_EQ(r.rc, CC_ERR_AUTH_KDC_UNREACHABLE);
+    T_CONTAINS(r.detail, "could not be reached");
+    cc_context_free(s);
+    s = client_ctx("best-effort");
+    run(s, "alice", "nt-pw", false, &r);
+    T_EQ(r.rc, CC_AUTH_DONE);
+    T_STREQ(r.dc, "skipped: KDC unreachable");
+    /* best effort passes only an unreachable KDC, never a wrong password */
+    run(s, "alice", "wrong", false, &r);
+    T_EQ(r.rc, CC_ERR_AUTH_BAD_CREDENTIALS);
+    cc_context_free(s);
+}
+
+int main(void)
+{
+    kdc_running = setup() == 0;
+    t_run("kdc_started", test_kdc_started);
+    t_run("existing_account_passes", test_existing_account_passes);
+    t_run("unknown_in_kdc", test_unknown_in_kdc);
+    t_run("revoked_in_kdc", test_revoked_in_kdc);
+    t_run("missing_from_store_present_in_kdc", test_missing_from_store);
+    t_run("kdc_log_has_no_failed_preauth", test_no_password_guessing);
+    t_run("host_fails_job", test_host_fails_job);
+    t_run("dc_check_off", test_dc_check_off);
+    t_run("stopped_kdc_required_denies_best_effort_passes", test_stopped_kdc);
+    if (kdc_running)
+        sh("bash '%s' stop '%s'", fixture, kdc_dir);
+    if (probes)
+        printf("# KDC probe: %d jobs, mean %.1f ms\n", probes, probe_ms_total / probes);
+    return t_done();
+}
