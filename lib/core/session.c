@@ -224,11 +224,15 @@ static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
         cc__fmt(reason, sizeof reason, "%s", s->errmsg);
         cc__wr_u32(&w, (uint32_t)code);
         cc__wr_str(&w, reason);
-        if (!w.bad && queue_frame(s, CC__F_CLOSE, 0, buf, w.len) == CC_OK) {
+        /* Best effort: the session is over whatever happens, and the detail already set is kept. */
+        char keep[sizeof s->errmsg];
+        memcpy(keep, s->errmsg, sizeof keep);
+        if (!w.bad && queue_frame(s, CC__F_CLOSE, 0, buf, w.len) == CC_OK && seal(s) == CC_OK) {
             cc__tls_shutdown(s->tls);
             if (seal(s) == CC_OK)
                 flush(s);
         }
+        memcpy(s->errmsg, keep, sizeof keep);
     }
     end_mechanism(s);
     release_transport(s);
