@@ -5,11 +5,15 @@
 #include "../lib/auth/auth.h"
 #include "../lib/auth/krb5/krb5_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -557,6 +561,175 @@ static void test_kdc_stopped(void)
     pair_free(&p);
 }
 
+/* ---- the independent initiator (python3-gssapi) ---- */
+
+struct py {
+    pid_t pid;
+    int in, out; /* we write to in, read from out */
+};
+
+static int py_start(struct py *py, const char *target, const char *cbhex)
+{
+    int to[2], from[2];
+    char script[700];
+    const char *data = getenv("CC_TEST_DATA");
+    snprintf(script, sizeof script, "%s/krb5/initiator.py", data ? data : "test/data");
+    if (pipe(to) || pipe(from))
+        return -1;
+    py->pid = fork();
+    if (py->pid < 0)
+        return -1;
+    if (py->pid == 0) {
+        dup2(to[0], 0);
+        dup2(from[1], 1);
+        close(to[1]);
+        close(from[0]);
+        execl("/usr/bin/python3", "python3", script, target, cbhex, (char *)NULL);
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    py->in = to[1];
+    py->out = from[0];
+    return 0;
+}
+
+/* Reads one line with a 10 s deadline. */
+static int py_line(struct py *py, char *buf, size_t len)
+{
+    size_t n = 0;
+    while (n + 1 < len) {
+        struct pollfd pf = {py->out, POLLIN, 0};
+        if (poll(&pf, 1, 10000) <= 0)
+            return -1;
+        ssize_t r = read(py->out, buf + n, 1);
+        if (r <= 0)
+            return -1;
+        if (buf[n] == '\n')
+            break;
+        n++;
+    }
+    buf[n] = 0;
+    return (int)n;
+}
+
+static int py_end(struct py *py)
+{
+    int st = 0;
+    close(py->in);
+    close(py->out);
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(py->pid, &st, WNOHANG) == py->pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        usleep(20000);
+    }
+    kill(py->pid, SIGKILL);
+    waitpid(py->pid, &st, 0);
+    return 128;
+}
+
+static size_t unhex(const char *h, uint8_t *out, size_t max)
+{
+    size_t n = 0;
+    while (h[0] && h[1] && n < max) {
+        unsigned v;
+        if (sscanf(h, "%2x", &v) != 1)
+            break;
+        out[n++] = (uint8_t)v;
+        h += 2;
+    }
+    return n;
+}
+
+static void tohex(const uint8_t *p, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", p[i]);
+    out[2 * n] = 0;
+}
+
+static void py_case(bool bound)
+{
+    struct pair p;
+    struct py py;
+    static char line[40000];
+    static uint8_t tok[20000];
+    char cbhex[65];
+    T_EQ(kinit("cc_alice", "alice", "alice-pw", NULL), 0);
+    use_ccache("cc_alice");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    tohex(cb_a, 32, cbhex);
+    T_EQ(py_start(&py, "host/localhost@" REALM, bound ? cbhex : "none"), 0);
+    int n = py_line(&py, line, sizeof line);
+    T_ASSERT(n > 0);
+    size_t tl = unhex(line, tok, sizeof tok);
+    int r = cc__auth_step(p.cli, tok, tl);
+    if (bound) {
+        if (r != CC_AUTH_DONE)
+            printf("# python initiator refused: %d %s\n", r, p.cli->detail);
+        T_EQ(r, CC_AUTH_DONE);
+        T_STREQ(p.cli->identity, "alice@" REALM);
+        tohex(cc__buf_head(&p.cli->out), cc__buf_size(&p.cli->out), line);
+        strcat(line, "\n");
+        T_EQ(write(py.in, line, strlen(line)), (long)strlen(line));
+        T_ASSERT(py_line(&py, line, sizeof line) > 0);
+        T_STREQ(line, "complete"); /* python verified our AP-REP: mutual auth interoperates */
+    } else {
+        T_EQ(r, CC_ERR_AUTH_CHANNEL_BINDING);
+        T_CONTAINS(p.cli->detail, "no channel bindings");
+        T_EQ(write(py.in, "\n", 1), 1);
+    }
+    T_EQ(py_end(&py), 0);
+    pair_free(&p);
+}
+
+static void test_python_bound(void) { py_case(true); }
+static void test_python_unbound(void) { py_case(false); }
+
+/* A KDC that never answers: the job must end within the auth-job timeout
+ * (libdefaults request_timeout in the job's private context + the send hook). */
+static void test_kdc_silent(void)
+{
+    struct pair p;
+    int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    T_ASSERT(u >= 0 && t >= 0);
+    /* One port, UDP bound and never read, TCP listening and never accepting. */
+    T_EQ(bind(u, (struct sockaddr *)&a, sizeof a), 0);
+    T_EQ(getsockname(u, (struct sockaddr *)&a, &al), 0);
+    T_EQ(bind(t, (struct sockaddr *)&a, sizeof a), 0);
+    T_EQ(listen(t, 8), 0);
+    char conf[700], old[700];
+    snprintf(conf, sizeof conf, "%s/silent.conf", kdc_dir);
+    FILE *f = fopen(conf, "w");
+    T_ASSERT(f != NULL);
+    fprintf(f, "[realms]\n SILENT.TEST = {\n  kdc = 127.0.0.1:%u\n }\n", ntohs(a.sin_port));
+    fclose(f);
+    snprintf(old, sizeof old, "%s", getenv("KRB5_CONFIG"));
+    char both[1500];
+    snprintf(both, sizeof both, "%s:%s", old, conf);
+    setenv("KRB5_CONFIG", both, 1);
+    use_ccache("cc_none_silent");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    cc_context_set_timeout(p.cctx, CC_TIMEOUT_AUTH_JOB, 2000);
+    p.con->user = "dave@SILENT.TEST";
+    p.con->password = "pw";
+    uint64_t t0 = cc__now_ms();
+    int r = exchange(&p);
+    uint64_t took = cc__now_ms() - t0;
+    setenv("KRB5_CONFIG", old, 1);
+    close(u);
+    close(t);
+    printf("# silent KDC: the job gave up after %llu ms (timeout 2000 ms)\n", (unsigned long long)took);
+    T_EQ(r, CC_ERR_AUTH_KDC_UNREACHABLE);
+    T_ASSERT(took >= 900 && took < 4500);
+    pair_free(&p);
+}
+
 int main(void)
 {
     for (int i = 0; i < 32; i++) {
@@ -583,6 +756,9 @@ int main(void)
     t_run("krb5 channel-binding mismatch -> CHANNEL_BINDING", test_channel_binding_mismatch);
     t_run("krb5 initiator without bindings refused", test_no_bindings_refused);
     t_run("krb5 realm policy", test_realm_policy);
+    t_run("krb5 python3-gssapi initiator with bindings accepted, our AP-REP verified", test_python_bound);
+    t_run("krb5 python3-gssapi initiator without bindings refused", test_python_unbound);
+    t_run("krb5 silent KDC: job bounded by the auth-job timeout", test_kdc_silent);
     t_run("krb5 expired ticket -> EXPIRED", test_expired_ticket);
     t_run("krb5 KDC stopped -> KDC_UNREACHABLE", test_kdc_stopped);
     stop_kdc();

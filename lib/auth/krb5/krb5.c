@@ -3,7 +3,6 @@
 #include "krb5_int.h"
 
 #include <errno.h>
-#include <profile.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,144 +77,6 @@ static int krb_set_option(void *mech_data, const char *key, const char *value)
 }
 
 /* ------------------------------------------------------------------ */
-/* A private libkrb5 profile: the normal configuration plus a request  */
-/* timeout equal to the job's, so every KDC wait is bounded.           */
-
-struct krb_prof {
-    profile_t base;
-    char timeout[24];
-};
-
-static long prof_get_values(void *cb, const char *const *names, char ***ret)
-{
-    struct krb_prof *p = cb;
-    if (names[0] && names[1] && !names[2] && strcmp(names[0], "libdefaults") == 0 &&
-        strcmp(names[1], "request_timeout") == 0) {
-        char **v = calloc(2, sizeof *v);
-        if (!v || !(v[0] = strdup(p->timeout))) {
-            free(v);
-            return ENOMEM;
-        }
-        *ret = v;
-        return 0;
-    }
-    return profile_get_values(p->base, names, ret);
-}
-
-static void prof_free_values(void *cb, char **values)
-{
-    (void)cb;
-    profile_free_list(values);
-}
-
-static void prof_cleanup(void *cb)
-{
-    struct krb_prof *p = cb;
-    profile_abandon(p->base);
-    free(p);
-}
-
-static long prof_copy(void *cb, void **ret)
-{
-    struct krb_prof *p = cb, *n = calloc(1, sizeof *n);
-    if (!n)
-        return ENOMEM;
-    /* The base profile is re-read from the same files; no writes anywhere. */
-    krb5_context tmp;
-    if (krb5_init_context(&tmp) != 0 || (krb5_get_profile(tmp, &n->base) != 0 && (krb5_free_context(tmp), 1))) {
-        free(n);
-        return ENOMEM;
-    }
-    krb5_free_context(tmp);
-    memcpy(n->timeout, p->timeout, sizeof n->timeout);
-    *ret = n;
-    return 0;
-}
-
-struct prof_iter {
-    void *it;
-};
-
-static long prof_iter_create(void *cb, const char *const *names, int flags, void **ret)
-{
-    struct krb_prof *p = cb;
-    struct prof_iter *i = calloc(1, sizeof *i);
-    if (!i)
-        return ENOMEM;
-    long r = profile_iterator_create(p->base, names, flags, &i->it);
-    if (r) {
-        free(i);
-        return r;
-    }
-    *ret = i;
-    return 0;
-}
-
-static long prof_iter_next(void *cb, void *iter, char **name, char **value)
-{
-    (void)cb;
-    struct prof_iter *i = iter;
-    return profile_iterator(&i->it, name, value);
-}
-
-static void prof_iter_free(void *cb, void *iter)
-{
-    (void)cb;
-    struct prof_iter *i = iter;
-    profile_iterator_free(&i->it);
-    free(i);
-}
-
-static void prof_free_string(void *cb, char *s)
-{
-    (void)cb;
-    profile_release_string(s);
-}
-
-/* Makes a krb5 context that reads the usual configuration (KRB5_CONFIG honoured)
- * with libdefaults.request_timeout forced to `timeout_ms`. */
-static krb5_error_code krb_private_context(uint32_t timeout_ms, krb5_context *out)
-{
-    krb5_context tmp;
-    krb5_error_code r = krb5_init_context(&tmp);
-    if (r)
-        return r;
-    struct krb_prof *p = calloc(1, sizeof *p);
-    if (!p) {
-        krb5_free_context(tmp);
-        return ENOMEM;
-    }
-    r = krb5_get_profile(tmp, &p->base);
-    krb5_free_context(tmp);
-    if (r) {
-        free(p);
-        return r;
-    }
-    uint32_t s = timeout_ms / 1000;
-    cc__fmt(p->timeout, sizeof p->timeout, "%u", s ? s : 1);
-    struct profile_vtable vt;
-    memset(&vt, 0, sizeof vt);
-    vt.minor_ver = 1;
-    vt.get_values = prof_get_values;
-    vt.free_values = prof_free_values;
-    vt.cleanup = prof_cleanup;
-    vt.copy = prof_copy;
-    vt.iterator_create = prof_iter_create;
-    vt.iterator = prof_iter_next;
-    vt.iterator_free = prof_iter_free;
-    vt.free_string = prof_free_string;
-    profile_t prof;
-    r = (krb5_error_code)profile_init_vtable(&vt, p, &prof);
-    if (r) {
-        prof_cleanup(p);
-        return r;
-    }
-    r = krb5_init_context_profile(prof, 0, out);
-    profile_abandon(prof); /* the context holds its own copy */
-    return r;
-}
-
-/* ------------------------------------------------------------------ */
 /* The initiator's job: everything that may talk to the KDC.           */
 
 struct krb_job {
@@ -280,22 +141,23 @@ static int job_fail(struct krb_job *j, enum krb_op op, krb5_error_code code, con
     return j->code;
 }
 
-/* Refuses to start another KDC exchange once the job's deadline has passed. */
+/* Every message to a KDC goes through here: we do the I/O ourselves so that the
+ * whole job, retries included, ends by its deadline (MIT 1.20's own schedule can
+ * wait ~30 s and has no overall timeout knob). */
 static krb5_error_code KRB5_CALLCONV job_send_hook(krb5_context kctx, void *data, const krb5_data *realm,
                                                    const krb5_data *message, krb5_data **new_message,
                                                    krb5_data **new_reply)
 {
-    (void)kctx;
-    (void)realm;
-    (void)message;
     (void)new_message;
-    (void)new_reply;
     struct krb_job *j = data;
     if (cc__now_ms() >= j->deadline_ms) {
         j->timed_out = true;
         return KRB5_KDC_UNREACH;
     }
-    return 0;
+    bool handled = false;
+    krb5_error_code r =
+        cc__krb_kdc_exchange(kctx, realm, message, j->deadline_ms, new_reply, &handled, &j->timed_out);
+    return handled ? r : 0;
 }
 
 /* The user principal: "user@REALM" as given, "DOMAIN\user" -> user@DOMAIN,
@@ -365,7 +227,9 @@ static int job_run(void *data)
 
     j->finished = true;
     j->deadline_ms = cc__now_ms() + j->timeout_ms;
-    r = krb_private_context(j->timeout_ms, &j->kctx);
+    /* A private context per job: no state shared with the host's own libkrb5 use.
+     * (MIT 1.20 has no overall request timeout setting; the send hook bounds it.) */
+    r = krb5_init_context(&j->kctx);
     if (r) {
         j->kctx = NULL;
         j->code = cc__krb_map(KRB_OP_CONFIG, r, "cannot make a Kerberos context", NULL, j->detail,
@@ -406,11 +270,11 @@ static int job_run(void *data)
         cc__free_secret(j->ctx, j->password);
         j->password = NULL;
         krb5_get_init_creds_opt_free(j->kctx, opt);
+        krb5_free_cred_contents(j->kctx, &tgt);
         if (r) {
             job_fail(j, KRB_OP_TGT, r, name);
             goto done;
         }
-        krb5_free_cred_contents(j->kctx, &tgt);
         cc__fmt(ccname, sizeof ccname, "(memory)");
     } else {
         /* The user's credential cache: KRB5CCNAME / default, or the "ccache" option;
@@ -497,9 +361,7 @@ static int job_run(void *data)
     memcpy(appdata, KRB_CB_PREFIX, KRB_CB_PREFIX_LEN);
     memcpy(appdata + KRB_CB_PREFIX_LEN, j->cb, j->cb_len);
     struct gss_channel_bindings_struct cb;
-    memset(&cb, 0, sizeof cb);
-    cb.initiator_addrtype = GSS_C_AF_NULLADDR;
-    cb.acceptor_addrtype = GSS_C_AF_NULLADDR;
+    memset(&cb, 0, sizeof cb); /* address types 0 (GSS_C_AF_UNSPEC), no addresses: as Windows does */
     cb.application_data.length = KRB_CB_PREFIX_LEN + j->cb_len;
     cb.application_data.value = appdata;
     OM_uint32 flags = 0;
@@ -813,9 +675,7 @@ static int client_step(struct krb_state *s, cc_auth *auth, const uint8_t *in, si
     memcpy(appdata, KRB_CB_PREFIX, KRB_CB_PREFIX_LEN);
     memcpy(appdata + KRB_CB_PREFIX_LEN, cbd, cbl);
     struct gss_channel_bindings_struct cb;
-    memset(&cb, 0, sizeof cb);
-    cb.initiator_addrtype = GSS_C_AF_NULLADDR;
-    cb.acceptor_addrtype = GSS_C_AF_NULLADDR;
+    memset(&cb, 0, sizeof cb); /* address types 0 (GSS_C_AF_UNSPEC), no addresses: as Windows does */
     cb.application_data.length = KRB_CB_PREFIX_LEN + cbl;
     cb.application_data.value = appdata;
     OM_uint32 maj, mn, flags = 0;
