@@ -3,6 +3,7 @@
 #include "../lib/license/parse.h"
 #include "harness.h"
 
+#include <expat.h>
 #include <stdlib.h>
 
 static cc_context *ctx;
@@ -289,6 +290,17 @@ static void test_chunked(void) {
     cc__lic_parser_free(p);
 }
 
+static void test_hardening_detected(void) {
+    /* Debian 12's expat 2.5.0 has both (the second backported without a
+     * version bump); if detection broke, this says so instead of silently
+     * running unprotected. */
+    unsigned m = cc__lic_parser_hardening();
+    printf("# expat %s: amplification limit %s, reparse deferral %s\n", XML_ExpatVersion(),
+           m & CC__LIC_HARDEN_AMPLIFICATION ? "yes" : "no", m & CC__LIC_HARDEN_REPARSE ? "yes" : "no");
+    T_ASSERT(m & CC__LIC_HARDEN_AMPLIFICATION);
+    T_ASSERT(m & CC__LIC_HARDEN_REPARSE);
+}
+
 int main(void) {
     ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
     if (!ctx)
@@ -308,6 +320,7 @@ int main(void) {
     t_run("duplicated figures", test_duplicates);
     t_run("DOCTYPE, billion laughs and external entities refused", test_dtd_refused);
     t_run("chunked input", test_chunked);
+    t_run("expat hardening detected by symbol", test_hardening_detected);
     cc_context_free(ctx);
     return t_done();
 }

@@ -132,6 +132,7 @@ int cc__license_fetch(cc_job *job) {
     cc__license_job *lj = (cc__license_job *)job;
     if (lj->ran || lj->body_started || lj->have_figures || lj->http_status)
         return CC_ERR_STATE; /* the host answered it already */
+    lj->ran = true;
     if (!lj->url)
         return cc__job_set_result(job, CC_ERR_LICENSE_CONFIG,
                                   "no licence source configured: call cc_context_set_license_url() "
@@ -185,7 +186,6 @@ int cc__license_fetch(cc_job *job) {
     }
     cc__log(job->ctx, CC_LOG_DEBUG, "licence: fetching %s", lj->url);
     rc = curl_easy_perform(curl);
-    lj->ran = true;
     classify(&f, rc, errbuf);
     curl_easy_cleanup(curl);
     if (lj->base.result == 0)

@@ -341,6 +341,16 @@ cc__lic_parser *cc__lic_parser_new(const cc_context *ctx) {
     return p;
 }
 
+unsigned cc__lic_parser_hardening(void) {
+    unsigned m = 0;
+    if (XML_SetBillionLaughsAttackProtectionMaximumAmplification &&
+        XML_SetBillionLaughsAttackProtectionActivationThreshold)
+        m |= CC__LIC_HARDEN_AMPLIFICATION;
+    if (XML_SetReparseDeferralEnabled)
+        m |= CC__LIC_HARDEN_REPARSE;
+    return m;
+}
+
 static void xml_failed(cc__lic_parser *p) {
     if (p->error)
         return; /* a handler stopped the parser and said why */

@@ -37,4 +37,10 @@ int cc__lic_parse_count(const char *s, size_t len, uint32_t *out);
  * instant itself with a time. Returns 0 or -1. */
 int cc__lic_parse_date(const char *s, size_t len, int64_t *expires_at);
 
+/* Which optional expat protections the linked libexpat provides (detected
+ * by symbol at run time, see parse.c): a mask of the bits below. */
+#define CC__LIC_HARDEN_AMPLIFICATION 0x1 /* XML_SetBillionLaughsAttackProtection* */
+#define CC__LIC_HARDEN_REPARSE 0x2       /* XML_SetReparseDeferralEnabled */
+unsigned cc__lic_parser_hardening(void);
+
 #endif
