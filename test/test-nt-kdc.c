@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static char kdc_dir[600], store[600], krb5_conf[700], fixture[600];
 static const uint8_t cb[32] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
@@ -236,6 +239,45 @@ static void test_stopped_kdc(void)
     cc_context_free(s);
 }
 
+/* A KDC that takes the connection (and the datagram) and never answers: the
+ * job ends by its own deadline (CC_TIMEOUT_AUTH_JOB), not libkrb5's ~30 s. */
+static void test_silent_kdc(void)
+{
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    int t = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    T_ASSERT(bind(t, (struct sockaddr *)&a, sizeof a) == 0 && listen(t, 8) == 0);
+    T_ASSERT(getsockname(t, (struct sockaddr *)&a, &al) == 0);
+    T_ASSERT(bind(u, (struct sockaddr *)&a, sizeof a) == 0);
+    char conf[800];
+    snprintf(conf, sizeof conf, "%s/silent-krb5.conf", t_tmpdir());
+    FILE *f = fopen(conf, "w");
+    fprintf(f, "[libdefaults]\n default_realm = CC.TEST\n dns_lookup_kdc = false\n"
+               "[realms]\n CC.TEST = {\n  kdc = 127.0.0.1:%u\n }\n", ntohs(a.sin_port));
+    fclose(f);
+    cc_context *s = client_ctx("required");
+    T_ASSERT(s);
+    T_EQ(cc_context_set_auth_option(s, "nt", "krb5-conf", conf), 0);
+    T_EQ(cc_context_set_timeout(s, CC_TIMEOUT_AUTH_JOB, 1500), 0);
+    struct result r;
+    uint64_t t0 = cc__now_ms();
+    run(s, "alice", "nt-pw", false, &r);
+    uint64_t took = cc__now_ms() - t0;
+    T_EQ(r.rc, CC_ERR_AUTH_KDC_UNREACHABLE);
+    T_CONTAINS(r.detail, "did not answer within 1500 ms");
+    T_ASSERT(took >= 1400 && took < 4000);
+    printf("# silent KDC: job ended after %llu ms (timeout 1500 ms)\n", (unsigned long long)took);
+    T_EQ(cc_context_set_auth_option(s, "nt", "dc-check", "best-effort"), 0);
+    run(s, "alice", "nt-pw", false, &r);
+    T_EQ(r.rc, CC_AUTH_DONE);
+    cc_context_free(s);
+    close(t);
+    close(u);
+}
+
 int main(void)
 {
     kdc_running = setup() == 0;
@@ -247,6 +289,7 @@ int main(void)
     t_run("kdc_log_has_no_failed_preauth", test_no_password_guessing);
     t_run("host_fails_job", test_host_fails_job);
     t_run("dc_check_off", test_dc_check_off);
+    t_run("silent_kdc_bounded_by_job_timeout", test_silent_kdc);
     t_run("stopped_kdc_required_denies_best_effort_passes", test_stopped_kdc);
     if (kdc_running)
         sh("bash '%s' stop '%s'", fixture, kdc_dir);

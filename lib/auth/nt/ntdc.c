@@ -1,6 +1,7 @@
 /* ntdc.c -- the domain-controller account check of the nt authenticator: asks the
  * realm's KDC whether user@REALM exists, without ever sending a password (worker thread). */
 #include "nt.h"
+#include "../krb5/krb5_int.h" /* cc__krb_kdc_exchange: KDC I/O with one deadline */
 
 #include <krb5/krb5.h>
 #include <profile.h>
@@ -42,7 +43,27 @@ void cc__nt_dc_release(void *job_data)
 
 struct prompt_state {
     bool asked;
+    uint64_t deadline_ms;
+    bool timed_out;
 };
+
+/* libkrb5 1.20 has no overall request timeout (its own retries take ~30 s), so
+ * every KDC message goes through the library's bounded KDC I/O instead. */
+static krb5_error_code KRB5_CALLCONV dc_send_hook(krb5_context kctx, void *data, const krb5_data *realm,
+                                                  const krb5_data *message, krb5_data **new_message,
+                                                  krb5_data **new_reply)
+{
+    struct prompt_state *ps = data;
+    bool handled = false;
+    (void)new_message;
+    if (cc__now_ms() >= ps->deadline_ms) {
+        ps->timed_out = true;
+        return KRB5_KDC_UNREACH;
+    }
+    krb5_error_code r = cc__krb_kdc_exchange(kctx, realm, message, ps->deadline_ms, new_reply, &handled,
+                                             &ps->timed_out);
+    return handled ? r : 0;
+}
 
 /* libkrb5 asks for the password only once the KDC has answered "pre-authentication
  * required" (or sent an AS reply to decrypt): the account exists. Refuse to answer,
@@ -71,8 +92,8 @@ int cc__nt_dc_run(void *job_data)
     krb5_get_init_creds_opt *opt = NULL;
     krb5_creds creds;
     krb5_error_code ret;
-    struct prompt_state ps = {false};
     uint64_t t0 = cc__now_ms();
+    struct prompt_state ps = {false, t0 + (j->timeout_ms ? j->timeout_ms : 10000), false};
     memset(&creds, 0, sizeof creds);
     j->ran = true;
 
@@ -110,6 +131,7 @@ int cc__nt_dc_run(void *job_data)
         set_krb5_detail(j, k, ret, "libkrb5");
         goto out;
     }
+    krb5_set_kdc_send_hook(k, dc_send_hook, &ps);
     krb5_get_init_creds_opt_set_forwardable(opt, 0);
     krb5_get_init_creds_opt_set_proxiable(opt, 0);
     krb5_get_init_creds_opt_set_tkt_life(opt, 60);
@@ -138,12 +160,10 @@ int cc__nt_dc_run(void *job_data)
         j->result = CC_ERR_AUTH;
         set_krb5_detail(j, k, ret, "the KDC account check failed");
     }
-    uint64_t took = cc__now_ms() - t0;
-    /* libkrb5 1.20 has no total request timeout; report overruns as unreachable. */
-    if (j->timeout_ms && took > j->timeout_ms && j->result != 0) {
+    if (ps.timed_out && j->result != 0) {
         j->result = CC_ERR_AUTH_KDC_UNREACHABLE;
-        cc__fmt(j->detail, sizeof j->detail, "the KDC of %s did not answer within %u ms", j->realm,
-                j->timeout_ms);
+        cc__fmt(j->detail, sizeof j->detail, "the KDC of %s did not answer within %u ms (%llu ms spent)",
+                j->realm, j->timeout_ms, (unsigned long long)(cc__now_ms() - t0));
     }
 out:
     if (opt)
