@@ -73,6 +73,11 @@ int cc__tls_ctx_set_certificate(cc_context *ctx, const char *cert_file, const ch
         return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "%s (file %s)", ctx->errmsg, cert_file);
     }
     if (SSL_CTX_use_PrivateKey_file(c, key_file, SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            ERR_clear_error();
+            return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "the private key in %s does not match the certificate in %s",
+                                 key_file, cert_file);
+        }
         openssl_error(ctx->errmsg, sizeof ctx->errmsg, "cannot load the private key");
         return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "%s (file %s)", ctx->errmsg, key_file);
     }
