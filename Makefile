@@ -47,6 +47,8 @@ TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(B)/obj/%.o)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 
+FORCE:
+
 .PHONY: all lib examples tests check bench install uninstall abi-check abi-baseline demo \
         format clean help valgrind
 
@@ -106,10 +108,14 @@ bench: all $(BENCH_BINS)
 demo: all
 	@examples/demo.sh $(B)
 
-$(B)/carboncopy.pc: pkgconfig/carboncopy.pc.in Makefile
+# Paths under PREFIX are written relative to ${prefix}, so the installed tree can move.
+PC_LIBDIR     = $(patsubst $(PREFIX)%,$${prefix}%,$(LIBDIR))
+PC_INCLUDEDIR = $(patsubst $(PREFIX)%,$${prefix}%,$(INCLUDEDIR))
+
+$(B)/carboncopy.pc: pkgconfig/carboncopy.pc.in Makefile FORCE
 	@mkdir -p $(B)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(PC_LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    -e 's|@REQUIRES_PRIVATE@|$(DEPS)|g' $< > $@
 
 install: lib $(B)/carboncopy.pc

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# test-abi.sh -- the promises around the ABI: the header compiles as C99, C11
+# and C++ without warnings; only cc_* symbols are exported, each declared in
+# the header and listed in the version script; an installed copy builds a
+# program with nothing but pkg-config.
+. "$(dirname "$0")/lib.sh"
+cd "$CC_SRC" || exit 1
+B=${CC_BUILD:-$CC_SRC/build}
+SO=$(ls "$B"/libcarboncopy.so.*.*.* | head -1)
+
+printf '#include <carboncopy.h>\nint main(void) { return cc_version() == CC_VERSION_NUM ? 0 : 1; }\n' >"$T_DIR/h.c"
+for std in c99 c11; do
+    check "the header compiles as $std -pedantic without warnings" \
+        cc -std=$std -pedantic -Wall -Wextra -Werror -Iinclude -c "$T_DIR/h.c" -o "$T_DIR/h-$std.o"
+done
+cp "$T_DIR/h.c" "$T_DIR/h.cpp"
+check "the header compiles as C++ without warnings" c++ -std=c++11 -pedantic -Wall -Wextra -Werror -Iinclude -c "$T_DIR/h.cpp" -o "$T_DIR/h-cpp.o"
+
+nm -D --defined-only "$SO" | awk '$2 ~ /^[TDBRW]$/ {print $3}' | sed 's/@.*//' | sort -u >"$T_DIR/exported"
+stray=$(grep -v '^cc_' "$T_DIR/exported" | tr '\n' ' ')
+check "only cc_* symbols are exported${stray:+ (stray: $stray)}" [ -z "$stray" ]
+lib/gen-map.sh >"$T_DIR/map"
+check "lib/carboncopy.map is what lib/gen-map.sh makes of the header" cmp -s "$T_DIR/map" lib/carboncopy.map
+grep -oE '^    cc_[a-z0-9_]+' lib/carboncopy.map | tr -d ' ' | sort -u >"$T_DIR/listed"
+missing=$(comm -23 "$T_DIR/listed" "$T_DIR/exported" | tr '\n' ' ')
+check "every function of the header is exported${missing:+ (missing: $missing)}" [ -z "$missing" ]
+check "the soname is libcarboncopy.so.1" sh -c "readelf -d '$SO' | grep -q 'SONAME.*libcarboncopy.so.1\\]'"
+
+# Install into a temporary DESTDIR and build against it with pkg-config only.
+D="$T_DIR/dest"
+if make -s install DESTDIR="$D" PREFIX=/opt/cc SANITIZE="${SANITIZE:-}" >"$T_DIR/install.log" 2>&1; then
+    ok "make install into a DESTDIR"
+else
+    not_ok "make install into a DESTDIR" "$(tail -5 "$T_DIR/install.log")"
+fi
+check "the header, both libraries and carboncopy.pc are installed" test -f "$D/opt/cc/include/carboncopy.h" \
+    -a -f "$D/opt/cc/lib/libcarboncopy.a" -a -L "$D/opt/cc/lib/libcarboncopy.so" -a -f "$D/opt/cc/lib/pkgconfig/carboncopy.pc"
+check "carboncopy.pc names its private requirements" grep -q '^Requires.private: openssl libcurl expat' "$D/opt/cc/lib/pkgconfig/carboncopy.pc"
+cat >"$T_DIR/app.c" <<'C'
+#include <carboncopy.h>
+#include <stdio.h>
+int main(void)
+{
+    int err;
+    cc_context *ctx = cc_context_new(CC_ROLE_CONSOLE, NULL, &err);
+    printf("%s %s\n", cc_version_string(), cc_strerror(CC_ERR_TIMEOUT));
+    cc_context_free(ctx);
+    return ctx ? 0 : 1;
+}
+C
+export PKG_CONFIG_PATH="$D/opt/cc/lib/pkgconfig"
+flags=$(pkg-config --define-variable=prefix="$D/opt/cc" --cflags --libs carboncopy)
+san=; [ "${SANITIZE:-}" = 1 ] && san="-fsanitize=address,undefined"
+if cc $san "$T_DIR/app.c" -o "$T_DIR/app" $flags 2>"$T_DIR/cc.log"; then
+    ok "a program builds against the installed library with pkg-config alone"
+    out=$(LD_LIBRARY_PATH="$D/opt/cc/lib" "$T_DIR/app")
+    check "and runs: \"$out\"" [ "$out" = "1.0.0 the connection did not complete within the handshake deadline" ]
+else
+    not_ok "a program builds against the installed library with pkg-config alone" "$(cat "$T_DIR/cc.log")"
+fi
+make -s uninstall DESTDIR="$D" PREFIX=/opt/cc >/dev/null 2>&1
+check "make uninstall removes what install put there" test ! -e "$D/opt/cc/include/carboncopy.h" -a ! -e "$D/opt/cc/lib/libcarboncopy.a"
+t_done
