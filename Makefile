@@ -47,8 +47,6 @@ TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(B)/obj/%.o)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 
-FORCE:
-
 .PHONY: all lib examples tests check bench install uninstall abi-check abi-baseline demo \
         format clean help valgrind
 
@@ -159,5 +157,7 @@ help:
 	@echo "make bench      print benchmark figures"
 	@echo "make install    install (PREFIX, DESTDIR, LIBDIR, INCLUDEDIR honoured)"
 	@echo "make abi-check  compare the ABI with abi/libcarboncopy.abi"
+
+FORCE:
 
 -include $(LIB_OBJS:.o=.d) $(TEST_BINS:$(B)/test/%=$(B)/obj/test/%.d)

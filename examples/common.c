@@ -58,12 +58,14 @@ int ex_jobs_fd(const ex_jobs *q) { return q->fds[0]; }
 static void *worker(void *arg)
 {
     struct work *w = arg;
-    cc_job_run(w->m.job); /* blocks, bounded by the job's own timeouts */
+    struct msg m = w->m;
+    int fd = w->q->fds[1];
+    free(w);
+    cc_job_run(m.job); /* blocks, bounded by the job's own timeouts */
     ssize_t r;
     do
-        r = write(w->q->fds[1], &w->m, sizeof w->m); /* < PIPE_BUF: atomic */
+        r = write(fd, &m, sizeof m); /* < PIPE_BUF: atomic */
     while (r < 0 && errno == EINTR);
-    free(w);
     return NULL;
 }
 

@@ -138,6 +138,8 @@ const uint8_t *cc__rd_blob(cc__rd *r, size_t *len)
 
 static void put(cc__wr *w, const void *p, size_t n)
 {
+    if (n == 0)
+        return;
     if (w->bad || w->cap - w->len < n) {
         w->bad = true;
         return;

@@ -303,8 +303,9 @@ CC_API void cc_session_free(cc_session *s)
     const cc_context *ctx = s->ctx;
     release_transport(s);
     cc__tls_free(s->tls);
-    cc__auth_free(s->auth);
     wipe_credentials(s);
+    cc__auth_free(s->auth);
+    s->auth = NULL;
     for (cc_job *j = s->queued, *n; j; j = n) {
         n = j->next;
         cc_job_free(j);
