@@ -2,7 +2,8 @@
 # run.sh -- runs every benchmark binary (BUILD_DIR/bench/*) one after another and
 # prints their figures; never a pass/fail test. Usage: bench/run.sh [BUILD_DIR]
 # Sizes: CC_BENCH_BYTES (throughput, default 256M), CC_BENCH_REPEAT (default 3),
-# CC_BENCH_SECONDS (handshake, per phase, default 3).
+# CC_BENCH_SECONDS (handshake, per phase, default 3). Throughput runs twice: one
+# thread driving both ends, then sender and receiver on two threads.
 set -u
 B=${1:-build}
 cd "$(dirname "$0")/.." || exit 2
@@ -14,13 +15,20 @@ if [ ${#bins[@]} -eq 0 ]; then
 fi
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC') $(uname -sr), $(nproc) CPUs, $(openssl version 2>/dev/null)"
 status=0
-for b in "${bins[@]}"; do
-    [ -x "$b" ] || continue
-    # A benchmark that cannot finish in two minutes is broken; say so and go on.
-    if ! timeout 120 "$b"; then
-        echo "bench/run.sh: $b did not complete" >&2
+run() { # A benchmark that cannot finish in two minutes is broken; say so and go on.
+    if ! timeout 120 "$@"; then
+        echo "bench/run.sh: $* did not complete" >&2
         status=1
     fi
     echo
+}
+for b in "${bins[@]}"; do
+    [ -x "$b" ] || continue
+    if [ "$(basename "$b")" = throughput ]; then
+        CC_BENCH_THREADS=1 run "$b"
+        CC_BENCH_THREADS=2 run "$b"
+    else
+        run "$b"
+    fi
 done
 exit $status

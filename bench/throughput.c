@@ -15,6 +15,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Every measured phase is one thread driving both ends over loopback TCP with
- * poll(), so the three figures compare CPU cost per byte on equal terms. */
+/* By default every measured phase is one thread driving both ends over
+ * loopback TCP with poll(), so the figures compare CPU cost per byte on equal
+ * terms. With THREADS = 2 the sending end of each phase runs on a second
+ * thread (blocking I/O for the raw baselines), which shows what two cores
+ * carry; the memory-BIO baseline is single-threaded only. */
 
 #define CHUNK 65536
 #define PHASE_DEADLINE_S 60.0 /* a stuck phase aborts instead of hanging */
@@ -32,6 +37,7 @@
 static char tmpdir[64], cert_path[96], key_path[96], psk_path[96];
 static char pin_hex[65];
 static unsigned char pattern[CHUNK];
+static int threads = 1;
 
 static void die(const char *fmt, ...)
 {
@@ -161,6 +167,54 @@ static void tcp_pair(int lfd, const struct sockaddr_in *addr, int *a, int *b)
     setsockopt(*b, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* Blocking mode for the two-thread runs, with a timeout so a stuck peer
+ * ends the run instead of hanging it. */
+static void set_blocking(int fd)
+{
+    struct timeval tv = {10, 0};
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+        die("cannot make a socket blocking: %s", strerror(errno));
+}
+
+struct writer {
+    int fd;
+    SSL *ssl;
+    unsigned long long total;
+};
+
+static void *tcp_writer(void *arg)
+{
+    struct writer *w = arg;
+    unsigned long long sent = 0;
+    while (sent < w->total) {
+        size_t n = w->total - sent < CHUNK ? (size_t)(w->total - sent) : CHUNK;
+        ssize_t k = send(w->fd, pattern, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            die("send: %s", strerror(errno));
+        sent += (unsigned long long)k;
+    }
+    return NULL;
+}
+
+static void *tls_writer(void *arg)
+{
+    struct writer *w = arg;
+    unsigned long long sent = 0;
+    while (sent < w->total) {
+        int n = w->total - sent < CHUNK ? (int)(w->total - sent) : CHUNK;
+        int k = SSL_write(w->ssl, pattern, n);
+        if (k <= 0)
+            die("SSL_write: error %d", SSL_get_error(w->ssl, k));
+        sent += (unsigned long long)k;
+    }
+    return NULL;
+}
+
 /* --------------------------------------------------------------- raw TCP */
 
 static double run_tcp(int lfd, const struct sockaddr_in *addr, unsigned long long total)
@@ -170,6 +224,28 @@ static double run_tcp(int lfd, const struct sockaddr_in *addr, unsigned long lon
     static unsigned char in[CHUNK];
     unsigned long long sent = 0, got = 0;
     double t0 = now_s();
+    if (threads == 2) {
+        set_blocking(w);
+        set_blocking(r);
+        struct writer wr = {w, NULL, total};
+        pthread_t th;
+        t0 = now_s();
+        if (pthread_create(&th, NULL, tcp_writer, &wr) != 0)
+            die("pthread_create");
+        while (got < total) {
+            ssize_t k = recv(r, in, sizeof in, 0);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                die("recv: %s", k ? strerror(errno) : "end of stream");
+            got += (unsigned long long)k;
+        }
+        double t = now_s() - t0;
+        pthread_join(th, NULL);
+        close(w);
+        close(r);
+        return t;
+    }
     while (got < total) {
         struct pollfd p[2] = {{w, sent < total ? POLLOUT : 0, 0}, {r, POLLIN, 0}};
         if (poll(p, 2, 1000) < 0 && errno != EINTR)
@@ -281,7 +357,23 @@ static double run_tls(int lfd, const struct sockaddr_in *addr, unsigned long lon
 
     static unsigned char in[16384];
     unsigned long long sent = 0, got = 0;
+    pthread_t th;
+    struct writer wr = {w, c, total};
+    if (threads == 2) {
+        set_blocking(w);
+        set_blocking(r);
+    }
     t0 = now_s();
+    if (threads == 2 && pthread_create(&th, NULL, tls_writer, &wr) != 0)
+        die("pthread_create");
+    while (threads == 2 && got < total) {
+        int k = SSL_read(s, in, sizeof in);
+        if (k <= 0)
+            die("SSL_read: error %d", SSL_get_error(s, k));
+        got += (unsigned long long)k;
+    }
+    if (threads == 2)
+        pthread_join(th, NULL);
     while (got < total) {
         struct pollfd p[2] = {{w, sent < total ? POLLOUT : 0, 0}, {r, POLLIN, 0}};
         if (poll(p, 2, 1000) < 0 && errno != EINTR)
@@ -563,6 +655,60 @@ static void cc_contexts(struct pair *pr)
         die("psk_register failed");
 }
 
+/* Queues data on the console until the send buffer says stop. */
+static void feed(struct peer *con, unsigned long long *sent, unsigned long long total)
+{
+    while (!con->blocked && *sent < total) {
+        size_t n = total - *sent < CHUNK ? (size_t)(total - *sent) : CHUNK;
+        int r = cc_session_send(con->s, 1, pattern, n);
+        if (r == CC_ERR_AGAIN) {
+            con->blocked = 1;
+            break;
+        }
+        if (r < 0)
+            die("cc_session_send: %s", cc_strerror(r));
+        *sent += n;
+        if (r == CC_SEND_HIGH_WATER)
+            con->blocked = 1;
+    }
+}
+
+/* Steps one session (two-thread runs). */
+static void step_one(struct peer *p, const struct sockaddr_in *addr, const char *who)
+{
+    if (step(p, addr) < 0)
+        die("%s: %s: %s", who, cc_err_name(p->mask), cc_session_errmsg(p->s));
+}
+
+/* Waits for what the session's last step asked for (not at all when `busy`). */
+static void poll_one(struct peer *p, int busy)
+{
+    struct pollfd pf = {cc_session_fd(p->s),
+                        (short)((p->mask & CC_WANT_READ ? POLLIN : 0) | (p->mask & CC_WANT_WRITE ? POLLOUT : 0)), 0};
+    if (poll(&pf, 1, busy ? 0 : 20) < 0 && errno != EINTR)
+        die("poll: %s", strerror(errno));
+}
+
+struct console_thread {
+    struct peer *con;
+    const struct sockaddr_in *addr;
+    unsigned long long total;
+    atomic_int stop;
+};
+
+static void *console_main(void *arg)
+{
+    struct console_thread *ct = arg;
+    unsigned long long sent = 0;
+    while (!atomic_load(&ct->stop)) {
+        feed(ct->con, &sent, ct->total);
+        step_one(ct->con, ct->addr, "console");
+        /* Decided after the step: its CC_EVENT_SEND_READY may have unblocked us. */
+        poll_one(ct->con, !ct->con->blocked && sent < ct->total);
+    }
+    return NULL;
+}
+
 static double run_cc(int lfd, const struct sockaddr_in *addr, unsigned long long total, char *cipher, size_t cn)
 {
     struct pair pr;
@@ -589,20 +735,27 @@ static double run_cc(int lfd, const struct sockaddr_in *addr, unsigned long long
 
     unsigned long long sent = 0;
     t0 = now_s();
-    while (pr.cli.rx < total) {
-        while (!pr.con.blocked && sent < total) {
-            size_t n = total - sent < CHUNK ? (size_t)(total - sent) : CHUNK;
-            int r = cc_session_send(pr.con.s, 1, pattern, n);
-            if (r == CC_ERR_AGAIN) {
-                pr.con.blocked = 1;
+    if (threads == 2) {
+        /* The console's session belongs to the second thread until it is joined. */
+        struct console_thread ct = {&pr.con, addr, total, 0};
+        pthread_t th;
+        if (pthread_create(&th, NULL, console_main, &ct) != 0)
+            die("pthread_create");
+        while (pr.cli.rx < total) {
+            step_one(&pr.cli, addr, "client");
+            if (pr.cli.rx >= total)
                 break;
-            }
-            if (r < 0)
-                die("cc_session_send: %s", cc_strerror(r));
-            sent += n;
-            if (r == CC_SEND_HIGH_WATER)
-                pr.con.blocked = 1;
+            poll_one(&pr.cli, 0);
+            if (now_s() - t0 > PHASE_DEADLINE_S)
+                die("carboncopy phase stalled at %llu of %llu bytes", pr.cli.rx, total);
         }
+        double t = now_s() - t0;
+        atomic_store(&ct.stop, 1);
+        pthread_join(th, NULL);
+        t0 = now_s() - t; /* the close below is not timed */
+    }
+    while (pr.cli.rx < total) {
+        feed(&pr.con, &sent, total);
         pump_step(&pr);
         if (pr.cli.rx >= total)
             break;
@@ -641,11 +794,15 @@ int main(int argc, char **argv)
 {
     const char *size_s = argc > 1 ? argv[1] : getenv("CC_BENCH_BYTES");
     const char *rep_s = argc > 2 ? argv[2] : getenv("CC_BENCH_REPEAT");
+    const char *thr_s = argc > 3 ? argv[3] : getenv("CC_BENCH_THREADS");
     unsigned long long total = size_s ? parse_size(size_s) : 256ull << 20;
     int reps = rep_s ? atoi(rep_s) : 3;
-    if (!total || reps < 1 || reps > 100 || argc > 3) {
-        fprintf(stderr, "usage: throughput [BYTES[K|M|G] [REPEAT]]   (or CC_BENCH_BYTES, CC_BENCH_REPEAT)\n"
-                        "  moves BYTES (default 256M) one way, REPEAT times (default 3), reports the best run\n");
+    threads = thr_s ? atoi(thr_s) : 1;
+    if (!total || reps < 1 || reps > 100 || (threads != 1 && threads != 2) || argc > 4) {
+        fprintf(stderr, "usage: throughput [BYTES[K|M|G] [REPEAT [THREADS]]]\n"
+                        "       (or CC_BENCH_BYTES, CC_BENCH_REPEAT, CC_BENCH_THREADS)\n"
+                        "  moves BYTES (default 256M) one way, REPEAT times (default 3), reports the best run;\n"
+                        "  THREADS 1 (default): one thread drives both ends; 2: the sender has its own thread\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof pattern; i++)
@@ -658,25 +815,28 @@ int main(int argc, char **argv)
     for (int i = 0; i < reps; i++) {
         t_tcp = best_of(t_tcp, run_tcp(lfd, &addr, total));
         t_tls = best_of(t_tls, run_tls(lfd, &addr, total, tls_cipher, sizeof tls_cipher));
-        t_mem = best_of(t_mem, run_tls_mem(lfd, &addr, total));
+        if (threads == 1)
+            t_mem = best_of(t_mem, run_tls_mem(lfd, &addr, total));
         t_cc = best_of(t_cc, run_cc(lfd, &addr, total, cc_cipher, sizeof cc_cipher));
     }
     close(lfd);
     remove_pki();
 
     double mib = (double)total / (1024.0 * 1024.0);
-    printf("throughput: %llu bytes (%.0f MiB) one way over loopback TCP, one thread drives both ends, "
-           "best of %d\n", total, mib, reps);
+    printf("throughput: %llu bytes (%.0f MiB) one way over loopback TCP, %s, best of %d\n", total, mib,
+           threads == 1 ? "one thread drives both ends" : "sender and receiver on two threads", reps);
     printf("  %-56s %9.1f MiB/s  (%.3f s)\n", "raw TCP", mib / t_tcp, t_tcp);
     char label[160];
     snprintf(label, sizeof label, "raw OpenSSL (%s)", tls_cipher);
     printf("  %-56s %9.1f MiB/s  (%.3f s)\n", label, mib / t_tls, t_tls);
     snprintf(label, sizeof label, "raw OpenSSL, memory BIOs (%s)", tls_cipher);
-    printf("  %-56s %9.1f MiB/s  (%.3f s)\n", label, mib / t_mem, t_mem);
+    if (threads == 1)
+        printf("  %-56s %9.1f MiB/s  (%.3f s)\n", label, mib / t_mem, t_mem);
     snprintf(label, sizeof label, "carboncopy session (%s)", cc_cipher);
     printf("  %-56s %9.1f MiB/s  (%.3f s)\n", label, mib / t_cc, t_cc);
     printf("  ratio carboncopy / raw TCP: %.2f\n", t_tcp / t_cc);
     printf("  ratio carboncopy / raw TLS: %.2f\n", t_tls / t_cc);
-    printf("  ratio carboncopy / raw TLS over memory BIOs: %.2f\n", t_mem / t_cc);
+    if (threads == 1)
+        printf("  ratio carboncopy / raw TLS over memory BIOs: %.2f\n", t_mem / t_cc);
     return 0;
 }
