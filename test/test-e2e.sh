@@ -54,9 +54,10 @@ check "wrong pre-shared key: the console refuses the client's proof (CC_ERR_AUTH
     has "$T_DIR/a.out" '"code":"CC_ERR_AUTH_MUTUAL","message":"psk: the client does not know the key'
 
 # --- garbage and a peer that hangs up mid-handshake; the client keeps serving ---
-printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >/dev/tcp/127.0.0.1/$CLIENT_PORT
-printf 'CCPY\001\001\000\001' >/dev/tcp/127.0.0.1/$CLIENT_PORT
-printf 'CCPY\002\003\000\001' >/dev/tcp/127.0.0.1/$CLIENT_PORT
+# (each in a subshell: the client may hang up first, and SIGPIPE must not end this script)
+(printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >/dev/tcp/127.0.0.1/$CLIENT_PORT) 2>/dev/null
+(printf 'CCPY\001\001\000\001' >/dev/tcp/127.0.0.1/$CLIENT_PORT) 2>/dev/null
+(printf 'CCPY\002\003\000\001' >/dev/tcp/127.0.0.1/$CLIENT_PORT) 2>/dev/null
 sleep 0.3
 check "client: garbage preamble gives CC_ERR_BAD_MAGIC naming what it got" \
     grep -q '"code":"CC_ERR_BAD_MAGIC","message":"expected the Carbon Copy preamble \\"CCPY\\", got \\"GET / HT' "$T_DIR/main.out"
