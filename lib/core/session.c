@@ -165,6 +165,10 @@ static int flush(cc_session *s)
                                     sizeof s->errmsg);
         if (w == CC_IO_WOULD_BLOCK)
             return CC_OK;
+        if (w == CC__IO_RESET) {
+            cc__fmt(s->errmsg, sizeof s->errmsg, "the peer reset the connection during %s", cc_state_name(s->state));
+            return CC_ERR_CLOSED;
+        }
         if (w < 0)
             return CC_ERR_IO;
         cc__buf_consume(&s->rawout, (size_t)w);
@@ -1059,6 +1063,8 @@ static int io_round(cc_session *s)
         long got = cc__transport_recv(&s->tr, buf, sizeof buf, s->errmsg, sizeof s->errmsg);
         if (got == CC_IO_WOULD_BLOCK)
             return CC_OK;
+        if (got == CC__IO_RESET)
+            return fail(s, CC_ERR_CLOSED, false, "the peer reset the connection during %s", cc_state_name(s->state));
         if (got < 0)
             return fail(s, CC_ERR_IO, false, NULL);
         if (got == 0) {

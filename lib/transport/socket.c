@@ -95,6 +95,8 @@ long cc__transport_send(cc__transport *t, const uint8_t *p, size_t n, char *deta
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return CC_IO_WOULD_BLOCK;
+        if (errno == ECONNRESET || errno == EPIPE)
+            return CC__IO_RESET;
         cc__fmt(detail, dn, "send failed: %s", strerror(errno));
         return CC_IO_ERROR;
     }
@@ -118,6 +120,8 @@ long cc__transport_recv(cc__transport *t, uint8_t *p, size_t n, char *detail, si
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return CC_IO_WOULD_BLOCK;
+        if (errno == ECONNRESET)
+            return CC__IO_RESET;
         cc__fmt(detail, dn, "recv failed: %s", strerror(errno));
         return CC_IO_ERROR;
     }

@@ -14,8 +14,9 @@ typedef struct cc__transport {
     void *user;
 } cc__transport;
 
-/* Both return > 0 bytes, CC_IO_WOULD_BLOCK, CC_IO_ERROR (detail filled); recv
- * also 0 at end of stream. */
+/* Both return > 0 bytes, CC_IO_WOULD_BLOCK, CC_IO_ERROR (detail filled),
+ * CC__IO_RESET when the peer reset the connection; recv also 0 at end of stream. */
+#define CC__IO_RESET (-3)
 long cc__transport_send(cc__transport *t, const uint8_t *p, size_t n, char *detail, size_t dn);
 long cc__transport_recv(cc__transport *t, uint8_t *p, size_t n, char *detail, size_t dn);
 /* Half-closes the write side of a socket (nothing for callbacks). */
