@@ -38,6 +38,8 @@ static char tmpdir[64], cert_path[96], key_path[96], psk_path[96];
 static char pin_hex[65];
 static unsigned char pattern[CHUNK];
 static int threads = 1;
+static uint32_t send_buffer; /* CC_LIMIT_SEND_BUFFER for both sessions; 0 = the library's default */
+static size_t cc_chunk = CHUNK; /* bytes per cc_session_send call */
 
 static void die(const char *fmt, ...)
 {
@@ -651,6 +653,9 @@ static void cc_contexts(struct pair *pr)
     if ((err = cc_context_set_pin_sha256(pr->console_ctx, pin_hex)) < 0 ||
         (err = cc_context_set_certificate(pr->client_ctx, cert_path, key_path)) < 0)
         die("context: %s", cc_strerror(err));
+    if (send_buffer && ((err = cc_context_set_limit(pr->console_ctx, CC_LIMIT_SEND_BUFFER, send_buffer)) < 0 ||
+                        (err = cc_context_set_limit(pr->client_ctx, CC_LIMIT_SEND_BUFFER, send_buffer)) < 0))
+        die("CC_LIMIT_SEND_BUFFER %u: %s", send_buffer, cc_context_errmsg(pr->console_ctx));
     if (psk_register(pr->console_ctx, psk_path) < 0 || psk_register(pr->client_ctx, psk_path) < 0)
         die("psk_register failed");
 }
@@ -659,7 +664,7 @@ static void cc_contexts(struct pair *pr)
 static void feed(struct peer *con, unsigned long long *sent, unsigned long long total)
 {
     while (!con->blocked && *sent < total) {
-        size_t n = total - *sent < CHUNK ? (size_t)(total - *sent) : CHUNK;
+        size_t n = total - *sent < cc_chunk ? (size_t)(total - *sent) : cc_chunk;
         int r = cc_session_send(con->s, 1, pattern, n);
         if (r == CC_ERR_AGAIN) {
             con->blocked = 1;
@@ -798,11 +803,17 @@ int main(int argc, char **argv)
     unsigned long long total = size_s ? parse_size(size_s) : 256ull << 20;
     int reps = rep_s ? atoi(rep_s) : 3;
     threads = thr_s ? atoi(thr_s) : 1;
+    const char *sb_s = getenv("CC_BENCH_SEND_BUFFER");
+    send_buffer = sb_s ? (uint32_t)parse_size(sb_s) : 0;
+    /* A send must fit the buffer with its frame headers, or it is refused for good. */
+    if (send_buffer && cc_chunk > send_buffer / 4)
+        cc_chunk = send_buffer / 4;
     if (!total || reps < 1 || reps > 100 || (threads != 1 && threads != 2) || argc > 4) {
         fprintf(stderr, "usage: throughput [BYTES[K|M|G] [REPEAT [THREADS]]]\n"
                         "       (or CC_BENCH_BYTES, CC_BENCH_REPEAT, CC_BENCH_THREADS)\n"
                         "  moves BYTES (default 256M) one way, REPEAT times (default 3), reports the best run;\n"
-                        "  THREADS 1 (default): one thread drives both ends; 2: the sender has its own thread\n");
+                        "  THREADS 1 (default): one thread drives both ends; 2: the sender has its own thread\n"
+                        "  CC_BENCH_SEND_BUFFER=SIZE sets CC_LIMIT_SEND_BUFFER of both sessions\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof pattern; i++)
@@ -825,15 +836,18 @@ int main(int argc, char **argv)
     double mib = (double)total / (1024.0 * 1024.0);
     printf("throughput: %llu bytes (%.0f MiB) one way over loopback TCP, %s, best of %d\n", total, mib,
            threads == 1 ? "one thread drives both ends" : "sender and receiver on two threads", reps);
-    printf("  %-56s %9.1f MiB/s  (%.3f s)\n", "raw TCP", mib / t_tcp, t_tcp);
+    printf("  %-60s %9.1f MiB/s  (%.3f s)\n", "raw TCP", mib / t_tcp, t_tcp);
     char label[160];
     snprintf(label, sizeof label, "raw OpenSSL (%s)", tls_cipher);
-    printf("  %-56s %9.1f MiB/s  (%.3f s)\n", label, mib / t_tls, t_tls);
+    printf("  %-60s %9.1f MiB/s  (%.3f s)\n", label, mib / t_tls, t_tls);
     snprintf(label, sizeof label, "raw OpenSSL, memory BIOs (%s)", tls_cipher);
     if (threads == 1)
-        printf("  %-56s %9.1f MiB/s  (%.3f s)\n", label, mib / t_mem, t_mem);
-    snprintf(label, sizeof label, "carboncopy session (%s)", cc_cipher);
-    printf("  %-56s %9.1f MiB/s  (%.3f s)\n", label, mib / t_cc, t_cc);
+        printf("  %-60s %9.1f MiB/s  (%.3f s)\n", label, mib / t_mem, t_mem);
+    char sb[64] = "";
+    if (send_buffer)
+        snprintf(sb, sizeof sb, ", send buffer %uK", send_buffer >> 10);
+    snprintf(label, sizeof label, "carboncopy (%s%s)", cc_cipher, sb);
+    printf("  %-60s %9.1f MiB/s  (%.3f s)\n", label, mib / t_cc, t_cc);
     printf("  ratio carboncopy / raw TCP: %.2f\n", t_tcp / t_cc);
     printf("  ratio carboncopy / raw TLS: %.2f\n", t_tls / t_cc);
     if (threads == 1)
