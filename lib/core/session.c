@@ -670,6 +670,19 @@ static int auth_advance(cc_session *s, const uint8_t *in, size_t len)
     return CC_OK; /* done on our side; the client's AUTH_RESULT decides */
 }
 
+static void license_event(cc_session *s)
+{
+    const cc__license_verdict *v = &s->license;
+    cc_event ev = {0};
+    ev.type = CC_EVENT_LICENSE;
+    ev.code = v->code;
+    ev.granted = v->granted;
+    ev.license_count = v->count;
+    ev.license_in_use = v->in_use;
+    ev.text = v->detail;
+    emit(s, &ev);
+}
+
 /* Client: once the console's hello and the licence verdict are both in. */
 static int client_progress(cc_session *s)
 {
@@ -691,14 +704,7 @@ static int client_progress(cc_session *s)
     if (r < 0)
         return fail(s, r, false, NULL);
     s->license_sent = true;
-    cc_event ev = {0};
-    ev.type = CC_EVENT_LICENSE;
-    ev.code = v->code;
-    ev.granted = v->granted;
-    ev.license_count = v->count;
-    ev.license_in_use = v->in_use;
-    ev.text = v->detail;
-    emit(s, &ev);
+    license_event(s);
     if (!v->granted)
         return fail(s, v->code ? v->code : CC_ERR_LICENSE_DENIED, true, "%s", v->detail);
 
@@ -830,14 +836,7 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
             return fail(s, CC_ERR_PROTOCOL, false, "the client reported a licence grant with %u of %u in use",
                         v->in_use, v->count);
         s->license_known = true;
-        cc_event ev = {0};
-        ev.type = CC_EVENT_LICENSE;
-        ev.code = v->code;
-        ev.granted = v->granted;
-        ev.license_count = v->count;
-        ev.license_in_use = v->in_use;
-        ev.text = v->detail;
-        emit(s, &ev);
+        license_event(s);
         if (!v->granted)
             return fail(s, map_peer_code(v->code ? v->code : CC_ERR_LICENSE_DENIED), false, "client: %s",
                         v->detail);
