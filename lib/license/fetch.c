@@ -13,6 +13,12 @@ static CURLcode curl_init_rc = CURLE_FAILED_INIT;
  * hosts may run licence jobs on several at once. */
 static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
+/* Called when a licence source is configured, normally on the host's setup
+ * thread: libcurl asks for its global init early, and doing it here keeps
+ * OpenSSL's one-time configuration (and the per-thread state it leaves
+ * behind) off the host's short-lived worker threads. */
+void cc__license_curl_init(void) { pthread_once(&curl_once, curl_init); }
+
 struct fetch {
     cc__license_job *lj;
     CURL *curl;
@@ -138,7 +144,7 @@ int cc__license_fetch(cc_job *job) {
                                   "no licence source configured: call cc_context_set_license_url() "
                                   "or cc_context_set_license_server() (cc-client: --license-url URL "
                                   "or --ns NAME)");
-    pthread_once(&curl_once, curl_init);
+    cc__license_curl_init();
     if (curl_init_rc != CURLE_OK)
         return cc__job_set_result(job, CC_ERR_INTERNAL, "libcurl failed to initialise: %s",
                                   curl_easy_strerror(curl_init_rc));

@@ -32,5 +32,7 @@ int cc__license_job_finish(cc__license_job *lj);
 
 /* ops->run, in fetch.c */
 int cc__license_fetch(cc_job *job);
+/* libcurl's global init, once per process (fetch.c). */
+void cc__license_curl_init(void);
 
 #endif

@@ -125,6 +125,8 @@ static const char *url_problem(const char *url) {
 }
 
 static int set_url(cc_context *ctx, const char *url) {
+    if (url)
+        cc__license_curl_init();
     char *copy = NULL;
     if (url && !(copy = cc__strdup(ctx, url)))
         return cc__ctx_error(ctx, CC_ERR_NOMEM, "out of memory");
