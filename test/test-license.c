@@ -259,6 +259,23 @@ static void test_host_page(void) {
     cc_context_free(c);
 }
 
+static void test_long_url_keeps_the_cause(void) {
+    cc_context *c = client();
+    T_ASSERT(c);
+    char url[2049];
+    memset(url, 'a', sizeof url - 1);
+    memcpy(url, "http://ns/", 10);
+    url[sizeof url - 1] = 0;
+    T_EQ(cc_context_set_license_url(c, url), 0);
+    T_EQ(feed_page(c, 200, "<LicenseDetails LicenseCount='3' LicensesInUse='3'/>", 50),
+         CC_ERR_LICENSE_DENIED);
+    T_CONTAINS(v.detail, "no licence free: 3 of 3 in use per http://ns/aaaa");
+    T_CONTAINS(v.detail, "aaa...");
+    T_EQ(feed_page(c, 404, "", 1), CC_ERR_LICENSE_HTTP);
+    T_CONTAINS(v.detail, "answered HTTP status 404");
+    cc_context_free(c);
+}
+
 static void test_page_limit(void) {
     cc_context *c = client();
     T_ASSERT(c);
@@ -350,6 +367,7 @@ int main(void) {
     t_run("host answers with figures", test_host_figures);
     t_run("host answers with status and page", test_host_page);
     t_run("page size limit while feeding", test_page_limit);
+    t_run("a long URL is shortened in details", test_long_url_keeps_the_cause);
     t_run("verdict cache", test_cache);
     cc_context_free(ctx);
     return t_done();

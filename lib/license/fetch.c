@@ -64,7 +64,7 @@ static bool is_tls_error(CURLcode rc) {
 /* Turns curl's outcome into the job's result when no callback recorded one. */
 static void classify(struct fetch *f, CURLcode rc, const char *errbuf) {
     cc__license_job *lj = f->lj;
-    const char *url = lj->url;
+    const char *url = lj->shown;
     const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     if (lj->base.result < 0)
         return; /* status, size or parse error already said */

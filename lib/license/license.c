@@ -241,7 +241,7 @@ static cc__license_job *as_license(const cc_job *job) {
     return (cc__license_job *)job;
 }
 
-static const char *shown_url(const cc__license_job *lj) { return lj->url ? lj->url : NO_URL; }
+static const char *shown_url(const cc__license_job *lj) { return lj->shown; }
 
 static bool status_ok(int32_t s) { return s >= 200 && s <= 299; }
 
@@ -370,6 +370,13 @@ int cc__license_start(cc_context *ctx, cc_job **job, cc__license_verdict *cached
         cc_job_free(&lj->base); /* the core's free calls license_job_destroy */
         return CC_ERR_NOMEM;
     }
+    /* Details are bounded (CC__DETAIL_MAX); a long URL must not crowd out the cause. */
+    if (!lj->url)
+        cc__fmt(lj->shown, sizeof lj->shown, "%s", NO_URL);
+    else if (strlen(lj->url) > 200)
+        cc__fmt(lj->shown, sizeof lj->shown, "%.200s...", lj->url);
+    else
+        cc__fmt(lj->shown, sizeof lj->shown, "%s", lj->url);
     lj->connect_timeout_ms = or_default(ctx->timeout[CC_TIMEOUT_LICENSE_CONNECT], 5000);
     lj->total_timeout_ms = or_default(ctx->timeout[CC_TIMEOUT_LICENSE], 10000);
     lj->max_page = or_default(ctx->limit[CC_LIMIT_LICENSE_PAGE], 65536);
