@@ -795,6 +795,49 @@ static void t_resolve_failure_and_refused(void)
     cc_context_free(cctx);
 }
 
+/* ---- logging: useful lines, never a secret ---- */
+struct logbuf {
+    char text[65536];
+    size_t len;
+    int lines;
+};
+static void collect_log(void *user, int level, const char *msg)
+{
+    struct logbuf *b = user;
+    b->lines++;
+    size_t n = strlen(msg);
+    if (b->len + n + 2 < sizeof b->text) {
+        memcpy(b->text + b->len, msg, n);
+        b->len += n;
+        b->text[b->len++] = '\n';
+        b->text[b->len] = 0;
+    }
+}
+
+static void t_log_never_has_secrets(void)
+{
+    static struct logbuf lc, ls;
+    memset(&lc, 0, sizeof lc);
+    memset(&ls, 0, sizeof ls);
+    struct pair p = {0};
+    p.cctx = console_ctx(pskfile);
+    p.sctx = client_ctx();
+    T_EQ(cc_context_set_log(p.cctx, collect_log, &lc, CC_LOG_DEBUG), CC_OK);
+    T_EQ(cc_context_set_log(p.sctx, collect_log, &ls, CC_LOG_DEBUG), CC_OK);
+    T_EQ(cc_context_set_log(p.sctx, collect_log, &ls, 9), CC_ERR_INVALID);
+    T_ASSERT(pair_start(&p));
+    T_EQ(cc_session_set_credentials(p.con.s, "tester", "DOM", "hunter2-password"), CC_OK);
+    T_ASSERT(drive(&p.con, &p.cli, both_established, 5000));
+    cc_session_close(p.con.s, 0, "bye");
+    drive(&p.con, &p.cli, both_ended, 3000);
+    T_ASSERT(lc.lines > 5 && ls.lines > 5);
+    T_CONTAINS(lc.text, "TLS established: TLSv1.3");
+    T_CONTAINS(ls.text, "-> established");
+    T_ASSERT(!strstr(lc.text, "hunter2") && !strstr(ls.text, "hunter2"));
+    T_ASSERT(!strstr(lc.text, "0123456789abcdef") && !strstr(ls.text, "0123456789abcdef"));
+    pair_free(&p);
+}
+
 /* ---- every allocation failing in turn ends cleanly ---- */
 static long alloc_budget;
 static void *fail_malloc(size_t n, void *u) { return alloc_budget-- > 0 ? malloc(n) : NULL; }
@@ -869,6 +912,7 @@ int main(void)
     t_run("bad frames from a raw TLS peer", t_bad_frames);
     t_run("TCP connect skips a dead address from a host-answered resolve job", t_tcp_connect_tries_each_address);
     t_run("connection refused and a failed resolve job", t_resolve_failure_and_refused);
+    t_run("log lines are useful and never carry a secret", t_log_never_has_secrets);
     t_run("every allocation failing in turn ends cleanly", t_allocation_failures);
     return t_done();
 }
