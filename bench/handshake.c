@@ -34,6 +34,7 @@
 static char tmpdir[64], cert_path[96], key_path[96], psk_path[96];
 static char pin_hex[65];
 
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
     va_list ap;

@@ -41,6 +41,7 @@ static int threads = 1;
 static uint32_t send_buffer; /* CC_LIMIT_SEND_BUFFER for both sessions; 0 = the library's default */
 static size_t cc_chunk = CHUNK; /* bytes per cc_session_send call */
 
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
     va_list ap;
