@@ -3,8 +3,12 @@
 #include "../lib/license/license.h"
 #include "harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 static char dir[512];
 static int started;
@@ -241,6 +245,48 @@ static void test_timeout(void) {
     cc_context_free(ctx);
 }
 
+/* A listener whose accept queue is full: the kernel drops further SYNs, so a
+ * connect hangs until the connect timeout. */
+static void test_connect_timeout(void) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    T_ASSERT(l >= 0);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    int fill[8], nfill = 0;
+    int ok = bind(l, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(l, 0) == 0 &&
+             getsockname(l, (struct sockaddr *)&sa, &sl) == 0;
+    for (int i = 0; ok && i < 8; i++) { /* more than the queue holds */
+        int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (c < 0)
+            break;
+        connect(c, (struct sockaddr *)&sa, sizeof sa);
+        fill[nfill++] = c;
+    }
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    int code = -1;
+    cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
+    if (ok && ctx) {
+        char u[128];
+        snprintf(u, sizeof u, "http://127.0.0.1:%u/granted.xml", (unsigned)ntohs(sa.sin_port));
+        cc_context_set_license_url(ctx, u);
+        cc_context_set_timeout(ctx, CC_TIMEOUT_LICENSE_CONNECT, 500);
+        cc_context_set_timeout(ctx, CC_TIMEOUT_LICENSE, 5000);
+        code = fetch_with(ctx);
+    }
+    cc_context_free(ctx);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    close(l);
+    T_ASSERT(ok);
+    T_EQ(code, CC_ERR_LICENSE_TIMEOUT);
+    T_CONTAINS(v.detail, "connect limit 500 ms");
+    printf("# connect timeout after %llu ms (limit 500 ms)\n", (unsigned long long)took_ms);
+    T_ASSERT(took_ms >= 400 && took_ms < 2500);
+}
+
 static void test_closed_port(void) {
     char u[128];
     snprintf(u, sizeof u, "http://127.0.0.1:%u/granted.xml", port_closed);
@@ -323,6 +369,7 @@ int main(void) {
     t_run("page over the size limit", test_too_large);
     t_run("billion laughs, external entity, gzip bomb", test_hostile_documents);
     t_run("slow server trips the timeout", test_timeout);
+    t_run("connect timeout (accept queue full)", test_connect_timeout);
     t_run("closed port and unknown host", test_closed_port);
     t_run("https: verified, untrusted, wrong name, redirect", test_https);
     t_run("server name builds the default URL", test_server_name);
