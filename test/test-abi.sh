@@ -26,6 +26,22 @@ missing=$(comm -23 "$T_DIR/listed" "$T_DIR/exported" | tr '\n' ' ')
 check "every function of the header is exported${missing:+ (missing: $missing)}" [ -z "$missing" ]
 check "the soname is libcarboncopy.so.1" sh -c "readelf -d '$SO' | grep -q 'SONAME.*libcarboncopy.so.1\\]'"
 
+# make abi-check passes on this tree, and its abidiff verdict catches a removed function:
+# relink the same objects with cc_session_ping left out of the version script.
+if [ "${SANITIZE:-}" != 1 ]; then
+    check "make abi-check passes" sh -c "make -s abi-check >'$T_DIR/abi.log' 2>&1"
+    grep -v 'cc_session_ping;' lib/carboncopy.map >"$T_DIR/broken.map"
+    if cc -shared -Wl,-soname,libcarboncopy.so.1 -Wl,--version-script="$T_DIR/broken.map" -o "$T_DIR/broken.so" \
+        $(ls "$B"/obj/lib/*/*.o "$B"/obj/lib/*/*/*.o) $(pkg-config --libs openssl libcurl expat krb5-gssapi krb5) 2>"$T_DIR/link.log"; then
+        abidiff --headers-dir2 include abi/libcarboncopy.abi "$T_DIR/broken.so" >"$T_DIR/abidiff.txt"
+        rc=$?
+        check "abidiff flags a removed function as incompatible (exit $rc has bit 8)" [ $((rc & 8)) -ne 0 ]
+        check "and names it" grep -q cc_session_ping "$T_DIR/abidiff.txt"
+    else
+        not_ok "relink without cc_session_ping" "$(cat "$T_DIR/link.log")"
+    fi
+fi
+
 # Install into a temporary DESTDIR and build against it with pkg-config only.
 D="$T_DIR/dest"
 if make -s install DESTDIR="$D" PREFIX=/opt/cc SANITIZE="${SANITIZE:-}" >"$T_DIR/install.log" 2>&1; then
