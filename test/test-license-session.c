@@ -274,6 +274,40 @@ static void test_unanswered_job_denies(void) {
     denial_case(0, 0, 0, CC_ERR_LICENSE_MISSING, "handed back without being run");
 }
 
+static void test_cached_verdict_skips_the_job(void) {
+    struct pair p;
+    int ok = pair_open(&p) == 0 && cc_context_set_license_cache_ttl(p.sctx, 60000) == 0;
+    if (ok)
+        drive(&p, both_at_licence);
+    int have_job = p.license_job != NULL;
+    if (ok && have_job) {
+        cc_job_license_set_figures(p.license_job, 25, 7);
+        cc_session_job_done(p.cli, p.license_job);
+        p.license_job = NULL;
+        drive(&p, settled);
+    }
+    /* a second session on the same context: no licence job, the verdict is known */
+    cc_session *s2 = ok ? cc_session_new(p.sctx, NULL) : NULL;
+    int sv[2] = {-1, -1};
+    int mask = -1;
+    cc_job *j2 = NULL;
+    if (s2 && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0 && cc_session_accept_fd(s2, sv[0]) == 0) {
+        mask = cc_session_step(s2);
+        j2 = cc_session_take_job(s2);
+    }
+    cc_session_free(s2);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    cc_job_free(j2);
+    int con_state = ok ? cc_session_state(p.con) : -1;
+    pair_close(&p);
+    T_ASSERT(ok && have_job);
+    T_EQ(con_state, CC_STATE_ESTABLISHED);
+    T_ASSERT(mask > 0);
+    T_ASSERT(!(mask & CC_WANT_JOB));
+    T_ASSERT(j2 == NULL);
+}
+
 int main(void) {
     if (setup() != 0) {
         printf("not ok - test certificates made\n");
@@ -283,5 +317,6 @@ int main(void) {
     t_run("TLS and hello complete while the licence job is out", test_tls_does_not_wait_for_licence);
     t_run("a denial reaches both sides with its code and figures", test_denied_reaches_console);
     t_run("a licence job handed back unanswered denies", test_unanswered_job_denies);
+    t_run("a cached verdict skips the licence job", test_cached_verdict_skips_the_job);
     return t_done();
 }
