@@ -15,8 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define KDC_MAX 16             /* KDC entries tried per exchange */
-#define KDC_REPLY_MAX (1u << 20) /* PACs with many groups are large; 1 MiB is plenty */
+#define KDC_MAX         16         /* KDC entries tried per exchange */
+#define KDC_REPLY_MAX   (1u << 20) /* PACs with many groups are large; 1 MiB is plenty */
 #define KDC_UDP_WAIT_MS 1000
 
 struct kdc {
@@ -269,8 +269,8 @@ out:
     return r;
 }
 
-krb5_error_code cc__krb_kdc_exchange(krb5_context k, const krb5_data *realm_d, const krb5_data *msg,
-                                     uint64_t deadline, krb5_data **reply_out, bool *handled, bool *timed_out)
+krb5_error_code cc__krb_kdc_exchange(krb5_context k, const krb5_data *realm_d, const krb5_data *msg, uint64_t deadline,
+                                     krb5_data **reply_out, bool *handled, bool *timed_out)
 {
     *handled = false;
     char realm[256];

@@ -10,9 +10,9 @@
 
 /* Channel-binding application data: this prefix then the 32-byte RFC 9266
  * tls-exporter value (the RFC 5056 / RFC 5929 convention of naming the type). */
-#define KRB_CB_PREFIX "tls-exporter:"
+#define KRB_CB_PREFIX     "tls-exporter:"
 #define KRB_CB_PREFIX_LEN (sizeof KRB_CB_PREFIX - 1)
-#define KRB_CB_MAX 32
+#define KRB_CB_MAX        32
 
 /* ------------------------------------------------------------------ */
 /* mech_data: per-context options                                       */
@@ -126,7 +126,10 @@ static void job_release(struct krb_job *j)
     cc__free(ctx, j);
 }
 
-static void job_free_data(void *data) { job_release(data); }
+static void job_free_data(void *data)
+{
+    job_release(data);
+}
 
 static int job_fail(struct krb_job *j, enum krb_op op, krb5_error_code code, const char *what)
 {
@@ -135,8 +138,8 @@ static int job_fail(struct krb_job *j, enum krb_op op, krb5_error_code code, con
         code = ETIMEDOUT;
     j->code = cc__krb_map(op, code, msg, what, j->detail, sizeof j->detail);
     if (j->timed_out)
-        cc__fmt(j->detail + strlen(j->detail), sizeof j->detail - strlen(j->detail),
-                " (the job's %u ms were used up)", j->timeout_ms);
+        cc__fmt(j->detail + strlen(j->detail), sizeof j->detail - strlen(j->detail), " (the job's %u ms were used up)",
+                j->timeout_ms);
     krb5_free_error_message(j->kctx, msg);
     return j->code;
 }
@@ -155,8 +158,7 @@ static krb5_error_code KRB5_CALLCONV job_send_hook(krb5_context kctx, void *data
         return KRB5_KDC_UNREACH;
     }
     bool handled = false;
-    krb5_error_code r =
-        cc__krb_kdc_exchange(kctx, realm, message, j->deadline_ms, new_reply, &handled, &j->timed_out);
+    krb5_error_code r = cc__krb_kdc_exchange(kctx, realm, message, j->deadline_ms, new_reply, &handled, &j->timed_out);
     return handled ? r : 0;
 }
 
@@ -207,8 +209,8 @@ static int job_check_tgt(struct krb_job *j, const char *ccname)
         char when[40] = "?";
         if (gmtime_r(&t, &tm))
             strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-        cc__fmt(j->detail, sizeof j->detail,
-                "the Kerberos ticket-granting ticket in %s expired at %s; run kinit again", ccname, when);
+        cc__fmt(j->detail, sizeof j->detail, "the Kerberos ticket-granting ticket in %s expired at %s; run kinit again",
+                ccname, when);
         return j->code = CC_ERR_AUTH_EXPIRED;
     }
     return 0;
@@ -232,8 +234,7 @@ static int job_run(void *data)
     r = krb5_init_context(&j->kctx);
     if (r) {
         j->kctx = NULL;
-        j->code = cc__krb_map(KRB_OP_CONFIG, r, "cannot make a Kerberos context", NULL, j->detail,
-                              sizeof j->detail);
+        j->code = cc__krb_map(KRB_OP_CONFIG, r, "cannot make a Kerberos context", NULL, j->detail, sizeof j->detail);
         goto done;
     }
     krb5_set_kdc_send_hook(j->kctx, job_send_hook, j);
@@ -289,7 +290,9 @@ static int job_run(void *data)
         if (r) {
             j->ccache = NULL;
             job_fail(j, KRB_OP_CCACHE, r,
-                     j->ccache_name ? j->ccache_name : j->user ? j->user : krb5_cc_default_name(j->kctx));
+                     j->ccache_name ? j->ccache_name
+                     : j->user      ? j->user
+                                    : krb5_cc_default_name(j->kctx));
             goto done;
         }
         char *full = NULL;
@@ -340,7 +343,9 @@ static int job_run(void *data)
     in.server = server;
     if ((r = krb5_get_credentials(j->kctx, 0, j->ccache, &in, &out)) != 0) {
         job_fail(j, r == KRB5KRB_AP_ERR_TKT_EXPIRED || r == KRB5_CC_NOTFOUND ? KRB_OP_CCACHE : KRB_OP_TICKET, r,
-                 r == KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN ? j->target : name ? name : ccname);
+                 r == KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN ? j->target
+                 : name                               ? name
+                                                      : ccname);
         goto done;
     }
     krb5_free_creds(j->kctx, out);
@@ -416,6 +421,7 @@ struct krb_state {
     gss_ctx_id_t gctx;
     char target[CC__NAME_MAX + 1];
     /* client */
+    char want_service[CC__NAME_MAX + 1]; /* the "service" option, canonical; "" = any */
     gss_cred_id_t acred;
     gss_ctx_id_t actx;
 };
@@ -578,8 +584,8 @@ static int console_reply(struct krb_state *s, cc_auth *auth, const uint8_t *in, 
     gss_buffer_desc tn = {strlen(s->target), s->target};
     maj = gss_import_name(&mn, &tn, GSS_KRB5_NT_PRINCIPAL_NAME, &target);
     if (!GSS_ERROR(maj))
-        maj = gss_init_sec_context(&mn, s->cred, &s->gctx, target, gss_mech_krb5, GSS_C_MUTUAL_FLAG,
-                                   GSS_C_INDEFINITE, GSS_C_NO_CHANNEL_BINDINGS, &it, NULL, &out, &flags, NULL);
+        maj = gss_init_sec_context(&mn, s->cred, &s->gctx, target, gss_mech_krb5, GSS_C_MUTUAL_FLAG, GSS_C_INDEFINITE,
+                                   GSS_C_NO_CHANNEL_BINDINGS, &it, NULL, &out, &flags, NULL);
     gss_release_name(&mn, &target);
     gss_release_buffer(&mn, &out);
     if (GSS_ERROR(maj)) {
@@ -587,8 +593,7 @@ static int console_reply(struct krb_state *s, cc_auth *auth, const uint8_t *in, 
         return fail(s, auth, code, detail);
     }
     if (maj != GSS_S_COMPLETE || !(flags & GSS_C_MUTUAL_FLAG)) {
-        cc__fmt(detail, sizeof detail, "the client's reply did not complete mutual authentication as %s",
-                s->target);
+        cc__fmt(detail, sizeof detail, "the client's reply did not complete mutual authentication as %s", s->target);
         return fail(s, auth, CC_ERR_AUTH_MUTUAL, detail);
     }
     cc__fmt(detail, sizeof detail, "mutual authentication complete: the client is %s", s->target);
@@ -634,23 +639,36 @@ static int client_acquire(struct krb_state *s, cc_auth *auth)
     el[store.count].key = "rcache";
     el[store.count++].value = s->mech->rcache ? s->mech->rcache : "dfl:";
     OM_uint32 maj, mn;
-    gss_name_t name = GSS_C_NO_NAME;
     gss_OID_set_desc mechs = {1, gss_mech_krb5};
     if (s->mech->service) {
-        gss_buffer_desc b = {strlen(s->mech->service), s->mech->service};
-        maj = gss_import_name(&mn, &b, GSS_KRB5_NT_PRINCIPAL_NAME, &name);
-        if (GSS_ERROR(maj)) {
-            int code = cc__krb_map_gss(KRB_OP_ACQUIRE, maj, mn, s->mech->service, detail, sizeof detail);
-            return fail(s, auth, code == CC_ERR_AUTH_KEYTAB ? CC_ERR_CONFIG : code, detail);
+        /* The restriction is checked after accepting (see client_step): asking
+         * gss_acquire_cred_from for a name the keytab lacks leaks in MIT 1.20. */
+        krb5_context k = NULL;
+        krb5_principal pr = NULL;
+        char *u = NULL;
+        krb5_error_code r = krb5_init_context(&k);
+        if (!r)
+            r = krb5_parse_name(k, s->mech->service, &pr);
+        if (!r)
+            r = krb5_unparse_name(k, pr, &u);
+        if (!r)
+            cc__fmt(s->want_service, sizeof s->want_service, "%s", u);
+        else
+            cc__fmt(detail, sizeof detail, "the kerberos option service \"%s\" is not a principal name (error %ld)",
+                    s->mech->service, (long)r);
+        if (u)
+            krb5_free_unparsed_name(k, u);
+        if (k) {
+            krb5_free_principal(k, pr);
+            krb5_free_context(k);
         }
+        if (r)
+            return fail(s, auth, CC_ERR_CONFIG, detail);
     }
-    maj = gss_acquire_cred_from(&mn, name, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT, &store, &s->acred, NULL, NULL);
-    gss_release_name(&mn, &name);
+    maj = gss_acquire_cred_from(&mn, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT, &store, &s->acred, NULL,
+                                NULL);
     if (GSS_ERROR(maj)) {
-        char what[CC__NAME_MAX + 64];
-        cc__fmt(what, sizeof what, "%s%s%s", kt ? kt : "(default keytab)", s->mech->service ? " for " : "",
-                s->mech->service ? s->mech->service : "");
-        cc__krb_map_gss(KRB_OP_ACQUIRE, maj, mn, what, detail, sizeof detail);
+        cc__krb_map_gss(KRB_OP_ACQUIRE, maj, mn, kt ? kt : "(default keytab)", detail, sizeof detail);
         return fail(s, auth, CC_ERR_AUTH_KEYTAB, detail);
     }
     return CC_OK;
@@ -713,6 +731,27 @@ static int client_step(struct krb_state *s, cc_auth *auth, const uint8_t *in, si
         code = CC_ERR_AUTH_MUTUAL;
         cc__fmt(detail, sizeof detail, "the console did not ask for mutual authentication; refused");
         goto out;
+    }
+    if (s->want_service[0]) {
+        gss_name_t acc = GSS_C_NO_NAME;
+        gss_buffer_desc an = GSS_C_EMPTY_BUFFER;
+        maj = gss_inquire_context(&mn, s->actx, NULL, &acc, NULL, NULL, NULL, NULL, NULL);
+        if (!GSS_ERROR(maj))
+            maj = gss_display_name(&mn, acc, &an, NULL);
+        bool same = !GSS_ERROR(maj) && an.length == strlen(s->want_service) &&
+                    memcmp(an.value, s->want_service, an.length) == 0;
+        if (!same)
+            cc__fmt(detail, sizeof detail,
+                    "the console's ticket is for %.*s but this client accepts only %s (kerberos option "
+                    "\"service\"); the console must ask for %s",
+                    GSS_ERROR(maj) ? 1 : (int)an.length, GSS_ERROR(maj) ? "?" : (const char *)an.value, s->want_service,
+                    s->want_service);
+        gss_release_buffer(&mn, &an);
+        gss_release_name(&mn, &acc);
+        if (!same) {
+            code = CC_ERR_AUTH_KEYTAB;
+            goto out;
+        }
     }
     gss_buffer_desc dn = GSS_C_EMPTY_BUFFER;
     maj = gss_display_name(&mn, src, &dn, NULL);

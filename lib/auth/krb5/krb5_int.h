@@ -27,8 +27,7 @@ enum krb_op {
 /* Maps a libkrb5 error code (also the krb5 mechanism's GSS minor status) met in
  * `op` to a cc_error; `text` is libkrb5's message. Writes an actionable detail that
  * names `what` (a principal, a keytab, a ccache) into detail. */
-int cc__krb_map(enum krb_op op, long code, const char *text, const char *what, char *detail,
-                size_t detail_len);
+int cc__krb_map(enum krb_op op, long code, const char *text, const char *what, char *detail, size_t detail_len);
 
 /* Maps a GSS failure. minor is the mechanism's status (a krb5 code for krb5). */
 int cc__krb_map_gss(enum krb_op op, OM_uint32 major, OM_uint32 minor, const char *what, char *detail,
@@ -53,7 +52,7 @@ int cc__krb_pac_upn_dns_info(const uint8_t *p, size_t len, cc__krb_attr_fn add, 
  * TCP, then UDP, and stores its reply in *reply_out; every wait ends by deadline
  * (cc__now_ms clock). *handled is false when no KDC could be located (libkrb5 then
  * tries its own ways); *timed_out is set when the deadline passed. */
-krb5_error_code cc__krb_kdc_exchange(krb5_context k, const krb5_data *realm, const krb5_data *msg,
-                                     uint64_t deadline, krb5_data **reply_out, bool *handled, bool *timed_out);
+krb5_error_code cc__krb_kdc_exchange(krb5_context k, const krb5_data *realm, const krb5_data *msg, uint64_t deadline,
+                                     krb5_data **reply_out, bool *handled, bool *timed_out);
 
 #endif

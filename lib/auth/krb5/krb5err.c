@@ -21,8 +21,7 @@ void cc__krb_gss_text(OM_uint32 major, OM_uint32 minor, char *buf, size_t len)
         int rounds = 0;
         do {
             gss_buffer_desc msg = GSS_C_EMPTY_BUFFER;
-            OM_uint32 maj = gss_display_status(&mn, code, type, pass == 1 ? gss_mech_krb5 : GSS_C_NO_OID,
-                                               &ctx, &msg);
+            OM_uint32 maj = gss_display_status(&mn, code, type, pass == 1 ? gss_mech_krb5 : GSS_C_NO_OID, &ctx, &msg);
             if (GSS_ERROR(maj))
                 break;
             if (msg.length && used + 2 < len && !(msg.length == 7 && memcmp(msg.value, "Success", 7) == 0)) {
@@ -72,8 +71,7 @@ int cc__krb_map(enum krb_op op, long code, const char *text, const char *what, c
                 t, w);
         return CC_ERR_AUTH_KDC_UNREACHABLE;
     case KRB5_CONFIG_NODEFREALM:
-        cc__fmt(d, dl, "no default realm is configured (%s); set default_realm in krb5.conf or give user@REALM",
-                t);
+        cc__fmt(d, dl, "no default realm is configured (%s); set default_realm in krb5.conf or give user@REALM", t);
         return CC_ERR_CONFIG;
     case KRB5KRB_AP_ERR_SKEW:
         cc__fmt(d, dl,
@@ -85,8 +83,10 @@ int cc__krb_map(enum krb_op op, long code, const char *text, const char *what, c
     case KRB5KRB_AP_ERR_TKT_NYV:
     case KRB5KDC_ERR_TGT_REVOKED:
         if (op == KRB_OP_ACCEPT)
-            cc__fmt(d, dl, "the console's service ticket is expired or not yet valid (%s); the console should "
-                           "get a new ticket (kinit)", t);
+            cc__fmt(d, dl,
+                    "the console's service ticket is expired or not yet valid (%s); the console should "
+                    "get a new ticket (kinit)",
+                    t);
         else
             cc__fmt(d, dl, "the Kerberos credentials of %s have expired (%s); run kinit again", w, t);
         return CC_ERR_AUTH_EXPIRED;
@@ -195,8 +195,8 @@ int cc__krb_map_gss(enum krb_op op, OM_uint32 major, OM_uint32 minor, const char
     }
     if (minor) {
         int r = cc__krb_map(op, (long)(int32_t)minor, text, what, d, dl);
-        if (r != CC_ERR_AUTH && r != CC_ERR_AUTH_KEYTAB && r != CC_ERR_AUTH_MUTUAL &&
-            r != CC_ERR_AUTH_NO_CREDENTIALS && r != CC_ERR_CONFIG)
+        if (r != CC_ERR_AUTH && r != CC_ERR_AUTH_KEYTAB && r != CC_ERR_AUTH_MUTUAL && r != CC_ERR_AUTH_NO_CREDENTIALS &&
+            r != CC_ERR_CONFIG)
             return r;
         if (r == CC_ERR_AUTH_KEYTAB && (op == KRB_OP_ACCEPT || op == KRB_OP_ACQUIRE))
             return r;

@@ -103,8 +103,8 @@ static bool utf16_to_utf8(const uint8_t *s, size_t n, char *out, size_t outlen)
 
 /* A binary SID (revision, count, 6-byte authority, count x 4-byte sub-authorities)
  * as "S-1-5-21-...", optionally with one more RID appended. */
-static bool sid_text(uint8_t rev, uint8_t count, const uint8_t *auth6, const uint32_t *subs, bool add_rid,
-                     uint32_t rid, char *out, size_t outlen)
+static bool sid_text(uint8_t rev, uint8_t count, const uint8_t *auth6, const uint32_t *subs, bool add_rid, uint32_t rid,
+                     char *out, size_t outlen)
 {
     uint64_t a = 0;
     for (int i = 0; i < 6; i++)
@@ -179,7 +179,7 @@ int cc__krb_pac_logon_info(const uint8_t *p, size_t len, cc__krb_attr_fn add, vo
         return CC_ERR_AUTH_TOKEN;
     if (rd_u32(&r) == 0)
         return CC_ERR_AUTH_TOKEN;
-    rd_bytes(&r, 48); /* six FILETIMEs */
+    rd_bytes(&r, 48);         /* six FILETIMEs */
     struct ustr_hdr names[6]; /* effective, full, script, profile, home dir, home drive */
     for (int i = 0; i < 6; i++)
         rd_ustr_hdr(&r, &names[i]);
@@ -187,8 +187,8 @@ int cc__krb_pac_logon_info(const uint8_t *p, size_t len, cc__krb_attr_fn add, vo
     rd_u16(&r); /* bad password count */
     uint32_t user_rid = rd_u32(&r), primary_rid = rd_u32(&r);
     uint32_t group_count = rd_u32(&r), group_ptr = rd_u32(&r);
-    rd_u32(&r);         /* user flags */
-    rd_bytes(&r, 16);   /* session key */
+    rd_u32(&r);       /* user flags */
+    rd_bytes(&r, 16); /* session key */
     struct ustr_hdr server, domain;
     rd_ustr_hdr(&r, &server);
     rd_ustr_hdr(&r, &domain);
@@ -244,11 +244,9 @@ int cc__krb_pac_logon_info(const uint8_t *p, size_t len, cc__krb_attr_fn add, vo
         if (!sid_text(dsid.rev, dsid.count, dsid.auth, dsid.subs, false, 0, text, sizeof text))
             return CC_ERR_AUTH_TOKEN;
         add(user, "domain-sid", text);
-        sid_text(dsid.rev, dsid.count, dsid.auth, dsid.subs, dsid.count < SID_MAX_SUBS, user_rid, text,
-                 sizeof text);
+        sid_text(dsid.rev, dsid.count, dsid.auth, dsid.subs, dsid.count < SID_MAX_SUBS, user_rid, text, sizeof text);
         add(user, "sid", text);
-        sid_text(dsid.rev, dsid.count, dsid.auth, dsid.subs, dsid.count < SID_MAX_SUBS, primary_rid, text,
-                 sizeof text);
+        sid_text(dsid.rev, dsid.count, dsid.auth, dsid.subs, dsid.count < SID_MAX_SUBS, primary_rid, text, sizeof text);
         add(user, "primary-group-sid", text);
         for (uint32_t i = 0; i < ngroups; i++) {
             sid_text(dsid.rev, dsid.count, dsid.auth, dsid.subs, dsid.count < SID_MAX_SUBS, groups[i], text,
@@ -291,8 +289,7 @@ int cc__krb_pac_logon_info(const uint8_t *p, size_t len, cc__krb_attr_fn add, vo
             rd_u32(&r);
             if (r.bad)
                 return CC_ERR_AUTH_TOKEN;
-            sid_text(rsid.rev, rsid.count, rsid.auth, rsid.subs, rsid.count < SID_MAX_SUBS, rid, text,
-                     sizeof text);
+            sid_text(rsid.rev, rsid.count, rsid.auth, rsid.subs, rsid.count < SID_MAX_SUBS, rid, text, sizeof text);
             add(user, "group-sid", text);
         }
     }
