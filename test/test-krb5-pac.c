@@ -14,7 +14,10 @@ struct w {
     size_t n;
 };
 
-static void u8(struct w *w, uint8_t v) { w->b[w->n++] = v; }
+static void u8(struct w *w, uint8_t v)
+{
+    w->b[w->n++] = v;
+}
 static void u16(struct w *w, uint16_t v)
 {
     u8(w, (uint8_t)v);
@@ -77,15 +80,15 @@ static void logon_info(struct w *w)
     for (int i = 0; i < 4; i++)
         ustr_hdr(w, NULL, 0);
     u16(w, 3), u16(w, 0);
-    u32(w, 1104), u32(w, 513); /* user RID, primary group RID */
+    u32(w, 1104), u32(w, 513);  /* user RID, primary group RID */
     u32(w, 2), u32(w, 0x2000c); /* groups */
     u32(w, 0x20);               /* user flags: extra SIDs */
     zeros(w, 16);
     ustr_hdr(w, "DC1", 0x20010);
     ustr_hdr(w, "CC", 0x20014);
-    u32(w, 0x20018);                 /* logon domain SID */
+    u32(w, 0x20018); /* logon domain SID */
     zeros(w, 8 + 4 + 4 + 8 + 8 + 4 + 4);
-    u32(w, 1), u32(w, 0x2001c);      /* extra SIDs */
+    u32(w, 1), u32(w, 0x2001c);                  /* extra SIDs */
     u32(w, 0x20020), u32(w, 1), u32(w, 0x20024); /* resource groups */
     /* deferred */
     ustr_body(w, "alice");

@@ -224,7 +224,10 @@ static void pair_close(struct pair *p)
     cc_context_free(p->sctx);
 }
 
-static int have_auth_job(struct pair *p) { return p->auth_job != NULL || p->rc_con <= 0; }
+static int have_auth_job(struct pair *p)
+{
+    return p->auth_job != NULL || p->rc_con <= 0;
+}
 static int both_ended_or_up(struct pair *p)
 {
     int a = p->rc_con <= 0 || cc_session_state(p->con) == CC_STATE_ESTABLISHED;

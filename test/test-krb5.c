@@ -124,8 +124,8 @@ static const char *use_ccache(const char *name)
 
 static int kinit(const char *ccache, const char *princ, const char *pw, const char *extra)
 {
-    return sh("bash '%s' kinit '%s' %s %s -c 'FILE:%s/%s' %s >/dev/null 2>&1", fixture, kdc_dir, princ, pw,
-              kdc_dir, ccache, extra ? extra : "");
+    return sh("bash '%s' kinit '%s' %s %s -c 'FILE:%s/%s' %s >/dev/null 2>&1", fixture, kdc_dir, princ, pw, kdc_dir,
+              ccache, extra ? extra : "");
 }
 
 /* ---- driving two cc_auth handles ---- */
@@ -234,7 +234,11 @@ static const char *attr(const cc_auth *a, const char *key)
     return NULL;
 }
 
-#define SVC_OPTS(kt) (const char *const[]){"keytab", kt, NULL}
+#define SVC_OPTS(kt)                                                                                                   \
+    (const char *const[])                                                                                              \
+    {                                                                                                                  \
+        "keytab", kt, NULL                                                                                             \
+    }
 
 static char svc_kt[600], other_kt[600], rekey_kt[600];
 
@@ -512,8 +516,7 @@ static void test_realm_policy(void)
     struct pair p;
     T_EQ(kinit("cc_alice", "alice", "alice-pw", NULL), 0);
     use_ccache("cc_alice");
-    T_EQ(pair_init(&p, NULL, (const char *const[]){"keytab", svc_kt, "realm", "OTHER.TEST, EXAMPLE.COM", NULL}),
-         0);
+    T_EQ(pair_init(&p, NULL, (const char *const[]){"keytab", svc_kt, "realm", "OTHER.TEST, EXAMPLE.COM", NULL}), 0);
     T_EQ(exchange(&p), CC_ERR_AUTH_POLICY);
     T_CONTAINS(p.cli->detail, "alice@" REALM);
     pair_free(&p);
@@ -683,8 +686,14 @@ static void py_case(bool bound)
     pair_free(&p);
 }
 
-static void test_python_bound(void) { py_case(true); }
-static void test_python_unbound(void) { py_case(false); }
+static void test_python_bound(void)
+{
+    py_case(true);
+}
+static void test_python_unbound(void)
+{
+    py_case(false);
+}
 
 /* A KDC that never answers: the job must end within the auth-job timeout
  * (libdefaults request_timeout in the job's private context + the send hook). */
