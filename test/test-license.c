@@ -355,6 +355,82 @@ static void test_cache(void) {
     cc_context_free(c);
 }
 
+/* An allocator that fails the n-th allocation from now on (0 = never). */
+static long alloc_count, alloc_fail_at, alloc_live;
+static void *t_malloc(size_t n, void *u) {
+    (void)u;
+    if (alloc_fail_at && ++alloc_count == alloc_fail_at)
+        return NULL;
+    void *p = malloc(n);
+    if (p)
+        alloc_live++;
+    return p;
+}
+static void *t_realloc(void *p, size_t n, void *u) {
+    (void)u;
+    if (alloc_fail_at && ++alloc_count == alloc_fail_at)
+        return NULL;
+    void *q = realloc(p, n);
+    if (q && !p)
+        alloc_live++;
+    return q;
+}
+static void t_free(void *p, void *u) {
+    (void)u;
+    if (p)
+        alloc_live--;
+    free(p);
+}
+
+/* Every allocation of a start + feed + decide fails in turn: the check must
+ * end denied (never granted by accident), with no crash and nothing leaked. */
+static void test_allocation_failures(void) {
+    cc_allocator a = {sizeof a, NULL, t_malloc, t_realloc, t_free};
+    int failures_seen = 0;
+    for (long n = 1; n < 200; n++) {
+        alloc_fail_at = 0;
+        alloc_live = 0;
+        cc_context *c = cc_context_new(CC_ROLE_CLIENT, &a, NULL);
+        T_ASSERT(c);
+        T_EQ(cc_context_set_license_url(c, "http://ns/p"), 0);
+        alloc_count = 0;
+        alloc_fail_at = n;
+        cc_job *job = NULL;
+        int rc = cc__license_start(c, &job, &v);
+        int code;
+        if (rc < 0) {
+            T_EQ(rc, CC_ERR_NOMEM);
+            T_ASSERT(job == NULL);
+            code = rc;
+        } else {
+            T_EQ(rc, 0);
+            cc_job_license_set_status(job, 200);
+            cc_job_license_feed(job, granted_page, 20);
+            cc_job_license_feed(job, granted_page + 20, strlen(granted_page) - 20);
+            cc__license_decide(c, job, &v);
+            cc_job_free(job);
+            code = v.code;
+            if (code != 0) {
+                T_EQ(code, CC_ERR_NOMEM);
+                T_ASSERT(!v.granted);
+            }
+        }
+        bool failed = alloc_count >= n;
+        alloc_fail_at = 0;
+        cc_context_free(c);
+        T_EQ(alloc_live, 0);
+        if (!failed) { /* every allocation point has been tried */
+            printf("# %d allocation points failed in turn\n", failures_seen);
+            T_EQ(code, 0);
+            T_ASSERT(failures_seen >= 2);
+            return;
+        }
+        T_ASSERT(code != 0);
+        failures_seen++;
+    }
+    T_ASSERT(!"more than 200 allocations for one licence check");
+}
+
 int main(void) {
     ctx = client();
     if (!ctx)
@@ -369,6 +445,7 @@ int main(void) {
     t_run("page size limit while feeding", test_page_limit);
     t_run("a long URL is shortened in details", test_long_url_keeps_the_cause);
     t_run("verdict cache", test_cache);
+    t_run("every allocation failure denies, no leak", test_allocation_failures);
     cc_context_free(ctx);
     return t_done();
 }
