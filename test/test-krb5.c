@@ -511,6 +511,84 @@ static void test_no_bindings_refused(void)
     pair_free(&p);
 }
 
+/* The console picks the cache of the named user, or the one the "ccache" option names. */
+static void test_cache_selection(void)
+{
+    struct pair p;
+    char opt[700];
+    T_EQ(kinit("cc_alice", "alice", "alice-pw", NULL), 0);
+    use_ccache("cc_alice");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    p.con->user = "alice";
+    T_EQ(exchange(&p), 0);
+    pair_free(&p);
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    p.con->user = "bob"; /* no cache of bob's in the collection */
+    T_EQ(exchange(&p), CC_ERR_AUTH_NO_CREDENTIALS);
+    T_CONTAINS(p.con->detail, "bob");
+    pair_free(&p);
+    use_ccache("cc_nothing_here");
+    snprintf(opt, sizeof opt, "FILE:%s/cc_alice", kdc_dir);
+    T_EQ(pair_init(&p, (const char *const[]){"ccache", opt, NULL}, SVC_OPTS(svc_kt)), 0);
+    T_EQ(exchange(&p), 0);
+    T_STREQ(p.cli->identity, "alice@" REALM);
+    pair_free(&p);
+}
+
+/* A client whose reply does not verify fails mutual authentication; garbage is
+ * refused as a token; a job answered by the host without running is reported. */
+static void test_mutual_and_tokens(void)
+{
+    struct pair p;
+    T_EQ(kinit("cc_alice", "alice", "alice-pw", NULL), 0);
+    use_ccache("cc_alice");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    T_EQ(console_first(p.con), CC_AUTH_CONTINUE);
+    T_EQ(cc__auth_step(p.cli, cc__buf_head(&p.con->out), cc__buf_size(&p.con->out)), CC_AUTH_DONE);
+    uint8_t rep[4096];
+    size_t n = cc__buf_size(&p.cli->out);
+    T_ASSERT(n > 20 && n <= sizeof rep);
+    memcpy(rep, cc__buf_head(&p.cli->out), n);
+    rep[n - 5] ^= 0x55; /* inside the encrypted part of the AP-REP */
+    int r = cc__auth_step(p.con, rep, n);
+    printf("# forged AP-REP: %d %s\n", r, p.con->detail);
+    T_EQ(r, CC_ERR_AUTH_MUTUAL);
+    pair_free(&p);
+    /* no reply at all */
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    T_EQ(console_first(p.con), CC_AUTH_CONTINUE);
+    T_EQ(cc__auth_step(p.con, NULL, 0), CC_ERR_AUTH_MUTUAL);
+    pair_free(&p);
+    /* garbage to the acceptor */
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    static const uint8_t junk[] = "this is not a kerberos token at all";
+    T_EQ(cc__auth_step(p.cli, junk, sizeof junk), CC_ERR_AUTH_TOKEN);
+    pair_free(&p);
+    /* the host answers the job with a failure instead of running it */
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    p.con->user = "bob";
+    p.con->password = "bob-pw";
+    T_EQ(cc__auth_step(p.con, NULL, 0), CC_AUTH_PENDING);
+    cc_job *j = cc__auth_take_job(p.con);
+    T_ASSERT(j != NULL);
+    T_EQ(cc_job_type(j), CC_JOB_AUTH);
+    T_EQ(cc_job_fail(j, CC_ERR_CANCELLED, "host shutting down"), 0);
+    cc_job_free(j);
+    T_EQ(cc__auth_step(p.con, NULL, 0), CC_ERR_CANCELLED);
+    pair_free(&p);
+    /* the session ends while its job is out: the job stays valid and frees itself */
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    p.con->user = "bob";
+    p.con->password = "bob-pw";
+    T_EQ(cc__auth_step(p.con, NULL, 0), CC_AUTH_PENDING);
+    j = cc__auth_take_job(p.con);
+    cc__auth_free(p.con); /* the session's mechanism ends first... */
+    p.con = NULL;
+    T_EQ(cc_job_run(j), 0); /* ...the job still runs (the context must outlive it) */
+    cc_job_free(j);
+    pair_free(&p);
+}
+
 static void test_realm_policy(void)
 {
     struct pair p;
@@ -765,6 +843,9 @@ int main(void)
     t_run("krb5 channel-binding mismatch -> CHANNEL_BINDING", test_channel_binding_mismatch);
     t_run("krb5 initiator without bindings refused", test_no_bindings_refused);
     t_run("krb5 realm policy", test_realm_policy);
+    t_run("krb5 cache chosen by user name or the ccache option", test_cache_selection);
+    t_run("krb5 forged/missing AP-REP -> MUTUAL, junk -> TOKEN, unrun job, job outliving its session",
+          test_mutual_and_tokens);
     t_run("krb5 python3-gssapi initiator with bindings accepted, our AP-REP verified", test_python_bound);
     t_run("krb5 python3-gssapi initiator without bindings refused", test_python_unbound);
     t_run("krb5 silent KDC: job bounded by the auth-job timeout", test_kdc_silent);
