@@ -62,6 +62,9 @@ static void *worker(void *arg)
     int fd = w->q->fds[1];
     free(w);
     cc_job_run(m.job); /* blocks, bounded by the job's own timeouts */
+    /* This detached thread ends now; free OpenSSL's per-thread state (an
+     * HTTPS licence fetch leaves some) before the main thread may exit. */
+    OPENSSL_thread_stop();
     ssize_t r;
     do
         r = write(fd, &m, sizeof m); /* < PIPE_BUF: atomic */
