@@ -14,22 +14,24 @@ static char dir[512];
 static int started;
 static unsigned port_http, port_https, port_rogue, port_wrongname, port_closed;
 
-static void stop_nginx(void) {
+static void stop_nginx(void)
+{
     if (!started)
         return;
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "bash '%s/test/fixtures/nginx.sh' stop '%s'",
-             getenv("CC_SRC") ? getenv("CC_SRC") : ".", dir);
+    snprintf(cmd, sizeof cmd, "bash '%s/test/fixtures/nginx.sh' stop '%s'", getenv("CC_SRC") ? getenv("CC_SRC") : ".",
+             dir);
     if (system(cmd) != 0)
         fprintf(stderr, "# nginx.sh stop failed\n");
     started = 0;
 }
 
-static int start_nginx(void) {
+static int start_nginx(void)
+{
     snprintf(dir, sizeof dir, "%s/nginx", t_tmpdir());
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "bash '%s/test/fixtures/nginx.sh' start '%s'",
-             getenv("CC_SRC") ? getenv("CC_SRC") : ".", dir);
+    snprintf(cmd, sizeof cmd, "bash '%s/test/fixtures/nginx.sh' start '%s'", getenv("CC_SRC") ? getenv("CC_SRC") : ".",
+             dir);
     if (system(cmd) != 0)
         return -1;
     started = 1;
@@ -57,7 +59,8 @@ static int start_nginx(void) {
     return port_http && port_https && port_rogue && port_wrongname && port_closed ? 0 : -1;
 }
 
-static const char *cert(const char *name) {
+static const char *cert(const char *name)
+{
     static char p[4][600];
     static int i;
     char *s = p[i++ % 4];
@@ -69,14 +72,16 @@ static cc__license_verdict v;
 static int run_rc;
 static uint64_t took_ms;
 
-static uint64_t now_ms(void) {
+static uint64_t now_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Fetches `url` with a fresh context; ca may be NULL. Returns the verdict's code. */
-static int fetch_with(cc_context *ctx) {
+static int fetch_with(cc_context *ctx)
+{
     cc_job *job = NULL;
     memset(&v, 0x55, sizeof v);
     int rc = cc__license_start(ctx, &job, &v);
@@ -90,7 +95,8 @@ static int fetch_with(cc_context *ctx) {
     return v.code;
 }
 
-static int fetch(const char *url, const char *ca) {
+static int fetch(const char *url, const char *ca)
+{
     cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
     if (!ctx)
         return 2000;
@@ -105,12 +111,14 @@ static int fetch(const char *url, const char *ca) {
 }
 
 static char url_buf[600];
-static const char *http(const char *path) {
+static const char *http(const char *path)
+{
     snprintf(url_buf, sizeof url_buf, "http://127.0.0.1:%u/%s", port_http, path);
     return url_buf;
 }
 
-static void test_granted(void) {
+static void test_granted(void)
+{
     T_EQ(fetch(http("granted.xml"), NULL), 0);
     T_EQ(run_rc, 0);
     T_ASSERT(v.granted);
@@ -120,7 +128,8 @@ static void test_granted(void) {
     T_CONTAINS(v.detail, url_buf);
 }
 
-static void test_denied_equal(void) {
+static void test_denied_equal(void)
+{
     T_EQ(fetch(http("denied-equal.xml"), NULL), CC_ERR_LICENSE_DENIED);
     T_ASSERT(!v.granted);
     T_EQ(v.count, 10);
@@ -129,34 +138,39 @@ static void test_denied_equal(void) {
     T_CONTAINS(v.detail, url_buf);
 }
 
-static void test_denied_greater(void) {
+static void test_denied_greater(void)
+{
     T_EQ(fetch(http("denied-greater.xml"), NULL), CC_ERR_LICENSE_DENIED);
     T_ASSERT(!v.granted);
     T_CONTAINS(v.detail, "no licence free: 12 of 10 in use");
 }
 
-static void test_expired(void) {
+static void test_expired(void)
+{
     T_EQ(fetch(http("expired.xml"), NULL), CC_ERR_LICENSE_EXPIRED);
     T_ASSERT(!v.granted);
     T_CONTAINS(v.detail, "2001-01-01");
     T_CONTAINS(v.detail, url_buf);
 }
 
-static void test_attribute_form(void) {
+static void test_attribute_form(void)
+{
     T_EQ(fetch(http("attributes.xml"), NULL), 0);
     T_ASSERT(v.granted);
     T_EQ(v.count, 25);
     T_EQ(v.in_use, 7);
 }
 
-static void test_namespaced(void) {
+static void test_namespaced(void)
+{
     T_EQ(fetch(http("namespaced.xml"), NULL), 0);
     T_ASSERT(v.granted);
     T_EQ(v.count, 25);
     T_EQ(v.in_use, 7);
 }
 
-static void test_parse_errors(void) {
+static void test_parse_errors(void)
+{
     static const char *pages[] = {"malformed.xml", "non-numeric.xml", "negative.xml", "overflow.xml"};
     for (size_t i = 0; i < sizeof pages / sizeof *pages; i++) {
         T_EQ(fetch(http(pages[i]), NULL), CC_ERR_LICENSE_PARSE);
@@ -166,13 +180,15 @@ static void test_parse_errors(void) {
     T_EQ(fetch(http("empty"), NULL), CC_ERR_LICENSE_PARSE);
 }
 
-static void test_missing(void) {
+static void test_missing(void)
+{
     T_EQ(fetch(http("missing.xml"), NULL), CC_ERR_LICENSE_MISSING);
     T_CONTAINS(v.detail, "LicensesInUse");
     T_CONTAINS(v.detail, url_buf);
 }
 
-static void test_http_errors(void) {
+static void test_http_errors(void)
+{
     T_EQ(fetch(http("nonexistent.xml"), NULL), CC_ERR_LICENSE_HTTP);
     T_CONTAINS(v.detail, "404");
     T_CONTAINS(v.detail, url_buf);
@@ -181,7 +197,8 @@ static void test_http_errors(void) {
     T_EQ(fetch(http("to-404"), NULL), CC_ERR_LICENSE_HTTP);
 }
 
-static void test_redirects(void) {
+static void test_redirects(void)
+{
     T_EQ(fetch(http("redirect1"), NULL), 0); /* two hops, within the default 3 */
     T_ASSERT(v.granted);
     T_EQ(fetch(http("loop"), NULL), CC_ERR_LICENSE_REDIRECT);
@@ -204,7 +221,8 @@ static void test_redirects(void) {
     cc_context_free(ctx);
 }
 
-static void test_too_large(void) {
+static void test_too_large(void)
+{
     T_EQ(fetch(http("big.xml"), NULL), CC_ERR_LICENSE_TOO_LARGE);
     T_CONTAINS(v.detail, "65536");
     T_CONTAINS(v.detail, url_buf);
@@ -220,7 +238,8 @@ static void test_too_large(void) {
     cc_context_free(ctx);
 }
 
-static void test_hostile_documents(void) {
+static void test_hostile_documents(void)
+{
     T_EQ(fetch(http("billion-laughs.xml"), NULL), CC_ERR_LICENSE_PARSE);
     T_CONTAINS(v.detail, "DOCTYPE");
     T_ASSERT(took_ms < 2000);
@@ -231,7 +250,8 @@ static void test_hostile_documents(void) {
     T_CONTAINS(v.detail, "not well-formed");
 }
 
-static void test_timeout(void) {
+static void test_timeout(void)
+{
     cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
     T_ASSERT(ctx);
     T_EQ(cc_context_set_license_url(ctx, http("slow.xml")), 0);
@@ -247,7 +267,8 @@ static void test_timeout(void) {
 
 /* A listener whose accept queue is full: the kernel drops further SYNs, so a
  * connect hangs until the connect timeout. */
-static void test_connect_timeout(void) {
+static void test_connect_timeout(void)
+{
     int l = socket(AF_INET, SOCK_STREAM, 0);
     T_ASSERT(l >= 0);
     struct sockaddr_in sa = {0};
@@ -287,7 +308,8 @@ static void test_connect_timeout(void) {
     T_ASSERT(took_ms >= 400 && took_ms < 2500);
 }
 
-static void test_closed_port(void) {
+static void test_closed_port(void)
+{
     char u[128];
     snprintf(u, sizeof u, "http://127.0.0.1:%u/granted.xml", port_closed);
     T_EQ(fetch(u, NULL), CC_ERR_LICENSE_UNREACHABLE);
@@ -296,7 +318,8 @@ static void test_closed_port(void) {
     T_EQ(fetch("http://cc-no-such-host.invalid/x.xml", NULL), CC_ERR_LICENSE_UNREACHABLE);
 }
 
-static void test_https(void) {
+static void test_https(void)
+{
     char u[128];
     snprintf(u, sizeof u, "https://localhost:%u/granted.xml", port_https);
     T_EQ(fetch(u, cert("ca.pem")), 0);
@@ -315,7 +338,8 @@ static void test_https(void) {
     T_EQ(fetch(http("to-https"), NULL), CC_ERR_LICENSE_TLS);
 }
 
-static void test_server_name(void) {
+static void test_server_name(void)
+{
     cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
     T_ASSERT(ctx);
     char name[64];
@@ -327,7 +351,8 @@ static void test_server_name(void) {
     cc_context_free(ctx);
 }
 
-static void test_cache(void) {
+static void test_cache(void)
+{
     cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
     T_ASSERT(ctx);
     T_EQ(cc_context_set_license_url(ctx, http("denied-equal.xml")), 0);
@@ -349,7 +374,8 @@ static void test_cache(void) {
     cc_context_free(ctx);
 }
 
-int main(void) {
+int main(void)
+{
     if (start_nginx() != 0) {
         printf("not ok - nginx fixture started (see test/fixtures/nginx.sh; needs nginx-light)\n");
         stop_nginx();

@@ -9,7 +9,8 @@
 static cc_context *ctx;
 
 /* Parses `doc` fed in chunks of `chunk` bytes (0 = all at once). */
-static int parse_chunked(const char *doc, size_t chunk, cc__lic_page *pg, char *detail, size_t n) {
+static int parse_chunked(const char *doc, size_t chunk, cc__lic_page *pg, char *detail, size_t n)
+{
     cc__lic_parser *p = cc__lic_parser_new(ctx);
     if (!p)
         return CC_ERR_NOMEM;
@@ -30,47 +31,54 @@ static int parse_chunked(const char *doc, size_t chunk, cc__lic_page *pg, char *
 static char detail[CC__DETAIL_MAX];
 static cc__lic_page pg;
 
-static int parse(const char *doc) { return parse_chunked(doc, 0, &pg, detail, sizeof detail); }
+static int parse(const char *doc)
+{
+    return parse_chunked(doc, 0, &pg, detail, sizeof detail);
+}
 
-#define EXPECT_FIGURES(doc, c, u)                                                                  \
-    do {                                                                                           \
-        T_EQ(parse(doc), 0);                                                                       \
-        T_EQ(pg.count, (c));                                                                       \
-        T_EQ(pg.in_use, (u));                                                                      \
+#define EXPECT_FIGURES(doc, c, u)                                                                                      \
+    do {                                                                                                               \
+        T_EQ(parse(doc), 0);                                                                                           \
+        T_EQ(pg.count, (c));                                                                                           \
+        T_EQ(pg.in_use, (u));                                                                                          \
     } while (0)
 
-static void test_element_form(void) {
+static void test_element_form(void)
+{
     EXPECT_FIGURES("<LicenseDetails><LicenseCount>25</LicenseCount>"
                    "<LicensesInUse>7</LicensesInUse></LicenseDetails>",
                    25, 7);
     T_ASSERT(!pg.have_expiry);
 }
 
-static void test_attribute_form(void) {
+static void test_attribute_form(void)
+{
     EXPECT_FIGURES("<LicenseDetails LicenseCount=\"25\" LicensesInUse=\"7\"/>", 25, 7);
     EXPECT_FIGURES("<LicenseDetails licensecount='3' LICENSESINUSE='0'></LicenseDetails>", 3, 0);
 }
 
-static void test_letter_case(void) {
+static void test_letter_case(void)
+{
     EXPECT_FIGURES("<licensedetails><LICENSECOUNT>10</LICENSECOUNT>"
                    "<licensesInUse>9</licensesInUse></licensedetails>",
                    10, 9);
 }
 
-static void test_namespaces(void) {
+static void test_namespaces(void)
+{
     EXPECT_FIGURES("<LicenseDetails xmlns=\"http://schemas.altiris.com/ns\">"
                    "<LicenseCount>25</LicenseCount><LicensesInUse>7</LicensesInUse></LicenseDetails>",
                    25, 7);
     EXPECT_FIGURES("<a:licenseDetails xmlns:a=\"urn:x\"><a:LicenseCount>5</a:LicenseCount>"
                    "<a:LICENSESINUSE>4</a:LICENSESINUSE></a:licenseDetails>",
                    5, 4);
-    EXPECT_FIGURES("<n:LicenseDetails xmlns:n=\"urn:x\" n:LicenseCount=\"8\" LicensesInUse=\"1\"/>", 8,
-                   1);
+    EXPECT_FIGURES("<n:LicenseDetails xmlns:n=\"urn:x\" n:LicenseCount=\"8\" LicensesInUse=\"1\"/>", 8, 1);
     /* a prefix nobody declared is not well-formed under namespaces */
     T_EQ(parse("<x:LicenseDetails LicenseCount=\"1\" LicensesInUse=\"0\"/>"), CC_ERR_LICENSE_PARSE);
 }
 
-static void test_whitespace_real(void) {
+static void test_whitespace_real(void)
+{
     EXPECT_FIGURES("<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n  <LicenseDetails>\n"
                    "  <LicenseCount>\n\t 25 \r\n</LicenseCount>\n"
                    "  <LicensesInUse> 7</LicensesInUse>\n</LicenseDetails>\n\n",
@@ -78,7 +86,8 @@ static void test_whitespace_real(void) {
     EXPECT_FIGURES("<LicenseDetails LicenseCount=\" 12 \" LicensesInUse=\"\t3\n\"/>", 12, 3);
 }
 
-static void test_other_elements_ignored(void) {
+static void test_other_elements_ignored(void)
+{
     EXPECT_FIGURES("<!-- licence --><?pi data?><LicenseDetails Product=\"Carbon Copy\">"
                    "<Product>Carbon Copy</Product><Version>7.1</Version>"
                    "<LicenseCount>25</LicenseCount><Notes><LicenseCount>99</LicenseCount></Notes>"
@@ -90,7 +99,8 @@ static void test_other_elements_ignored(void) {
                    2, 1);
 }
 
-static void test_expiry(void) {
+static void test_expiry(void)
+{
     T_EQ(parse("<LicenseDetails LicenseCount=\"2\" LicensesInUse=\"1\" ExpiryDate=\"2030-01-31\"/>"), 0);
     T_ASSERT(pg.have_expiry);
     T_EQ(pg.expires_at, 1896048000 + 86400); /* 2030-01-31 is valid through that whole day */
@@ -111,7 +121,8 @@ static void test_expiry(void) {
          CC_ERR_LICENSE_PARSE);
 }
 
-static void test_dates(void) {
+static void test_dates(void)
+{
     int64_t t;
 #define D(s) cc__lic_parse_date(s, strlen(s), &t)
     T_EQ(D("1970-01-01"), 0);
@@ -150,7 +161,8 @@ static void test_dates(void) {
 #undef D
 }
 
-static void test_counts(void) {
+static void test_counts(void)
+{
     uint32_t v;
 #define C(s) cc__lic_parse_count(s, strlen(s), &v)
     T_EQ(C("0"), 0);
@@ -173,28 +185,26 @@ static void test_counts(void) {
 #undef C
 }
 
-static void test_malformed(void) {
+static void test_malformed(void)
+{
     T_EQ(parse("<LicenseDetails><LicenseCount>25</LicenseCount>"), CC_ERR_LICENSE_PARSE);
     T_CONTAINS(detail, "not well-formed XML");
-    T_EQ(parse("<LicenseDetails><LicenseCount>25</LicensesInUse></LicenseDetails>"),
-         CC_ERR_LICENSE_PARSE);
+    T_EQ(parse("<LicenseDetails><LicenseCount>25</LicensesInUse></LicenseDetails>"), CC_ERR_LICENSE_PARSE);
     T_CONTAINS(detail, "line 1");
     T_EQ(parse(""), CC_ERR_LICENSE_PARSE);
     T_EQ(parse("LicenseCount=25"), CC_ERR_LICENSE_PARSE);
     T_EQ(parse("<html><body>Server Error</body>"), CC_ERR_LICENSE_PARSE);
-    T_EQ(parse("<LicenseDetails LicenseCount=\"1\" LicensesInUse=\"0\"/><Another/>"),
-         CC_ERR_LICENSE_PARSE);
-    T_EQ(parse("<LicenseDetails><LicenseCount>&undefined;</LicenseCount></LicenseDetails>"),
-         CC_ERR_LICENSE_PARSE);
+    T_EQ(parse("<LicenseDetails LicenseCount=\"1\" LicensesInUse=\"0\"/><Another/>"), CC_ERR_LICENSE_PARSE);
+    T_EQ(parse("<LicenseDetails><LicenseCount>&undefined;</LicenseCount></LicenseDetails>"), CC_ERR_LICENSE_PARSE);
     T_EQ(parse("<LicenseDetails><LicenseCount><b>5</b></LicenseCount>"
                "<LicensesInUse>1</LicensesInUse></LicenseDetails>"),
          CC_ERR_LICENSE_PARSE);
     T_CONTAINS(detail, "only text");
 }
 
-static void test_missing(void) {
-    T_EQ(parse("<LicenseDetails><LicenseCount>25</LicenseCount></LicenseDetails>"),
-         CC_ERR_LICENSE_MISSING);
+static void test_missing(void)
+{
+    T_EQ(parse("<LicenseDetails><LicenseCount>25</LicenseCount></LicenseDetails>"), CC_ERR_LICENSE_MISSING);
     T_CONTAINS(detail, "LicensesInUse");
     T_EQ(parse("<LicenseDetails LicensesInUse=\"3\"/>"), CC_ERR_LICENSE_MISSING);
     T_CONTAINS(detail, "lacks LicenseCount");
@@ -209,20 +219,20 @@ static void test_missing(void) {
          CC_ERR_LICENSE_MISSING);
 }
 
-static void test_bad_numbers(void) {
+static void test_bad_numbers(void)
+{
     T_EQ(parse("<LicenseDetails><LicenseCount>many</LicenseCount><LicensesInUse>7</LicensesInUse>"
                "</LicenseDetails>"),
          CC_ERR_LICENSE_PARSE);
     T_CONTAINS(detail, "LicenseCount is \"many\"");
     T_EQ(parse("<LicenseDetails LicenseCount=\"25\" LicensesInUse=\"-1\"/>"), CC_ERR_LICENSE_PARSE);
     T_CONTAINS(detail, "LicensesInUse is \"-1\"");
-    T_EQ(parse("<LicenseDetails LicenseCount=\"4294967296\" LicensesInUse=\"1\"/>"),
-         CC_ERR_LICENSE_PARSE);
+    T_EQ(parse("<LicenseDetails LicenseCount=\"4294967296\" LicensesInUse=\"1\"/>"), CC_ERR_LICENSE_PARSE);
     T_EQ(parse("<LicenseDetails><LicenseCount></LicenseCount><LicensesInUse>1</LicensesInUse>"
                "</LicenseDetails>"),
          CC_ERR_LICENSE_PARSE);
-    EXPECT_FIGURES("<LicenseDetails LicenseCount=\"4294967295\" LicensesInUse=\"4294967294\"/>",
-                   4294967295u, 4294967294u);
+    EXPECT_FIGURES("<LicenseDetails LicenseCount=\"4294967295\" LicensesInUse=\"4294967294\"/>", 4294967295u,
+                   4294967294u);
     /* very long text is refused before it is kept */
     char doc[4096];
     char pad[3000];
@@ -232,7 +242,8 @@ static void test_bad_numbers(void) {
     T_EQ(parse(doc), CC_ERR_LICENSE_PARSE);
 }
 
-static void test_duplicates(void) {
+static void test_duplicates(void)
+{
     T_EQ(parse("<LicenseDetails LicenseCount=\"5\"><LicenseCount>5</LicenseCount>"
                "<LicensesInUse>1</LicensesInUse></LicenseDetails>"),
          CC_ERR_LICENSE_PARSE);
@@ -255,7 +266,8 @@ static const char billion_laughs[] =
     "]>\n<LicenseDetails><LicenseCount>&lol9;</LicenseCount>"
     "<LicensesInUse>1</LicensesInUse></LicenseDetails>\n";
 
-static void test_dtd_refused(void) {
+static void test_dtd_refused(void)
+{
     T_EQ(parse(billion_laughs), CC_ERR_LICENSE_PARSE);
     T_CONTAINS(detail, "DOCTYPE");
     T_EQ(parse("<!DOCTYPE LicenseDetails SYSTEM \"file:///etc/passwd\">"
@@ -269,12 +281,12 @@ static void test_dtd_refused(void) {
          CC_ERR_LICENSE_PARSE);
 }
 
-static void test_chunked(void) {
-    static const char doc[] =
-        "<?xml version=\"1.0\"?>\n<ns:LicenseDetails xmlns:ns=\"urn:altiris\">\n"
-        "  <ns:Product>Carbon Copy</ns:Product>\n  <ns:LicenseCount> 25 </ns:LicenseCount>\n"
-        "  <ns:LicensesInUse>7</ns:LicensesInUse>\n  <ns:ExpiryDate>2099-12-31</ns:ExpiryDate>\n"
-        "</ns:LicenseDetails>\n";
+static void test_chunked(void)
+{
+    static const char doc[] = "<?xml version=\"1.0\"?>\n<ns:LicenseDetails xmlns:ns=\"urn:altiris\">\n"
+                              "  <ns:Product>Carbon Copy</ns:Product>\n  <ns:LicenseCount> 25 </ns:LicenseCount>\n"
+                              "  <ns:LicensesInUse>7</ns:LicensesInUse>\n  <ns:ExpiryDate>2099-12-31</ns:ExpiryDate>\n"
+                              "</ns:LicenseDetails>\n";
     for (size_t chunk = 1; chunk <= 17; chunk++) {
         T_EQ(parse_chunked(doc, chunk, &pg, detail, sizeof detail), 0);
         T_EQ(pg.count, 25);
@@ -290,7 +302,8 @@ static void test_chunked(void) {
     cc__lic_parser_free(p);
 }
 
-static void test_hardening_detected(void) {
+static void test_hardening_detected(void)
+{
     /* Debian 12's expat 2.5.0 has both (the second backported without a
      * version bump); if detection broke, this says so instead of silently
      * running unprotected. */
@@ -301,7 +314,8 @@ static void test_hardening_detected(void) {
     T_ASSERT(m & CC__LIC_HARDEN_REPARSE);
 }
 
-int main(void) {
+int main(void)
+{
     ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
     if (!ctx)
         return 99;

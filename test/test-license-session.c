@@ -13,7 +13,8 @@
 
 static char certdir[512], psk_file[600];
 
-static int setup(void) {
+static int setup(void)
+{
     snprintf(certdir, sizeof certdir, "%s/certs", t_tmpdir());
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "bash '%s/test/fixtures/certs.sh' '%s' >/dev/null",
@@ -29,7 +30,8 @@ static int setup(void) {
     return 0;
 }
 
-static const char *cert(const char *name) {
+static const char *cert(const char *name)
+{
     static char p[4][700];
     static int i;
     char *s = p[i++ % 4];
@@ -37,12 +39,12 @@ static const char *cert(const char *name) {
     return s;
 }
 
-static cc_context *client_ctx(void) {
+static cc_context *client_ctx(void)
+{
     cc_context *c = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
     if (!c)
         return NULL;
-    if (cc_context_set_certificate(c, cert("client.pem"), cert("client.key")) != 0 ||
-        psk_register(c, psk_file) != 0 ||
+    if (cc_context_set_certificate(c, cert("client.pem"), cert("client.key")) != 0 || psk_register(c, psk_file) != 0 ||
         cc_context_set_license_url(c, "http://127.0.0.1:9/GetLicenseDetails.aspx") != 0) {
         fprintf(stderr, "# client context: %s\n", cc_context_errmsg(c));
         cc_context_free(c);
@@ -51,7 +53,8 @@ static cc_context *client_ctx(void) {
     return c;
 }
 
-static cc_context *console_ctx(void) {
+static cc_context *console_ctx(void)
+{
     cc_context *c = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
     if (!c)
         return NULL;
@@ -63,7 +66,8 @@ static cc_context *console_ctx(void) {
     return c;
 }
 
-static void test_job_before_tls(void) {
+static void test_job_before_tls(void)
+{
     cc_context *c = client_ctx();
     T_ASSERT(c);
     int sv[2];
@@ -89,13 +93,15 @@ static void test_job_before_tls(void) {
 }
 
 /* Host transport for the console over one end of a socketpair. */
-static long tr_send(void *user, const uint8_t *data, size_t len) {
+static long tr_send(void *user, const uint8_t *data, size_t len)
+{
     ssize_t n = send(*(int *)user, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n >= 0)
         return (long)n;
     return errno == EAGAIN || errno == EWOULDBLOCK ? CC_IO_WOULD_BLOCK : CC_IO_ERROR;
 }
-static long tr_recv(void *user, uint8_t *buf, size_t len) {
+static long tr_recv(void *user, uint8_t *buf, size_t len)
+{
     ssize_t n = recv(*(int *)user, buf, len, MSG_DONTWAIT);
     if (n >= 0)
         return (long)n;
@@ -107,7 +113,8 @@ struct seen {
     uint32_t count, in_use;
     char text[CC__DETAIL_MAX];
 };
-static void on_event(void *user, cc_session *s, const cc_event *ev) {
+static void on_event(void *user, cc_session *s, const cc_event *ev)
+{
     (void)s;
     struct seen *seen = user;
     if (ev->type != CC_EVENT_LICENSE)
@@ -120,7 +127,8 @@ static void on_event(void *user, cc_session *s, const cc_event *ev) {
     snprintf(seen->text, sizeof seen->text, "%s", ev->text ? ev->text : "");
 }
 
-static uint64_t now_ms(void) {
+static uint64_t now_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -136,7 +144,8 @@ struct pair {
 };
 
 /* Steps both sessions until `done` or 5 s; licence jobs are kept out. */
-static void drive(struct pair *p, int (*done)(struct pair *)) {
+static void drive(struct pair *p, int (*done)(struct pair *))
+{
     uint64_t deadline = now_ms() + 5000;
     while (!done(p) && now_ms() < deadline) {
         if (p->rc_con > 0)
@@ -157,7 +166,8 @@ static void drive(struct pair *p, int (*done)(struct pair *)) {
     }
 }
 
-static int pair_open(struct pair *p) {
+static int pair_open(struct pair *p)
+{
     memset(p, 0, sizeof *p);
     p->sv[0] = p->sv[1] = -1;
     p->rc_con = p->rc_cli = 1;
@@ -177,7 +187,8 @@ static int pair_open(struct pair *p) {
     return cc_session_set_transport(p->con, tr_send, tr_recv, &p->sv[1], "localhost");
 }
 
-static void pair_close(struct pair *p) {
+static void pair_close(struct pair *p)
+{
     cc_session_free(p->con);
     cc_session_free(p->cli);
     cc_job_free(p->license_job);
@@ -189,16 +200,22 @@ static void pair_close(struct pair *p) {
     cc_context_free(p->sctx);
 }
 
-static int both_at_licence(struct pair *p) {
+static int both_at_licence(struct pair *p)
+{
     return cc_session_state(p->cli) == CC_STATE_LICENSE && p->license_job;
 }
-static int settled(struct pair *p) {
+static int settled(struct pair *p)
+{
     int sc = cc_session_state(p->con);
     return p->rc_con <= 0 || sc == CC_STATE_ESTABLISHED || sc == CC_STATE_FAILED;
 }
-static int both_ended(struct pair *p) { return p->rc_con <= 0 && p->rc_cli <= 0; }
+static int both_ended(struct pair *p)
+{
+    return p->rc_con <= 0 && p->rc_cli <= 0;
+}
 
-static void test_tls_does_not_wait_for_licence(void) {
+static void test_tls_does_not_wait_for_licence(void)
+{
     struct pair p;
     int ok = pair_open(&p) == 0;
     if (ok)
@@ -236,7 +253,8 @@ static void test_tls_does_not_wait_for_licence(void) {
     T_EQ(con_final, CC_STATE_ESTABLISHED);
 }
 
-static void denial_case(uint32_t count, uint32_t in_use, int answer, int want_code, const char *want_text) {
+static void denial_case(uint32_t count, uint32_t in_use, int answer, int want_code, const char *want_text)
+{
     struct pair p;
     int ok = pair_open(&p) == 0;
     if (ok)
@@ -266,15 +284,18 @@ static void denial_case(uint32_t count, uint32_t in_use, int answer, int want_co
     T_EQ(con_err, want_code);
 }
 
-static void test_denied_reaches_console(void) {
+static void test_denied_reaches_console(void)
+{
     denial_case(10, 10, 1, CC_ERR_LICENSE_DENIED, "no licence free: 10 of 10 in use");
 }
 
-static void test_unanswered_job_denies(void) {
+static void test_unanswered_job_denies(void)
+{
     denial_case(0, 0, 0, CC_ERR_LICENSE_MISSING, "handed back without being run");
 }
 
-static void test_cached_verdict_skips_the_job(void) {
+static void test_cached_verdict_skips_the_job(void)
+{
     struct pair p;
     int ok = pair_open(&p) == 0 && cc_context_set_license_cache_ttl(p.sctx, 60000) == 0;
     if (ok)
@@ -308,7 +329,8 @@ static void test_cached_verdict_skips_the_job(void) {
     T_ASSERT(j2 == NULL);
 }
 
-int main(void) {
+int main(void)
+{
     if (setup() != 0) {
         printf("not ok - test certificates made\n");
         return t_done() | 1;

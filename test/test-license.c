@@ -9,16 +9,21 @@
 static cc_context *ctx;
 static cc__license_verdict v;
 
-static cc_context *client(void) { return cc_context_new(CC_ROLE_CLIENT, NULL, NULL); }
+static cc_context *client(void)
+{
+    return cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
+}
 
-static cc_job *start(cc_context *c) {
+static cc_job *start(cc_context *c)
+{
     cc_job *job = NULL;
     if (cc__license_start(c, &job, &v) != 0)
         return NULL;
     return job;
 }
 
-static void test_url_rules(void) {
+static void test_url_rules(void)
+{
     T_EQ(cc_context_set_license_url(ctx, "http://ns.example.com/altiris/x.aspx"), 0);
     T_STREQ(ctx->license.url, "http://ns.example.com/altiris/x.aspx");
     T_EQ(cc_context_set_license_url(ctx, "HTTPS://NS:8443/p?q=1#f"), 0);
@@ -45,8 +50,7 @@ static void test_url_rules(void) {
         T_EQ(cc_context_set_license_url(ctx, bad[i]), CC_ERR_INVALID);
         T_CONTAINS(cc_context_errmsg(ctx), "refused");
     }
-    T_CONTAINS((cc_context_set_license_url(ctx, "http://u:pw@ns/"), cc_context_errmsg(ctx)),
-               "passwords");
+    T_CONTAINS((cc_context_set_license_url(ctx, "http://u:pw@ns/"), cc_context_errmsg(ctx)), "passwords");
     /* a refused URL leaves the previous one */
     T_STREQ(ctx->license.url, "http://10.0.0.1");
     char longurl[2100];
@@ -59,7 +63,8 @@ static void test_url_rules(void) {
     T_EQ(cc_context_set_license_url(NULL, "http://ns/"), CC_ERR_INVALID);
 }
 
-static void test_server_name(void) {
+static void test_server_name(void)
+{
     T_EQ(cc_context_set_license_server(ctx, "NS-NAME"), 0);
     T_STREQ(ctx->license.url, "http://NS-NAME/altiris/NS/Agent/GetLicenseDetails.aspx");
     T_EQ(cc_context_set_license_server(ctx, "ns.corp.example:8080"), 0);
@@ -70,8 +75,8 @@ static void test_server_name(void) {
     T_EQ(cc_context_set_license_server(ctx, "[::1]:81"), 0);
     T_STREQ(ctx->license.url, "http://[::1]:81/altiris/NS/Agent/GetLicenseDetails.aspx");
     T_EQ(cc_context_set_license_server(ctx, "ns_01"), 0);
-    static const char *bad[] = {"", "http://ns", "ns/path", "ns name", "user@ns", "ns:0", "ns:x",
-                                "ns?x", "ns#x", "a..b", ".ns", "ns:8080:1", "[::1"};
+    static const char *bad[] = {"",     "http://ns", "ns/path", "ns name", "user@ns",   "ns:0", "ns:x",
+                                "ns?x", "ns#x",      "a..b",    ".ns",     "ns:8080:1", "[::1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         T_EQ(cc_context_set_license_server(ctx, bad[i]), CC_ERR_INVALID);
         T_CONTAINS(cc_context_errmsg(ctx), "management server name");
@@ -83,7 +88,8 @@ static void test_server_name(void) {
     T_STREQ(ctx->license.url, "http://ns_01/altiris/NS/Agent/GetLicenseDetails.aspx");
 }
 
-static void test_ca_file_and_role(void) {
+static void test_ca_file_and_role(void)
+{
     T_EQ(cc_context_set_license_ca_file(ctx, "/nonexistent/ca.pem"), CC_ERR_TLS_CONFIG);
     T_CONTAINS(cc_context_errmsg(ctx), "/nonexistent/ca.pem");
     T_EQ(cc_context_set_license_ca_file(ctx, t_data("license/granted.xml")), CC_ERR_TLS_CONFIG);
@@ -109,7 +115,8 @@ static void test_ca_file_and_role(void) {
     cc_context_free(console);
 }
 
-static void test_no_url(void) {
+static void test_no_url(void)
+{
     cc_context *c = client();
     T_ASSERT(c);
     cc_job *job = start(c);
@@ -126,7 +133,8 @@ static void test_no_url(void) {
     cc_context_free(c);
 }
 
-static void test_unanswered_denies(void) {
+static void test_unanswered_denies(void)
+{
     cc_context *c = client();
     T_ASSERT(c);
     T_EQ(cc_context_set_license_url(c, "http://ns/x"), 0);
@@ -154,15 +162,19 @@ static void test_unanswered_denies(void) {
     cc_context_free(c);
 }
 
-static void test_host_figures(void) {
+static void test_host_figures(void)
+{
     cc_context *c = client();
     T_ASSERT(c);
     T_EQ(cc_context_set_license_server(c, "ns"), 0);
     struct {
         uint32_t count, in_use;
         int code;
-    } cases[] = {{25, 7, 0}, {10, 10, CC_ERR_LICENSE_DENIED}, {10, 12, CC_ERR_LICENSE_DENIED},
-                 {0, 0, CC_ERR_LICENSE_DENIED}, {UINT32_MAX, UINT32_MAX - 1, 0}};
+    } cases[] = {{25, 7, 0},
+                 {10, 10, CC_ERR_LICENSE_DENIED},
+                 {10, 12, CC_ERR_LICENSE_DENIED},
+                 {0, 0, CC_ERR_LICENSE_DENIED},
+                 {UINT32_MAX, UINT32_MAX - 1, 0}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         cc_job *job = start(c);
         T_ASSERT(job);
@@ -191,7 +203,8 @@ static void test_host_figures(void) {
 static const char granted_page[] =
     "<LicenseDetails><LicenseCount>25</LicenseCount><LicensesInUse>7</LicensesInUse></LicenseDetails>";
 
-static int feed_page(cc_context *c, int status, const char *page, size_t chunk) {
+static int feed_page(cc_context *c, int status, const char *page, size_t chunk)
+{
     cc_job *job = start(c);
     if (!job)
         return 9999;
@@ -210,7 +223,8 @@ static int feed_page(cc_context *c, int status, const char *page, size_t chunk) 
     return v.code;
 }
 
-static void test_host_page(void) {
+static void test_host_page(void)
+{
     cc_context *c = client();
     T_ASSERT(c);
     /* no URL: a host feeding a saved page (cc-client --license-file) */
@@ -228,18 +242,13 @@ static void test_host_page(void) {
     T_EQ(feed_page(c, 302, "", 1), CC_ERR_LICENSE_HTTP);
     T_EQ(feed_page(c, 200, "", 1), CC_ERR_LICENSE_PARSE);
     T_EQ(feed_page(c, 200, "<LicenseDetails LicenseCount='1'/>", 3), CC_ERR_LICENSE_MISSING);
-    T_EQ(feed_page(c, 200, "<LicenseDetails LicenseCount='1' LicensesInUse='1'/>", 3),
-         CC_ERR_LICENSE_DENIED);
-    T_EQ(feed_page(c, 200,
-                   "<LicenseDetails LicenseCount='2' LicensesInUse='1' ExpiryDate='2000-02-29'/>", 9),
+    T_EQ(feed_page(c, 200, "<LicenseDetails LicenseCount='1' LicensesInUse='1'/>", 3), CC_ERR_LICENSE_DENIED);
+    T_EQ(feed_page(c, 200, "<LicenseDetails LicenseCount='2' LicensesInUse='1' ExpiryDate='2000-02-29'/>", 9),
          CC_ERR_LICENSE_EXPIRED);
     T_CONTAINS(v.detail, "2000-02-29");
     T_EQ(v.count, 2);
-    T_EQ(feed_page(c, 200,
-                   "<LicenseDetails LicenseCount='2' LicensesInUse='1' ExpiryDate='2999-01-01'/>", 9),
-         0);
-    T_EQ(feed_page(c, 200, "<LicenseDetails LicenseCount='x' LicensesInUse='1'/>", 9),
-         CC_ERR_LICENSE_PARSE);
+    T_EQ(feed_page(c, 200, "<LicenseDetails LicenseCount='2' LicensesInUse='1' ExpiryDate='2999-01-01'/>", 9), 0);
+    T_EQ(feed_page(c, 200, "<LicenseDetails LicenseCount='x' LicensesInUse='1'/>", 9), CC_ERR_LICENSE_PARSE);
     T_CONTAINS(v.detail, "http://ns/p");
 
     cc_job *job = start(c);
@@ -259,7 +268,8 @@ static void test_host_page(void) {
     cc_context_free(c);
 }
 
-static void test_long_url_keeps_the_cause(void) {
+static void test_long_url_keeps_the_cause(void)
+{
     cc_context *c = client();
     T_ASSERT(c);
     char url[2049];
@@ -267,8 +277,7 @@ static void test_long_url_keeps_the_cause(void) {
     memcpy(url, "http://ns/", 10);
     url[sizeof url - 1] = 0;
     T_EQ(cc_context_set_license_url(c, url), 0);
-    T_EQ(feed_page(c, 200, "<LicenseDetails LicenseCount='3' LicensesInUse='3'/>", 50),
-         CC_ERR_LICENSE_DENIED);
+    T_EQ(feed_page(c, 200, "<LicenseDetails LicenseCount='3' LicensesInUse='3'/>", 50), CC_ERR_LICENSE_DENIED);
     T_CONTAINS(v.detail, "no licence free: 3 of 3 in use per http://ns/aaaa");
     T_CONTAINS(v.detail, "aaa...");
     T_EQ(feed_page(c, 404, "", 1), CC_ERR_LICENSE_HTTP);
@@ -276,7 +285,8 @@ static void test_long_url_keeps_the_cause(void) {
     cc_context_free(c);
 }
 
-static void test_page_limit(void) {
+static void test_page_limit(void)
+{
     cc_context *c = client();
     T_ASSERT(c);
     T_EQ(cc_context_set_license_url(c, "http://ns/p"), 0);
@@ -298,7 +308,8 @@ static void test_page_limit(void) {
     cc_context_free(c);
 }
 
-static void test_cache(void) {
+static void test_cache(void)
+{
     cc_context *c = client();
     T_ASSERT(c);
     T_EQ(cc_context_set_license_url(c, "http://ns/p"), 0);
@@ -332,8 +343,7 @@ static void test_cache(void) {
     cc_job_free(job);
 
     /* a denial is a sound answer and is cached */
-    T_EQ(feed_page(c, 200, "<LicenseDetails LicenseCount='3' LicensesInUse='3'/>", 50),
-         CC_ERR_LICENSE_DENIED);
+    T_EQ(feed_page(c, 200, "<LicenseDetails LicenseCount='3' LicensesInUse='3'/>", 50), CC_ERR_LICENSE_DENIED);
     T_EQ(cc__license_start(c, &job, &v), 1);
     T_EQ(v.code, CC_ERR_LICENSE_DENIED);
     T_ASSERT(!v.granted);
@@ -357,7 +367,8 @@ static void test_cache(void) {
 
 /* An allocator that fails the n-th allocation from now on (0 = never). */
 static long alloc_count, alloc_fail_at, alloc_live;
-static void *t_malloc(size_t n, void *u) {
+static void *t_malloc(size_t n, void *u)
+{
     (void)u;
     if (alloc_fail_at && ++alloc_count == alloc_fail_at)
         return NULL;
@@ -366,7 +377,8 @@ static void *t_malloc(size_t n, void *u) {
         alloc_live++;
     return p;
 }
-static void *t_realloc(void *p, size_t n, void *u) {
+static void *t_realloc(void *p, size_t n, void *u)
+{
     (void)u;
     if (alloc_fail_at && ++alloc_count == alloc_fail_at)
         return NULL;
@@ -375,7 +387,8 @@ static void *t_realloc(void *p, size_t n, void *u) {
         alloc_live++;
     return q;
 }
-static void t_free(void *p, void *u) {
+static void t_free(void *p, void *u)
+{
     (void)u;
     if (p)
         alloc_live--;
@@ -384,7 +397,8 @@ static void t_free(void *p, void *u) {
 
 /* Every allocation of a start + feed + decide fails in turn: the check must
  * end denied (never granted by accident), with no crash and nothing leaked. */
-static void test_allocation_failures(void) {
+static void test_allocation_failures(void)
+{
     cc_allocator a = {sizeof a, NULL, t_malloc, t_realloc, t_free};
     int failures_seen = 0;
     for (long n = 1; n < 200; n++) {
@@ -431,7 +445,8 @@ static void test_allocation_failures(void) {
     T_ASSERT(!"more than 200 allocations for one licence check");
 }
 
-int main(void) {
+int main(void)
+{
     ctx = client();
     if (!ctx)
         return 99;

@@ -11,20 +11,27 @@ static CURLcode curl_init_rc = CURLE_FAILED_INIT;
 
 /* curl_global_init is not safe to race; the library creates no threads but
  * hosts may run licence jobs on several at once. */
-static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 /* Called when a licence source is configured, normally on the host's setup
  * thread: libcurl asks for its global init early, and doing it here keeps
  * OpenSSL's one-time configuration (and the per-thread state it leaves
  * behind) off the host's short-lived worker threads. */
-void cc__license_curl_init(void) { pthread_once(&curl_once, curl_init); }
+void cc__license_curl_init(void)
+{
+    pthread_once(&curl_once, curl_init);
+}
 
 struct fetch {
     cc__license_job *lj;
     CURL *curl;
 };
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *user) {
+static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
+{
     struct fetch *f = user;
     size_t n = size * nmemb;
     if (!f->lj->http_status) {
@@ -39,7 +46,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *user) {
     return cc__license_job_feed(f->lj, data, n) == 0 ? n : 0;
 }
 
-static bool is_tls_error(CURLcode rc) {
+static bool is_tls_error(CURLcode rc)
+{
     switch (rc) {
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
@@ -62,7 +70,8 @@ static bool is_tls_error(CURLcode rc) {
 }
 
 /* Turns curl's outcome into the job's result when no callback recorded one. */
-static void classify(struct fetch *f, CURLcode rc, const char *errbuf) {
+static void classify(struct fetch *f, CURLcode rc, const char *errbuf)
+{
     cc__license_job *lj = f->lj;
     const char *url = lj->shown;
     const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
@@ -80,8 +89,7 @@ static void classify(struct fetch *f, CURLcode rc, const char *errbuf) {
         cc__job_set_result(&lj->base, CC_ERR_LICENSE_TIMEOUT,
                            "licence fetch of %s timed out (connect limit %u ms, total limit %u "
                            "ms): %s",
-                           url, (unsigned)lj->connect_timeout_ms, (unsigned)lj->total_timeout_ms,
-                           why);
+                           url, (unsigned)lj->connect_timeout_ms, (unsigned)lj->total_timeout_ms, why);
         break;
     case CURLE_TOO_MANY_REDIRECTS:
         cc__job_set_result(&lj->base, CC_ERR_LICENSE_REDIRECT,
@@ -111,30 +119,28 @@ static void classify(struct fetch *f, CURLcode rc, const char *errbuf) {
         cc__job_set_result(&lj->base, CC_ERR_NOMEM, "out of memory fetching licence page %s", url);
         break;
     case CURLE_URL_MALFORMAT:
-        cc__job_set_result(&lj->base, CC_ERR_LICENSE_CONFIG, "licence URL %s is malformed: %s", url,
-                           why);
+        cc__job_set_result(&lj->base, CC_ERR_LICENSE_CONFIG, "licence URL %s is malformed: %s", url, why);
         break;
     default:
         if (is_tls_error(rc))
-            cc__job_set_result(&lj->base, CC_ERR_LICENSE_TLS,
-                               "licence server of %s failed HTTPS verification (%s): %s", url,
-                               lj->ca_file ? "CA file given with cc_context_set_license_ca_file"
-                                           : "system CA store",
-                               why);
+            cc__job_set_result(
+                &lj->base, CC_ERR_LICENSE_TLS, "licence server of %s failed HTTPS verification (%s): %s", url,
+                lj->ca_file ? "CA file given with cc_context_set_license_ca_file" : "system CA store", why);
         else
-            cc__job_set_result(&lj->base, CC_ERR_LICENSE_UNREACHABLE,
-                               "licence server of %s could not be reached: %s", url, why);
+            cc__job_set_result(&lj->base, CC_ERR_LICENSE_UNREACHABLE, "licence server of %s could not be reached: %s",
+                               url, why);
         break;
     }
 }
 
-#define SET(opt, val)                                                                              \
-    do {                                                                                           \
-        if (rc == CURLE_OK)                                                                        \
-            rc = curl_easy_setopt(curl, opt, val);                                                 \
+#define SET(opt, val)                                                                                                  \
+    do {                                                                                                               \
+        if (rc == CURLE_OK)                                                                                            \
+            rc = curl_easy_setopt(curl, opt, val);                                                                     \
     } while (0)
 
-int cc__license_fetch(cc_job *job) {
+int cc__license_fetch(cc_job *job)
+{
     cc__license_job *lj = (cc__license_job *)job;
     if (lj->ran || lj->body_started || lj->have_figures || lj->http_status)
         return CC_ERR_STATE; /* the host answered it already */
@@ -160,7 +166,7 @@ int cc__license_fetch(cc_job *job) {
     SET(CURLOPT_NOSIGNAL, 1L); /* we run on the host's threads */
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https"); /* never file:, ftp:, ... */
-    SET(CURLOPT_FOLLOWLOCATION, 1L); /* with MAXREDIRS 0 a redirect fails as too many */
+    SET(CURLOPT_FOLLOWLOCATION, 1L);                /* with MAXREDIRS 0 a redirect fails as too many */
     SET(CURLOPT_MAXREDIRS, (long)lj->max_redirects);
     SET(CURLOPT_CONNECTTIMEOUT_MS, (long)lj->connect_timeout_ms);
     SET(CURLOPT_TIMEOUT_MS, (long)lj->total_timeout_ms);
@@ -186,8 +192,7 @@ int cc__license_fetch(cc_job *job) {
     SET(CURLOPT_WRITEDATA, &f);
     if (rc != CURLE_OK) {
         curl_easy_cleanup(curl);
-        return cc__job_set_result(job, CC_ERR_INTERNAL,
-                                  "libcurl refused a licence fetch option: %s",
+        return cc__job_set_result(job, CC_ERR_INTERNAL, "libcurl refused a licence fetch option: %s",
                                   curl_easy_strerror(rc));
     }
     cc__log(job->ctx, CC_LOG_DEBUG, "licence: fetching %s", lj->url);

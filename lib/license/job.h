@@ -10,9 +10,9 @@ typedef struct cc__license_job {
     struct cc_job base; /* first: the core handles jobs through it */
     /* copied from the context when the job is made, so the worker thread
      * never reads the context's strings */
-    char *url;     /* NULL when none is configured */
-    char *ca_file; /* NULL: the system store */
-    char shown[208];  /* the URL as details show it: long ones cut to 200 + "..." */
+    char *url;       /* NULL when none is configured */
+    char *ca_file;   /* NULL: the system store */
+    char shown[208]; /* the URL as details show it: long ones cut to 200 + "..." */
     uint32_t connect_timeout_ms, total_timeout_ms, max_page, max_redirects;
 
     /* the answer */

@@ -11,26 +11,28 @@
 #include <strings.h>
 #include <time.h>
 
-#define URL_MAX 2048
+#define URL_MAX      2048
 #define DEFAULT_PATH "/altiris/NS/Agent/GetLicenseDetails.aspx"
-#define NO_URL "(host-supplied page, no licence URL configured)"
+#define NO_URL       "(host-supplied page, no licence URL configured)"
 
 /* ---- context settings ------------------------------------------------- */
 
-static int client_only(cc_context *ctx, const char *fn) {
+static int client_only(cc_context *ctx, const char *fn)
+{
     if (ctx->role != CC_ROLE_CLIENT)
-        return cc__ctx_error(ctx, CC_ERR_INVALID, "%s: licence settings apply to client contexts",
-                             fn);
+        return cc__ctx_error(ctx, CC_ERR_INVALID, "%s: licence settings apply to client contexts", fn);
     return 0;
 }
 
-static void cache_clear(cc_context *ctx) {
+static void cache_clear(cc_context *ctx)
+{
     pthread_mutex_lock(&ctx->license.cache_lock);
     ctx->license.cache_valid = false;
     pthread_mutex_unlock(&ctx->license.cache_lock);
 }
 
-static bool port_ok(const char *s, size_t n) {
+static bool port_ok(const char *s, size_t n)
+{
     if (n == 0 || n > 5)
         return false;
     unsigned v = 0;
@@ -44,7 +46,8 @@ static bool port_ok(const char *s, size_t n) {
 
 /* A host name (labels of letters, digits, '-' and '_'; NetBIOS-style names
  * included) or an IPv4 literal. */
-static bool hostname_ok(const char *s, size_t n) {
+static bool hostname_ok(const char *s, size_t n)
+{
     if (n == 0 || n > 253)
         return false;
     size_t label = 0;
@@ -68,7 +71,8 @@ static bool hostname_ok(const char *s, size_t n) {
 }
 
 /* The inside of "[...]": hex digits, colons and dots (IPv4-mapped tails). */
-static bool ipv6_ok(const char *s, size_t n) {
+static bool ipv6_ok(const char *s, size_t n)
+{
     if (n < 2 || n > 45)
         return false;
     int colons = 0;
@@ -84,7 +88,8 @@ static bool ipv6_ok(const char *s, size_t n) {
 }
 
 /* host, [v6] or either with :port. */
-static bool authority_ok(const char *s, size_t n) {
+static bool authority_ok(const char *s, size_t n)
+{
     if (n > 0 && s[0] == '[') {
         const char *close = memchr(s, ']', n);
         if (!close || !ipv6_ok(s + 1, (size_t)(close - s - 1)))
@@ -99,7 +104,8 @@ static bool authority_ok(const char *s, size_t n) {
 }
 
 /* Returns NULL if fine, else why not. */
-static const char *url_problem(const char *url) {
+static const char *url_problem(const char *url)
+{
     size_t n = strlen(url);
     if (n == 0)
         return "it is empty";
@@ -124,7 +130,8 @@ static const char *url_problem(const char *url) {
     return NULL;
 }
 
-static int set_url(cc_context *ctx, const char *url) {
+static int set_url(cc_context *ctx, const char *url)
+{
     if (url)
         cc__license_curl_init();
     char *copy = NULL;
@@ -136,7 +143,8 @@ static int set_url(cc_context *ctx, const char *url) {
     return 0;
 }
 
-CC_API int cc_context_set_license_url(cc_context *ctx, const char *url) {
+CC_API int cc_context_set_license_url(cc_context *ctx, const char *url)
+{
     if (!ctx)
         return CC_ERR_INVALID;
     int rc = client_only(ctx, "cc_context_set_license_url");
@@ -153,7 +161,8 @@ CC_API int cc_context_set_license_url(cc_context *ctx, const char *url) {
     return set_url(ctx, url);
 }
 
-CC_API int cc_context_set_license_server(cc_context *ctx, const char *name) {
+CC_API int cc_context_set_license_server(cc_context *ctx, const char *name)
+{
     if (!ctx)
         return CC_ERR_INVALID;
     int rc = client_only(ctx, "cc_context_set_license_server");
@@ -178,7 +187,8 @@ CC_API int cc_context_set_license_server(cc_context *ctx, const char *name) {
     return set_url(ctx, url);
 }
 
-CC_API int cc_context_set_license_ca_file(cc_context *ctx, const char *ca_file) {
+CC_API int cc_context_set_license_ca_file(cc_context *ctx, const char *ca_file)
+{
     if (!ctx)
         return CC_ERR_INVALID;
     int rc = client_only(ctx, "cc_context_set_license_ca_file");
@@ -206,7 +216,8 @@ CC_API int cc_context_set_license_ca_file(cc_context *ctx, const char *ca_file) 
     return 0;
 }
 
-CC_API int cc_context_set_license_cache_ttl(cc_context *ctx, uint32_t ms) {
+CC_API int cc_context_set_license_cache_ttl(cc_context *ctx, uint32_t ms)
+{
     if (!ctx)
         return CC_ERR_INVALID;
     int rc = client_only(ctx, "cc_context_set_license_cache_ttl");
@@ -221,7 +232,8 @@ CC_API int cc_context_set_license_cache_ttl(cc_context *ctx, uint32_t ms) {
 
 /* ---- the job ------------------------------------------------------------ */
 
-static void license_job_destroy(cc_job *job) {
+static void license_job_destroy(cc_job *job)
+{
     cc__license_job *lj = (cc__license_job *)job;
     cc__lic_parser_free(lj->parser);
     lj->parser = NULL;
@@ -235,23 +247,31 @@ static const struct cc__job_ops license_ops = {
     .destroy = license_job_destroy,
 };
 
-static cc__license_job *as_license(const cc_job *job) {
+static cc__license_job *as_license(const cc_job *job)
+{
     if (!job || job->type != CC_JOB_LICENSE || job->ops != &license_ops)
         return NULL;
     return (cc__license_job *)job;
 }
 
-static const char *shown_url(const cc__license_job *lj) { return lj->shown; }
-
-static bool status_ok(int32_t s) { return s >= 200 && s <= 299; }
-
-static int http_error(cc__license_job *lj) {
-    return cc__job_set_result(&lj->base, CC_ERR_LICENSE_HTTP,
-                              "licence page %s answered HTTP status %d, not 2xx", shown_url(lj),
-                              (int)lj->http_status);
+static const char *shown_url(const cc__license_job *lj)
+{
+    return lj->shown;
 }
 
-int cc__license_job_feed(cc__license_job *lj, const void *data, size_t len) {
+static bool status_ok(int32_t s)
+{
+    return s >= 200 && s <= 299;
+}
+
+static int http_error(cc__license_job *lj)
+{
+    return cc__job_set_result(&lj->base, CC_ERR_LICENSE_HTTP, "licence page %s answered HTTP status %d, not 2xx",
+                              shown_url(lj), (int)lj->http_status);
+}
+
+int cc__license_job_feed(cc__license_job *lj, const void *data, size_t len)
+{
     if (lj->base.result < 0)
         return lj->base.result;
     lj->body_started = true;
@@ -264,8 +284,7 @@ int cc__license_job_feed(cc__license_job *lj, const void *data, size_t len) {
                                   shown_url(lj), (unsigned)lj->max_page);
     lj->body_len += len;
     if (!lj->parser && !(lj->parser = cc__lic_parser_new(lj->base.ctx)))
-        return cc__job_set_result(&lj->base, CC_ERR_NOMEM, "out of memory parsing licence page %s",
-                                  shown_url(lj));
+        return cc__job_set_result(&lj->base, CC_ERR_NOMEM, "out of memory parsing licence page %s", shown_url(lj));
     int rc = cc__lic_parser_feed(lj->parser, data, len);
     if (rc)
         return cc__job_set_result(&lj->base, rc, "licence page %s: %s", shown_url(lj),
@@ -273,14 +292,14 @@ int cc__license_job_feed(cc__license_job *lj, const void *data, size_t len) {
     return 0;
 }
 
-int cc__license_job_finish(cc__license_job *lj) {
+int cc__license_job_finish(cc__license_job *lj)
+{
     if (lj->base.result < 0)
         return lj->base.result;
     if (lj->http_status && !status_ok(lj->http_status))
         return http_error(lj);
     if (!lj->parser && !(lj->parser = cc__lic_parser_new(lj->base.ctx)))
-        return cc__job_set_result(&lj->base, CC_ERR_NOMEM, "out of memory parsing licence page %s",
-                                  shown_url(lj));
+        return cc__job_set_result(&lj->base, CC_ERR_NOMEM, "out of memory parsing licence page %s", shown_url(lj));
     int rc = cc__lic_parser_finish(lj->parser, &lj->page);
     if (rc)
         return cc__job_set_result(&lj->base, rc, "licence page %s: %s", shown_url(lj),
@@ -291,12 +310,14 @@ int cc__license_job_finish(cc__license_job *lj) {
     return 0;
 }
 
-CC_API const char *cc_job_license_url(const cc_job *job) {
+CC_API const char *cc_job_license_url(const cc_job *job)
+{
     const cc__license_job *lj = as_license(job);
     return lj ? lj->url : NULL;
 }
 
-CC_API int cc_job_license_set_status(cc_job *job, int32_t http_status) {
+CC_API int cc_job_license_set_status(cc_job *job, int32_t http_status)
+{
     cc__license_job *lj = as_license(job);
     if (!lj || http_status < 100 || http_status > 599)
         return CC_ERR_INVALID;
@@ -307,7 +328,8 @@ CC_API int cc_job_license_set_status(cc_job *job, int32_t http_status) {
     return 0;
 }
 
-CC_API int cc_job_license_feed(cc_job *job, const void *data, size_t len) {
+CC_API int cc_job_license_feed(cc_job *job, const void *data, size_t len)
+{
     cc__license_job *lj = as_license(job);
     if (!lj || (!data && len > 0))
         return CC_ERR_INVALID;
@@ -317,7 +339,8 @@ CC_API int cc_job_license_feed(cc_job *job, const void *data, size_t len) {
     return cc__license_job_feed(lj, data, len);
 }
 
-CC_API int cc_job_license_set_figures(cc_job *job, uint32_t count, uint32_t in_use) {
+CC_API int cc_job_license_set_figures(cc_job *job, uint32_t count, uint32_t in_use)
+{
     cc__license_job *lj = as_license(job);
     if (!lj)
         return CC_ERR_INVALID;
@@ -335,9 +358,13 @@ CC_API int cc_job_license_set_figures(cc_job *job, uint32_t count, uint32_t in_u
 
 /* ---- start, decide, cache -------------------------------------------- */
 
-static uint32_t or_default(uint32_t v, uint32_t dflt) { return v ? v : dflt; }
+static uint32_t or_default(uint32_t v, uint32_t dflt)
+{
+    return v ? v : dflt;
+}
 
-int cc__license_start(cc_context *ctx, cc_job **job, cc__license_verdict *cached) {
+int cc__license_start(cc_context *ctx, cc_job **job, cc__license_verdict *cached)
+{
     *job = NULL;
     if (cached)
         memset(cached, 0, sizeof *cached);
@@ -351,8 +378,7 @@ int cc__license_start(cc_context *ctx, cc_job **job, cc__license_verdict *cached
             cached->count = ctx->license.cache_count;
             cached->in_use = ctx->license.cache_in_use;
             cc__fmt(cached->detail, sizeof cached->detail, "%s (cached verdict, %llu ms old)",
-                    ctx->license.cache_detail,
-                    (unsigned long long)(now - ctx->license.cache_at_ms));
+                    ctx->license.cache_detail, (unsigned long long)(now - ctx->license.cache_at_ms));
             hit = 1;
         }
         pthread_mutex_unlock(&ctx->license.cache_lock);
@@ -361,8 +387,7 @@ int cc__license_start(cc_context *ctx, cc_job **job, cc__license_verdict *cached
             return 1;
         }
     }
-    cc__license_job *lj =
-        (cc__license_job *)cc__job_alloc(ctx, sizeof *lj, CC_JOB_LICENSE, &license_ops);
+    cc__license_job *lj = (cc__license_job *)cc__job_alloc(ctx, sizeof *lj, CC_JOB_LICENSE, &license_ops);
     if (!lj)
         return CC_ERR_NOMEM;
     if ((ctx->license.url && !(lj->url = cc__strdup(ctx, ctx->license.url))) ||
@@ -388,7 +413,8 @@ int cc__license_start(cc_context *ctx, cc_job **job, cc__license_verdict *cached
     return 0;
 }
 
-static int64_t wall_now(void) {
+static int64_t wall_now(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec;
@@ -397,7 +423,8 @@ static int64_t wall_now(void) {
 /* Only what a server (or the host) actually said is worth remembering: a
  * grant, a denial or an expiry. Failures to ask are never cached, so the next
  * session asks again instead of repeating an outage for a whole TTL. */
-static void cache_update(cc_context *ctx, const cc__license_verdict *v, bool sound) {
+static void cache_update(cc_context *ctx, const cc__license_verdict *v, bool sound)
+{
     if (ctx->license.cache_ttl_ms == 0)
         return;
     pthread_mutex_lock(&ctx->license.cache_lock);
@@ -414,7 +441,8 @@ static void cache_update(cc_context *ctx, const cc__license_verdict *v, bool sou
     pthread_mutex_unlock(&ctx->license.cache_lock);
 }
 
-void cc__license_decide(cc_context *ctx, cc_job *job, cc__license_verdict *out) {
+void cc__license_decide(cc_context *ctx, cc_job *job, cc__license_verdict *out)
+{
     memset(out, 0, sizeof *out);
     out->code = CC_ERR_INTERNAL;
     cc__license_job *lj = as_license(job);
@@ -434,8 +462,8 @@ void cc__license_decide(cc_context *ctx, cc_job *job, cc__license_verdict *out) 
         if (lj->ran || lj->body_started || lj->http_status)
             cc__fmt(out->detail, sizeof out->detail, "%s", job->detail);
         else
-            cc__fmt(out->detail, sizeof out->detail, "licence check of %s failed: %s",
-                    shown_url(lj), job->detail[0] ? job->detail : cc_strerror(job->result));
+            cc__fmt(out->detail, sizeof out->detail, "licence check of %s failed: %s", shown_url(lj),
+                    job->detail[0] ? job->detail : cc_strerror(job->result));
     } else if (job->result > 0 || !lj->have_figures) {
         out->code = CC_ERR_LICENSE_MISSING;
         cc__fmt(out->detail, sizeof out->detail,
@@ -449,17 +477,17 @@ void cc__license_decide(cc_context *ctx, cc_job *job, cc__license_verdict *out) 
         sound = true;
         if (pg->have_expiry && wall_now() >= pg->expires_at) {
             out->code = CC_ERR_LICENSE_EXPIRED;
-            cc__fmt(out->detail, sizeof out->detail, "licence expired (expiry date %s) per %s",
-                    pg->expiry_text, shown_url(lj));
+            cc__fmt(out->detail, sizeof out->detail, "licence expired (expiry date %s) per %s", pg->expiry_text,
+                    shown_url(lj));
         } else if (pg->count > pg->in_use) {
             out->code = 0;
             out->granted = true;
-            cc__fmt(out->detail, sizeof out->detail, "licence granted: %u of %u in use per %s",
-                    (unsigned)pg->in_use, (unsigned)pg->count, shown_url(lj));
+            cc__fmt(out->detail, sizeof out->detail, "licence granted: %u of %u in use per %s", (unsigned)pg->in_use,
+                    (unsigned)pg->count, shown_url(lj));
         } else {
             out->code = CC_ERR_LICENSE_DENIED;
-            cc__fmt(out->detail, sizeof out->detail, "no licence free: %u of %u in use per %s",
-                    (unsigned)pg->in_use, (unsigned)pg->count, shown_url(lj));
+            cc__fmt(out->detail, sizeof out->detail, "no licence free: %u of %u in use per %s", (unsigned)pg->in_use,
+                    (unsigned)pg->count, shown_url(lj));
         }
     }
     cache_update(ctx, out, sound);

@@ -10,28 +10,29 @@
 /* Debian backports some hardening calls into expat 2.5.0 without changing its
  * version macros, so we detect them by symbol: weak references are NULL when
  * the linked libexpat lacks them. */
-extern XML_Bool XML_SetReparseDeferralEnabled(XML_Parser parser, XML_Bool enabled)
+extern XML_Bool XML_SetReparseDeferralEnabled(XML_Parser parser, XML_Bool enabled) __attribute__((weak));
+extern XML_Bool XML_SetBillionLaughsAttackProtectionMaximumAmplification(XML_Parser parser,
+                                                                         float maximumAmplificationFactor)
     __attribute__((weak));
-extern XML_Bool XML_SetBillionLaughsAttackProtectionMaximumAmplification(
-    XML_Parser parser, float maximumAmplificationFactor) __attribute__((weak));
-extern XML_Bool XML_SetBillionLaughsAttackProtectionActivationThreshold(
-    XML_Parser parser, unsigned long long activationThresholdBytes) __attribute__((weak));
+extern XML_Bool XML_SetBillionLaughsAttackProtectionActivationThreshold(XML_Parser parser,
+                                                                        unsigned long long activationThresholdBytes)
+    __attribute__((weak));
 
-#define NS_SEP '\x01'     /* not a legal XML character, so never inside a URI */
-#define VALUE_MAX 96      /* longest figure or date text kept, whitespace included */
-#define DEPTH_MAX 64      /* deeper nesting is refused: no real page needs it */
+#define NS_SEP    '\x01' /* not a legal XML character, so never inside a URI */
+#define VALUE_MAX 96     /* longest figure or date text kept, whitespace included */
+#define DEPTH_MAX 64     /* deeper nesting is refused: no real page needs it */
 
 enum field { F_NONE = 0, F_COUNT, F_IN_USE, F_EXPIRY };
 
 struct cc__lic_parser {
     const cc_context *ctx;
     XML_Parser xp;
-    int error;      /* sticky cc_error, 0 while fine */
+    int error; /* sticky cc_error, 0 while fine */
     bool finished;
-    unsigned depth; /* of the element being read, root = 1 */
+    unsigned depth;         /* of the element being read, root = 1 */
     unsigned details_depth; /* depth of <LicenseDetails>, 0 outside it */
     bool seen_details;
-    enum field capture;     /* reading the text of this figure element */
+    enum field capture; /* reading the text of this figure element */
     unsigned capture_depth;
     size_t value_len;
     char value[VALUE_MAX + 1];
@@ -40,12 +41,14 @@ struct cc__lic_parser {
 };
 
 /* The local part of a name as expat reports it with namespaces on. */
-static const char *local_name(const XML_Char *name) {
+static const char *local_name(const XML_Char *name)
+{
     const char *sep = strrchr(name, NS_SEP);
     return sep ? sep + 1 : name;
 }
 
-static enum field field_of(const char *local) {
+static enum field field_of(const char *local)
+{
     if (strcasecmp(local, "LicenseCount") == 0)
         return F_COUNT;
     if (strcasecmp(local, "LicensesInUse") == 0)
@@ -55,17 +58,23 @@ static enum field field_of(const char *local) {
     return F_NONE;
 }
 
-static const char *field_name(enum field f) {
+static const char *field_name(enum field f)
+{
     switch (f) {
-    case F_COUNT: return "LicenseCount";
-    case F_IN_USE: return "LicensesInUse";
-    case F_EXPIRY: return "ExpiryDate";
-    default: return "?";
+    case F_COUNT:
+        return "LicenseCount";
+    case F_IN_USE:
+        return "LicensesInUse";
+    case F_EXPIRY:
+        return "ExpiryDate";
+    default:
+        return "?";
     }
 }
 
 static void fail(cc__lic_parser *p, int code, const char *fmt, ...) CC__PRINTF(3, 4);
-static void fail(cc__lic_parser *p, int code, const char *fmt, ...) {
+static void fail(cc__lic_parser *p, int code, const char *fmt, ...)
+{
     if (p->error)
         return;
     p->error = code;
@@ -76,9 +85,13 @@ static void fail(cc__lic_parser *p, int code, const char *fmt, ...) {
     XML_StopParser(p->xp, XML_FALSE);
 }
 
-static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
-int cc__lic_parse_count(const char *s, size_t len, uint32_t *out) {
+int cc__lic_parse_count(const char *s, size_t len, uint32_t *out)
+{
     size_t i = 0, end = len;
     while (i < end && is_ws(s[i]))
         i++;
@@ -99,7 +112,8 @@ int cc__lic_parse_count(const char *s, size_t len, uint32_t *out) {
 }
 
 /* Reads exactly n digits. */
-static int digits(const char *s, size_t n, int *out) {
+static int digits(const char *s, size_t n, int *out)
+{
     int v = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9')
@@ -111,7 +125,8 @@ static int digits(const char *s, size_t n, int *out) {
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (era arithmetic). */
-static int64_t days_from_civil(int64_t y, int m, int d) {
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
     int64_t yoe = y - era * 400;
@@ -120,13 +135,15 @@ static int64_t days_from_civil(int64_t y, int m, int d) {
     return era * 146097 + doe - 719468;
 }
 
-static int days_in_month(int y, int m) {
+static int days_in_month(int y, int m)
+{
     static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     return m == 2 && leap ? 29 : dim[m - 1];
 }
 
-int cc__lic_parse_date(const char *s, size_t len, int64_t *expires_at) {
+int cc__lic_parse_date(const char *s, size_t len, int64_t *expires_at)
+{
     size_t i = 0, end = len;
     while (i < end && is_ws(s[i]))
         i++;
@@ -135,8 +152,7 @@ int cc__lic_parse_date(const char *s, size_t len, int64_t *expires_at) {
     s += i;
     size_t n = end - i;
     int y, mo, d, h = 0, mi = 0, se = 0, off = 0;
-    if (n < 10 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
-        digits(s + 8, 2, &d))
+    if (n < 10 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' || digits(s + 8, 2, &d))
         return -1;
     if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
         return -1;
@@ -145,8 +161,8 @@ int cc__lic_parse_date(const char *s, size_t len, int64_t *expires_at) {
         *expires_at = (day + 1) * 86400; /* valid through the whole day, UTC */
         return 0;
     }
-    if (n < 19 || (s[10] != 'T' && s[10] != 't') || digits(s + 11, 2, &h) || s[13] != ':' ||
-        digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &se))
+    if (n < 19 || (s[10] != 'T' && s[10] != 't') || digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) ||
+        s[16] != ':' || digits(s + 17, 2, &se))
         return -1;
     if (h > 23 || mi > 59 || se > 59)
         return -1;
@@ -162,8 +178,8 @@ int cc__lic_parse_date(const char *s, size_t len, int64_t *expires_at) {
         k++;
     } else if (k < n && (s[k] == '+' || s[k] == '-')) {
         int oh, om;
-        if (n - k != 6 || digits(s + k + 1, 2, &oh) || s[k + 3] != ':' || digits(s + k + 4, 2, &om) ||
-            oh > 23 || om > 59)
+        if (n - k != 6 || digits(s + k + 1, 2, &oh) || s[k + 3] != ':' || digits(s + k + 4, 2, &om) || oh > 23 ||
+            om > 59)
             return -1;
         off = (oh * 60 + om) * 60 * (s[k] == '-' ? -1 : 1);
         k += 6;
@@ -174,7 +190,8 @@ int cc__lic_parse_date(const char *s, size_t len, int64_t *expires_at) {
     return 0;
 }
 
-static void store(cc__lic_parser *p, enum field f, const char *v, size_t len) {
+static void store(cc__lic_parser *p, enum field f, const char *v, size_t len)
+{
     char shown[80];
     cc__printable(shown, sizeof shown, (const uint8_t *)v, len);
     switch (f) {
@@ -187,8 +204,8 @@ static void store(cc__lic_parser *p, enum field f, const char *v, size_t len) {
             return;
         }
         if (cc__lic_parse_count(v, len, dst) != 0) {
-            fail(p, CC_ERR_LICENSE_PARSE,
-                 "%s is \"%s\", not a whole number from 0 to 4294967295", field_name(f), shown);
+            fail(p, CC_ERR_LICENSE_PARSE, "%s is \"%s\", not a whole number from 0 to 4294967295", field_name(f),
+                 shown);
             return;
         }
         *have = true;
@@ -200,8 +217,8 @@ static void store(cc__lic_parser *p, enum field f, const char *v, size_t len) {
             return;
         }
         if (cc__lic_parse_date(v, len, &p->page.expires_at) != 0) {
-            fail(p, CC_ERR_LICENSE_PARSE,
-                 "expiry date \"%s\" is not YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[Z|+hh:mm]", shown);
+            fail(p, CC_ERR_LICENSE_PARSE, "expiry date \"%s\" is not YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[Z|+hh:mm]",
+                 shown);
             return;
         }
         p->page.have_expiry = true;
@@ -212,7 +229,8 @@ static void store(cc__lic_parser *p, enum field f, const char *v, size_t len) {
     }
 }
 
-static void XMLCALL on_start(void *user, const XML_Char *name, const XML_Char **attrs) {
+static void XMLCALL on_start(void *user, const XML_Char *name, const XML_Char **attrs)
+{
     cc__lic_parser *p = user;
     if (p->error)
         return;
@@ -223,8 +241,8 @@ static void XMLCALL on_start(void *user, const XML_Char *name, const XML_Char **
     }
     const char *local = local_name(name);
     if (p->capture != F_NONE) {
-        fail(p, CC_ERR_LICENSE_PARSE, "%s contains an element <%.64s>; it must hold only text",
-             field_name(p->capture), local);
+        fail(p, CC_ERR_LICENSE_PARSE, "%s contains an element <%.64s>; it must hold only text", field_name(p->capture),
+             local);
         return;
     }
     if (strcasecmp(local, "LicenseDetails") == 0) {
@@ -251,7 +269,8 @@ static void XMLCALL on_start(void *user, const XML_Char *name, const XML_Char **
     }
 }
 
-static void XMLCALL on_end(void *user, const XML_Char *name) {
+static void XMLCALL on_end(void *user, const XML_Char *name)
+{
     cc__lic_parser *p = user;
     (void)name;
     if (p->error)
@@ -266,7 +285,8 @@ static void XMLCALL on_end(void *user, const XML_Char *name) {
     p->depth--;
 }
 
-static void XMLCALL on_text(void *user, const XML_Char *s, int len) {
+static void XMLCALL on_text(void *user, const XML_Char *s, int len)
+{
     cc__lic_parser *p = user;
     if (p->error || p->capture == F_NONE || len <= 0)
         return;
@@ -278,8 +298,7 @@ static void XMLCALL on_text(void *user, const XML_Char *s, int len) {
         }
     }
     if (n > VALUE_MAX - p->value_len) {
-        fail(p, CC_ERR_LICENSE_PARSE, "%s is longer than %d characters", field_name(p->capture),
-             VALUE_MAX);
+        fail(p, CC_ERR_LICENSE_PARSE, "%s is longer than %d characters", field_name(p->capture), VALUE_MAX);
         return;
     }
     memcpy(p->value + p->value_len, s, n);
@@ -287,29 +306,30 @@ static void XMLCALL on_text(void *user, const XML_Char *s, int len) {
     p->value[p->value_len] = '\0';
 }
 
-static void XMLCALL on_doctype(void *user, const XML_Char *name, const XML_Char *sysid,
-                               const XML_Char *pubid, int has_internal_subset) {
+static void XMLCALL on_doctype(void *user, const XML_Char *name, const XML_Char *sysid, const XML_Char *pubid,
+                               int has_internal_subset)
+{
     (void)name, (void)sysid, (void)pubid, (void)has_internal_subset;
-    fail(user, CC_ERR_LICENSE_PARSE,
-         "the page has a DOCTYPE declaration; DTDs and entities are refused");
+    fail(user, CC_ERR_LICENSE_PARSE, "the page has a DOCTYPE declaration; DTDs and entities are refused");
 }
 
-static void XMLCALL on_entity_decl(void *user, const XML_Char *name, int is_param,
-                                   const XML_Char *value, int value_len, const XML_Char *base,
-                                   const XML_Char *sysid, const XML_Char *pubid,
-                                   const XML_Char *notation) {
-    (void)name, (void)is_param, (void)value, (void)value_len, (void)base, (void)sysid, (void)pubid,
-        (void)notation;
+static void XMLCALL on_entity_decl(void *user, const XML_Char *name, int is_param, const XML_Char *value, int value_len,
+                                   const XML_Char *base, const XML_Char *sysid, const XML_Char *pubid,
+                                   const XML_Char *notation)
+{
+    (void)name, (void)is_param, (void)value, (void)value_len, (void)base, (void)sysid, (void)pubid, (void)notation;
     fail(user, CC_ERR_LICENSE_PARSE, "the page declares an entity; entities are refused");
 }
 
 static int XMLCALL on_external_entity(XML_Parser xp, const XML_Char *context, const XML_Char *base,
-                                      const XML_Char *sysid, const XML_Char *pubid) {
+                                      const XML_Char *sysid, const XML_Char *pubid)
+{
     (void)xp, (void)context, (void)base, (void)sysid, (void)pubid;
     return XML_STATUS_ERROR; /* never fetch anything the page points at */
 }
 
-cc__lic_parser *cc__lic_parser_new(const cc_context *ctx) {
+cc__lic_parser *cc__lic_parser_new(const cc_context *ctx)
+{
     cc__lic_parser *p = cc__calloc(ctx, sizeof *p);
     if (!p)
         return NULL;
@@ -341,7 +361,8 @@ cc__lic_parser *cc__lic_parser_new(const cc_context *ctx) {
     return p;
 }
 
-unsigned cc__lic_parser_hardening(void) {
+unsigned cc__lic_parser_hardening(void)
+{
     unsigned m = 0;
     if (XML_SetBillionLaughsAttackProtectionMaximumAmplification &&
         XML_SetBillionLaughsAttackProtectionActivationThreshold)
@@ -351,17 +372,18 @@ unsigned cc__lic_parser_hardening(void) {
     return m;
 }
 
-static void xml_failed(cc__lic_parser *p) {
+static void xml_failed(cc__lic_parser *p)
+{
     if (p->error)
         return; /* a handler stopped the parser and said why */
     enum XML_Error e = XML_GetErrorCode(p->xp);
     fail(p, e == XML_ERROR_NO_MEMORY ? CC_ERR_NOMEM : CC_ERR_LICENSE_PARSE,
-         "not well-formed XML at line %lu, column %lu: %s",
-         (unsigned long)XML_GetCurrentLineNumber(p->xp),
+         "not well-formed XML at line %lu, column %lu: %s", (unsigned long)XML_GetCurrentLineNumber(p->xp),
          (unsigned long)XML_GetCurrentColumnNumber(p->xp) + 1, XML_ErrorString(e));
 }
 
-int cc__lic_parser_feed(cc__lic_parser *p, const void *data, size_t len) {
+int cc__lic_parser_feed(cc__lic_parser *p, const void *data, size_t len)
+{
     if (p->error)
         return p->error;
     if (p->finished)
@@ -379,7 +401,8 @@ int cc__lic_parser_feed(cc__lic_parser *p, const void *data, size_t len) {
     return 0;
 }
 
-int cc__lic_parser_finish(cc__lic_parser *p, cc__lic_page *out) {
+int cc__lic_parser_finish(cc__lic_parser *p, cc__lic_page *out)
+{
     memset(out, 0, sizeof *out);
     if (!p->error && !p->finished) {
         p->finished = true;
@@ -401,9 +424,13 @@ int cc__lic_parser_finish(cc__lic_parser *p, cc__lic_page *out) {
     return p->error;
 }
 
-const char *cc__lic_parser_detail(const cc__lic_parser *p) { return p->detail; }
+const char *cc__lic_parser_detail(const cc__lic_parser *p)
+{
+    return p->detail;
+}
 
-void cc__lic_parser_free(cc__lic_parser *p) {
+void cc__lic_parser_free(cc__lic_parser *p)
+{
     if (!p)
         return;
     XML_ParserFree(p->xp);

@@ -40,7 +40,7 @@ int cc__lic_parse_date(const char *s, size_t len, int64_t *expires_at);
 /* Which optional expat protections the linked libexpat provides (detected
  * by symbol at run time, see parse.c): a mask of the bits below. */
 #define CC__LIC_HARDEN_AMPLIFICATION 0x1 /* XML_SetBillionLaughsAttackProtection* */
-#define CC__LIC_HARDEN_REPARSE 0x2       /* XML_SetReparseDeferralEnabled */
+#define CC__LIC_HARDEN_REPARSE       0x2 /* XML_SetReparseDeferralEnabled */
 unsigned cc__lic_parser_hardening(void);
 
 #endif
