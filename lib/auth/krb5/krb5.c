@@ -494,6 +494,10 @@ static int console_start(struct krb_state *s, cc_auth *auth)
     j->ctx = s->ctx;
     const char *user = NULL, *domain = NULL, *password = NULL;
     cc_auth_credentials(auth, &user, &domain, &password);
+    if (user && !*user)
+        user = NULL; /* "" means "none" (cc-console passes it with a password only) */
+    if (domain && !*domain)
+        domain = NULL;
     bool oom = false;
     if (user && domain && !strchr(user, '@') && !strchr(user, '\\')) {
         char buf[CC__NAME_MAX + 1];
