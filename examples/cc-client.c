@@ -24,6 +24,7 @@ static const char usage[] =
     "  --accounts FILE                NT security: smbpasswd-format account store\n"
     "    --dc-realm REALM             ask this realm's KDC whether the account exists\n"
     "    --krb5-conf FILE             krb5.conf locating that KDC\n"
+    "    --dc-check MODE              required (default), best-effort or off\n"
     "  --keytab FILE                  Active Directory (Kerberos) with this keytab\n"
     "    --service PRINCIPAL          accept only this service principal\n"
     "    --realm REALM                accept principals of this realm only\n"
@@ -206,6 +207,7 @@ int main(int argc, char **argv)
         {"key", required_argument, 0, 'k'},          {"auth", required_argument, 0, 'a'},
         {"psk-file", required_argument, 0, 'P'},     {"accounts", required_argument, 0, 'A'},
         {"dc-realm", required_argument, 0, 'D'},     {"krb5-conf", required_argument, 0, 'K'},
+        {"dc-check", required_argument, 0, 'M'},
         {"keytab", required_argument, 0, 'y'},       {"service", required_argument, 0, 'S'},
         {"realm", required_argument, 0, 'R'},        {"license-url", required_argument, 0, 'u'},
         {"ns", required_argument, 0, 'n'},           {"license-file", required_argument, 0, 'f'},
@@ -214,7 +216,7 @@ int main(int argc, char **argv)
         {"timeout", required_argument, 0, 't'},      {"json", no_argument, 0, 'j'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     const char *listen_spec = NULL, *cert = NULL, *key = NULL, *psk_file = NULL, *accounts = NULL,
-               *dc_realm = NULL, *krb5_conf = NULL, *keytab = NULL, *service = NULL, *realm = NULL,
+               *dc_realm = NULL, *krb5_conf = NULL, *dc_check = NULL, *keytab = NULL, *service = NULL, *realm = NULL,
                *license_url = NULL, *ns = NULL, *license_ca = NULL;
     unsigned long license_timeout = 0, timeout = 0;
     bool want_psk = false;
@@ -236,6 +238,7 @@ int main(int argc, char **argv)
         case 'A': accounts = optarg; break;
         case 'D': dc_realm = optarg; break;
         case 'K': krb5_conf = optarg; break;
+        case 'M': dc_check = optarg; break;
         case 'y': keytab = optarg; break;
         case 'S': service = optarg; break;
         case 'R': realm = optarg; break;
@@ -310,6 +313,8 @@ int main(int argc, char **argv)
             CHECK(cc_context_set_auth_option(ctx, "nt", "realm", dc_realm), EX_USAGE);
         if (krb5_conf)
             CHECK(cc_context_set_auth_option(ctx, "nt", "krb5-conf", krb5_conf), EX_USAGE);
+        if (dc_check)
+            CHECK(cc_context_set_auth_option(ctx, "nt", "dc-check", dc_check), EX_USAGE);
     }
     if (want_psk && psk_register(ctx, psk_file) < 0) {
         rc = EX_USAGE;

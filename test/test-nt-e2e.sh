@@ -80,4 +80,16 @@ check "dc: the KDC log shows the probes and no failed pre-authentication" \
 kdc_stop
 expect dc-stopped alice CC "$T_DIR/alice.pw" 6 CC_ERR_AUTH_KDC_UNREACHABLE
 kill "$CLIENT_PID"
+
+# --- best effort: an unreachable KDC is tolerated, nothing else ---
+start_client be --cert "$C/client.pem" --key "$C/client.key" --license-file "$GRANT" \
+    --accounts "$T_DIR/smbpasswd" --dc-realm CC.TEST --krb5-conf "$KRB5CONF" --dc-check best-effort || exit 1
+expect be-right alice CC "$T_DIR/alice.pw" 0 ""
+expect be-wrong alice CC "$T_DIR/wrong.pw" 6 CC_ERR_AUTH_BAD_CREDENTIALS
+kill "$CLIENT_PID"
+"$CC_BIN/cc-client" --listen 127.0.0.1:0 --cert "$C/client.pem" --key "$C/client.key" --license-file "$GRANT" \
+    --accounts "$T_DIR/smbpasswd" --dc-check sometimes >/dev/null 2>"$T_DIR/dcc.err"
+rc=$?
+check "cc-client --dc-check sometimes: usage error (exit 2) naming the option" \
+    bash -c "[ $rc -eq 2 ] && grep -q 'dc-check is' '$T_DIR/dcc.err'"
 t_done
