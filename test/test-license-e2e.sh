@@ -16,7 +16,7 @@ failures=0
 ok() { echo "ok - $1"; }
 not_ok() { echo "not ok - $1"; failures=$((failures + 1)); }
 
-if ! bash "$src/test/fixtures/nginx.sh" start "$work/nginx" >"$work/nginx.log" 2>&1; then
+if ! bash "$src/test/fixtures/nginx.sh" start "$work/nginx" $$ >"$work/nginx.log" 2>&1; then
     cat "$work/nginx.log"
     echo "not ok - nginx fixture started (needs nginx-light)"
     exit 1
