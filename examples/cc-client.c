@@ -247,16 +247,12 @@ int main(int argc, char **argv)
         case 'f': a.license_file = optarg; break;
         case 'C': license_ca = optarg; break;
         case 'L':
-            if (!ex_parse_uint(optarg, 86400000, &license_timeout) || !license_timeout) {
-                fprintf(stderr, "cc-client: --license-timeout takes milliseconds > 0\n");
+            if (!ex_ms_option("cc-client", "license-timeout", optarg, &license_timeout))
                 return EX_USAGE;
-            }
             break;
         case 't':
-            if (!ex_parse_uint(optarg, 86400000, &timeout) || !timeout) {
-                fprintf(stderr, "cc-client: --timeout takes milliseconds > 0\n");
+            if (!ex_ms_option("cc-client", "timeout", optarg, &timeout))
                 return EX_USAGE;
-            }
             break;
         case 'e': a.echo = true; break;
         case 'o': a.once = true; break;

@@ -179,10 +179,8 @@ int main(int argc, char **argv)
         case 'S': service = optarg; break;
         case 's': send_file = optarg; break;
         case 't':
-            if (!ex_parse_uint(optarg, 86400000, &timeout) || !timeout) {
-                fprintf(stderr, "cc-console: --timeout takes milliseconds > 0\n");
+            if (!ex_ms_option("cc-console", "timeout", optarg, &timeout))
                 return EX_USAGE;
-            }
             break;
         case 'j': a.json = true; break;
         case 'T': a.trace = true; break;

@@ -235,3 +235,11 @@ bool ex_parse_uint(const char *s, unsigned long max, unsigned long *out)
     *out = v;
     return true;
 }
+
+bool ex_ms_option(const char *prog, const char *name, const char *arg, unsigned long *out)
+{
+    if (ex_parse_uint(arg, 86400000, out) && *out > 0)
+        return true;
+    fprintf(stderr, "%s: --%s takes milliseconds > 0\n", prog, name);
+    return false;
+}

@@ -56,5 +56,8 @@ bool ex_split_host_port(const char *in, char **host, unsigned *port);
 /* Applies the generic options both programs accept to the context:
  * --timeout MS (handshake). Returns false on a bad value. */
 bool ex_parse_uint(const char *s, unsigned long max, unsigned long *out);
+/* An option taking milliseconds > 0 (at most a day); prints "PROG: --NAME
+ * takes milliseconds > 0" and returns false when `arg` is not one. */
+bool ex_ms_option(const char *prog, const char *name, const char *arg, unsigned long *out);
 
 #endif
