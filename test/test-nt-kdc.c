@@ -121,7 +121,10 @@ static int setup(void)
 
 static bool kdc_running;
 
-static void test_kdc_started(void) { T_ASSERT(kdc_running); }
+static void test_kdc_started(void)
+{
+    T_ASSERT(kdc_running);
+}
 
 static void test_existing_account_passes(void)
 {
@@ -190,7 +193,7 @@ static void test_no_password_guessing(void)
             other++;
     }
     pclose(p);
-    T_EQ(failed, 0);    /* the probe never sent anything derived from a password */
+    T_EQ(failed, 0);       /* the probe never sent anything derived from a password */
     T_ASSERT(needed >= 2); /* and it did reach the KDC for alice, twice above */
     (void)other;
 }
@@ -255,8 +258,10 @@ static void test_silent_kdc(void)
     char conf[800];
     snprintf(conf, sizeof conf, "%s/silent-krb5.conf", t_tmpdir());
     FILE *f = fopen(conf, "w");
-    fprintf(f, "[libdefaults]\n default_realm = CC.TEST\n dns_lookup_kdc = false\n"
-               "[realms]\n CC.TEST = {\n  kdc = 127.0.0.1:%u\n }\n", ntohs(a.sin_port));
+    fprintf(f,
+            "[libdefaults]\n default_realm = CC.TEST\n dns_lookup_kdc = false\n"
+            "[realms]\n CC.TEST = {\n  kdc = 127.0.0.1:%u\n }\n",
+            ntohs(a.sin_port));
     fclose(f);
     cc_context *s = client_ctx("required");
     T_ASSERT(s);

@@ -59,8 +59,8 @@ static void helper_stop(struct helper *h)
 
 /* Sends "CMD base64(data)" (or just CMD), reads the answer line; returns its
  * two-letter code in code[3] and the decoded payload. */
-static int helper_talk(struct helper *h, const char *cmd, const uint8_t *data, size_t len, char code[3],
-                       uint8_t *out, size_t *out_len, char *text, size_t text_len)
+static int helper_talk(struct helper *h, const char *cmd, const uint8_t *data, size_t len, char code[3], uint8_t *out,
+                       size_t *out_len, char *text, size_t text_len)
 {
     static char line[16384];
     if (data) {
@@ -146,14 +146,17 @@ static void test_samba_console_our_client(void)
     T_ASSERT(a.mic_offset == 72);
     cc__nt_hash_password(s, "alice-pw", nt_hash);
     cc__nt_hash_password(s, "not-alice-pw", wrong);
-    T_EQ(cc__nt_verify_proof(s, nt_hash, &a, c.server_challenge, neg, neg_len, chal, chal_len, auth, auth_len,
-                             true, detail, sizeof detail), 0);
-    T_EQ(cc__nt_verify_proof(s, wrong, &a, c.server_challenge, neg, neg_len, chal, chal_len, auth, auth_len,
-                             true, detail, sizeof detail), CC_ERR_AUTH_BAD_CREDENTIALS);
+    T_EQ(cc__nt_verify_proof(s, nt_hash, &a, c.server_challenge, neg, neg_len, chal, chal_len, auth, auth_len, true,
+                             detail, sizeof detail),
+         0);
+    T_EQ(cc__nt_verify_proof(s, wrong, &a, c.server_challenge, neg, neg_len, chal, chal_len, auth, auth_len, true,
+                             detail, sizeof detail),
+         CC_ERR_AUTH_BAD_CREDENTIALS);
     /* its MIC covers our CHALLENGE: one changed byte in our copy breaks it */
     chal[chal_len - 5] ^= 1;
-    T_EQ(cc__nt_verify_proof(s, nt_hash, &a, c.server_challenge, neg, neg_len, chal, chal_len, auth, auth_len,
-                             true, detail, sizeof detail), CC_ERR_AUTH_BAD_CREDENTIALS);
+    T_EQ(cc__nt_verify_proof(s, nt_hash, &a, c.server_challenge, neg, neg_len, chal, chal_len, auth, auth_len, true,
+                             detail, sizeof detail),
+         CC_ERR_AUTH_BAD_CREDENTIALS);
     T_CONTAINS(detail, "MIC");
     cc__auth_free(cli);
     cc_context_free(s);
@@ -208,8 +211,9 @@ int main(void)
     snprintf(smbconf, sizeof smbconf, "%s/smb.conf", t_tmpdir());
     FILE *f = fopen(smbconf, "w");
     if (f) {
-        fprintf(f, "[global]\n  workgroup = CCTEST\n  netbios name = CCPEER\n  lock directory = %s\n"
-                   "  state directory = %s\n  cache directory = %s\n  private dir = %s\n",
+        fprintf(f,
+                "[global]\n  workgroup = CCTEST\n  netbios name = CCPEER\n  lock directory = %s\n"
+                "  state directory = %s\n  cache directory = %s\n  private dir = %s\n",
                 t_tmpdir(), t_tmpdir(), t_tmpdir(), t_tmpdir());
         fclose(f);
     }

@@ -22,7 +22,10 @@ static uint8_t saved[8192];
 static size_t saved_len;
 static const cc__builtin_auth *nt;
 
-static int w_start(void *md, cc_auth *auth, void **state) { return nt->vt->start(md, auth, state); }
+static int w_start(void *md, cc_auth *auth, void **state)
+{
+    return nt->vt->start(md, auth, state);
+}
 static int w_step(void *state, cc_auth *auth, const uint8_t *in, size_t in_len)
 {
     if (mode == M_FLIP_CB && in)
@@ -52,8 +55,14 @@ static int w_step(void *state, cc_auth *auth, const uint8_t *in, size_t in_len)
     free(tok);
     return r;
 }
-static void w_end(void *state) { nt->vt->end(state); }
-static void w_destroy(void *md) { nt->vt->destroy(md); }
+static void w_end(void *state)
+{
+    nt->vt->end(state);
+}
+static void w_destroy(void *md)
+{
+    nt->vt->destroy(md);
+}
 
 /* One console session against cc-client; returns cc_session_error (0 = established). */
 static int console(int m, const char *password, char *errmsg, size_t errlen)
@@ -82,7 +91,8 @@ static int console(int m, const char *password, char *errmsg, size_t errlen)
             }
             continue;
         }
-        struct pollfd p = {cc_session_fd(s), (short)((r & CC_WANT_READ ? POLLIN : 0) | (r & CC_WANT_WRITE ? POLLOUT : 0)), 0};
+        struct pollfd p = {cc_session_fd(s),
+                           (short)((r & CC_WANT_READ ? POLLIN : 0) | (r & CC_WANT_WRITE ? POLLOUT : 0)), 0};
         int32_t to = cc_session_timeout_ms(s);
         poll(&p, p.fd >= 0 ? 1 : 0, to < 0 || to > 100 ? 100 : to);
     }
@@ -130,7 +140,9 @@ static int start_client(void)
     fprintf(f, "<LicenseDetails><LicenseCount>5</LicenseCount><LicensesInUse>1</LicensesInUse></LicenseDetails>\n");
     fclose(f);
     f = fopen(store, "w"); /* NT hash of "alice-pw" */
-    fprintf(f, "alice:1000:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:D061EF15E9494B458016FA760CECDD63:[U          ]:LCT-5F5E1000:\n");
+    fprintf(
+        f,
+        "alice:1000:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:D061EF15E9494B458016FA760CECDD63:[U          ]:LCT-5F5E1000:\n");
     fclose(f);
     char cert[700], key[700];
     snprintf(cert, sizeof cert, "%s/client.pem", certs);
@@ -161,7 +173,10 @@ static int start_client(void)
 static bool started;
 static char em[CC__DETAIL_MAX];
 
-static void test_client_started(void) { T_ASSERT(started); }
+static void test_client_started(void)
+{
+    T_ASSERT(started);
+}
 
 static void test_good_then_replayed(void)
 {

@@ -18,11 +18,11 @@ static void hex(const char *h, uint8_t *out)
     }
 }
 
-#define T_MEMEQ(a, hexstr)                                                                         \
-    do {                                                                                           \
-        uint8_t want_[64];                                                                         \
-        hex(hexstr, want_);                                                                        \
-        T_ASSERT(memcmp((a), want_, strlen(hexstr) / 2) == 0);                                     \
+#define T_MEMEQ(a, hexstr)                                                                                             \
+    do {                                                                                                               \
+        uint8_t want_[64];                                                                                             \
+        hex(hexstr, want_);                                                                                            \
+        T_ASSERT(memcmp((a), want_, strlen(hexstr) / 2) == 0);                                                         \
     } while (0)
 
 /* ---- vectors ---- */
@@ -45,9 +45,9 @@ static void test_md4_rfc1320(void)
 
 /* MS-NLMP 4.2.1 common values: User, Domain, Password, server challenge
  * 0123456789abcdef, client challenge aa*8, Time 0; 4.2.4 NTLMv2 results. */
-static const uint8_t ti_4_2_4[36] = {0x02, 0x00, 0x0c, 0x00, 'D', 0, 'o', 0, 'm', 0, 'a', 0, 'i', 0, 'n', 0,
-                                     0x01, 0x00, 0x0c, 0x00, 'S', 0, 'e', 0, 'r', 0, 'v', 0, 'e', 0, 'r', 0,
-                                     0x00, 0x00, 0x00, 0x00};
+static const uint8_t ti_4_2_4[36] = {0x02, 0x00, 0x0c, 0x00, 'D',  0,    'o',  0,    'm',  0,    'a',  0,
+                                     'i',  0,    'n',  0,    0x01, 0x00, 0x0c, 0x00, 'S',  0,    'e',  0,
+                                     'r',  0,    'v',  0,    'e',  0,    'r',  0,    0x00, 0x00, 0x00, 0x00};
 
 static void test_ms_nlmp_4_2_4(void)
 {
@@ -72,7 +72,8 @@ static void test_ms_nlmp_4_2_4(void)
     T_EQ(cc__nt_hmac_md5(key, 16, 2, parts, lens, proof), 0);
     T_MEMEQ(proof, "86c35097ac9cec102554764a57cccc19");
     /* The same key through the path the acceptor takes: NT hash + UTF-16 names. */
-    static const uint8_t u16[] = {'u', 0, 's', 0, 'e', 0, 'r', 0}, d16[] = {'D', 0, 'o', 0, 'm', 0, 'a', 0, 'i', 0, 'n', 0};
+    static const uint8_t u16[] = {'u', 0, 's', 0, 'e', 0, 'r', 0},
+                         d16[] = {'D', 0, 'o', 0, 'm', 0, 'a', 0, 'i', 0, 'n', 0};
     T_EQ(cc__nt_ntowfv2_from_hash(ctx, h, u16, sizeof u16, d16, sizeof d16, key), 0);
     T_MEMEQ(key, "0c868a403bfd7a93a3001ef22ef02e3f"); /* Uppercase(User) makes "user" == "User" */
     cc__buf_free(ctx, &temp);
@@ -84,12 +85,21 @@ static const char *chal_4_2_4_3 =
     "4e544c4d53535000 02000000 0c000c00 38000000 33828ae2 0123456789abcdef 0000000000000000"
     "24002400 44000000 06007017 0000000f 530065007200760065007200"
     "02000c00 44006f006d00610069006e00 01000c00 530065007200760065007200 00000000";
-static const char *auth_4_2_4_3 =
-    "4e544c4d535350000300000018001800" "6c00000054005400840000000c000c00" "48000000080008005400000010001000"
-    "5c00000010001000d8000000358288e2" "0501280a0000000f44006f006d006100" "69006e00550073006500720043004f00"
-    "4d00500055005400450052008 6c35097" "ac9cec102554764a57cccc19aaaaaaaa" "aaaaaaaa68cd0ab851e51c96aabc927b"
-    "ebef6a1c010100000000000000000000" "00000000aaaaaaaaaaaaaaaa00000000" "02000c0044006f006d00610069006e00"
-    "01000c00530065007200760065007200" "0000000000000000c5dad2544fc97990" "94ce1ce90bc9d03e";
+static const char *auth_4_2_4_3 = "4e544c4d535350000300000018001800"
+                                  "6c00000054005400840000000c000c00"
+                                  "48000000080008005400000010001000"
+                                  "5c00000010001000d8000000358288e2"
+                                  "0501280a0000000f44006f006d006100"
+                                  "69006e00550073006500720043004f00"
+                                  "4d00500055005400450052008 6c35097"
+                                  "ac9cec102554764a57cccc19aaaaaaaa"
+                                  "aaaaaaaa68cd0ab851e51c96aabc927b"
+                                  "ebef6a1c010100000000000000000000"
+                                  "00000000aaaaaaaaaaaaaaaa00000000"
+                                  "02000c0044006f006d00610069006e00"
+                                  "01000c00530065007200760065007200"
+                                  "0000000000000000c5dad2544fc97990"
+                                  "94ce1ce90bc9d03e";
 
 static size_t unhex_spaced(const char *s, uint8_t *out, size_t cap)
 {
@@ -186,9 +196,9 @@ static void test_utf16(void)
     T_EQ(cc__nt_utf8_from_utf16(u, n, back, sizeof back), 0);
     T_STREQ(back, "J\xc3\x89R\xc3\x94ME\xf0\x9f\x98\x80");
     cc__free(ctx, u);
-    T_EQ(cc__nt_utf16_from_utf8(ctx, "\xc0\xaf", 256, &u, &n), CC_ERR_INVALID); /* overlong */
+    T_EQ(cc__nt_utf16_from_utf8(ctx, "\xc0\xaf", 256, &u, &n), CC_ERR_INVALID);     /* overlong */
     T_EQ(cc__nt_utf16_from_utf8(ctx, "\xed\xa0\x80", 256, &u, &n), CC_ERR_INVALID); /* surrogate */
-    T_EQ(cc__nt_utf16_from_utf8(ctx, "abcd", 3, &u, &n), CC_ERR_INVALID);            /* too long */
+    T_EQ(cc__nt_utf16_from_utf8(ctx, "abcd", 3, &u, &n), CC_ERR_INVALID);           /* too long */
     static const uint8_t lone[] = {0x00, 0xd8, 'a', 0}, ctl[] = {0x07, 0};
     T_EQ(cc__nt_utf8_from_utf16(lone, sizeof lone, back, sizeof back), -1);
     T_EQ(cc__nt_utf8_from_utf16(ctl, sizeof ctl, back, sizeof back), -1);
@@ -197,7 +207,7 @@ static void test_utf16(void)
 
 /* ---- the account store ---- */
 static const char *store_path;
-static const uint8_t cb_a[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+static const uint8_t cb_a[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                  17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
 static void write_store(void)
@@ -214,7 +224,9 @@ static void write_store(void)
     fprintf(f, "# test accounts\n");
     fprintf(f, "alice:1000:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:%s:[U          ]:LCT-5F5E1000:\n", hx);
     fprintf(f, "carol:1002:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:%s:[DU         ]:LCT-5F5E1000:\n", hx);
-    fprintf(f, "nohash:1003:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:[U          ]:LCT-5F5E1000:\n");
+    fprintf(
+        f,
+        "nohash:1003:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:[U          ]:LCT-5F5E1000:\n");
     fprintf(f, "host$:1004:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:%s:[W          ]:LCT-5F5E1000:\n", hx);
     fprintf(f, "locked:1005:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:%s:[LU         ]:LCT-5F5E1000:\n", hx);
     fclose(f);
@@ -230,8 +242,7 @@ static void test_store(void)
     T_STREQ(canon, "alice");
     T_EQ(cc__nt_store_lookup(store_path, "bob", h, canon, sizeof canon, detail, sizeof detail),
          CC_ERR_AUTH_UNKNOWN_USER);
-    T_EQ(cc__nt_store_lookup(store_path, "carol", h, canon, sizeof canon, detail, sizeof detail),
-         CC_ERR_AUTH_DISABLED);
+    T_EQ(cc__nt_store_lookup(store_path, "carol", h, canon, sizeof canon, detail, sizeof detail), CC_ERR_AUTH_DISABLED);
     T_CONTAINS(detail, "D flag");
     T_EQ(cc__nt_store_lookup(store_path, "nohash", h, canon, sizeof canon, detail, sizeof detail),
          CC_ERR_AUTH_DISABLED);
@@ -270,8 +281,8 @@ static cc_context *client_ctx(void)
     return c;
 }
 
-static void pair_open(struct pair *p, cc_context *sctx, const char *user, const char *domain,
-                      const char *password, const uint8_t *ccb, const uint8_t *scb)
+static void pair_open(struct pair *p, cc_context *sctx, const char *user, const char *domain, const char *password,
+                      const uint8_t *ccb, const uint8_t *scb)
 {
     memset(p, 0, sizeof *p);
     p->cctx = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
@@ -323,8 +334,7 @@ static void pair_close(struct pair *p, bool free_sctx)
         cc_context_free(p->sctx);
 }
 
-static int exchange(const char *user, const char *domain, const char *password, char *identity,
-                    char *detail)
+static int exchange(const char *user, const char *domain, const char *password, char *identity, char *detail)
 {
     struct pair p;
     pair_open(&p, client_ctx(), user, domain, password, cb_a, cb_a);
@@ -387,8 +397,8 @@ static int rebuild(struct pair *p, const uint8_t *cb, uint64_t filetime, const c
     uint8_t key[16];
     char detail[CC__DETAIL_MAX];
     cc__nt_ntowfv2(p->cctx, password, "alice", "CCTEST", key);
-    struct cc__nt_auth_input in = {key, "alice", "CCTEST", "WS1", p->neg, p->neg_len, p->chal, p->chal_len,
-                                   cb, cb ? 32 : 0, NULL, filetime};
+    struct cc__nt_auth_input in = {key,     "alice",     "CCTEST", "WS1",       p->neg, p->neg_len,
+                                   p->chal, p->chal_len, cb,       cb ? 32 : 0, NULL,   filetime};
     int rc = cc__nt_build_authenticate(p->cctx, &out, &in, detail, sizeof detail);
     if (!rc) {
         memcpy(p->auth, cc__buf_head(&out), cc__buf_size(&out));

@@ -9,7 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define DEFAULT_WINDOW_S 300
+#define DEFAULT_WINDOW_S    300
 #define DEFAULT_REPLAY_SIZE 4096
 
 struct replay_entry {
@@ -165,8 +165,9 @@ static int console_step(struct nt_state *st, cc_auth *auth, const uint8_t *in, s
         if (cc_auth_channel_binding(auth, &cb, &cb_len) < 0 || cb_len == 0)
             return fail(auth, CC_ERR_AUTH_CHANNEL_BINDING,
                         "nt: this connection has no TLS channel binding to bind the exchange to");
-        struct cc__nt_auth_input ai = {st->ntowfv2, user, domain, "", cc__buf_head(&st->neg),
-                                       cc__buf_size(&st->neg), in, in_len, cb, cb_len, NULL, 0};
+        struct cc__nt_auth_input ai = {
+            st->ntowfv2, user,   domain, "", cc__buf_head(&st->neg), cc__buf_size(&st->neg), in, in_len,
+            cb,          cb_len, NULL,   0};
         rc = cc__nt_build_authenticate(st->ctx, &out, &ai, detail, sizeof detail);
         cc__wipe(st->ntowfv2, sizeof st->ntowfv2); /* needed no more */
         if (rc) {
@@ -185,8 +186,8 @@ static int console_step(struct nt_state *st, cc_auth *auth, const uint8_t *in, s
 }
 
 /* ---- client (acceptor) ---- */
-static int lookup_account(struct nt_state *st, cc_auth *auth, uint8_t hash[16], char *canon,
-                          size_t canon_len, char *domain_out, size_t domain_len)
+static int lookup_account(struct nt_state *st, cc_auth *auth, uint8_t hash[16], char *canon, size_t canon_len,
+                          char *domain_out, size_t domain_len)
 {
     struct nt_mech *m = st->m;
     const struct cc__nt_authenticate *a = &st->a;
@@ -197,13 +198,13 @@ static int lookup_account(struct nt_state *st, cc_auth *auth, uint8_t hash[16], 
         if (rc == CC_ERR_AUTH_UNKNOWN_USER || rc == CC_ERR_AUTH_DISABLED) {
             cc__wipe(hash, 16);
             return fail(auth, rc, "nt: the host's account lookup %s %s\\%s",
-                        rc == CC_ERR_AUTH_DISABLED ? "refuses the disabled account" : "does not know",
-                        a->domain, a->user);
+                        rc == CC_ERR_AUTH_DISABLED ? "refuses the disabled account" : "does not know", a->domain,
+                        a->user);
         }
         if (rc != 0) {
             cc__wipe(hash, 16);
-            return fail(auth, CC_ERR_AUTH, "nt: the host's account lookup failed with %d for %s\\%s",
-                        rc, a->domain, a->user);
+            return fail(auth, CC_ERR_AUTH, "nt: the host's account lookup failed with %d for %s\\%s", rc, a->domain,
+                        a->user);
         }
         cc__fmt(canon, canon_len, "%s", a->user);
         cc__fmt(domain_out, domain_len, "%s", a->domain[0] ? a->domain : dom);
@@ -215,8 +216,7 @@ static int lookup_account(struct nt_state *st, cc_auth *auth, uint8_t hash[16], 
     /* The smbpasswd file holds one domain's accounts: ours. */
     if (a->domain[0] && strcasecmp(a->domain, dom) != 0 && !(m->realm && strcasecmp(a->domain, m->realm) == 0))
         return fail(auth, CC_ERR_AUTH_UNKNOWN_USER,
-                    "nt: domain \"%s\" is not served here; this client's accounts are in domain %s",
-                    a->domain, dom);
+                    "nt: domain \"%s\" is not served here; this client's accounts are in domain %s", a->domain, dom);
     int rc = cc__nt_store_lookup(m->accounts, a->user, hash, canon, canon_len, detail, sizeof detail);
     if (rc)
         return fail(auth, rc, "nt: %s", detail);
@@ -242,8 +242,9 @@ static int finish_accept(struct nt_state *st, cc_auth *auth, const char *dc_note
     if (rc == CC_ERR_AUTH_REPLAY)
         return fail(auth, rc, "nt: this AUTHENTICATE message (client challenge) was already used");
     if (rc == CC_ERR_AGAIN)
-        return fail(auth, CC_ERR_AUTH_REPLAY, "nt: the replay cache is full (%zu logons within %u s); "
-                                             "refusing rather than forgetting",
+        return fail(auth, CC_ERR_AUTH_REPLAY,
+                    "nt: the replay cache is full (%zu logons within %u s); "
+                    "refusing rather than forgetting",
                     st->m->replay_cap, 2 * st->m->window_s);
     if (strlen(domain) + 1 + strlen(canon) > CC__NAME_MAX)
         return fail(auth, CC_ERR_AUTH_TOKEN, "nt: DOMAIN\\user is longer than %d bytes", CC__NAME_MAX);
@@ -278,25 +279,22 @@ static int accept_authenticate(struct nt_state *st, cc_auth *auth, const uint8_t
     uint8_t want[16];
     int rc;
     if (in_len > CC__NT_MAX_AUTHENTICATE)
-        return fail(auth, CC_ERR_AUTH_TOKEN, "nt: AUTHENTICATE message is %zu bytes, more than the %d allowed",
-                    in_len, CC__NT_MAX_AUTHENTICATE);
+        return fail(auth, CC_ERR_AUTH_TOKEN, "nt: AUTHENTICATE message is %zu bytes, more than the %d allowed", in_len,
+                    CC__NT_MAX_AUTHENTICATE);
     if ((rc = cc__buf_append(st->ctx, &st->auth, in, in_len)))
         return rc;
-    rc = cc__nt_parse_authenticate(cc__buf_head(&st->auth), cc__buf_size(&st->auth), &st->a, detail,
-                                   sizeof detail);
+    rc = cc__nt_parse_authenticate(cc__buf_head(&st->auth), cc__buf_size(&st->auth), &st->a, detail, sizeof detail);
     if (rc)
         return fail(auth, rc, "nt: %s", detail);
 
     /* freshness: the client's timestamp inside the proof */
     uint64_t now = cc__nt_filetime_now(), t = st->a.client_time, win = 10000000ull * m->window_s;
     if ((t > now ? t - now : now - t) > win)
-        return fail(auth, CC_ERR_AUTH_CLOCK_SKEW,
-                    "nt: AUTHENTICATE timestamp is %s by %llu s, outside the %u s window",
-                    t > now ? "ahead" : "behind",
-                    (unsigned long long)((t > now ? t - now : now - t) / 10000000ull), m->window_s);
+        return fail(auth, CC_ERR_AUTH_CLOCK_SKEW, "nt: AUTHENTICATE timestamp is %s by %llu s, outside the %u s window",
+                    t > now ? "ahead" : "behind", (unsigned long long)((t > now ? t - now : now - t) / 10000000ull),
+                    m->window_s);
     if (replay_check(m, &st->a, false) == CC_ERR_AUTH_REPLAY)
-        return fail(auth, CC_ERR_AUTH_REPLAY,
-                    "nt: this AUTHENTICATE message (client challenge) was already used");
+        return fail(auth, CC_ERR_AUTH_REPLAY, "nt: this AUTHENTICATE message (client challenge) was already used");
 
     /* bound to this TLS connection */
     if (cc_auth_channel_binding(auth, &cb, &cb_len) < 0 || cb_len == 0)
@@ -372,11 +370,10 @@ static int client_step(struct nt_state *st, cc_auth *auth, const uint8_t *in, si
         uint32_t flags = CC__NTLM_NEGOTIATE_UNICODE | CC__NTLM_REQUEST_TARGET | CC__NTLM_NEGOTIATE_NTLM |
                          CC__NTLM_NEGOTIATE_ALWAYS_SIGN | CC__NTLM_TARGET_TYPE_DOMAIN |
                          CC__NTLM_NEGOTIATE_EXTENDED_SESSIONSECURITY | CC__NTLM_NEGOTIATE_TARGET_INFO |
-                         CC__NTLM_NEGOTIATE_VERSION |
-                         (n.flags & (CC__NTLM_NEGOTIATE_128 | CC__NTLM_NEGOTIATE_56));
+                         CC__NTLM_NEGOTIATE_VERSION | (n.flags & (CC__NTLM_NEGOTIATE_128 | CC__NTLM_NEGOTIATE_56));
         if (!rc)
-            rc = cc__nt_build_challenge(st->ctx, &st->chal, flags, st->server_challenge, dom,
-                                        cc__buf_head(&ti), cc__buf_size(&ti));
+            rc = cc__nt_build_challenge(st->ctx, &st->chal, flags, st->server_challenge, dom, cc__buf_head(&ti),
+                                        cc__buf_size(&ti));
         cc__buf_free(st->ctx, &ti);
         if (rc)
             return fail(auth, rc, "nt: cannot build the CHALLENGE message (domain or computer name invalid?)");
@@ -439,8 +436,7 @@ static int nt_step(void *state, cc_auth *auth, const uint8_t *in, size_t in_len)
     struct nt_state *st = state;
     if (!st)
         return fail(auth, CC_ERR_INTERNAL, "nt: step without state");
-    return st->role == CC_ROLE_CONSOLE ? console_step(st, auth, in, in_len)
-                                       : client_step(st, auth, in, in_len);
+    return st->role == CC_ROLE_CONSOLE ? console_step(st, auth, in, in_len) : client_step(st, auth, in, in_len);
 }
 
 static void nt_end(void *state)
@@ -523,7 +519,8 @@ static int nt_set_option(void *mech_data, const char *key, const char *value)
         if (value && !valid_nb_name(value))
             return cc__ctx_error(m->ctx, CC_ERR_INVALID,
                                  "nt: %s must be a NetBIOS name: 1..15 printable ASCII characters without "
-                                 "\\/:*?\"<>|. or spaces", key);
+                                 "\\/:*?\"<>|. or spaces",
+                                 key);
         return set_str(m, key[0] == 'd' ? &m->domain : &m->computer, value);
     }
     if (strcmp(key, "replay-cache-size") == 0) {
@@ -542,7 +539,8 @@ static int nt_set_option(void *mech_data, const char *key, const char *value)
     }
     return cc__ctx_error(m->ctx, CC_ERR_INVALID,
                          "nt: unknown option \"%s\" (accounts, realm, dc-check, krb5-conf, "
-                         "timestamp-window, domain, computer, replay-cache-size)", key);
+                         "timestamp-window, domain, computer, replay-cache-size)",
+                         key);
 }
 
 static void nt_destroy(void *mech_data)

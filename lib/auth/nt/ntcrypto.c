@@ -21,7 +21,10 @@ struct md4 {
     size_t used;
 };
 
-static uint32_t rol32(uint32_t x, unsigned s) { return (x << s) | (x >> (32 - s)); }
+static uint32_t rol32(uint32_t x, unsigned s)
+{
+    return (x << s) | (x >> (32 - s));
+}
 
 static void md4_block(struct md4 *m, const uint8_t *p)
 {
@@ -85,8 +88,8 @@ void cc__nt_md4(const uint8_t *data, size_t len, uint8_t out[16])
 }
 
 /* ---- HMAC-MD5 and MD5 through OpenSSL 3 (the default provider) ---- */
-int cc__nt_hmac_md5(const uint8_t *key, size_t key_len, size_t n, const uint8_t *const *parts,
-                    const size_t *lens, uint8_t out[16])
+int cc__nt_hmac_md5(const uint8_t *key, size_t key_len, size_t n, const uint8_t *const *parts, const size_t *lens,
+                    uint8_t out[16])
 {
     int rc = CC_ERR_AUTH_UNAVAILABLE;
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
@@ -168,8 +171,7 @@ static int utf8_next(const unsigned char **pp, uint32_t *cp)
     return 0;
 }
 
-int cc__nt_utf16_from_utf8(const cc_context *ctx, const char *s, size_t max_units, uint8_t **out,
-                           size_t *out_len)
+int cc__nt_utf16_from_utf8(const cc_context *ctx, const char *s, size_t max_units, uint8_t **out, size_t *out_len)
 {
     size_t slen = strlen(s);
     *out = NULL, *out_len = 0;
@@ -247,8 +249,7 @@ static uint16_t upper16(uint16_t c)
         return (uint16_t)(c - 0x20);
     if (c < 0x80)
         return c;
-    if ((c >= 0xe0 && c <= 0xfe && c != 0xf7) || (c >= 0x3b1 && c <= 0x3cb && c != 0x3c2) ||
-        (c >= 0x430 && c <= 0x44f))
+    if ((c >= 0xe0 && c <= 0xfe && c != 0xf7) || (c >= 0x3b1 && c <= 0x3cb && c != 0x3c2) || (c >= 0x430 && c <= 0x44f))
         return (uint16_t)(c - 0x20);
     if (c == 0xff)
         return 0x178;
@@ -288,9 +289,8 @@ int cc__nt_hash_password(const cc_context *ctx, const char *password, uint8_t ou
     return 0;
 }
 
-int cc__nt_ntowfv2_from_hash(const cc_context *ctx, const uint8_t nt_hash[16], const uint8_t *user16,
-                             size_t user16_len, const uint8_t *domain16, size_t domain16_len,
-                             uint8_t out[16])
+int cc__nt_ntowfv2_from_hash(const cc_context *ctx, const uint8_t nt_hash[16], const uint8_t *user16, size_t user16_len,
+                             const uint8_t *domain16, size_t domain16_len, uint8_t out[16])
 {
     uint8_t *up = cc__malloc(ctx, user16_len + 1);
     if (!up)
@@ -306,8 +306,7 @@ int cc__nt_ntowfv2_from_hash(const cc_context *ctx, const uint8_t nt_hash[16], c
     return rc;
 }
 
-int cc__nt_ntowfv2(const cc_context *ctx, const char *password, const char *user, const char *domain,
-                   uint8_t out[16])
+int cc__nt_ntowfv2(const cc_context *ctx, const char *password, const char *user, const char *domain, uint8_t out[16])
 {
     uint8_t h[16], *u16 = NULL, *d16 = NULL;
     size_t u16_len = 0, d16_len = 0;
@@ -324,8 +323,8 @@ int cc__nt_ntowfv2(const cc_context *ctx, const char *password, const char *user
     return rc;
 }
 
-int cc__nt_make_temp(const cc_context *ctx, cc__buf *out, uint64_t filetime,
-                     const uint8_t client_challenge[8], const uint8_t *av, size_t av_len)
+int cc__nt_make_temp(const cc_context *ctx, cc__buf *out, uint64_t filetime, const uint8_t client_challenge[8],
+                     const uint8_t *av, size_t av_len)
 {
     uint8_t head[28] = {1, 1};
     for (int i = 0; i < 8; i++)
@@ -340,8 +339,8 @@ int cc__nt_make_temp(const cc_context *ctx, cc__buf *out, uint64_t filetime,
     return rc;
 }
 
-int cc__nt_proof(const uint8_t ntowfv2[16], const uint8_t server_challenge[8], const uint8_t *temp,
-                 size_t temp_len, uint8_t proof[16])
+int cc__nt_proof(const uint8_t ntowfv2[16], const uint8_t server_challenge[8], const uint8_t *temp, size_t temp_len,
+                 uint8_t proof[16])
 {
     const uint8_t *parts[2] = {server_challenge, temp};
     size_t lens[2] = {8, temp_len};
@@ -370,9 +369,8 @@ int cc__nt_channel_binding_hash(const uint8_t *cb, size_t cb_len, uint8_t out[16
     return cc__nt_md5(buf, 20 + app_len, out);
 }
 
-int cc__nt_mic(const uint8_t key[16], const uint8_t *neg, size_t neg_len, const uint8_t *chal,
-               size_t chal_len, const uint8_t *auth, size_t auth_len, size_t mic_offset,
-               uint8_t out[16])
+int cc__nt_mic(const uint8_t key[16], const uint8_t *neg, size_t neg_len, const uint8_t *chal, size_t chal_len,
+               const uint8_t *auth, size_t auth_len, size_t mic_offset, uint8_t out[16])
 {
     static const uint8_t z16[16] = {0};
     if (mic_offset + 16 > auth_len)

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-struct cc__nt_dc_job *cc__nt_dc_new(const cc_context *ctx, const char *user, const char *realm,
-                                    const char *krb5_conf, uint32_t timeout_ms)
+struct cc__nt_dc_job *cc__nt_dc_new(const cc_context *ctx, const char *user, const char *realm, const char *krb5_conf,
+                                    uint32_t timeout_ms)
 {
     struct cc__nt_dc_job *j = cc__calloc(ctx, sizeof *j);
     if (!j)
@@ -60,8 +60,8 @@ static krb5_error_code KRB5_CALLCONV dc_send_hook(krb5_context kctx, void *data,
         ps->timed_out = true;
         return KRB5_KDC_UNREACH;
     }
-    krb5_error_code r = cc__krb_kdc_exchange(kctx, realm, message, ps->deadline_ms, new_reply, &handled,
-                                             &ps->timed_out);
+    krb5_error_code r =
+        cc__krb_kdc_exchange(kctx, realm, message, ps->deadline_ms, new_reply, &handled, &ps->timed_out);
     return handled ? r : 0;
 }
 
@@ -144,8 +144,7 @@ int cc__nt_dc_run(void *job_data)
             krb5_free_cred_contents(k, &creds);
     } else if (ret == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN) {
         j->result = CC_ERR_AUTH_UNKNOWN_USER;
-        cc__fmt(j->detail, sizeof j->detail, "the KDC of %s does not know the account %s", j->realm,
-                j->user);
+        cc__fmt(j->detail, sizeof j->detail, "the KDC of %s does not know the account %s", j->realm, j->user);
     } else if (ret == KRB5KDC_ERR_CLIENT_REVOKED || ret == KRB5KDC_ERR_NAME_EXP) {
         j->result = CC_ERR_AUTH_DISABLED;
         set_krb5_detail(j, k, ret, "the KDC refuses the account (disabled, locked or expired)");
@@ -162,8 +161,8 @@ int cc__nt_dc_run(void *job_data)
     }
     if (ps.timed_out && j->result != 0) {
         j->result = CC_ERR_AUTH_KDC_UNREACHABLE;
-        cc__fmt(j->detail, sizeof j->detail, "the KDC of %s did not answer within %u ms (%llu ms spent)",
-                j->realm, j->timeout_ms, (unsigned long long)(cc__now_ms() - t0));
+        cc__fmt(j->detail, sizeof j->detail, "the KDC of %s did not answer within %u ms (%llu ms spent)", j->realm,
+                j->timeout_ms, (unsigned long long)(cc__now_ms() - t0));
     }
 out:
     if (opt)

@@ -9,19 +9,31 @@ static const uint8_t sig[8] = {'N', 'T', 'L', 'M', 'S', 'S', 'P', 0};
 /* Version structure (2.2.2.10): informational only; NTLMSSP_REVISION_W2K3 = 15. */
 static const uint8_t our_version[8] = {10, 0, 0, 0, 0, 0, 0, 15};
 
-#define NEG_FLAGS                                                                                  \
-    (CC__NTLM_NEGOTIATE_UNICODE | CC__NTLM_REQUEST_TARGET | CC__NTLM_NEGOTIATE_NTLM |              \
-     CC__NTLM_NEGOTIATE_ALWAYS_SIGN | CC__NTLM_NEGOTIATE_EXTENDED_SESSIONSECURITY |                \
-     CC__NTLM_NEGOTIATE_VERSION | CC__NTLM_NEGOTIATE_128 | CC__NTLM_NEGOTIATE_56)
+#define NEG_FLAGS                                                                                                      \
+    (CC__NTLM_NEGOTIATE_UNICODE | CC__NTLM_REQUEST_TARGET | CC__NTLM_NEGOTIATE_NTLM | CC__NTLM_NEGOTIATE_ALWAYS_SIGN | \
+     CC__NTLM_NEGOTIATE_EXTENDED_SESSIONSECURITY | CC__NTLM_NEGOTIATE_VERSION | CC__NTLM_NEGOTIATE_128 |               \
+     CC__NTLM_NEGOTIATE_56)
 
-static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
+static void put16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
+}
 static void put32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
 }
-static uint32_t get16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
-static uint32_t get32(const uint8_t *p) { return get16(p) | get16(p + 2) << 16; }
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+static uint32_t get16(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+static uint32_t get32(const uint8_t *p)
+{
+    return get16(p) | get16(p + 2) << 16;
+}
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
 
 /* Appends n uninitialised bytes to out; returns where they start. */
 static uint8_t *grow(const cc_context *ctx, cc__buf *out, size_t n)
@@ -39,13 +51,13 @@ static void put_field(uint8_t *p, size_t len, size_t off)
 }
 
 /* Reads a field descriptor and checks the field lies inside the message. */
-static int get_field(const uint8_t *msg, size_t msg_len, size_t at, const char *name,
-                     const uint8_t **data, size_t *len, size_t *off, char *detail, size_t dl)
+static int get_field(const uint8_t *msg, size_t msg_len, size_t at, const char *name, const uint8_t **data, size_t *len,
+                     size_t *off, char *detail, size_t dl)
 {
     size_t l = get16(msg + at), o = get32(msg + at + 4);
     if (l > 0 && (o > msg_len || l > msg_len - o)) {
-        cc__fmt(detail, dl, "%s field (%zu bytes at offset %zu) runs past the end of the %zu-byte message",
-                name, l, o, msg_len);
+        cc__fmt(detail, dl, "%s field (%zu bytes at offset %zu) runs past the end of the %zu-byte message", name, l, o,
+                msg_len);
         return CC_ERR_AUTH_TOKEN;
     }
     *data = l ? msg + o : NULL;
@@ -55,16 +67,15 @@ static int get_field(const uint8_t *msg, size_t msg_len, size_t at, const char *
     return 0;
 }
 
-static int check_header(const uint8_t *msg, size_t len, uint32_t type, size_t min, size_t max,
-                        const char *what, char *detail, size_t dl)
+static int check_header(const uint8_t *msg, size_t len, uint32_t type, size_t min, size_t max, const char *what,
+                        char *detail, size_t dl)
 {
     if (len > max) {
         cc__fmt(detail, dl, "%s message is %zu bytes, more than the %zu allowed", what, len, max);
         return CC_ERR_AUTH_TOKEN;
     }
     if (len < min) {
-        cc__fmt(detail, dl, "%s message is truncated: %zu bytes, its header alone needs %zu", what, len,
-                min);
+        cc__fmt(detail, dl, "%s message is truncated: %zu bytes, its header alone needs %zu", what, len, min);
         return CC_ERR_AUTH_TOKEN;
     }
     if (memcmp(msg, sig, 8) != 0) {
@@ -72,8 +83,8 @@ static int check_header(const uint8_t *msg, size_t len, uint32_t type, size_t mi
         return CC_ERR_AUTH_TOKEN;
     }
     if (get32(msg + 8) != type) {
-        cc__fmt(detail, dl, "MessageType is %u where the %s message (type %u) was expected",
-                (unsigned)get32(msg + 8), what, (unsigned)type);
+        cc__fmt(detail, dl, "MessageType is %u where the %s message (type %u) was expected", (unsigned)get32(msg + 8),
+                what, (unsigned)type);
         return CC_ERR_AUTH_TOKEN;
     }
     return 0;
@@ -95,8 +106,7 @@ int cc__nt_build_negotiate(const cc_context *ctx, cc__buf *out)
     return 0;
 }
 
-int cc__nt_parse_negotiate(const uint8_t *msg, size_t len, struct cc__nt_negotiate *n, char *detail,
-                           size_t dl)
+int cc__nt_parse_negotiate(const uint8_t *msg, size_t len, struct cc__nt_negotiate *n, char *detail, size_t dl)
 {
     const uint8_t *d;
     size_t l;
@@ -108,8 +118,10 @@ int cc__nt_parse_negotiate(const uint8_t *msg, size_t len, struct cc__nt_negotia
         (rc = get_field(msg, len, 24, "NEGOTIATE Workstation", &d, &l, NULL, detail, dl)))
         return rc;
     if (!(n->flags & CC__NTLM_NEGOTIATE_UNICODE)) {
-        cc__fmt(detail, dl, "NEGOTIATE NegotiateFlags lack NTLMSSP_NEGOTIATE_UNICODE (0x%08x); "
-                            "OEM strings are not supported", (unsigned)n->flags);
+        cc__fmt(detail, dl,
+                "NEGOTIATE NegotiateFlags lack NTLMSSP_NEGOTIATE_UNICODE (0x%08x); "
+                "OEM strings are not supported",
+                (unsigned)n->flags);
         return CC_ERR_AUTH_TOKEN;
     }
     return 0;
@@ -142,8 +154,8 @@ static int av_put_str(const cc_context *ctx, cc__buf *out, uint16_t id, const ch
 /* Walks AV pairs up to MsvAvEOL; calls fn for each pair before it. The pairs
  * must end with MsvAvEOL inside `len`; *used is the length including it. */
 typedef int (*av_fn)(void *u, uint16_t id, const uint8_t *val, size_t len);
-static int av_walk(const uint8_t *av, size_t len, const char *where, av_fn fn, void *u, size_t *used,
-                   char *detail, size_t dl)
+static int av_walk(const uint8_t *av, size_t len, const char *where, av_fn fn, void *u, size_t *used, char *detail,
+                   size_t dl)
 {
     size_t at = 0;
     for (unsigned count = 0;; count++) {
@@ -172,8 +184,7 @@ static int av_walk(const uint8_t *av, size_t len, const char *where, av_fn fn, v
         if (fn) {
             int rc = fn(u, id, av + at + 4, l);
             if (rc) {
-                cc__fmt(detail, dl, "%s: AV pair %u has a bad length (%zu) or appears twice", where,
-                        (unsigned)id, l);
+                cc__fmt(detail, dl, "%s: AV pair %u has a bad length (%zu) or appears twice", where, (unsigned)id, l);
                 return rc;
             }
         }
@@ -181,8 +192,8 @@ static int av_walk(const uint8_t *av, size_t len, const char *where, av_fn fn, v
     }
 }
 
-int cc__nt_build_target_info(const cc_context *ctx, cc__buf *out, const char *nb_domain,
-                             const char *nb_computer, const char *dns_domain, uint64_t filetime)
+int cc__nt_build_target_info(const cc_context *ctx, cc__buf *out, const char *nb_domain, const char *nb_computer,
+                             const char *dns_domain, uint64_t filetime)
 {
     uint8_t ts[8];
     for (int i = 0; i < 8; i++)
@@ -200,9 +211,8 @@ int cc__nt_build_target_info(const cc_context *ctx, cc__buf *out, const char *nb
 }
 
 /* ---- CHALLENGE ---- */
-int cc__nt_build_challenge(const cc_context *ctx, cc__buf *out, uint32_t flags,
-                           const uint8_t server_challenge[8], const char *target_name,
-                           const uint8_t *target_info, size_t target_info_len)
+int cc__nt_build_challenge(const cc_context *ctx, cc__buf *out, uint32_t flags, const uint8_t server_challenge[8],
+                           const char *target_name, const uint8_t *target_info, size_t target_info_len)
 {
     uint8_t *tn;
     size_t tn_len;
@@ -243,8 +253,7 @@ static int chal_av_fn(void *u, uint16_t id, const uint8_t *val, size_t len)
     return 0;
 }
 
-int cc__nt_parse_challenge(const uint8_t *msg, size_t len, struct cc__nt_challenge *c, char *detail,
-                           size_t dl)
+int cc__nt_parse_challenge(const uint8_t *msg, size_t len, struct cc__nt_challenge *c, char *detail, size_t dl)
 {
     const uint8_t *d;
     size_t l, used;
@@ -255,20 +264,17 @@ int cc__nt_parse_challenge(const uint8_t *msg, size_t len, struct cc__nt_challen
     c->flags = get32(msg + 20);
     memcpy(c->server_challenge, msg + 24, 8);
     if ((rc = get_field(msg, len, 12, "CHALLENGE TargetName", &d, &l, NULL, detail, dl)) ||
-        (rc = get_field(msg, len, 40, "CHALLENGE TargetInfo", &c->target_info, &c->target_info_len,
-                        NULL, detail, dl)))
+        (rc = get_field(msg, len, 40, "CHALLENGE TargetInfo", &c->target_info, &c->target_info_len, NULL, detail, dl)))
         return rc;
     if (!(c->flags & CC__NTLM_NEGOTIATE_UNICODE)) {
-        cc__fmt(detail, dl, "CHALLENGE NegotiateFlags lack NTLMSSP_NEGOTIATE_UNICODE (0x%08x)",
-                (unsigned)c->flags);
+        cc__fmt(detail, dl, "CHALLENGE NegotiateFlags lack NTLMSSP_NEGOTIATE_UNICODE (0x%08x)", (unsigned)c->flags);
         return CC_ERR_AUTH_TOKEN;
     }
     if (c->target_info_len == 0) {
         cc__fmt(detail, dl, "CHALLENGE has no TargetInfo, so the server does not offer NTLMv2");
         return CC_ERR_AUTH_TOKEN;
     }
-    rc = av_walk(c->target_info, c->target_info_len, "CHALLENGE TargetInfo", chal_av_fn, c, &used,
-                 detail, dl);
+    rc = av_walk(c->target_info, c->target_info_len, "CHALLENGE TargetInfo", chal_av_fn, c, &used, detail, dl);
     if (rc)
         return rc;
     c->target_info_len = used; /* ignore anything after MsvAvEOL */
@@ -289,8 +295,8 @@ static int copy_av_fn(void *u, uint16_t id, const uint8_t *val, size_t len)
     return av_put(cp->ctx, cp->out, id, val, len) ? CC_ERR_NOMEM : 0;
 }
 
-int cc__nt_build_authenticate(const cc_context *ctx, cc__buf *out, const struct cc__nt_auth_input *in,
-                              char *detail, size_t dl)
+int cc__nt_build_authenticate(const cc_context *ctx, cc__buf *out, const struct cc__nt_auth_input *in, char *detail,
+                              size_t dl)
 {
     struct cc__nt_challenge c;
     cc__buf av = {0}, temp = {0};
@@ -303,8 +309,7 @@ int cc__nt_build_authenticate(const cc_context *ctx, cc__buf *out, const struct 
     /* client AV pairs: the server's, then MsvAvFlags (MIC present) and
      * MsvAvChannelBindings, then MsvAvEOL (MS-NLMP 3.1.5.1.2) */
     struct copy_av cp = {ctx, &av};
-    rc = av_walk(c.target_info, c.target_info_len, "CHALLENGE TargetInfo", copy_av_fn, &cp, &used,
-                 detail, dl);
+    rc = av_walk(c.target_info, c.target_info_len, "CHALLENGE TargetInfo", copy_av_fn, &cp, &used, detail, dl);
     if (rc)
         goto out;
     uint8_t flags_val[4];
@@ -312,8 +317,7 @@ int cc__nt_build_authenticate(const cc_context *ctx, cc__buf *out, const struct 
     if (in->cb && (rc = cc__nt_channel_binding_hash(in->cb, in->cb_len, cbh)))
         goto out;
     if ((rc = av_put(ctx, &av, CC__AV_FLAGS, flags_val, 4)) ||
-        (rc = av_put(ctx, &av, CC__AV_CHANNEL_BINDINGS, cbh, 16)) ||
-        (rc = av_put(ctx, &av, CC__AV_EOL, NULL, 0)))
+        (rc = av_put(ctx, &av, CC__AV_CHANNEL_BINDINGS, cbh, 16)) || (rc = av_put(ctx, &av, CC__AV_EOL, NULL, 0)))
         goto out;
     if (in->client_challenge)
         memcpy(cchal, in->client_challenge, 8);
@@ -324,22 +328,20 @@ int cc__nt_build_authenticate(const cc_context *ctx, cc__buf *out, const struct 
     }
     uint64_t ft = in->filetime ? in->filetime : c.have_timestamp ? c.timestamp : cc__nt_filetime_now();
     if ((rc = cc__nt_make_temp(ctx, &temp, ft, cchal, cc__buf_head(&av), cc__buf_size(&av))) ||
-        (rc = cc__nt_proof(in->ntowfv2, c.server_challenge, cc__buf_head(&temp), cc__buf_size(&temp),
-                           proof)) ||
+        (rc = cc__nt_proof(in->ntowfv2, c.server_challenge, cc__buf_head(&temp), cc__buf_size(&temp), proof)) ||
         (rc = cc__nt_session_base_key(in->ntowfv2, proof, sbk)))
         goto out;
     if ((rc = cc__nt_utf16_from_utf8(ctx, in->user, CC__NT_MAX_NAME_UNITS, &u16, &u16_len)) ||
-        (rc = cc__nt_utf16_from_utf8(ctx, in->domain ? in->domain : "", CC__NT_MAX_NAME_UNITS, &d16,
-                                     &d16_len)) ||
-        (rc = cc__nt_utf16_from_utf8(ctx, in->workstation ? in->workstation : "",
-                                     CC__NT_MAX_NAME_UNITS, &w16, &w16_len))) {
+        (rc = cc__nt_utf16_from_utf8(ctx, in->domain ? in->domain : "", CC__NT_MAX_NAME_UNITS, &d16, &d16_len)) ||
+        (rc = cc__nt_utf16_from_utf8(ctx, in->workstation ? in->workstation : "", CC__NT_MAX_NAME_UNITS, &w16,
+                                     &w16_len))) {
         cc__fmt(detail, dl, "user, domain or workstation name is not UTF-8 or longer than %d characters",
                 CC__NT_MAX_NAME_UNITS);
         goto out;
     }
     size_t nt_len = 16 + cc__buf_size(&temp);
-    size_t lm_off = 88, nt_off = lm_off + 24, d_off = nt_off + nt_len, u_off = d_off + d16_len,
-           w_off = u_off + u16_len, k_off = w_off + w16_len, total = k_off;
+    size_t lm_off = 88, nt_off = lm_off + 24, d_off = nt_off + nt_len, u_off = d_off + d16_len, w_off = u_off + u16_len,
+           k_off = w_off + w16_len, total = k_off;
     if (nt_len > 0xffff) {
         rc = CC_ERR_AUTH_TOKEN;
         cc__fmt(detail, dl, "CHALLENGE TargetInfo is too large for an NTLMv2 response");
@@ -360,8 +362,8 @@ int cc__nt_build_authenticate(const cc_context *ctx, cc__buf *out, const struct 
     put_field(p + 36, u16_len, u_off);
     put_field(p + 44, w16_len, w_off);
     put_field(p + 52, 0, k_off);
-    uint32_t flags = (c.flags & (NEG_FLAGS | CC__NTLM_NEGOTIATE_TARGET_INFO)) |
-                     CC__NTLM_NEGOTIATE_UNICODE | CC__NTLM_NEGOTIATE_VERSION;
+    uint32_t flags = (c.flags & (NEG_FLAGS | CC__NTLM_NEGOTIATE_TARGET_INFO)) | CC__NTLM_NEGOTIATE_UNICODE |
+                     CC__NTLM_NEGOTIATE_VERSION;
     put32(p + 60, flags);
     memcpy(p + 64, our_version, 8);
     memcpy(p + nt_off, proof, 16);
@@ -374,8 +376,7 @@ int cc__nt_build_authenticate(const cc_context *ctx, cc__buf *out, const struct 
         memcpy(p + w_off, w16, w16_len);
     /* no key exchange: ExportedSessionKey = KeyExchangeKey = SessionBaseKey */
     p = cc__buf_head(out) + start;
-    rc = cc__nt_mic(sbk, in->negotiate, in->negotiate_len, in->challenge, in->challenge_len, p, total,
-                    72, mic);
+    rc = cc__nt_mic(sbk, in->negotiate, in->negotiate_len, in->challenge, in->challenge_len, p, total, 72, mic);
     if (!rc)
         memcpy(p + 72, mic, 16);
 out:
@@ -417,27 +418,27 @@ static int auth_av_fn(void *u, uint16_t id, const uint8_t *val, size_t len)
     }
 }
 
-static int get_name(const uint8_t *msg, size_t len, size_t at, const char *name, const uint8_t **d,
-                    size_t *l, char *dst, char *detail, size_t dl)
+static int get_name(const uint8_t *msg, size_t len, size_t at, const char *name, const uint8_t **d, size_t *l,
+                    char *dst, char *detail, size_t dl)
 {
     int rc = get_field(msg, len, at, name, d, l, NULL, detail, dl);
     if (rc)
         return rc;
     if (*l > CC__NT_MAX_NAME_UNITS * 2) {
-        cc__fmt(detail, dl, "%s field is %zu bytes, more than the %d allowed", name, *l,
-                CC__NT_MAX_NAME_UNITS * 2);
+        cc__fmt(detail, dl, "%s field is %zu bytes, more than the %d allowed", name, *l, CC__NT_MAX_NAME_UNITS * 2);
         return CC_ERR_AUTH_TOKEN;
     }
     if (cc__nt_utf8_from_utf16(*d, *l, dst, CC__NT_NAME_BUF) != 0) {
-        cc__fmt(detail, dl, "%s field is not valid UTF-16 text (odd length, unpaired surrogate or "
-                            "control character)", name);
+        cc__fmt(detail, dl,
+                "%s field is not valid UTF-16 text (odd length, unpaired surrogate or "
+                "control character)",
+                name);
         return CC_ERR_AUTH_TOKEN;
     }
     return 0;
 }
 
-int cc__nt_parse_authenticate(const uint8_t *msg, size_t len, struct cc__nt_authenticate *a,
-                              char *detail, size_t dl)
+int cc__nt_parse_authenticate(const uint8_t *msg, size_t len, struct cc__nt_authenticate *a, char *detail, size_t dl)
 {
     size_t used, min_off = len, off;
     const uint8_t *d;
@@ -466,19 +467,17 @@ int cc__nt_parse_authenticate(const uint8_t *msg, size_t len, struct cc__nt_auth
     /* The MIC sits after the Version field when the payload leaves room. */
     a->mic_offset = (min_off >= 88 && len >= 88) ? 72 : 0;
     if (!(a->flags & CC__NTLM_NEGOTIATE_UNICODE)) {
-        cc__fmt(detail, dl, "AUTHENTICATE NegotiateFlags lack NTLMSSP_NEGOTIATE_UNICODE (0x%08x)",
-                (unsigned)a->flags);
+        cc__fmt(detail, dl, "AUTHENTICATE NegotiateFlags lack NTLMSSP_NEGOTIATE_UNICODE (0x%08x)", (unsigned)a->flags);
         return CC_ERR_AUTH_TOKEN;
     }
     get_field(msg, len, 12, "", &a->lm, &a->lm_len, NULL, detail, dl);
     get_field(msg, len, 20, "", &a->nt, &a->nt_len, NULL, detail, dl);
     get_field(msg, len, 52, "", &a->enc_key, &a->enc_key_len, NULL, detail, dl);
-    if ((rc = get_name(msg, len, 28, "AUTHENTICATE DomainName", &a->domain16, &a->domain16_len,
-                       a->domain, detail, dl)) ||
-        (rc = get_name(msg, len, 36, "AUTHENTICATE UserName", &a->user16, &a->user16_len, a->user,
-                       detail, dl)) ||
-        (rc = get_name(msg, len, 44, "AUTHENTICATE Workstation", &a->workstation16,
-                       &a->workstation16_len, a->workstation, detail, dl)))
+    if ((rc = get_name(msg, len, 28, "AUTHENTICATE DomainName", &a->domain16, &a->domain16_len, a->domain, detail,
+                       dl)) ||
+        (rc = get_name(msg, len, 36, "AUTHENTICATE UserName", &a->user16, &a->user16_len, a->user, detail, dl)) ||
+        (rc = get_name(msg, len, 44, "AUTHENTICATE Workstation", &a->workstation16, &a->workstation16_len,
+                       a->workstation, detail, dl)))
         return rc;
     if (a->user[0] == '\0') {
         cc__fmt(detail, dl, "AUTHENTICATE UserName is empty (anonymous logon is not accepted)");
@@ -489,43 +488,40 @@ int cc__nt_parse_authenticate(const uint8_t *msg, size_t len, struct cc__nt_auth
         return CC_ERR_AUTH_TOKEN;
     }
     if (a->nt_len > CC__NT_MAX_NT_RESPONSE) {
-        cc__fmt(detail, dl, "AUTHENTICATE NtChallengeResponse is %zu bytes, more than the %d allowed",
-                a->nt_len, CC__NT_MAX_NT_RESPONSE);
+        cc__fmt(detail, dl, "AUTHENTICATE NtChallengeResponse is %zu bytes, more than the %d allowed", a->nt_len,
+                CC__NT_MAX_NT_RESPONSE);
         return CC_ERR_AUTH_TOKEN;
     }
     if (a->nt_len < CC__NT_MIN_NT_RESPONSE) {
         cc__fmt(detail, dl, "AUTHENTICATE NtChallengeResponse is %zu bytes: %s", a->nt_len,
-                a->nt_len == 24 ? "an NTLMv1 response, which is not accepted"
-                                : "too short for an NTLMv2 response");
+                a->nt_len == 24 ? "an NTLMv1 response, which is not accepted" : "too short for an NTLMv2 response");
         return CC_ERR_AUTH_TOKEN;
     }
     const uint8_t *blob = a->nt + 16;
     if (blob[0] != 1 || blob[1] != 1) {
-        cc__fmt(detail, dl, "AUTHENTICATE NtChallengeResponse has RespType %u/HiRespType %u, not 1/1",
-                blob[0], blob[1]);
+        cc__fmt(detail, dl, "AUTHENTICATE NtChallengeResponse has RespType %u/HiRespType %u, not 1/1", blob[0],
+                blob[1]);
         return CC_ERR_AUTH_TOKEN;
     }
     a->client_time = get64(blob + 8);
     memcpy(a->client_challenge, blob + 16, 8);
     a->av = blob + 28;
-    rc = av_walk(a->av, a->nt_len - 16 - 28, "AUTHENTICATE NtChallengeResponse AvPairs", auth_av_fn, a,
-                 &used, detail, dl);
+    rc = av_walk(a->av, a->nt_len - 16 - 28, "AUTHENTICATE NtChallengeResponse AvPairs", auth_av_fn, a, &used, detail,
+                 dl);
     if (rc)
         return rc;
     a->av_len = used;
     return 0;
 }
 
-int cc__nt_verify_proof(const cc_context *ctx, const uint8_t nt_hash[16],
-                        const struct cc__nt_authenticate *a, const uint8_t server_challenge[8],
-                        const uint8_t *neg, size_t neg_len, const uint8_t *chal, size_t chal_len,
-                        const uint8_t *auth, size_t auth_len, bool require_mic, char *detail,
+int cc__nt_verify_proof(const cc_context *ctx, const uint8_t nt_hash[16], const struct cc__nt_authenticate *a,
+                        const uint8_t server_challenge[8], const uint8_t *neg, size_t neg_len, const uint8_t *chal,
+                        size_t chal_len, const uint8_t *auth, size_t auth_len, bool require_mic, char *detail,
                         size_t dl)
 {
     uint8_t key[16], proof[16], sbk[16], mic[16];
     bool want_mic = require_mic || (a->av_flags & CC__AV_FLAG_MIC_PRESENT);
-    int rc = cc__nt_ntowfv2_from_hash(ctx, nt_hash, a->user16, a->user16_len, a->domain16,
-                                      a->domain16_len, key);
+    int rc = cc__nt_ntowfv2_from_hash(ctx, nt_hash, a->user16, a->user16_len, a->domain16, a->domain16_len, key);
     if (rc)
         goto out;
     if ((rc = cc__nt_proof(key, server_challenge, a->nt + 16, a->nt_len - 16, proof)))
@@ -540,8 +536,10 @@ int cc__nt_verify_proof(const cc_context *ctx, const uint8_t nt_hash[16],
     if (a->flags & CC__NTLM_NEGOTIATE_KEY_EXCH) {
         if (a->enc_key_len != 16) {
             rc = CC_ERR_AUTH_TOKEN;
-            cc__fmt(detail, dl, "AUTHENTICATE EncryptedRandomSessionKey is %zu bytes, not 16, with "
-                                "NTLMSSP_NEGOTIATE_KEY_EXCH", a->enc_key_len);
+            cc__fmt(detail, dl,
+                    "AUTHENTICATE EncryptedRandomSessionKey is %zu bytes, not 16, with "
+                    "NTLMSSP_NEGOTIATE_KEY_EXCH",
+                    a->enc_key_len);
             goto out;
         }
         uint8_t k[16];

@@ -9,7 +9,7 @@
 #include <strings.h>
 
 #define LINE_MAX_BYTES 1024
-#define MAX_LINES 1000000
+#define MAX_LINES      1000000
 
 static int hexval(int c)
 {
@@ -38,8 +38,8 @@ static int parse_hash(const char *s, size_t len, uint8_t out[16])
     return 0;
 }
 
-int cc__nt_store_lookup(const char *path, const char *user, uint8_t nt_hash[16], char *canonical,
-                        size_t canonical_len, char *detail, size_t dl)
+int cc__nt_store_lookup(const char *path, const char *user, uint8_t nt_hash[16], char *canonical, size_t canonical_len,
+                        char *detail, size_t dl)
 {
     char line[LINE_MAX_BYTES + 2];
     int rc = CC_ERR_AUTH_UNKNOWN_USER;
@@ -54,8 +54,7 @@ int cc__nt_store_lookup(const char *path, const char *user, uint8_t nt_hash[16],
         lineno++;
         size_t len = strlen(line);
         if (lineno > MAX_LINES || (len > LINE_MAX_BYTES && line[len - 1] != '\n')) {
-            cc__fmt(detail, dl, "account store \"%s\" line %lu is longer than %d bytes", path, lineno,
-                     LINE_MAX_BYTES);
+            cc__fmt(detail, dl, "account store \"%s\" line %lu is longer than %d bytes", path, lineno, LINE_MAX_BYTES);
             rc = CC_ERR_CONFIG;
             break;
         }
@@ -76,8 +75,10 @@ int cc__nt_store_lookup(const char *path, const char *user, uint8_t nt_hash[16],
             p = c + 1;
         }
         if (nf < 4) {
-            cc__fmt(detail, dl, "account store \"%s\" line %lu has %zu fields; smbpasswd lines have "
-                                "name:uid:LM-hash:NT-hash:[flags]:LCT-...:", path, lineno, nf);
+            cc__fmt(detail, dl,
+                    "account store \"%s\" line %lu has %zu fields; smbpasswd lines have "
+                    "name:uid:LM-hash:NT-hash:[flags]:LCT-...:",
+                    path, lineno, nf);
             rc = CC_ERR_CONFIG;
             break;
         }
@@ -92,8 +93,7 @@ int cc__nt_store_lookup(const char *path, const char *user, uint8_t nt_hash[16],
         }
         int h = parse_hash(field[3], strlen(field[3]), nt_hash);
         if (h < 0) {
-            cc__fmt(detail, dl, "account store \"%s\" line %lu: NT hash is not 32 hex digits", path,
-                     lineno);
+            cc__fmt(detail, dl, "account store \"%s\" line %lu: NT hash is not 32 hex digits", path, lineno);
             rc = CC_ERR_CONFIG;
         } else if (strpbrk(flags, "DL")) {
             cc__fmt(detail, dl, "account \"%s\" is %s in the local account store", field[0],
