@@ -53,10 +53,11 @@ static int setup(void)
     if (sh(cmd) != 0)
         return -1;
     snprintf(cmd, sizeof cmd,
-             "K='%s'; D='%s'; bash $K start $D " REALM " && bash $K addprinc $D alice alice-pw >/dev/null && "
+             "K='%s'; D='%s'; KDC_OWNER_PID=%d bash $K start $D " REALM
+             " && bash $K addprinc $D alice alice-pw >/dev/null && "
              "bash $K addprinc $D host/localhost >/dev/null && bash $K ktadd $D $D/service.keytab host/localhost "
              ">/dev/null && bash $K kinit $D alice alice-pw -c FILE:$D/alice.cc",
-             fixture, kdc_dir);
+             fixture, kdc_dir, (int)getpid());
     if (sh(cmd) != 0)
         return -1;
     snprintf(path, sizeof path, "%s/env", kdc_dir);

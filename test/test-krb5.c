@@ -82,7 +82,8 @@ static int kdc_start(void)
     const char *src = getenv("CC_SRC") ? getenv("CC_SRC") : ".";
     snprintf(fixture, sizeof fixture, "%s/test/fixtures/kdc.sh", src);
     snprintf(kdc_dir, sizeof kdc_dir, "%s/kdc", t_tmpdir());
-    if (sh("bash '%s' start '%s' %s", fixture, kdc_dir, REALM) != 0 || load_env() != 0)
+    /* KDC_OWNER_PID: the fixture stops the KDC if this test dies without cleaning up */
+    if (sh("KDC_OWNER_PID=%d bash '%s' start '%s' %s", (int)getpid(), fixture, kdc_dir, REALM) != 0 || load_env() != 0)
         return -1;
     atexit(stop_kdc);
     char a[1400];
