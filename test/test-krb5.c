@@ -622,6 +622,15 @@ static void test_options(void)
 static void test_kdc_stopped(void)
 {
     struct pair p;
+    /* A realm krb5.conf names no KDC for (and DNS lookups are off in the fixture). */
+    use_ccache("cc_none_norealm");
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    p.con->user = "erin@NOWHERE.TEST";
+    p.con->password = "pw";
+    T_EQ(exchange(&p), CC_ERR_AUTH_KDC_UNREACHABLE);
+    T_CONTAINS(p.con->detail, "NOWHERE.TEST");
+    pair_free(&p);
+
     T_EQ(kinit("cc_bob_tgt", "bob", "bob-pw", NULL), 0);
     stop_kdc();
     use_ccache("cc_none_stopped");

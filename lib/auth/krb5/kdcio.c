@@ -64,14 +64,17 @@ static bool parse_kdc(const char *v, struct kdc *k)
 }
 
 /* DNS SRV records _kerberos._tcp.REALM (then _udp), as libkrb5 would with dns_lookup_kdc. */
-static size_t srv_lookup(const char *realm, struct kdc *out, size_t max)
+static size_t srv_lookup(const char *realm, struct kdc *out, size_t max, uint64_t deadline)
 {
     size_t n = 0;
+    if (remaining(deadline) < 1000)
+        return 0; /* not enough time left for a resolver round trip */
     struct __res_state st;
     memset(&st, 0, sizeof st);
     if (res_ninit(&st) != 0)
         return 0;
-    st.retrans = 2;
+    /* The resolver's own timeouts, kept within the job's remaining time. */
+    st.retrans = remaining(deadline) / 2000 > 2 ? 2 : 1;
     st.retry = 1;
     for (int proto = 0; proto < 2 && n == 0; proto++) {
         char q[300];
@@ -296,7 +299,7 @@ krb5_error_code cc__krb_kdc_exchange(krb5_context k, const krb5_data *realm_d, c
             profile_get_boolean(prof, "libdefaults", "dns_lookup_kdc", NULL, 1, &dns);
         profile_abandon(prof);
         if (n == 0 && dns)
-            n = srv_lookup(realm, kdcs, KDC_MAX);
+            n = srv_lookup(realm, kdcs, KDC_MAX, deadline);
     }
     if (n == 0)
         return 0; /* nothing we can locate: let libkrb5 try its own ways */
