@@ -479,7 +479,7 @@ static void test_channel_binding_mismatch(void)
 }
 
 /* An initiator written straight against GSSAPI that sends no channel bindings. */
-static int unbound_token(gss_buffer_desc *tok, gss_ctx_id_t *gctx)
+static int raw_token(gss_buffer_desc *tok, gss_ctx_id_t *gctx, OM_uint32 req, gss_channel_bindings_t cb)
 {
     OM_uint32 maj, mn;
     gss_name_t target;
@@ -487,10 +487,41 @@ static int unbound_token(gss_buffer_desc *tok, gss_ctx_id_t *gctx)
     maj = gss_import_name(&mn, &tn, GSS_KRB5_NT_PRINCIPAL_NAME, &target);
     if (GSS_ERROR(maj))
         return -1;
-    maj = gss_init_sec_context(&mn, GSS_C_NO_CREDENTIAL, gctx, target, gss_mech_krb5, GSS_C_MUTUAL_FLAG, 0,
-                               GSS_C_NO_CHANNEL_BINDINGS, GSS_C_NO_BUFFER, NULL, tok, NULL, NULL);
+    maj = gss_init_sec_context(&mn, GSS_C_NO_CREDENTIAL, gctx, target, gss_mech_krb5, req, 0, cb, GSS_C_NO_BUFFER, NULL,
+                               tok, NULL, NULL);
     gss_release_name(&mn, &target);
     return GSS_ERROR(maj) ? -1 : 0;
+}
+
+static int unbound_token(gss_buffer_desc *tok, gss_ctx_id_t *gctx)
+{
+    return raw_token(tok, gctx, GSS_C_MUTUAL_FLAG, GSS_C_NO_CHANNEL_BINDINGS);
+}
+
+/* Bound correctly but without mutual authentication: refused. */
+static void test_no_mutual_refused(void)
+{
+    struct pair p;
+    OM_uint32 mn;
+    gss_buffer_desc tok = GSS_C_EMPTY_BUFFER;
+    gss_ctx_id_t g = GSS_C_NO_CONTEXT;
+    uint8_t app[13 + 32];
+    memcpy(app, "tls-exporter:", 13);
+    memcpy(app + 13, cb_a, 32);
+    struct gss_channel_bindings_struct cb;
+    memset(&cb, 0, sizeof cb);
+    cb.application_data.length = sizeof app;
+    cb.application_data.value = app;
+    T_EQ(kinit("cc_alice", "alice", "alice-pw", NULL), 0);
+    use_ccache("cc_alice");
+    T_EQ(raw_token(&tok, &g, 0, &cb), 0);
+    T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+    int r = cc__auth_step(p.cli, tok.value, tok.length);
+    gss_release_buffer(&mn, &tok);
+    gss_delete_sec_context(&mn, &g, GSS_C_NO_BUFFER);
+    T_EQ(r, CC_ERR_AUTH_MUTUAL);
+    T_CONTAINS(p.cli->detail, "mutual");
+    pair_free(&p);
 }
 
 static void test_no_bindings_refused(void)
@@ -852,6 +883,7 @@ int main(void)
     t_run("krb5 replayed AP-REQ -> REPLAY", test_replay);
     t_run("krb5 channel-binding mismatch -> CHANNEL_BINDING", test_channel_binding_mismatch);
     t_run("krb5 initiator without bindings refused", test_no_bindings_refused);
+    t_run("krb5 initiator without mutual authentication refused", test_no_mutual_refused);
     t_run("krb5 realm policy", test_realm_policy);
     t_run("krb5 cache chosen by user name or the ccache option", test_cache_selection);
     t_run("krb5 forged/missing AP-REP -> MUTUAL, junk -> TOKEN, unrun job, job outliving its session",
