@@ -432,8 +432,10 @@ const char *cc_job_resolve_host(const cc_job *job);
 uint16_t cc_job_resolve_port(const cc_job *job);
 int cc_job_resolve_add_address(cc_job *job, const void *sockaddr, uint32_t sockaddr_len);
 
-/* Answering a licence job yourself: the URL to fetch, then either the HTTP
- * status and the page body (in chunks, as it arrives) or the figures. */
+/* Answering a licence job yourself: the URL to fetch (NULL when the context
+ * has none), then either the HTTP status (optional) and the page body (in
+ * chunks, as it arrives; feed returns the first error found so far) or the
+ * figures. Hand the job back with cc_session_job_done(). See doc/LICENSE-PAGE.md. */
 const char *cc_job_license_url(const cc_job *job);
 int cc_job_license_set_status(cc_job *job, int32_t http_status);
 int cc_job_license_feed(cc_job *job, const void *data, size_t len);
