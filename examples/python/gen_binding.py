@@ -51,7 +51,7 @@ def _preprocess(cc, header_text, extra, stub_names):
             f.write("\n")
             f.write(extra)
         cmd = shlex.split(cc) + [
-            "-E", "-P", "-nostdinc", "-I", stubs,
+            "-E", "-P", "-std=c11", "-nostdinc", "-I", stubs,
             # cffi's parser knows no GNU extensions; a future header may use them.
             "-D__attribute__(x)=", "-D__extension__=", "-D__restrict=", "-D__inline=",
             "-x", "c", src,
