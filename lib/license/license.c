@@ -13,7 +13,7 @@
 
 #define URL_MAX      2048
 #define DEFAULT_PATH "/altiris/NS/Agent/GetLicenseDetails.aspx"
-#define NO_URL       "(host-supplied page, no licence URL configured)"
+#define NO_URL       "the page the host supplied (no licence URL configured)"
 
 /* ---- context settings ------------------------------------------------- */
 
