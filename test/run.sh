@@ -9,7 +9,7 @@ export CC_BUILD=$PWD/$B CC_BIN=$PWD/$B/bin CC_TEST_DATA=$PWD/test/data CC_SRC=$P
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=86}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/test/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-pass=0 fail=0 failed_names=()
+pass=0 fail=0 skip=0 failed_names=()
 per_test_timeout=${CC_TEST_TIMEOUT:-600}
 
 run_one() { # name, command...
@@ -22,6 +22,10 @@ run_one() { # name, command...
     printf '%s\n' "$out" | grep -E '^(ok|not ok) ' | sed "s/^/[$name] /"
     if [ "$f" -gt 0 ] || [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
         printf '%s\n' "$out" | grep -vE '^(ok|not ok) ' | tail -n 60 | sed "s/^/[$name] # /"
+    fi
+    if [ "$rc" -eq 77 ] && [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+        echo "[$name] skipped: $(printf '%s\n' "$out" | grep -m1 -i 'skip' | sed 's/^# *//')"
+        skip=$((skip + 1))
     fi
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ "$f" -eq 0 ]; then
         echo "[$name] not ok - exited with status $rc"
@@ -48,5 +52,5 @@ if [ "${VALGRIND:-}" != 1 ]; then
     done
 fi
 [ ${#failed_names[@]} -gt 0 ] && echo "failed: ${failed_names[*]}"
-echo "$pass passed, $fail failed"
+if [ "$skip" -gt 0 ]; then echo "$pass passed, $fail failed, $skip skipped"; else echo "$pass passed, $fail failed"; fi
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
