@@ -242,6 +242,31 @@ static void test_stopped_kdc(void)
     cc_context_free(s);
 }
 
+/* The host frees the session while the KDC job is out on a worker: the job
+ * still runs and frees cleanly (ASan/valgrind watch this one). */
+static void test_session_freed_while_job_out(void)
+{
+    cc_context *s = client_ctx("required"), *c = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
+    T_ASSERT(s && c && kdc_running);
+    cc_context_add_builtin_authenticator(c, "nt");
+    cc_auth *con = cc__auth_new(c, &c->auth[0], CC_ROLE_CONSOLE), *cli = cc__auth_new(s, &s->auth[0], CC_ROLE_CLIENT);
+    con->user = "alice", con->domain = "CC", con->password = "nt-pw";
+    memcpy(con->cb, cb, 32), con->cb_len = 32;
+    memcpy(cli->cb, cb, 32), cli->cb_len = 32;
+    T_EQ(cc__auth_step(con, NULL, 0), CC_AUTH_CONTINUE);
+    T_EQ(cc__auth_step(cli, cc__buf_head(&con->out), cc__buf_size(&con->out)), CC_AUTH_CONTINUE);
+    T_EQ(cc__auth_step(con, cc__buf_head(&cli->out), cc__buf_size(&cli->out)), CC_AUTH_DONE);
+    T_EQ(cc__auth_step(cli, cc__buf_head(&con->out), cc__buf_size(&con->out)), CC_AUTH_PENDING);
+    cc_job *j = cc__auth_take_job(cli);
+    T_ASSERT(j);
+    cc__auth_free(cli); /* the session goes first */
+    cc__auth_free(con);
+    T_EQ(cc_job_run(j), 0);
+    cc_job_free(j);
+    cc_context_free(c);
+    cc_context_free(s);
+}
+
 /* A KDC that takes the connection (and the datagram) and never answers: the
  * job ends by its own deadline (CC_TIMEOUT_AUTH_JOB), not libkrb5's ~30 s. */
 static void test_silent_kdc(void)
@@ -293,6 +318,7 @@ int main(void)
     t_run("missing_from_store_present_in_kdc", test_missing_from_store);
     t_run("kdc_log_has_no_failed_preauth", test_no_password_guessing);
     t_run("host_fails_job", test_host_fails_job);
+    t_run("session_freed_while_job_out", test_session_freed_while_job_out);
     t_run("dc_check_off", test_dc_check_off);
     t_run("silent_kdc_bounded_by_job_timeout", test_silent_kdc);
     t_run("stopped_kdc_required_denies_best_effort_passes", test_stopped_kdc);

@@ -66,6 +66,11 @@ static void test_ms_nlmp_4_2_4(void)
     T_MEMEQ(proof, "68cd0ab851e51c96aabc927bebef6a1c"); /* 4.2.4.2.2 NTProofStr */
     T_EQ(cc__nt_session_base_key(key, proof, sbk), 0);
     T_MEMEQ(sbk, "8de40ccadbc14a82f15cb0ad0de95ca3"); /* 4.2.4.1.2 SessionBaseKey */
+    /* 4.2.4.2.3: EncryptedSessionKey = RC4(KeyExchangeKey = SessionBaseKey, RandomSessionKey 55*16) */
+    uint8_t ek[16];
+    hex("c5dad2544fc9799094ce1ce90bc9d03e", ek);
+    cc__nt_rc4(sbk, 16, ek, 16);
+    T_MEMEQ(ek, "55555555555555555555555555555555");
     /* LMv2 response: HMAC_MD5(key, server || client challenge), 4.2.4.2.1 */
     const uint8_t *parts[2] = {sc, cch};
     size_t lens[2] = {8, 8};
