@@ -339,6 +339,8 @@ static void pair_close(struct pair *p, bool free_sctx)
         cc_context_free(p->sctx);
 }
 
+static int exchange_ctx(cc_context *s, const char *user, const char *domain, const char *pw, char *id);
+
 static int exchange(const char *user, const char *domain, const char *password, char *identity, char *detail)
 {
     struct pair p;
@@ -374,6 +376,11 @@ static void test_exchange_refusals(void)
     T_EQ(exchange("nohash", "CCTEST", "", NULL, d), CC_ERR_AUTH_DISABLED);
     T_EQ(exchange("alice", "OTHER", "alice-pw", NULL, d), CC_ERR_AUTH_UNKNOWN_USER);
     T_CONTAINS(d, "not served");
+    /* with a realm: a foreign domain is refused before any KDC traffic (no job) */
+    cc_context *s = client_ctx();
+    T_EQ(cc_context_set_auth_option(s, "nt", "realm", "NOWHERE.TEST"), 0);
+    T_EQ(exchange_ctx(s, "alice", "OTHER", "alice-pw", NULL), CC_ERR_AUTH_UNKNOWN_USER);
+    cc_context_free(s);
     T_EQ(exchange("", "CCTEST", "alice-pw", NULL, d), CC_ERR_AUTH_NO_CREDENTIALS);
     T_EQ(exchange("alice", "CCTEST", NULL, NULL, d), CC_ERR_AUTH_NO_CREDENTIALS);
 }

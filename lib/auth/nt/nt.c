@@ -213,10 +213,6 @@ static int lookup_account(struct nt_state *st, cc_auth *auth, uint8_t hash[16], 
                 *p = (char)(*p - 32);
         return 0;
     }
-    /* The smbpasswd file holds one domain's accounts: ours. */
-    if (a->domain[0] && strcasecmp(a->domain, dom) != 0 && !(m->realm && strcasecmp(a->domain, m->realm) == 0))
-        return fail(auth, CC_ERR_AUTH_UNKNOWN_USER,
-                    "nt: domain \"%s\" is not served here; this client's accounts are in domain %s", a->domain, dom);
     int rc = cc__nt_store_lookup(m->accounts, a->user, hash, canon, canon_len, detail, sizeof detail);
     if (rc)
         return fail(auth, rc, "nt: %s", detail);
@@ -309,6 +305,14 @@ static int accept_authenticate(struct nt_state *st, cc_auth *auth, const uint8_t
     if (cc__ct_memcmp(st->a.cb_hash, want, 16) != 0)
         return fail(auth, CC_ERR_AUTH_CHANNEL_BINDING,
                     "nt: AUTHENTICATE MsvAvChannelBindings belong to another TLS connection (relayed?)");
+
+    /* The smbpasswd file holds one domain's accounts: ours. Refused before any KDC traffic. */
+    char dbuf[32];
+    const char *dom = our_domain(m, dbuf, sizeof dbuf);
+    if (!m->lookup && st->a.domain[0] && strcasecmp(st->a.domain, dom) != 0 &&
+        !(m->realm && strcasecmp(st->a.domain, m->realm) == 0))
+        return fail(auth, CC_ERR_AUTH_UNKNOWN_USER,
+                    "nt: domain \"%s\" is not served here; this client's accounts are in domain %s", st->a.domain, dom);
 
     int mode = dc_mode(m);
     if (mode == CC__NT_DC_OFF)
