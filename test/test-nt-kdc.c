@@ -267,6 +267,24 @@ static void test_session_freed_while_job_out(void)
     cc_context_free(s);
 }
 
+/* A malformed krb5.conf is a configuration error, refused even in best-effort mode. */
+static void test_malformed_krb5_conf(void)
+{
+    char conf[800];
+    snprintf(conf, sizeof conf, "%s/broken-krb5.conf", t_tmpdir());
+    FILE *f = fopen(conf, "w");
+    fprintf(f, "[libdefaults\n default_realm = CC.TEST\n = = {\n");
+    fclose(f);
+    cc_context *s = client_ctx("best-effort");
+    T_ASSERT(s);
+    T_EQ(cc_context_set_auth_option(s, "nt", "krb5-conf", conf), 0);
+    struct result r;
+    run(s, "alice", "nt-pw", false, &r);
+    T_EQ(r.rc, CC_ERR_CONFIG);
+    T_CONTAINS(r.detail, "broken-krb5.conf");
+    cc_context_free(s);
+}
+
 /* A KDC that takes the connection (and the datagram) and never answers: the
  * job ends by its own deadline (CC_TIMEOUT_AUTH_JOB), not libkrb5's ~30 s. */
 static void test_silent_kdc(void)
@@ -320,6 +338,7 @@ int main(void)
     t_run("host_fails_job", test_host_fails_job);
     t_run("session_freed_while_job_out", test_session_freed_while_job_out);
     t_run("dc_check_off", test_dc_check_off);
+    t_run("malformed_krb5_conf", test_malformed_krb5_conf);
     t_run("silent_kdc_bounded_by_job_timeout", test_silent_kdc);
     t_run("stopped_kdc_required_denies_best_effort_passes", test_stopped_kdc);
     if (kdc_running)

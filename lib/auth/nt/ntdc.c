@@ -151,10 +151,13 @@ int cc__nt_dc_run(void *job_data)
     } else if (ret == KRB5KDC_ERR_KEY_EXP) {
         j->result = CC_ERR_AUTH_EXPIRED;
         set_krb5_detail(j, k, ret, "the KDC says the account's password has expired");
-    } else if (ret == KRB5_KDC_UNREACH || ret == KRB5_REALM_CANT_RESOLVE || ret == KRB5_REALM_UNKNOWN ||
-               ret == KRB5_CONFIG_BADFORMAT) {
+    } else if (ret == KRB5_KDC_UNREACH || ret == KRB5_REALM_CANT_RESOLVE || ret == KRB5_REALM_UNKNOWN) {
         j->result = CC_ERR_AUTH_KDC_UNREACHABLE;
         set_krb5_detail(j, k, ret, "the KDC could not be reached");
+    } else if (ret == KRB5_CONFIG_BADFORMAT) {
+        /* a broken configuration is not an outage: not even best-effort passes it */
+        j->result = CC_ERR_CONFIG;
+        set_krb5_detail(j, k, ret, "the Kerberos configuration is malformed");
     } else {
         j->result = CC_ERR_AUTH;
         set_krb5_detail(j, k, ret, "the KDC account check failed");
