@@ -221,11 +221,62 @@ static void test_client_info(void)
     T_EQ(cc__krb_pac_client_info(w.b, w.n, collect, &a), CC_ERR_AUTH_TOKEN);
 }
 
+/* A real Windows PAC (test/data/krb5/w2003-pac.hex), its container parsed by
+ * libkrb5 (krb5_pac_parse), its buffers by our decoders. */
+static void test_windows_pac(void)
+{
+    uint8_t pac[2048];
+    size_t n = 0;
+    char line[256];
+    FILE *f = fopen(t_data("krb5/w2003-pac.hex"), "r");
+    T_ASSERT(f != NULL);
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#')
+            continue;
+        for (char *c = line; c[0] && c[1] && c[0] != '\n' && n < sizeof pac; c += 2) {
+            unsigned v;
+            if (sscanf(c, "%2x", &v) != 1)
+                break;
+            pac[n++] = (uint8_t)v;
+        }
+    }
+    fclose(f);
+    T_EQ(n, 624);
+    krb5_context k;
+    krb5_pac p;
+    krb5_data li, ci;
+    T_EQ(krb5_init_context(&k), 0);
+    T_EQ(krb5_pac_parse(k, pac, n, &p), 0);
+    T_EQ(krb5_pac_get_buffer(k, p, 1, &li), 0);
+    T_EQ(krb5_pac_get_buffer(k, p, 10, &ci), 0);
+    struct attrs a = {0};
+    int r1 = cc__krb_pac_logon_info((const uint8_t *)li.data, li.length, collect, &a);
+    int r2 = cc__krb_pac_client_info((const uint8_t *)ci.data, ci.length, collect, &a);
+    krb5_free_data_contents(k, &li);
+    krb5_free_data_contents(k, &ci);
+    krb5_pac_free(k, p);
+    krb5_free_context(k);
+    for (int i = 0; i < a.n; i++)
+        printf("# %s = %s\n", a.key[i], a.value[i]);
+    T_EQ(r1, 0);
+    T_EQ(r2, 0);
+    T_STREQ(get(&a, "logon-name", 0), "W2003FINAL$");
+    T_STREQ(get(&a, "logon-domain", 0), "WIN2K3THINK");
+    T_STREQ(get(&a, "domain-sid", 0), "S-1-5-21-3048156945-3961193616-3706469200");
+    T_STREQ(get(&a, "sid", 0), "S-1-5-21-3048156945-3961193616-3706469200-1005");
+    T_STREQ(get(&a, "primary-group-sid", 0), "S-1-5-21-3048156945-3961193616-3706469200-516");
+    T_STREQ(get(&a, "group-sid", 0), "S-1-5-21-3048156945-3961193616-3706469200-516");
+    T_STREQ(get(&a, "group-sid", 1), "S-1-5-9"); /* extra SID: Enterprise Domain Controllers */
+    T_ASSERT(get(&a, "group-sid", 2) == NULL);
+    T_STREQ(get(&a, "client-name", 0), "w2003final$");
+}
+
 int main(void)
 {
     t_run("pac logon info: names, user/group/extra/resource SIDs", test_logon_info);
     t_run("pac logon info: every truncation and bad counts refused", test_logon_info_malformed);
     t_run("pac upn/dns info (extended form)", test_upn_dns_info);
     t_run("pac client info", test_client_info);
+    t_run("pac from a real Windows DC (Samba torture sample)", test_windows_pac);
     return t_done();
 }
