@@ -100,6 +100,9 @@ static int kdc_start(void)
         {"randkey", NULL, "cc/rekey"},
         {"addprinc", NULL, "carol@" REALM " carol-pw"},
         {"admin", NULL, "'modprinc -maxlife 2s carol@" REALM "'"},
+        {"admin", NULL, "'addprinc -pw pw -expire 2020-01-01 dora@" REALM "'"},
+        {"admin", NULL, "'addprinc -pw pw +needchange ed@" REALM "'"},
+        {"admin", NULL, "'addprinc -pw pw -allow_tix fay@" REALM "'"},
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         if (steps[i][1])
@@ -621,6 +624,33 @@ static void test_mutual_and_tokens(void)
     pair_free(&p);
 }
 
+/* Account states the KDC reports: expired account, password to change, disabled. */
+static void test_account_states(void)
+{
+    static const struct {
+        const char *user;
+        int code;
+        const char *word;
+    } cases[] = {
+        {"dora", CC_ERR_AUTH_DISABLED, "expired"},
+        {"ed", CC_ERR_AUTH_EXPIRED, "password"},
+        {"fay", CC_ERR_AUTH_DISABLED, "disabled"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct pair p;
+        use_ccache("cc_none_states");
+        T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
+        p.con->user = cases[i].user;
+        p.con->password = "pw";
+        int r = exchange(&p);
+        if (r != cases[i].code)
+            t_fail(__FILE__, __LINE__, "%s: %d, expected %d", cases[i].user, r, cases[i].code);
+        T_EQ(r, cases[i].code);
+        T_CONTAINS(p.con->detail, cases[i].word);
+        pair_free(&p);
+    }
+}
+
 static void test_realm_policy(void)
 {
     struct pair p;
@@ -884,6 +914,7 @@ int main(void)
     t_run("krb5 channel-binding mismatch -> CHANNEL_BINDING", test_channel_binding_mismatch);
     t_run("krb5 initiator without bindings refused", test_no_bindings_refused);
     t_run("krb5 initiator without mutual authentication refused", test_no_mutual_refused);
+    t_run("krb5 expired account / password to change / disabled account", test_account_states);
     t_run("krb5 realm policy", test_realm_policy);
     t_run("krb5 cache chosen by user name or the ccache option", test_cache_selection);
     t_run("krb5 forged/missing AP-REP -> MUTUAL, junk -> TOKEN, unrun job, job outliving its session",

@@ -57,6 +57,9 @@ int cc__krb_map(enum krb_op op, long code, const char *text, const char *what, c
     case KRB5KDC_ERR_KEY_EXP:
         cc__fmt(d, dl, "the password of %s has expired (%s); change it, then try again", w, t);
         return CC_ERR_AUTH_EXPIRED;
+    case KRB5KDC_ERR_NAME_EXP:
+        cc__fmt(d, dl, "the account %s has expired (%s); ask the domain administrator to extend it", w, t);
+        return CC_ERR_AUTH_DISABLED;
     case KRB5KDC_ERR_CLIENT_REVOKED:
         cc__fmt(d, dl, "the account %s is disabled or locked (%s); ask the domain administrator", w, t);
         return CC_ERR_AUTH_DISABLED;
