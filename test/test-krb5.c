@@ -663,6 +663,10 @@ static void test_realm_policy(void)
     T_EQ(pair_init(&p, NULL, (const char *const[]){"keytab", svc_kt, "realm", "OTHER.TEST," REALM, NULL}), 0);
     T_EQ(exchange(&p), 0);
     pair_free(&p);
+    /* a service restriction without a realm gets krb5.conf's default realm */
+    T_EQ(pair_init(&p, NULL, (const char *const[]){"keytab", svc_kt, "service", "host/localhost", NULL}), 0);
+    T_EQ(exchange(&p), 0);
+    pair_free(&p);
 }
 
 static void test_options(void)

@@ -3,6 +3,7 @@
 #include "krb5_int.h"
 
 #include <errno.h>
+#include <profile.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -628,6 +629,25 @@ static bool realm_allowed(const char *allowed, const char *realm)
     return false;
 }
 
+/* The default realm as krb5.conf states it, without libkrb5's fallbacks (those look
+ * up the local host name in DNS, which must not happen inside step). "" if unset. */
+static void profile_default_realm(char *out, size_t len)
+{
+    krb5_context k = NULL;
+    profile_t prof = NULL;
+    char *v = NULL;
+    out[0] = 0;
+    if (krb5_init_context(&k) != 0)
+        return;
+    if (krb5_get_profile(k, &prof) == 0) {
+        if (profile_get_string(prof, "libdefaults", "default_realm", NULL, NULL, &v) == 0 && v)
+            cc__fmt(out, len, "%s", v);
+        profile_release_string(v);
+        profile_abandon(prof);
+    }
+    krb5_free_context(k);
+}
+
 static int client_acquire(struct krb_state *s, cc_auth *auth)
 {
     char detail[CC__DETAIL_MAX];
@@ -646,28 +666,23 @@ static int client_acquire(struct krb_state *s, cc_auth *auth)
     gss_OID_set_desc mechs = {1, gss_mech_krb5};
     if (s->mech->service) {
         /* The restriction is checked after accepting (see client_step): asking
-         * gss_acquire_cred_from for a name the keytab lacks leaks in MIT 1.20. */
-        krb5_context k = NULL;
-        krb5_principal pr = NULL;
-        char *u = NULL;
-        krb5_error_code r = krb5_init_context(&k);
-        if (!r)
-            r = krb5_parse_name(k, s->mech->service, &pr);
-        if (!r)
-            r = krb5_unparse_name(k, pr, &u);
-        if (!r)
-            cc__fmt(s->want_service, sizeof s->want_service, "%s", u);
-        else
-            cc__fmt(detail, sizeof detail, "the kerberos option service \"%s\" is not a principal name (error %ld)",
-                    s->mech->service, (long)r);
-        if (u)
-            krb5_free_unparsed_name(k, u);
-        if (k) {
-            krb5_free_principal(k, pr);
-            krb5_free_context(k);
+         * gss_acquire_cred_from for a name the keytab lacks leaks in MIT 1.20.
+         * A name without a realm gets krb5.conf's default realm. */
+        const char *svc = s->mech->service;
+        bool has_realm = false;
+        for (const char *c = svc; *c; c++) {
+            if (*c == '\\' && c[1])
+                c++;
+            else if (*c == '@')
+                has_realm = true;
         }
-        if (r)
-            return fail(s, auth, CC_ERR_CONFIG, detail);
+        char def[CC__NAME_MAX + 1] = "";
+        if (!has_realm)
+            profile_default_realm(def, sizeof def);
+        if (!has_realm && !def[0])
+            return fail(s, auth, CC_ERR_CONFIG,
+                        "the kerberos option service has no realm and krb5.conf sets no default_realm");
+        cc__fmt(s->want_service, sizeof s->want_service, "%s%s%s", svc, has_realm ? "" : "@", def);
     }
     maj = gss_acquire_cred_from(&mn, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT, &store, &s->acred, NULL,
                                 NULL);
@@ -779,12 +794,11 @@ static int client_step(struct krb_state *s, cc_auth *auth, const uint8_t *in, si
             at = c;
     }
     const char *realm = at ? at + 1 : "";
-    char *def = NULL;
-    krb5_context k = NULL;
+    char def[CC__NAME_MAX + 1] = "";
     const char *allowed = s->mech->realms;
     if (!allowed) {
-        if (krb5_init_context(&k) == 0 && krb5_get_default_realm(k, &def) == 0)
-            allowed = def;
+        profile_default_realm(def, sizeof def);
+        allowed = def[0] ? def : NULL;
     }
     bool ok = allowed && realm_allowed(allowed, realm);
     if (!ok)
@@ -792,10 +806,6 @@ static int client_step(struct krb_state *s, cc_auth *auth, const uint8_t *in, si
                 "principal %s is not of an accepted realm (%s); set the kerberos option \"realm\" to allow its "
                 "realm",
                 ident, allowed ? allowed : "none configured");
-    if (def)
-        krb5_free_default_realm(k, def);
-    if (k)
-        krb5_free_context(k);
     if (!ok) {
         code = CC_ERR_AUTH_POLICY;
         goto out;
