@@ -728,6 +728,72 @@ static void test_threads(void)
     cc_context_free(shared);
 }
 
+/* Every allocation of an exchange fails in turn: a clean cc_error each time,
+ * never a crash or a leak (ASan/valgrind run this too). */
+static long alloc_count, alloc_fail_at;
+static void *t_malloc(size_t n, void *u)
+{
+    (void)u;
+    if (++alloc_count == alloc_fail_at)
+        return NULL;
+    return malloc(n);
+}
+static void *t_realloc(void *p, size_t n, void *u)
+{
+    (void)u;
+    if (++alloc_count == alloc_fail_at)
+        return NULL;
+    return realloc(p, n);
+}
+static void t_free(void *p, void *u)
+{
+    (void)u;
+    free(p);
+}
+
+static void test_allocation_failures(void)
+{
+    cc_allocator al = {sizeof al, NULL, t_malloc, t_realloc, t_free};
+    int failures = 0;
+    for (alloc_fail_at = 1; alloc_fail_at < 2000; alloc_fail_at++) {
+        alloc_count = 0;
+        cc_context *c = cc_context_new(CC_ROLE_CONSOLE, &al, NULL), *s = cc_context_new(CC_ROLE_CLIENT, &al, NULL);
+        int rc = CC_ERR_NOMEM;
+        if (c && s && cc_context_add_builtin_authenticator(c, "nt") == 0 &&
+            cc_context_add_builtin_authenticator(s, "nt") == 0 &&
+            cc_context_set_auth_option(s, "nt", "accounts", store_path) == 0) {
+            cc_auth *con = cc__auth_new(c, &c->auth[0], CC_ROLE_CONSOLE);
+            cc_auth *cli = cc__auth_new(s, &s->auth[0], CC_ROLE_CLIENT);
+            if (con && cli) {
+                con->user = "alice", con->domain = "", con->password = "alice-pw";
+                memcpy(con->cb, cb_a, 32), con->cb_len = 32;
+                memcpy(cli->cb, cb_a, 32), cli->cb_len = 32;
+                uint8_t tok[4096];
+                size_t n;
+                rc = cc__auth_step(con, NULL, 0);
+                for (int round = 0; rc >= 0 && round < 3; round++) {
+                    cc_auth *from = (round % 2 == 0) ? con : cli, *to = (round % 2 == 0) ? cli : con;
+                    n = cc__buf_size(&from->out);
+                    memcpy(tok, cc__buf_head(&from->out), n);
+                    rc = cc__auth_step(to, tok, n);
+                }
+            }
+            cc__auth_free(con);
+            cc__auth_free(cli);
+        }
+        cc_context_free(c);
+        cc_context_free(s);
+        if (alloc_count < alloc_fail_at) { /* nothing failed: the whole exchange ran */
+            T_EQ(rc, CC_AUTH_DONE);
+            break;
+        }
+        T_ASSERT(rc == CC_AUTH_DONE || rc < 0);
+        failures++;
+    }
+    T_ASSERT(failures > 10);
+    printf("# %d allocation failures injected, each ended cleanly\n", failures);
+}
+
 int main(void)
 {
     write_store();
@@ -750,5 +816,6 @@ int main(void)
     t_run("lookup_callback", test_lookup_callback);
     t_run("options", test_options);
     t_run("threads", test_threads);
+    t_run("allocation_failures", test_allocation_failures);
     return t_done();
 }
