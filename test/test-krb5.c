@@ -60,13 +60,31 @@ static int load_env(void)
     return 0;
 }
 
+/* True while pid runs; a zombie not yet reaped by init (the KDC is no child of
+ * ours) counts as gone. */
+static int alive(int pid)
+{
+    char path[64], st[512];
+    if (kill(pid, 0) != 0)
+        return 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(st, 1, sizeof st - 1, f);
+    fclose(f);
+    st[n] = 0;
+    const char *p = strrchr(st, ')');
+    return !(p && p[1] == ' ' && p[2] == 'Z');
+}
+
 static void stop_kdc(void)
 {
     if (kdc_pid > 0) {
         kill(kdc_pid, SIGTERM);
-        for (int i = 0; i < 250 && kill(kdc_pid, 0) == 0; i++)
+        for (int i = 0; i < 250 && alive(kdc_pid); i++)
             usleep(20000);
-        if (kill(kdc_pid, 0) == 0)
+        if (alive(kdc_pid))
             kill(kdc_pid, SIGKILL);
         kdc_pid = 0;
     }
