@@ -160,4 +160,7 @@ help:
 
 FORCE:
 
+# Keep intermediate objects (examples/common.o, harness.o) between links.
+.SECONDARY:
+
 -include $(LIB_OBJS:.o=.d) $(TEST_BINS:$(B)/test/%=$(B)/obj/test/%.d)

@@ -148,8 +148,8 @@ typedef enum cc_log_level {
     CC_LOG_DEBUG = 4
 } cc_log_level;
 
-/* Receives one line (no newline). Secrets (passwords, keys, hashes, tokens)
- * are never passed to it. `session` is NULL for context-wide messages. */
+/* Receives one line (no newline) at `level` (cc_log_level). Secrets
+ * (passwords, keys, hashes, tokens) are never passed to it. */
 typedef void (*cc_log_fn)(void *user, int level, const char *message);
 
 /* --- Context ------------------------------------------------------------ */
@@ -213,8 +213,8 @@ typedef enum cc_timeout {
 int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms);
 
 typedef enum cc_limit {
-    CC_LIMIT_FRAME_SIZE = 1,   /* largest frame payload accepted; default 131072, 1024..16777216 */
-    CC_LIMIT_SEND_BUFFER = 2,  /* bytes queued by cc_session_send before CC_ERR_AGAIN; default 4194304 */
+    CC_LIMIT_FRAME_SIZE = 1,   /* largest frame payload accepted; default 131072, 16384..16777216 */
+    CC_LIMIT_SEND_BUFFER = 2,  /* bytes cc_session_send may queue; default 262144, 16384..1073741824 */
     CC_LIMIT_LICENSE_PAGE = 3, /* largest licence page; default 65536 */
     CC_LIMIT_AUTH_TOKEN = 4,   /* largest authentication token; default 65536 */
     CC_LIMIT_REDIRECTS = 5     /* licence fetch redirects followed; default 3, at most 10 */
@@ -340,8 +340,9 @@ int cc_session_accept_fd(cc_session *s, int fd);
 typedef long (*cc_send_fn)(void *user, const uint8_t *data, size_t len);
 typedef long (*cc_recv_fn)(void *user, uint8_t *buf, size_t len);
 /* Use host callbacks instead of a socket. Console: call instead of
- * cc_session_connect(), with the peer's name for certificate checks
- * (may be NULL when pinning). Client: call instead of cc_session_accept_fd(). */
+ * cc_session_connect(), with the peer's name for certificate checks (NULL
+ * only with a pin or a verify callback, else CC_ERR_CONFIG). Client: call
+ * instead of cc_session_accept_fd(). */
 int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn recv, void *user,
                              const char *peer_name);
 
@@ -372,7 +373,8 @@ const char *cc_session_errmsg(const cc_session *s);
  * (else CC_ERR_STATE). Returns 0, or CC_SEND_HIGH_WATER when the data was
  * queued but the send buffer is now more than half full: produce no more
  * (e.g. pause reading what you forward) until CC_EVENT_SEND_READY. Returns
- * CC_ERR_AGAIN, queuing nothing, if the data does not fit the buffer at all. */
+ * CC_ERR_AGAIN, queuing nothing, if the data does not fit in the buffer now,
+ * and CC_ERR_INVALID if it could never fit (send it in smaller pieces). */
 #define CC_SEND_HIGH_WATER 1
 int cc_session_send(cc_session *s, uint16_t channel, const void *data, size_t len);
 /* Stops (paused = 1) or resumes (0) reading from the peer, so a host that

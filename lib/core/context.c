@@ -5,6 +5,7 @@
 #include "../tls/tls.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +37,13 @@ CC_API cc_context *cc_context_new(int role, const cc_allocator *alloc, int *err)
         return NULL;
     }
     if (alloc) {
-        if (alloc->struct_size < sizeof a || !alloc->malloc || !alloc->realloc || !alloc->free) {
+        /* Accept the 1.0 layout and any later, longer one; copy what both know. */
+        size_t v1 = offsetof(cc_allocator, free) + sizeof a.free;
+        if (alloc->struct_size < v1 || !alloc->malloc || !alloc->realloc || !alloc->free) {
             *err = CC_ERR_INVALID;
             return NULL;
         }
-        a = *alloc;
+        memcpy(&a, alloc, alloc->struct_size < sizeof a ? alloc->struct_size : sizeof a);
         a.struct_size = sizeof a;
     }
     cc_context *ctx = a.malloc(sizeof *ctx, a.user);
@@ -59,7 +62,7 @@ CC_API cc_context *cc_context_new(int role, const cc_allocator *alloc, int *err)
     ctx->timeout[CC_TIMEOUT_LICENSE] = 10000;
     ctx->timeout[CC_TIMEOUT_AUTH_JOB] = 10000;
     ctx->limit[CC_LIMIT_FRAME_SIZE] = 131072;
-    ctx->limit[CC_LIMIT_SEND_BUFFER] = 4u << 20;
+    ctx->limit[CC_LIMIT_SEND_BUFFER] = 256u << 10; /* larger buffers fall out of cache (bench/README.md) */
     ctx->limit[CC_LIMIT_LICENSE_PAGE] = 65536;
     ctx->limit[CC_LIMIT_AUTH_TOKEN] = 65536;
     ctx->limit[CC_LIMIT_REDIRECTS] = 3;
@@ -194,7 +197,7 @@ CC_API int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms)
 
 CC_API int cc_context_set_limit(cc_context *ctx, int which, uint32_t v)
 {
-    static const uint32_t lo[] = {0, 1024, 16384, 256, 1024, 0};
+    static const uint32_t lo[] = {0, 16384, 16384, 256, 1024, 0}; /* a frame must hold a full data frame */
     static const uint32_t hi[] = {0, 16u << 20, 1u << 30, 16u << 20, 16u << 20, 10};
     if (!ctx || which < CC_LIMIT_FRAME_SIZE || which > CC_LIMIT_REDIRECTS)
         return CC_ERR_INVALID;

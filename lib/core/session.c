@@ -72,7 +72,7 @@ struct cc_session {
     uint64_t close_deadline;
 
     /* close */
-    bool closing, send_blocked, read_paused;
+    bool closing, send_blocked, read_paused, tls_shut;
     int close_code;
     char close_reason[REASON_MAX];
 };
@@ -124,6 +124,8 @@ static void end_mechanism(cc_session *s)
 
 static int queue_frame(cc_session *s, int type, uint16_t channel, const uint8_t *payload, size_t len)
 {
+    if (s->tls_shut)
+        return CC_OK; /* after close_notify nothing more can reach the peer */
     uint8_t hdr[CC__FRAME_HDR];
     cc__frame_hdr h = {(uint8_t)type, 0, channel, (uint32_t)len};
     assert(len <= 0xffffffffu);
@@ -155,6 +157,17 @@ static int seal(cc_session *s)
         s->rawout.len += cc__tls_out_take(s->tls, d, pend);
     }
     return CC_OK;
+}
+
+/* Encrypts what is queued, then ends TLS with close_notify. */
+static int end_tls(cc_session *s)
+{
+    int r = seal(s);
+    if (r < 0 || !s->tls || s->tls_shut)
+        return r;
+    cc__tls_shutdown(s->tls);
+    s->tls_shut = true;
+    return seal(s);
 }
 
 /* Writes the raw queue until the transport would block. */
@@ -231,11 +244,8 @@ static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
         /* Best effort: the session is over whatever happens, and the detail already set is kept. */
         char keep[sizeof s->errmsg];
         memcpy(keep, s->errmsg, sizeof keep);
-        if (!w.bad && queue_frame(s, CC__F_CLOSE, 0, buf, w.len) == CC_OK && seal(s) == CC_OK) {
-            cc__tls_shutdown(s->tls);
-            if (seal(s) == CC_OK)
-                flush(s);
-        }
+        if (!w.bad && queue_frame(s, CC__F_CLOSE, 0, buf, w.len) == CC_OK && end_tls(s) == CC_OK)
+            flush(s);
         memcpy(s->errmsg, keep, sizeof keep);
     }
     end_mechanism(s);
@@ -395,7 +405,8 @@ CC_API int cc_session_connect(cc_session *s, const char *host, uint16_t port)
 static int begin_transport(cc_session *s)
 {
     s->have_transport = true;
-    start_handshake_clock(s);
+    if (!s->handshake_deadline) /* a console's clock started at cc_session_connect() */
+        start_handshake_clock(s);
     if (s->role == CC_ROLE_CLIENT) {
         int r = start_license(s);
         if (r < 0)
@@ -428,6 +439,12 @@ CC_API int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn r
         return CC_ERR_INVALID;
     if (s->state != CC_STATE_NEW || s->have_transport)
         return CC_ERR_STATE;
+    if (s->role == CC_ROLE_CONSOLE && !peer_name && !s->ctx->have_pin && !s->ctx->verify_fn) {
+        cc__fmt(s->errmsg, sizeof s->errmsg,
+                "a console on a host transport needs the client's name to check its certificate "
+                "(or a pinned fingerprint or a verify callback)");
+        return CC_ERR_CONFIG;
+    }
     if (s->role == CC_ROLE_CONSOLE && peer_name && !(s->peer_name = cc__strdup(s->ctx, peer_name)))
         return CC_ERR_NOMEM;
     s->tr.fd = -1;
@@ -693,6 +710,8 @@ static int client_progress(cc_session *s)
         return CC_OK;
     }
     cc__license_verdict *v = &s->license;
+    /* The console learns the figures and the cause, URL included: support
+     * staff at the console need it to tell "server down" from "seats full". */
     uint8_t buf[32 + CC__DETAIL_MAX];
     cc__wr w = {buf, 0, sizeof buf, false};
     cc__wr_u32(&w, (uint32_t)v->code);
@@ -778,8 +797,10 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
         if (!s->closing) {
             /* Answer with our own close so both sides end cleanly. */
             s->closing = true;
-            cc__tls_shutdown(s->tls);
             set_state(s, CC_STATE_CLOSING);
+            int r = end_tls(s); /* what the host already queued still goes out first */
+            if (r < 0)
+                return r;
         }
         s->peer_eof = true;
         return CC_OK;
@@ -1136,7 +1157,7 @@ CC_API int cc_session_step(cc_session *s)
                 if (!s->close_deadline)
                     s->close_deadline = now + CLOSE_LINGER_MS;
             }
-            if (s->peer_eof || s->tr.fd < 0 || now >= s->close_deadline) {
+            if (s->peer_eof || now >= s->close_deadline) {
                 finish_closed(s);
                 return 0;
             }
@@ -1194,6 +1215,8 @@ CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, si
     if (s->state != CC_STATE_ESTABLISHED || s->closing)
         return CC_ERR_STATE;
     size_t frames = (len + DATA_FRAME_MAX - 1) / DATA_FRAME_MAX;
+    if (len + frames * CC__FRAME_HDR > s->ctx->limit[CC_LIMIT_SEND_BUFFER])
+        return CC_ERR_INVALID; /* could never fit: waiting would not help */
     if (cc_session_pending(s) + len + frames * CC__FRAME_HDR > s->ctx->limit[CC_LIMIT_SEND_BUFFER]) {
         s->send_blocked = true;
         return CC_ERR_AGAIN;
@@ -1261,9 +1284,8 @@ CC_API int cc_session_close(cc_session *s, int code, const char *reason)
     if (r < 0)
         return r;
     s->closing = true;
-    if ((r = seal(s)) < 0)
+    if ((r = end_tls(s)) < 0)
         return r;
-    cc__tls_shutdown(s->tls);
     set_state(s, CC_STATE_CLOSING);
     return CC_OK;
 }
@@ -1296,8 +1318,9 @@ CC_API const char *cc_session_mechanism(const cc_session *s)
 
 CC_API const char *cc_session_identity(const cc_session *s)
 {
+    /* Only an identity that was let in: not one the policy refused. */
     return s && s->auth && (s->state == CC_STATE_ESTABLISHED || s->state == CC_STATE_CLOSING ||
-                            s->state == CC_STATE_CLOSED || s->auth->done)
+                            s->state == CC_STATE_CLOSED)
                ? s->auth->identity
                : NULL;
 }

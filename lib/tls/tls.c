@@ -299,7 +299,8 @@ int cc__tls_channel_binding(const cc__tls *t, uint8_t out[32])
     static const char label[] = "EXPORTER-Channel-Binding";
     if (!t->done)
         return CC_ERR_STATE;
-    return SSL_export_keying_material(t->ssl, out, 32, label, sizeof label - 1, NULL, 0, 0) == 1 ? CC_OK
+    /* RFC 9266: an empty context value (which differs from "no context" in TLS 1.2). */
+    return SSL_export_keying_material(t->ssl, out, 32, label, sizeof label - 1, NULL, 0, 1) == 1 ? CC_OK
                                                                                                  : CC_ERR_TLS;
 }
 
