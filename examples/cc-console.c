@@ -213,9 +213,7 @@ int main(int argc, char **argv)
     }
 #define CHECK(call, code)                                                                                 \
     do {                                                                                                  \
-        int r_ = (call);                                                                                  \
-        if (r_ < 0) {                                                                                     \
-            fprintf(stderr, "cc-console: %s: %s\n", cc_strerror(r_), cc_context_errmsg(ctx));             \
+        if (ex_config_failed("cc-console", ctx, (call))) {                                                 \
             rc = (code);                                                                                  \
             goto out;                                                                                     \
         }                                                                                                 \

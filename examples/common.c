@@ -243,3 +243,11 @@ bool ex_ms_option(const char *prog, const char *name, const char *arg, unsigned 
     fprintf(stderr, "%s: --%s takes milliseconds > 0\n", prog, name);
     return false;
 }
+
+bool ex_config_failed(const char *prog, const cc_context *ctx, int r)
+{
+    if (r >= 0)
+        return false;
+    fprintf(stderr, "%s: %s: %s\n", prog, cc_strerror(r), cc_context_errmsg(ctx));
+    return true;
+}

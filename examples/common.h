@@ -43,6 +43,9 @@ typedef bool (*ex_answer_fn)(void *user, cc_job *job);
  * until it waits for I/O, a timer or a worker. Returns step's result. */
 int ex_pump(ex_jobs *q, cc_session *s, unsigned long long id, ex_answer_fn answer, void *user);
 
+/* Reports a failed cc_context_* call as "PROG: error: detail"; true if r < 0. */
+bool ex_config_failed(const char *prog, const cc_context *ctx, int r);
+
 /* Output helpers. */
 void ex_json_string(FILE *f, const char *s);
 double ex_now_ms(void);

@@ -77,18 +77,11 @@ int cc__tcp_connect_finish(int fd, char *detail, size_t dn)
     return CC_ERR_CONNECT;
 }
 
-long cc__transport_send(cc__transport *t, const uint8_t *p, size_t n, char *detail, size_t dn)
+/* send() or recv() on the socket, retried on EINTR, mapped to the transport's results. */
+static long sock_io(int fd, uint8_t *p, size_t n, bool sending, char *detail, size_t dn)
 {
-    if (t->fd < 0) {
-        long r = t->send(t->user, p, n);
-        if (r == CC_IO_ERROR || r == 0 || r < CC_IO_ERROR || r > (long)n) {
-            cc__fmt(detail, dn, "the host's send callback reported an error (%ld)", r);
-            return CC_IO_ERROR;
-        }
-        return r;
-    }
     for (;;) {
-        ssize_t r = send(t->fd, p, n, MSG_NOSIGNAL);
+        ssize_t r = sending ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
         if (r >= 0)
             return (long)r;
         if (errno == EINTR)
@@ -97,34 +90,32 @@ long cc__transport_send(cc__transport *t, const uint8_t *p, size_t n, char *deta
             return CC_IO_WOULD_BLOCK;
         if (errno == ECONNRESET || errno == EPIPE)
             return CC__IO_RESET;
-        cc__fmt(detail, dn, "send failed: %s", strerror(errno));
+        cc__fmt(detail, dn, "%s failed: %s", sending ? "send" : "recv", strerror(errno));
         return CC_IO_ERROR;
     }
 }
 
+/* A host callback's result, checked: anything outside the convention is an error. */
+static long host_io(long r, size_t n, bool sending, char *detail, size_t dn)
+{
+    if (r == CC_IO_WOULD_BLOCK || (r > 0 && r <= (long)n) || (r == 0 && !sending))
+        return r;
+    cc__fmt(detail, dn, "the host's %s callback reported an error (%ld)", sending ? "send" : "recv", r);
+    return CC_IO_ERROR;
+}
+
+long cc__transport_send(cc__transport *t, const uint8_t *p, size_t n, char *detail, size_t dn)
+{
+    if (t->fd < 0)
+        return host_io(t->send(t->user, p, n), n, true, detail, dn);
+    return sock_io(t->fd, (uint8_t *)p, n, true, detail, dn);
+}
+
 long cc__transport_recv(cc__transport *t, uint8_t *p, size_t n, char *detail, size_t dn)
 {
-    if (t->fd < 0) {
-        long r = t->recv(t->user, p, n);
-        if (r == CC_IO_ERROR || r < CC_IO_ERROR || r > (long)n) {
-            cc__fmt(detail, dn, "the host's recv callback reported an error (%ld)", r);
-            return CC_IO_ERROR;
-        }
-        return r;
-    }
-    for (;;) {
-        ssize_t r = recv(t->fd, p, n, 0);
-        if (r >= 0)
-            return (long)r;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return CC_IO_WOULD_BLOCK;
-        if (errno == ECONNRESET)
-            return CC__IO_RESET;
-        cc__fmt(detail, dn, "recv failed: %s", strerror(errno));
-        return CC_IO_ERROR;
-    }
+    if (t->fd < 0)
+        return host_io(t->recv(t->user, p, n), n, false, detail, dn);
+    return sock_io(t->fd, p, n, false, detail, dn);
 }
 
 void cc__transport_shutdown_write(cc__transport *t)
