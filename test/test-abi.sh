@@ -42,6 +42,12 @@ if [ "${SANITIZE:-}" != 1 ]; then
     fi
 fi
 
+# The recorded constants: the header still has every one, and a changed value is caught.
+lib/gen-constants.sh >"$T_DIR/constants"
+check "every constant of abi/constants.txt keeps its value" sh -c "[ -z \"\$(LC_ALL=C comm -23 abi/constants.txt '$T_DIR/constants')\" ]"
+sed 's/^CC_ERR_TIMEOUT = -14$/CC_ERR_TIMEOUT = -99/' "$T_DIR/constants" | LC_ALL=C sort >"$T_DIR/changed"
+check "a changed enumerator value would be reported" sh -c "LC_ALL=C comm -23 abi/constants.txt '$T_DIR/changed' | grep -qx 'CC_ERR_TIMEOUT = -14'"
+
 # Install into a temporary DESTDIR and build against it with pkg-config only.
 D="$T_DIR/dest"
 if make -s install DESTDIR="$D" PREFIX=/opt/cc SANITIZE="${SANITIZE:-}" >"$T_DIR/install.log" 2>&1; then
