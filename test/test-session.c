@@ -383,6 +383,43 @@ static void t_close_with_frames_in_flight(void)
     pair_free(&q);
 }
 
+static bool client_in_hello(struct side *a, struct side *b)
+{
+    return cc_session_state(b->s) >= CC_STATE_HELLO || a->ended || b->ended;
+}
+
+static void t_host_closes_with_a_code(void)
+{
+    /* Before established: the host cancels; the peer is told. */
+    struct pair p = {0};
+    p.cli.hold_jobs = true; /* the client waits for its licence, past TLS */
+    T_ASSERT(pair_start(&p));
+    T_ASSERT(drive(&p.con, &p.cli, client_in_hello, 5000));
+    drive(&p.con, &p.cli, both_ended, 50);
+    T_EQ(cc_session_close(p.con.s, 0, "technician gave up"), CC_OK);
+    T_EQ(cc_session_step(p.con.s), CC_ERR_CANCELLED);
+    T_CONTAINS(cc_session_errmsg(p.con.s), "cancelled by the host: technician gave up");
+    p.con.ended = true;
+    T_ASSERT(drive(&p.con, &p.cli, both_ended, 3000));
+    T_EQ(p.cli.result, CC_ERR_CANCELLED);
+    T_CONTAINS(cc_session_errmsg(p.cli.s), "console: cancelled by the host");
+    cc_job *j = cc_session_take_job(p.cli.s);
+    T_ASSERT(j == NULL); /* a failed session hands out nothing */
+    pair_free(&p);
+
+    /* Established: the client's host ends it with an error code the console receives. */
+    struct pair q = {0};
+    T_ASSERT(pair_start(&q));
+    T_ASSERT(drive(&q.con, &q.cli, both_established, 5000));
+    T_EQ(cc_session_close(q.cli.s, 5, "x"), CC_ERR_INVALID);
+    T_EQ(cc_session_close(q.cli.s, CC_ERR_AUTH_POLICY, "account revoked"), CC_OK);
+    T_ASSERT(drive(&q.con, &q.cli, both_ended, 3000));
+    T_EQ(q.cli.result, CC_ERR_AUTH_POLICY);
+    T_EQ(q.con.result, CC_ERR_AUTH_POLICY);
+    T_CONTAINS(cc_session_errmsg(q.con.s), "client: closed by the host: account revoked");
+    pair_free(&q);
+}
+
 static void t_license_denied(void)
 {
     struct pair p = {0};
@@ -945,6 +982,7 @@ int main(void)
     t_run("configuration errors are specific", t_config_errors);
     t_run("handshake, data both ways, ping, orderly close", t_handshake_data_ping_close);
     t_run("frames in flight at close still go out; a ping crossing a close", t_close_with_frames_in_flight);
+    t_run("the host closes with a code, before and after established", t_host_closes_with_a_code);
     t_run("licence denied reaches both sides with the figures", t_license_denied);
     t_run("a failed licence job denies (fail closed)", t_license_job_fails_closed);
     t_run("the licence job is handed out before TLS completes", t_license_job_starts_before_tls);
