@@ -102,8 +102,8 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
                 printf(",\"code\":\"%s\"", cc_err_name(ev->code));
             printf("}\n");
         } else {
-            fprintf(stderr, "session %llu: %s %s: %s\n", c->id, ev->mechanism,
-                    ev->code ? "refused" : "authenticated", ev->text);
+            fprintf(stderr, "session %llu: %s %s: %s\n", c->id, ev->mechanism, ev->code ? "refused" : "authenticated",
+                    ev->text);
         }
         break;
     case CC_EVENT_STATE:
@@ -202,31 +202,47 @@ static void bound_address(int fd, char *buf, size_t n)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"listen", required_argument, 0, 'l'},       {"cert", required_argument, 0, 'c'},
-        {"key", required_argument, 0, 'k'},          {"auth", required_argument, 0, 'a'},
-        {"psk-file", required_argument, 0, 'P'},     {"accounts", required_argument, 0, 'A'},
-        {"dc-realm", required_argument, 0, 'D'},     {"krb5-conf", required_argument, 0, 'K'},
-        {"dc-check", required_argument, 0, 'M'},
-        {"keytab", required_argument, 0, 'y'},       {"service", required_argument, 0, 'S'},
-        {"realm", required_argument, 0, 'R'},        {"license-url", required_argument, 0, 'u'},
-        {"ns", required_argument, 0, 'n'},           {"license-file", required_argument, 0, 'f'},
-        {"license-ca", required_argument, 0, 'C'},   {"license-timeout", required_argument, 0, 'L'},
-        {"echo", no_argument, 0, 'e'},               {"once", no_argument, 0, 'o'},
-        {"timeout", required_argument, 0, 't'},      {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
-    const char *listen_spec = NULL, *cert = NULL, *key = NULL, *psk_file = NULL, *accounts = NULL,
-               *dc_realm = NULL, *krb5_conf = NULL, *dc_check = NULL, *keytab = NULL, *service = NULL, *realm = NULL,
-               *license_url = NULL, *ns = NULL, *license_ca = NULL;
+    static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
+                                         {"cert", required_argument, 0, 'c'},
+                                         {"key", required_argument, 0, 'k'},
+                                         {"auth", required_argument, 0, 'a'},
+                                         {"psk-file", required_argument, 0, 'P'},
+                                         {"accounts", required_argument, 0, 'A'},
+                                         {"dc-realm", required_argument, 0, 'D'},
+                                         {"krb5-conf", required_argument, 0, 'K'},
+                                         {"dc-check", required_argument, 0, 'M'},
+                                         {"keytab", required_argument, 0, 'y'},
+                                         {"service", required_argument, 0, 'S'},
+                                         {"realm", required_argument, 0, 'R'},
+                                         {"license-url", required_argument, 0, 'u'},
+                                         {"ns", required_argument, 0, 'n'},
+                                         {"license-file", required_argument, 0, 'f'},
+                                         {"license-ca", required_argument, 0, 'C'},
+                                         {"license-timeout", required_argument, 0, 'L'},
+                                         {"echo", no_argument, 0, 'e'},
+                                         {"once", no_argument, 0, 'o'},
+                                         {"timeout", required_argument, 0, 't'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *listen_spec = NULL, *cert = NULL, *key = NULL, *psk_file = NULL, *accounts = NULL, *dc_realm = NULL,
+               *krb5_conf = NULL, *dc_check = NULL, *keytab = NULL, *service = NULL, *realm = NULL, *license_url = NULL,
+               *ns = NULL, *license_ca = NULL;
     unsigned long license_timeout = 0, timeout = 0;
     bool want_psk = false;
     static struct app a;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l': listen_spec = optarg; break;
-        case 'c': cert = optarg; break;
-        case 'k': key = optarg; break;
+        case 'l':
+            listen_spec = optarg;
+            break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
         case 'a':
             if (strcmp(optarg, "psk") == 0) {
                 want_psk = true;
@@ -234,18 +250,42 @@ int main(int argc, char **argv)
             }
             fprintf(stderr, "cc-client: --auth takes psk (nt and kerberos are enabled by --accounts and --keytab)\n");
             return EX_USAGE;
-        case 'P': psk_file = optarg; break;
-        case 'A': accounts = optarg; break;
-        case 'D': dc_realm = optarg; break;
-        case 'K': krb5_conf = optarg; break;
-        case 'M': dc_check = optarg; break;
-        case 'y': keytab = optarg; break;
-        case 'S': service = optarg; break;
-        case 'R': realm = optarg; break;
-        case 'u': license_url = optarg; break;
-        case 'n': ns = optarg; break;
-        case 'f': a.license_file = optarg; break;
-        case 'C': license_ca = optarg; break;
+        case 'P':
+            psk_file = optarg;
+            break;
+        case 'A':
+            accounts = optarg;
+            break;
+        case 'D':
+            dc_realm = optarg;
+            break;
+        case 'K':
+            krb5_conf = optarg;
+            break;
+        case 'M':
+            dc_check = optarg;
+            break;
+        case 'y':
+            keytab = optarg;
+            break;
+        case 'S':
+            service = optarg;
+            break;
+        case 'R':
+            realm = optarg;
+            break;
+        case 'u':
+            license_url = optarg;
+            break;
+        case 'n':
+            ns = optarg;
+            break;
+        case 'f':
+            a.license_file = optarg;
+            break;
+        case 'C':
+            license_ca = optarg;
+            break;
         case 'L':
             if (!ex_ms_option("cc-client", "license-timeout", optarg, &license_timeout))
                 return EX_USAGE;
@@ -254,11 +294,21 @@ int main(int argc, char **argv)
             if (!ex_ms_option("cc-client", "timeout", optarg, &timeout))
                 return EX_USAGE;
             break;
-        case 'e': a.echo = true; break;
-        case 'o': a.once = true; break;
-        case 'j': a.json = true; break;
-        case 'h': fputs(usage, stdout); return EX_OK;
-        default: fputs(usage, stderr); return EX_USAGE;
+        case 'e':
+            a.echo = true;
+            break;
+        case 'o':
+            a.once = true;
+            break;
+        case 'j':
+            a.json = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return EX_OK;
+        default:
+            fputs(usage, stderr);
+            return EX_USAGE;
         }
     }
     if (optind != argc || !listen_spec || !cert || !key || (!!license_url + !!ns + !!a.license_file) > 1 ||
@@ -274,12 +324,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "cc-client: %s\n", cc_strerror(err));
         return EX_PROTOCOL;
     }
-#define CHECK(call, code)                                                                                 \
-    do {                                                                                                  \
-        if (ex_config_failed("cc-client", ctx, (call))) {                                                 \
-            rc = (code);                                                                                  \
-            goto out;                                                                                     \
-        }                                                                                                 \
+#define CHECK(call, code)                                                                                              \
+    do {                                                                                                               \
+        if (ex_config_failed("cc-client", ctx, (call))) {                                                              \
+            rc = (code);                                                                                               \
+            goto out;                                                                                                  \
+        }                                                                                                              \
     } while (0)
     CHECK(cc_context_set_certificate(ctx, cert, key), EX_TLS);
     if (timeout)

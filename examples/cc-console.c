@@ -10,26 +10,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: cc-console HOST[:PORT] [options]\n"
-    "  connects to a Carbon Copy client (port 1680 unless given) and reports each step\n"
-    "certificate (pick one; default: the system CA store):\n"
-    "  --ca FILE              trust client certificates issued by the CAs in FILE\n"
-    "  --pin SHA256HEX        trust exactly the certificate with this SHA-256 fingerprint\n"
-    "authentication:\n"
-    "  --auth MECH            psk, nt or kerberos (repeatable; order = preference)\n"
-    "  --psk-file FILE        pre-shared key for psk\n"
-    "  --user NAME            user (nt), principal (kerberos) or name (psk)\n"
-    "  --domain DOMAIN        NT domain\n"
-    "  --password-file FILE   password for nt, or for kerberos instead of the ticket cache\n"
-    "  --service PRINCIPAL    kerberos service principal (default host/HOST@REALM)\n"
-    "session:\n"
-    "  --send FILE            send FILE on channel 1 and check that the echo matches\n"
-    "  --timeout MS           handshake deadline (default 30000)\n"
-    "  --json                 one JSON object per line per event on stdout\n"
-    "  --trace                print each step with its duration on stderr\n"
-    "exit codes: 0 ok, 2 usage, 3 resolve/connect, 4 TLS/certificate, 5 licence,\n"
-    "            6 authentication, 7 timeout, 8 protocol\n";
+static const char usage[] = "usage: cc-console HOST[:PORT] [options]\n"
+                            "  connects to a Carbon Copy client (port 1680 unless given) and reports each step\n"
+                            "certificate (pick one; default: the system CA store):\n"
+                            "  --ca FILE              trust client certificates issued by the CAs in FILE\n"
+                            "  --pin SHA256HEX        trust exactly the certificate with this SHA-256 fingerprint\n"
+                            "authentication:\n"
+                            "  --auth MECH            psk, nt or kerberos (repeatable; order = preference)\n"
+                            "  --psk-file FILE        pre-shared key for psk\n"
+                            "  --user NAME            user (nt), principal (kerberos) or name (psk)\n"
+                            "  --domain DOMAIN        NT domain\n"
+                            "  --password-file FILE   password for nt, or for kerberos instead of the ticket cache\n"
+                            "  --service PRINCIPAL    kerberos service principal (default host/HOST@REALM)\n"
+                            "session:\n"
+                            "  --send FILE            send FILE on channel 1 and check that the echo matches\n"
+                            "  --timeout MS           handshake deadline (default 30000)\n"
+                            "  --json                 one JSON object per line per event on stdout\n"
+                            "  --trace                print each step with its duration on stderr\n"
+                            "exit codes: 0 ok, 2 usage, 3 resolve/connect, 4 TLS/certificate, 5 licence,\n"
+                            "            6 authentication, 7 timeout, 8 protocol\n";
 
 struct app {
     bool json, trace;
@@ -146,14 +145,20 @@ static void feed_file(struct app *a, cc_session *s)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"ca", required_argument, 0, 'c'},        {"pin", required_argument, 0, 'p'},
-        {"auth", required_argument, 0, 'a'},      {"psk-file", required_argument, 0, 'k'},
-        {"user", required_argument, 0, 'u'},      {"domain", required_argument, 0, 'd'},
-        {"password-file", required_argument, 0, 'w'}, {"service", required_argument, 0, 'S'},
-        {"send", required_argument, 0, 's'},      {"timeout", required_argument, 0, 't'},
-        {"json", no_argument, 0, 'j'},            {"trace", no_argument, 0, 'T'},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+    static const struct option opts[] = {{"ca", required_argument, 0, 'c'},
+                                         {"pin", required_argument, 0, 'p'},
+                                         {"auth", required_argument, 0, 'a'},
+                                         {"psk-file", required_argument, 0, 'k'},
+                                         {"user", required_argument, 0, 'u'},
+                                         {"domain", required_argument, 0, 'd'},
+                                         {"password-file", required_argument, 0, 'w'},
+                                         {"service", required_argument, 0, 'S'},
+                                         {"send", required_argument, 0, 's'},
+                                         {"timeout", required_argument, 0, 't'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"trace", no_argument, 0, 'T'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *ca = NULL, *pin = NULL, *psk_file = NULL, *user = NULL, *domain = NULL, *pw_file = NULL,
                *service = NULL, *send_file = NULL;
     const char *mechs[8];
@@ -163,8 +168,12 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': ca = optarg; break;
-        case 'p': pin = optarg; break;
+        case 'c':
+            ca = optarg;
+            break;
+        case 'p':
+            pin = optarg;
+            break;
         case 'a':
             if (n_mechs == 8 || (strcmp(optarg, "psk") && strcmp(optarg, "nt") && strcmp(optarg, "kerberos"))) {
                 fprintf(stderr, "cc-console: --auth takes psk, nt or kerberos\n");
@@ -172,20 +181,40 @@ int main(int argc, char **argv)
             }
             mechs[n_mechs++] = optarg;
             break;
-        case 'k': psk_file = optarg; break;
-        case 'u': user = optarg; break;
-        case 'd': domain = optarg; break;
-        case 'w': pw_file = optarg; break;
-        case 'S': service = optarg; break;
-        case 's': send_file = optarg; break;
+        case 'k':
+            psk_file = optarg;
+            break;
+        case 'u':
+            user = optarg;
+            break;
+        case 'd':
+            domain = optarg;
+            break;
+        case 'w':
+            pw_file = optarg;
+            break;
+        case 'S':
+            service = optarg;
+            break;
+        case 's':
+            send_file = optarg;
+            break;
         case 't':
             if (!ex_ms_option("cc-console", "timeout", optarg, &timeout))
                 return EX_USAGE;
             break;
-        case 'j': a.json = true; break;
-        case 'T': a.trace = true; break;
-        case 'h': fputs(usage, stdout); return EX_OK;
-        default: fputs(usage, stderr); return EX_USAGE;
+        case 'j':
+            a.json = true;
+            break;
+        case 'T':
+            a.trace = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return EX_OK;
+        default:
+            fputs(usage, stderr);
+            return EX_USAGE;
         }
     }
     if (optind != argc - 1 || (ca && pin)) {
@@ -211,12 +240,12 @@ int main(int argc, char **argv)
         free(host);
         return EX_PROTOCOL;
     }
-#define CHECK(call, code)                                                                                 \
-    do {                                                                                                  \
-        if (ex_config_failed("cc-console", ctx, (call))) {                                                 \
-            rc = (code);                                                                                  \
-            goto out;                                                                                     \
-        }                                                                                                 \
+#define CHECK(call, code)                                                                                              \
+    do {                                                                                                               \
+        if (ex_config_failed("cc-console", ctx, (call))) {                                                             \
+            rc = (code);                                                                                               \
+            goto out;                                                                                                  \
+        }                                                                                                              \
     } while (0)
     if (ca)
         CHECK(cc_context_set_ca_file(ctx, ca), EX_TLS);

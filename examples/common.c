@@ -53,7 +53,10 @@ void ex_jobs_close(ex_jobs *q)
     close(q->fds[1]);
 }
 
-int ex_jobs_fd(const ex_jobs *q) { return q->fds[0]; }
+int ex_jobs_fd(const ex_jobs *q)
+{
+    return q->fds[0];
+}
 
 static void *worker(void *arg)
 {

@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NONCE 32
-#define MAC 32
+#define NONCE        32
+#define MAC          32
 #define NAME_MAX_LEN 64
 
 struct psk_key {

@@ -68,5 +68,11 @@ static const char *join(const char *env, const char *dflt, const char *name)
     return p;
 }
 
-const char *t_data(const char *name) { return join("CC_TEST_DATA", "test/data", name); }
-const char *t_bin(const char *name) { return join("CC_BIN", "build/bin", name); }
+const char *t_data(const char *name)
+{
+    return join("CC_TEST_DATA", "test/data", name);
+}
+const char *t_bin(const char *name)
+{
+    return join("CC_BIN", "build/bin", name);
+}

@@ -19,38 +19,37 @@ const char *t_tmpdir(void);
 const char *t_data(const char *name);
 const char *t_bin(const char *name);
 
-#define T_ASSERT(c)                                                                          \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
-            t_fail(__FILE__, __LINE__, "assertion failed: %s", #c);                         \
-            return;                                                                          \
-        }                                                                                    \
+#define T_ASSERT(c)                                                                                                    \
+    do {                                                                                                               \
+        if (!(c)) {                                                                                                    \
+            t_fail(__FILE__, __LINE__, "assertion failed: %s", #c);                                                    \
+            return;                                                                                                    \
+        }                                                                                                              \
     } while (0)
-#define T_EQ(a, b)                                                                           \
-    do {                                                                                     \
-        long long t_a_ = (long long)(a), t_b_ = (long long)(b);                              \
-        if (t_a_ != t_b_) {                                                                  \
-            t_fail(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", #a, t_a_, #b, t_b_); \
-            return;                                                                          \
-        }                                                                                    \
+#define T_EQ(a, b)                                                                                                     \
+    do {                                                                                                               \
+        long long t_a_ = (long long)(a), t_b_ = (long long)(b);                                                        \
+        if (t_a_ != t_b_) {                                                                                            \
+            t_fail(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", #a, t_a_, #b, t_b_);                         \
+            return;                                                                                                    \
+        }                                                                                                              \
     } while (0)
-#define T_STREQ(a, b)                                                                        \
-    do {                                                                                     \
-        const char *t_a_ = (a), *t_b_ = (b);                                                 \
-        if (!t_a_ || !t_b_ || strcmp(t_a_, t_b_) != 0) {                                     \
-            t_fail(__FILE__, __LINE__, "%s is \"%s\", expected \"%s\"", #a, t_a_ ? t_a_ : "(null)", \
-                   t_b_ ? t_b_ : "(null)");                                                  \
-            return;                                                                          \
-        }                                                                                    \
+#define T_STREQ(a, b)                                                                                                  \
+    do {                                                                                                               \
+        const char *t_a_ = (a), *t_b_ = (b);                                                                           \
+        if (!t_a_ || !t_b_ || strcmp(t_a_, t_b_) != 0) {                                                               \
+            t_fail(__FILE__, __LINE__, "%s is \"%s\", expected \"%s\"", #a, t_a_ ? t_a_ : "(null)",                    \
+                   t_b_ ? t_b_ : "(null)");                                                                            \
+            return;                                                                                                    \
+        }                                                                                                              \
     } while (0)
-#define T_CONTAINS(hay, needle)                                                              \
-    do {                                                                                     \
-        const char *t_h_ = (hay), *t_n_ = (needle);                                          \
-        if (!t_h_ || !strstr(t_h_, t_n_)) {                                                  \
-            t_fail(__FILE__, __LINE__, "%s is \"%s\", which lacks \"%s\"", #hay,            \
-                   t_h_ ? t_h_ : "(null)", t_n_);                                            \
-            return;                                                                          \
-        }                                                                                    \
+#define T_CONTAINS(hay, needle)                                                                                        \
+    do {                                                                                                               \
+        const char *t_h_ = (hay), *t_n_ = (needle);                                                                    \
+        if (!t_h_ || !strstr(t_h_, t_n_)) {                                                                            \
+            t_fail(__FILE__, __LINE__, "%s is \"%s\", which lacks \"%s\"", #hay, t_h_ ? t_h_ : "(null)", t_n_);        \
+            return;                                                                                                    \
+        }                                                                                                              \
     } while (0)
 
 #endif

@@ -35,8 +35,7 @@ static struct cc__auth_entry *find_entry(cc_context *ctx, const char *name)
 
 CC_API int cc_context_add_authenticator(cc_context *ctx, const cc_authenticator *a, void *mech_data)
 {
-    if (!ctx || !a || a->struct_size < offsetof(cc_authenticator, set_option) || !a->start || !a->step ||
-        !a->end)
+    if (!ctx || !a || a->struct_size < offsetof(cc_authenticator, set_option) || !a->start || !a->step || !a->end)
         return CC_ERR_INVALID;
     if (!valid_name(a->name))
         return cc__ctx_error(ctx, CC_ERR_INVALID, "an authenticator name is 1..32 characters of [a-z0-9-]");
@@ -110,8 +109,8 @@ int cc__auth_step(cc_auth *a, const uint8_t *in, size_t in_len)
     a->err = 0;
     a->detail[0] = 0;
     if (in_len > a->max_token) {
-        cc__fmt(a->detail, sizeof a->detail, "%s token of %zu bytes exceeds the limit of %u bytes",
-                a->entry->vt.name, in_len, a->max_token);
+        cc__fmt(a->detail, sizeof a->detail, "%s token of %zu bytes exceeds the limit of %u bytes", a->entry->vt.name,
+                in_len, a->max_token);
         return a->err = CC_ERR_AUTH_TOKEN;
     }
     if (!a->started) {
@@ -172,7 +171,10 @@ void cc__auth_free(cc_auth *a)
 
 /* ---- services for authenticators ---- */
 
-CC_API int cc_auth_role(const cc_auth *a) { return a ? a->role : CC_ERR_INVALID; }
+CC_API int cc_auth_role(const cc_auth *a)
+{
+    return a ? a->role : CC_ERR_INVALID;
+}
 
 CC_API int cc_auth_channel_binding(const cc_auth *a, const uint8_t **data, size_t *len)
 {
@@ -185,7 +187,10 @@ CC_API int cc_auth_channel_binding(const cc_auth *a, const uint8_t **data, size_
     return CC_OK;
 }
 
-CC_API const char *cc_auth_peer_name(const cc_auth *a) { return a ? a->peer_name : NULL; }
+CC_API const char *cc_auth_peer_name(const cc_auth *a)
+{
+    return a ? a->peer_name : NULL;
+}
 
 CC_API int cc_auth_credentials(const cc_auth *a, const char **user, const char **domain, const char **password)
 {
@@ -300,4 +305,7 @@ CC_API int cc_auth_submit_job(cc_auth *a, int (*run)(void *), void (*free_data)(
     return CC_OK;
 }
 
-CC_API uint32_t cc_auth_job_timeout_ms(const cc_auth *a) { return a ? a->ctx->timeout[CC_TIMEOUT_AUTH_JOB] : 0; }
+CC_API uint32_t cc_auth_job_timeout_ms(const cc_auth *a)
+{
+    return a ? a->ctx->timeout[CC_TIMEOUT_AUTH_JOB] : 0;
+}

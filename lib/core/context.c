@@ -10,9 +10,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *std_malloc(size_t n, void *u) { (void)u; return malloc(n); }
-static void *std_realloc(void *p, size_t n, void *u) { (void)u; return realloc(p, n); }
-static void std_free(void *p, void *u) { (void)u; free(p); }
+static void *std_malloc(size_t n, void *u)
+{
+    (void)u;
+    return malloc(n);
+}
+static void *std_realloc(void *p, size_t n, void *u)
+{
+    (void)u;
+    return realloc(p, n);
+}
+static void std_free(void *p, void *u)
+{
+    (void)u;
+    free(p);
+}
 
 int cc__ctx_error(cc_context *ctx, int code, const char *fmt, ...)
 {
@@ -101,8 +113,14 @@ CC_API void cc_context_free(cc_context *ctx)
     a.free(ctx, a.user);
 }
 
-CC_API int cc_context_role(const cc_context *ctx) { return ctx ? ctx->role : CC_ERR_INVALID; }
-CC_API const char *cc_context_errmsg(const cc_context *ctx) { return ctx ? ctx->errmsg : ""; }
+CC_API int cc_context_role(const cc_context *ctx)
+{
+    return ctx ? ctx->role : CC_ERR_INVALID;
+}
+CC_API const char *cc_context_errmsg(const cc_context *ctx)
+{
+    return ctx ? ctx->errmsg : "";
+}
 
 CC_API int cc_context_set_log(cc_context *ctx, cc_log_fn fn, void *user, int max_level)
 {

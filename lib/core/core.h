@@ -21,8 +21,8 @@
 #endif
 
 #define CC__DETAIL_MAX 512 /* bytes of an error detail, NUL included */
-#define CC__NAME_MAX 255   /* host names, mechanism names, identities */
-#define CC__MAX_AUTH 8     /* authenticators per context */
+#define CC__NAME_MAX   255 /* host names, mechanism names, identities */
+#define CC__MAX_AUTH   8   /* authenticators per context */
 
 /* ---- memory ---- */
 void *cc__malloc(const cc_context *ctx, size_t n);
@@ -59,28 +59,34 @@ int cc__buf_append(const cc_context *ctx, cc__buf *b, const void *p, size_t n);
 /* Reserves n writable bytes at the end; returns a pointer or NULL. */
 uint8_t *cc__buf_reserve(const cc_context *ctx, cc__buf *b, size_t n);
 void cc__buf_consume(cc__buf *b, size_t n);
-static inline size_t cc__buf_size(const cc__buf *b) { return b->len - b->off; }
-static inline uint8_t *cc__buf_head(const cc__buf *b) { return b->data + b->off; }
+static inline size_t cc__buf_size(const cc__buf *b)
+{
+    return b->len - b->off;
+}
+static inline uint8_t *cc__buf_head(const cc__buf *b)
+{
+    return b->data + b->off;
+}
 /* Wipes and frees. */
 void cc__buf_free(const cc_context *ctx, cc__buf *b);
 
 /* ---- jobs ---- */
 struct cc__job_ops {
-    int (*run)(cc_job *job);       /* the blocking bundled helper */
-    void (*destroy)(cc_job *job);  /* frees the subtype's fields (not the job itself) */
+    int (*run)(cc_job *job);      /* the blocking bundled helper */
+    void (*destroy)(cc_job *job); /* frees the subtype's fields (not the job itself) */
 };
 
 /* Every job type embeds this first. */
 struct cc_job {
-    int type;                        /* cc_job_kind */
+    int type; /* cc_job_kind */
     const struct cc__job_ops *ops;
     const cc_context *ctx;
-    int result;       /* cc_error once run or answered; 0 = success */
-    bool answered;    /* run, failed or answered by the host */
-    bool out;         /* taken by the host and not yet handed back */
+    int result;    /* cc_error once run or answered; 0 = success */
+    bool answered; /* run, failed or answered by the host */
+    bool out;      /* taken by the host and not yet handed back */
     uint32_t timeout_ms;
     char detail[CC__DETAIL_MAX];
-    cc_job *next;     /* the session's pending queue */
+    cc_job *next; /* the session's pending queue */
 };
 /* Allocates a zeroed job of `size` bytes (size >= sizeof(cc_job)). */
 cc_job *cc__job_alloc(const cc_context *ctx, size_t size, int type, const struct cc__job_ops *ops);

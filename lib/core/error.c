@@ -4,14 +4,23 @@
 
 #include <stddef.h>
 
-CC_API uint32_t cc_version(void) { return CC_VERSION_NUM; }
-CC_API const char *cc_version_string(void) { return CC_VERSION_STRING; }
+CC_API uint32_t cc_version(void)
+{
+    return CC_VERSION_NUM;
+}
+CC_API const char *cc_version_string(void)
+{
+    return CC_VERSION_STRING;
+}
 
 static const struct {
     int code;
     const char *name, *text;
 } errors[] = {
-#define E(c, t) {c, #c, t}
+#define E(c, t)                                                                                                        \
+    {                                                                                                                  \
+        c, #c, t                                                                                                       \
+    }
     E(CC_OK, "success"),
     E(CC_ERR_NOMEM, "out of memory"),
     E(CC_ERR_INVALID, "invalid argument"),

@@ -20,15 +20,17 @@ int cc__preamble_check(const uint8_t in[CC__PREAMBLE_LEN], char *detail, size_t 
     if (memcmp(in, magic, 4) != 0) {
         char seen[80];
         cc__printable(seen, sizeof seen, in, CC__PREAMBLE_LEN);
-        cc__fmt(detail, n, "expected the Carbon Copy preamble \"CCPY\", got \"%s\"; is something else "
-                           "listening on this port?", seen);
+        cc__fmt(detail, n,
+                "expected the Carbon Copy preamble \"CCPY\", got \"%s\"; is something else "
+                "listening on this port?",
+                seen);
         return CC_ERR_BAD_MAGIC;
     }
     int lo = in[4], hi = in[5];
     int v = hi < CC__PROTO_MAX ? hi : CC__PROTO_MAX;
     if (lo > hi || v < lo || v < CC__PROTO_MIN) {
-        cc__fmt(detail, n, "the peer speaks protocol versions %d..%d, this library %d..%d; upgrade the older side",
-                lo, hi, CC__PROTO_MIN, CC__PROTO_MAX);
+        cc__fmt(detail, n, "the peer speaks protocol versions %d..%d, this library %d..%d; upgrade the older side", lo,
+                hi, CC__PROTO_MIN, CC__PROTO_MAX);
         return CC_ERR_BAD_VERSION;
     }
     if (!(in[7] & CC__PREAMBLE_FLAG_TLS)) {
@@ -52,8 +54,8 @@ void cc__frame_hdr_write(uint8_t o[CC__FRAME_HDR], const cc__frame_hdr *h)
 
 const char *cc__frame_name(int type)
 {
-    static const char *const names[] = {"?",          "HELLO", "LICENSE", "AUTH_TOKEN", "AUTH_RESULT",
-                                        "DATA",       "PING",  "PONG",    "CLOSE"};
+    static const char *const names[] = {"?",    "HELLO", "LICENSE", "AUTH_TOKEN", "AUTH_RESULT",
+                                        "DATA", "PING",  "PONG",    "CLOSE"};
     return type > 0 && type <= CC__F_CLOSE ? names[type] : "unknown";
 }
 
@@ -148,7 +150,10 @@ static void put(cc__wr *w, const void *p, size_t n)
     w->len += n;
 }
 
-void cc__wr_u8(cc__wr *w, uint8_t v) { put(w, &v, 1); }
+void cc__wr_u8(cc__wr *w, uint8_t v)
+{
+    put(w, &v, 1);
+}
 void cc__wr_u16(cc__wr *w, uint16_t v)
 {
     uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};

@@ -5,9 +5,9 @@
 
 #include "core.h"
 
-#define CC__PREAMBLE_LEN 8
-#define CC__PROTO_MIN 1 /* protocol versions this library speaks */
-#define CC__PROTO_MAX 1
+#define CC__PREAMBLE_LEN      8
+#define CC__PROTO_MIN         1 /* protocol versions this library speaks */
+#define CC__PROTO_MAX         1
 #define CC__PREAMBLE_FLAG_TLS 0x0001 /* TLS follows the preamble (always set in version 1) */
 
 #define CC__FRAME_HDR 8
@@ -37,8 +37,7 @@ int cc__preamble_check(const uint8_t in[CC__PREAMBLE_LEN], char *detail, size_t 
 void cc__frame_hdr_write(uint8_t out[CC__FRAME_HDR], const cc__frame_hdr *h);
 /* 1 with *h filled when a header is available, 0 when more bytes are needed,
  * < 0 (CC_ERR_FRAME_TOO_LARGE, CC_ERR_BAD_FRAME) with a detail. */
-int cc__frame_hdr_parse(const uint8_t *p, size_t avail, uint32_t max_len, cc__frame_hdr *h, char *detail,
-                        size_t n);
+int cc__frame_hdr_parse(const uint8_t *p, size_t avail, uint32_t max_len, cc__frame_hdr *h, char *detail, size_t n);
 const char *cc__frame_name(int type);
 
 /* Payload reader: every read checks bounds; `bad` sticks once set. */

@@ -29,7 +29,10 @@ int cc__job_set_result(cc_job *job, int code, const char *fmt, ...)
     return code;
 }
 
-CC_API int cc_job_type(const cc_job *job) { return job ? job->type : CC_ERR_INVALID; }
+CC_API int cc_job_type(const cc_job *job)
+{
+    return job ? job->type : CC_ERR_INVALID;
+}
 
 CC_API int cc_job_run(cc_job *job)
 {

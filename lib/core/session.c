@@ -13,11 +13,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define READ_CHUNK 16384
-#define READ_BUDGET (256u * 1024) /* bytes read per step, so one busy session cannot starve others */
-#define DATA_FRAME_MAX (16384 - CC__FRAME_HDR) /* one data frame fills one TLS record */
+#define READ_CHUNK      16384
+#define READ_BUDGET     (256u * 1024)           /* bytes read per step, so one busy session cannot starve others */
+#define DATA_FRAME_MAX  (16384 - CC__FRAME_HDR) /* one data frame fills one TLS record */
 #define CLOSE_LINGER_MS 2000u
-#define REASON_MAX 256
+#define REASON_MAX      256
 
 struct cc_session {
     cc_context *ctx;
@@ -174,8 +174,8 @@ static int end_tls(cc_session *s)
 static int flush(cc_session *s)
 {
     while (cc__buf_size(&s->rawout)) {
-        long w = cc__transport_send(&s->tr, cc__buf_head(&s->rawout), cc__buf_size(&s->rawout), s->errmsg,
-                                    sizeof s->errmsg);
+        long w =
+            cc__transport_send(&s->tr, cc__buf_head(&s->rawout), cc__buf_size(&s->rawout), s->errmsg, sizeof s->errmsg);
         if (w == CC_IO_WOULD_BLOCK)
             return CC_OK;
         if (w == CC__IO_RESET) {
@@ -196,9 +196,8 @@ CC_API size_t cc_session_pending(const cc_session *s)
 
 /* --------------------------------------------------------------- failing */
 
-static const char *const state_names[] = {"new",         "resolving",   "connecting", "preamble",
-                                          "tls",         "hello",       "license",    "authenticating",
-                                          "established", "closing",     "closed",     "failed"};
+static const char *const state_names[] = {"new",     "resolving",      "connecting",  "preamble", "tls",    "hello",
+                                          "license", "authenticating", "established", "closing",  "closed", "failed"};
 
 CC_API const char *cc_state_name(int st)
 {
@@ -351,7 +350,10 @@ CC_API void cc_session_set_user_data(cc_session *s, void *user)
     if (s)
         s->user_data = user;
 }
-CC_API void *cc_session_user_data(const cc_session *s) { return s ? s->user_data : NULL; }
+CC_API void *cc_session_user_data(const cc_session *s)
+{
+    return s ? s->user_data : NULL;
+}
 
 static void queue_job(cc_session *s, cc_job *j)
 {
@@ -432,8 +434,7 @@ CC_API int cc_session_accept_fd(cc_session *s, int fd)
     return begin_transport(s);
 }
 
-CC_API int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn recv, void *user,
-                                    const char *peer_name)
+CC_API int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn recv, void *user, const char *peer_name)
 {
     if (!s || !send || !recv || (peer_name && strlen(peer_name) > CC__NAME_MAX))
         return CC_ERR_INVALID;
@@ -541,8 +542,8 @@ static int drive_connect(cc_session *s, uint64_t now)
                 char where[64] = "?";
                 socklen_t len;
                 cc__sockaddr_str(cc__resolve_job_addr(s->addrs, s->addr_next - 1, &len), where, sizeof where);
-                cc__fmt(s->connect_detail, sizeof s->connect_detail, "connecting to %s took longer than %u ms",
-                        where, s->ctx->timeout[CC_TIMEOUT_CONNECT_ATTEMPT]);
+                cc__fmt(s->connect_detail, sizeof s->connect_detail, "connecting to %s took longer than %u ms", where,
+                        s->ctx->timeout[CC_TIMEOUT_CONNECT_ATTEMPT]);
                 r = -1;
             } else {
                 r = cc__tcp_connect_finish(s->connect_fd, s->connect_detail, sizeof s->connect_detail);
@@ -859,8 +860,7 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
         s->license_known = true;
         license_event(s);
         if (!v->granted)
-            return fail(s, map_peer_code(v->code ? v->code : CC_ERR_LICENSE_DENIED), false, "client: %s",
-                        v->detail);
+            return fail(s, map_peer_code(v->code ? v->code : CC_ERR_LICENSE_DENIED), false, "client: %s", v->detail);
         return CC_OK;
     }
     case CC__F_AUTH_TOKEN:
@@ -890,7 +890,8 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
             if (r != CC_AUTH_DONE) {
                 if (r >= 0)
                     r = CC_ERR_AUTH_MUTUAL;
-                return fail(s, r, true, "%s", a->detail[0] ? a->detail : "the client did not complete mutual authentication");
+                return fail(s, r, true, "%s",
+                            a->detail[0] ? a->detail : "the client did not complete mutual authentication");
             }
         } else if (tok_len) {
             return fail(s, CC_ERR_PROTOCOL, true, "AUTH_RESULT carries a token the mechanism did not expect");
@@ -1091,8 +1092,7 @@ static int io_round(cc_session *s)
             s->peer_eof = true;
             if (s->closing)
                 return CC_OK;
-            return fail(s, CC_ERR_CLOSED, false, "the peer closed the connection during %s",
-                        cc_state_name(s->state));
+            return fail(s, CC_ERR_CLOSED, false, "the peer closed the connection during %s", cc_state_name(s->state));
         }
         s->last_rx = cc__now_ms();
         budget = (size_t)got > budget ? 0 : budget - (size_t)got;
@@ -1179,7 +1179,10 @@ CC_API int cc_session_fd(const cc_session *s)
     return s->state == CC_STATE_CONNECTING ? s->connect_fd : s->tr.fd;
 }
 
-static uint64_t min_deadline(uint64_t a, uint64_t b) { return !a ? b : !b ? a : a < b ? a : b; }
+static uint64_t min_deadline(uint64_t a, uint64_t b)
+{
+    return !a ? b : !b ? a : a < b ? a : b;
+}
 
 CC_API int32_t cc_session_timeout_ms(const cc_session *s)
 {
@@ -1292,9 +1295,18 @@ CC_API int cc_session_close(cc_session *s, int code, const char *reason)
 
 /* ---------------------------------------------------------------- queries */
 
-CC_API int cc_session_state(const cc_session *s) { return s ? s->state : CC_ERR_INVALID; }
-CC_API int cc_session_error(const cc_session *s) { return s ? s->error : CC_ERR_INVALID; }
-CC_API const char *cc_session_errmsg(const cc_session *s) { return s ? s->errmsg : ""; }
+CC_API int cc_session_state(const cc_session *s)
+{
+    return s ? s->state : CC_ERR_INVALID;
+}
+CC_API int cc_session_error(const cc_session *s)
+{
+    return s ? s->error : CC_ERR_INVALID;
+}
+CC_API const char *cc_session_errmsg(const cc_session *s)
+{
+    return s ? s->errmsg : "";
+}
 
 CC_API int cc_session_license(const cc_session *s, int *granted, uint32_t *count, uint32_t *in_use)
 {
@@ -1319,8 +1331,8 @@ CC_API const char *cc_session_mechanism(const cc_session *s)
 CC_API const char *cc_session_identity(const cc_session *s)
 {
     /* Only an identity that was let in: not one the policy refused. */
-    return s && s->auth && (s->state == CC_STATE_ESTABLISHED || s->state == CC_STATE_CLOSING ||
-                            s->state == CC_STATE_CLOSED)
+    return s && s->auth &&
+                   (s->state == CC_STATE_ESTABLISHED || s->state == CC_STATE_CLOSING || s->state == CC_STATE_CLOSED)
                ? s->auth->identity
                : NULL;
 }
@@ -1346,5 +1358,11 @@ CC_API int cc_session_channel_binding(const cc_session *s, uint8_t *out, size_t 
     return CC_OK;
 }
 
-CC_API const char *cc_session_tls_version(const cc_session *s) { return s ? cc__tls_version(s->tls) : NULL; }
-CC_API const char *cc_session_tls_cipher(const cc_session *s) { return s ? cc__tls_cipher(s->tls) : NULL; }
+CC_API const char *cc_session_tls_version(const cc_session *s)
+{
+    return s ? cc__tls_version(s->tls) : NULL;
+}
+CC_API const char *cc_session_tls_cipher(const cc_session *s)
+{
+    return s ? cc__tls_cipher(s->tls) : NULL;
+}

@@ -158,7 +158,8 @@ static int verify_cb(X509_STORE_CTX *xs, void *arg)
         } else {
             ok = 0;
             t->verify_code = CC_ERR_CERT_REJECTED;
-            cc__fmt(t->verify_detail, sizeof t->verify_detail, "the host's verify callback rejected the client's certificate");
+            cc__fmt(t->verify_detail, sizeof t->verify_detail,
+                    "the host's verify callback rejected the client's certificate");
         }
     }
     OPENSSL_free(der);
@@ -222,7 +223,10 @@ int cc__tls_feed(cc__tls *t, const uint8_t *data, size_t len)
     return len == 0 || BIO_write(t->rbio, data, (int)len) == (int)len ? CC_OK : CC_ERR_NOMEM;
 }
 
-size_t cc__tls_out_pending(const cc__tls *t) { return BIO_ctrl_pending(t->wbio); }
+size_t cc__tls_out_pending(const cc__tls *t)
+{
+    return BIO_ctrl_pending(t->wbio);
+}
 
 size_t cc__tls_out_take(cc__tls *t, uint8_t *buf, size_t len)
 {
@@ -300,9 +304,14 @@ int cc__tls_channel_binding(const cc__tls *t, uint8_t out[32])
     if (!t->done)
         return CC_ERR_STATE;
     /* RFC 9266: an empty context value (which differs from "no context" in TLS 1.2). */
-    return SSL_export_keying_material(t->ssl, out, 32, label, sizeof label - 1, NULL, 0, 1) == 1 ? CC_OK
-                                                                                                 : CC_ERR_TLS;
+    return SSL_export_keying_material(t->ssl, out, 32, label, sizeof label - 1, NULL, 0, 1) == 1 ? CC_OK : CC_ERR_TLS;
 }
 
-const char *cc__tls_version(const cc__tls *t) { return t && t->done ? SSL_get_version(t->ssl) : NULL; }
-const char *cc__tls_cipher(const cc__tls *t) { return t && t->done ? SSL_get_cipher_name(t->ssl) : NULL; }
+const char *cc__tls_version(const cc__tls *t)
+{
+    return t && t->done ? SSL_get_version(t->ssl) : NULL;
+}
+const char *cc__tls_cipher(const cc__tls *t)
+{
+    return t && t->done ? SSL_get_cipher_name(t->ssl) : NULL;
+}

@@ -17,8 +17,7 @@ int cc__tls_ctx_set_ca_file(cc_context *ctx, const char *ca_file);
 
 /* Session level. `peer_name` (console) is the name the certificate must carry;
  * NULL skips the name check (only with a pin or a verify callback). */
-cc__tls *cc__tls_new(const cc_context *ctx, cc_session *s, const char *peer_name, char *detail,
-                     size_t detail_len);
+cc__tls *cc__tls_new(const cc_context *ctx, cc_session *s, const char *peer_name, char *detail, size_t detail_len);
 void cc__tls_free(cc__tls *t);
 /* Network bytes in from the peer. */
 int cc__tls_feed(cc__tls *t, const uint8_t *data, size_t len);

@@ -75,7 +75,10 @@ cc_job *cc__resolve_job_new(const cc_context *ctx, const char *host, uint16_t po
     return &j->base;
 }
 
-size_t cc__resolve_job_count(const cc_job *job) { return ((const struct resolve_job *)job)->n; }
+size_t cc__resolve_job_count(const cc_job *job)
+{
+    return ((const struct resolve_job *)job)->n;
+}
 
 const struct sockaddr *cc__resolve_job_addr(const cc_job *job, size_t i, socklen_t *len)
 {
