@@ -2,6 +2,7 @@
  * driven side by side over a socketpair, a memory pipe or loopback TCP. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "pair.h"
 
 #include "../examples/psk.h"
 #include "../lib/core/frame.h"
@@ -18,171 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
-static char certdir[512], pskfile[600], otherpsk[600];
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static const char *cert(const char *name)
-{
-    static char buf[4][700];
-    static int i;
-    char *b = buf[i++ % 4];
-    snprintf(b, sizeof buf[0], "%s/%s", certdir, name);
-    return b;
-}
-
-/* ---- what a side saw ---- */
-struct side {
-    cc_session *s;
-    int result;  /* last step result */
-    bool ended;
-    int closed_code;
-    char closed_text[600];
-    int license_events, license_granted;
-    uint32_t count, in_use;
-    char identity[256];
-    unsigned char *rx;
-    size_t rx_len;
-    int pongs, send_ready;
-    uint32_t lic_count, lic_in_use; /* client: figures to answer the licence job with */
-    int lic_fail;                   /* client: fail the licence job with this code instead */
-    bool hold_jobs;                 /* leave jobs queued (for job lifetime tests) */
-    bool echo;                      /* send received data back */
-};
-
-static void on_event(void *user, cc_session *s, const cc_event *ev)
-{
-    struct side *sd = user;
-    (void)s;
-    switch (ev->type) {
-    case CC_EVENT_LICENSE:
-        sd->license_events++;
-        sd->license_granted = ev->granted;
-        sd->count = ev->license_count;
-        sd->in_use = ev->license_in_use;
-        break;
-    case CC_EVENT_AUTH:
-        if (!ev->code)
-            snprintf(sd->identity, sizeof sd->identity, "%s", ev->text);
-        break;
-    case CC_EVENT_DATA:
-        if (sd->echo)
-            cc_session_send(s, (uint16_t)ev->channel, ev->data, ev->len);
-        sd->rx = realloc(sd->rx, sd->rx_len + ev->len);
-        memcpy(sd->rx + sd->rx_len, ev->data, ev->len);
-        sd->rx_len += ev->len;
-        break;
-    case CC_EVENT_CLOSED:
-        sd->closed_code = ev->code;
-        snprintf(sd->closed_text, sizeof sd->closed_text, "%s", ev->text);
-        break;
-    case CC_EVENT_PONG:
-        sd->pongs++;
-        break;
-    case CC_EVENT_SEND_READY:
-        sd->send_ready++;
-        break;
-    }
-}
-
-static void run_jobs(struct side *sd)
-{
-    cc_job *j;
-    if (sd->hold_jobs)
-        return;
-    while ((j = cc_session_take_job(sd->s)) != NULL) {
-        if (cc_job_type(j) == CC_JOB_LICENSE) {
-            if (sd->lic_fail)
-                cc_job_fail(j, sd->lic_fail, "test: management server unreachable");
-            else
-                cc_job_license_set_figures(j, sd->lic_count, sd->lic_in_use);
-        } else {
-            cc_job_run(j);
-        }
-        cc_session_job_done(sd->s, j);
-    }
-}
-
-static void step(struct side *sd)
-{
-    if (sd->ended)
-        return;
-    for (int i = 0; i < 4; i++) {
-        sd->result = cc_session_step(sd->s);
-        if (sd->result <= 0) {
-            sd->ended = true;
-            return;
-        }
-        if (!(sd->result & CC_WANT_JOB) || sd->hold_jobs)
-            return;
-        run_jobs(sd);
-    }
-}
-
-/* Steps both sides until `done` says so or `ms` pass; returns false on timeout. */
-static bool drive(struct side *a, struct side *b, bool (*done)(struct side *, struct side *), double ms)
-{
-    double end = now_ms() + ms;
-    while (now_ms() < end) {
-        step(a);
-        step(b);
-        if (done(a, b))
-            return true;
-        struct pollfd p[2];
-        int n = 0;
-        struct side *sides[2] = {a, b};
-        for (int i = 0; i < 2; i++) {
-            int fd = sides[i]->ended ? -1 : cc_session_fd(sides[i]->s);
-            if (fd >= 0) {
-                p[n].fd = fd;
-                p[n].events = (short)((sides[i]->result & CC_WANT_READ ? POLLIN : 0) |
-                                      (sides[i]->result & CC_WANT_WRITE ? POLLOUT : 0));
-                p[n++].revents = 0;
-            }
-        }
-        poll(p, (nfds_t)n, 5);
-    }
-    return done(a, b);
-}
-
-static bool both_established(struct side *a, struct side *b)
-{
-    return (a->ended || cc_session_state(a->s) == CC_STATE_ESTABLISHED) &&
-           (b->ended || cc_session_state(b->s) == CC_STATE_ESTABLISHED);
-}
-static bool both_ended(struct side *a, struct side *b) { return a->ended && b->ended; }
-
-/* ---- the console's socket as a host transport (exercises the callbacks) ---- */
-static long fd_send(void *user, const uint8_t *d, size_t n)
-{
-    ssize_t r = send(*(int *)user, d, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (r >= 0)
-        return (long)r;
-    return errno == EAGAIN ? CC_IO_WOULD_BLOCK : CC_IO_ERROR;
-}
-static long fd_recv(void *user, uint8_t *d, size_t n)
-{
-    ssize_t r = recv(*(int *)user, d, n, MSG_DONTWAIT);
-    if (r >= 0)
-        return (long)r;
-    return errno == EAGAIN ? CC_IO_WOULD_BLOCK : CC_IO_ERROR;
-}
-
-struct pair {
-    cc_context *cctx, *sctx; /* console, client */
-    struct side con, cli;
-    int sv[2];
-};
+static char pskfile[600], otherpsk[600];
 
 static cc_context *client_ctx(void)
 {
     cc_context *c = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
-    if (!c || cc_context_set_certificate(c, cert("client.pem"), cert("client.key")) != CC_OK ||
+    if (!c || cc_context_set_certificate(c, t_cert("client.pem"), t_cert("client.key")) != CC_OK ||
         psk_register(c, pskfile) != CC_OK) {
         cc_context_free(c);
         return NULL;
@@ -193,47 +35,26 @@ static cc_context *client_ctx(void)
 static cc_context *console_ctx(const char *key)
 {
     cc_context *c = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
-    if (!c || cc_context_set_ca_file(c, cert("ca.pem")) != CC_OK || psk_register(c, key) != CC_OK) {
+    if (!c || cc_context_set_ca_file(c, t_cert("ca.pem")) != CC_OK || psk_register(c, key) != CC_OK) {
         cc_context_free(c);
         return NULL;
     }
     return c;
 }
 
-/* Sessions over a socketpair: the client on its fd, the console through callbacks. */
-static bool pair_start(struct pair *p)
+/* Sessions over a socketpair (the console's end through the host-transport callbacks), with
+ * the default contexts and licence figures unless the test set its own. */
+static bool pair_start(struct tp_pair *p)
 {
     if (!p->cctx)
         p->cctx = console_ctx(pskfile);
     if (!p->sctx)
         p->sctx = client_ctx();
-    if (!p->cctx || !p->sctx || socketpair(AF_UNIX, SOCK_STREAM, 0, p->sv) != 0)
-        return false;
     if (!p->cli.lic_count && !p->cli.lic_fail) {
         p->cli.lic_count = 25;
         p->cli.lic_in_use = 7;
     }
-    p->con.s = cc_session_new(p->cctx, NULL);
-    p->cli.s = cc_session_new(p->sctx, NULL);
-    if (!p->con.s || !p->cli.s)
-        return false;
-    cc_session_set_event_callback(p->con.s, on_event, &p->con);
-    cc_session_set_event_callback(p->cli.s, on_event, &p->cli);
-    cc_session_set_credentials(p->con.s, "tester", NULL, NULL);
-    return cc_session_accept_fd(p->cli.s, p->sv[0]) == CC_OK &&
-           cc_session_set_transport(p->con.s, fd_send, fd_recv, &p->sv[1], "localhost") == CC_OK;
-}
-
-static void pair_free(struct pair *p)
-{
-    cc_session_free(p->con.s);
-    cc_session_free(p->cli.s); /* closes sv[0] */
-    if (p->sv[1] > 0)
-        close(p->sv[1]);
-    cc_context_free(p->cctx);
-    cc_context_free(p->sctx);
-    free(p->con.rx);
-    free(p->cli.rx);
+    return tp_pair_open(p, "tester", NULL) == 0;
 }
 
 static int raw_frame_result(const unsigned char *frame, size_t len, char *detail, size_t dn);
@@ -264,11 +85,11 @@ static void t_config_errors(void)
     T_ASSERT(cc_session_new(c, &err) == NULL);
     T_EQ(err, CC_ERR_CONFIG);
     T_CONTAINS(cc_context_errmsg(c), "cc_context_set_certificate");
-    T_EQ(cc_context_set_certificate(c, "/nonexistent.pem", cert("client.key")), CC_ERR_TLS_CONFIG);
+    T_EQ(cc_context_set_certificate(c, "/nonexistent.pem", t_cert("client.key")), CC_ERR_TLS_CONFIG);
     T_CONTAINS(cc_context_errmsg(c), "/nonexistent.pem");
-    T_EQ(cc_context_set_certificate(c, cert("client.pem"), cert("other.key")), CC_ERR_TLS_CONFIG);
+    T_EQ(cc_context_set_certificate(c, t_cert("client.pem"), t_cert("other.key")), CC_ERR_TLS_CONFIG);
     T_CONTAINS(cc_context_errmsg(c), "does not match");
-    T_EQ(cc_context_set_certificate(c, cert("client.pem"), cert("client.key")), CC_OK);
+    T_EQ(cc_context_set_certificate(c, t_cert("client.pem"), t_cert("client.key")), CC_OK);
     T_ASSERT(cc_session_new(c, &err) == NULL);
     T_EQ(err, CC_ERR_CONFIG);
     T_CONTAINS(cc_context_errmsg(c), "no authenticator");
@@ -298,9 +119,9 @@ static void t_config_errors(void)
 
 static void t_handshake_data_ping_close(void)
 {
-    struct pair p = {0};
+    struct tp_pair p = {0};
     T_ASSERT(pair_start(&p));
-    T_ASSERT(drive(&p.con, &p.cli, both_established, 5000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_established, 5000));
     T_EQ(cc_session_state(p.con.s), CC_STATE_ESTABLISHED);
     T_EQ(cc_session_state(p.cli.s), CC_STATE_ESTABLISHED);
     T_STREQ(cc_session_identity(p.cli.s), "psk:tester");
@@ -308,8 +129,8 @@ static void t_handshake_data_ping_close(void)
     T_STREQ(cc_session_mechanism(p.con.s), "psk");
     T_STREQ(p.cli.identity, "psk:tester");
     T_EQ(p.con.license_events, 1);
-    T_EQ(p.con.count, 25);
-    T_EQ(p.con.in_use, 7);
+    T_EQ(p.con.license_count, 25);
+    T_EQ(p.con.license_in_use, 7);
     T_EQ(p.cli.license_events, 1);
     int granted = 0;
     uint32_t cnt = 0, use = 0;
@@ -329,9 +150,9 @@ static void t_handshake_data_ping_close(void)
     T_EQ(cc_session_send(p.con.s, 3, buf, n), CC_OK);
     T_EQ(cc_session_send(p.cli.s, 4, buf, 1000), CC_OK);
     T_EQ(cc_session_ping(p.con.s), CC_OK);
-    double end = now_ms() + 3000;
-    while ((p.cli.rx_len < n || p.con.rx_len < 1000 || !p.con.pongs) && now_ms() < end)
-        drive(&p.con, &p.cli, both_ended, 5);
+    uint64_t end = t_now_ms() + 3000;
+    while ((p.cli.rx_len < n || p.con.rx_len < 1000 || !p.con.pongs) && t_now_ms() < end)
+        tp_drive(&p.con, &p.cli, tp_both_ended, 5);
     T_EQ(p.cli.rx_len, n);
     T_ASSERT(memcmp(p.cli.rx, buf, n) == 0);
     T_EQ(p.con.rx_len, 1000);
@@ -341,49 +162,49 @@ static void t_handshake_data_ping_close(void)
 
     /* orderly close from the console: both end cleanly, the client hears the reason */
     T_EQ(cc_session_close(p.con.s, 0, "bye"), CC_OK);
-    T_ASSERT(drive(&p.con, &p.cli, both_ended, 5000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 5000));
     T_EQ(p.con.result, 0);
     T_EQ(p.cli.result, 0);
     T_EQ(cc_session_state(p.cli.s), CC_STATE_CLOSED);
     T_EQ(p.cli.closed_code, 0);
     T_STREQ(p.cli.closed_text, "bye");
     T_EQ(cc_session_send(p.con.s, 0, "x", 1), CC_ERR_STATE);
-    pair_free(&p);
+    tp_pair_free(&p);
 }
 
 static void t_close_with_frames_in_flight(void)
 {
     /* Data, a ping and the close arrive in one read: the echo and the pong
      * still go out before close_notify, and both sides end cleanly. */
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.cli.echo = true;
     T_ASSERT(pair_start(&p));
-    T_ASSERT(drive(&p.con, &p.cli, both_established, 5000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_established, 5000));
     T_EQ(cc_session_send(p.con.s, 2, "0123456789", 10), CC_OK);
     T_EQ(cc_session_ping(p.con.s), CC_OK);
     T_EQ(cc_session_close(p.con.s, 0, "done"), CC_OK);
-    T_ASSERT(drive(&p.con, &p.cli, both_ended, 5000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 5000));
     T_EQ(p.cli.result, 0);
     T_EQ(p.con.result, 0);
     T_EQ(p.cli.rx_len, 10);
     T_EQ(p.con.rx_len, 10);
     T_EQ(p.con.pongs, 1);
-    pair_free(&p);
+    tp_pair_free(&p);
 
     /* A ping crossing a close: the closing side drops the pong, nobody fails. */
-    struct pair q = {0};
+    struct tp_pair q = {0};
     T_ASSERT(pair_start(&q));
-    T_ASSERT(drive(&q.con, &q.cli, both_established, 5000));
+    T_ASSERT(tp_drive(&q.con, &q.cli, tp_both_established, 5000));
     T_EQ(cc_session_ping(q.cli.s), CC_OK);
     T_EQ(cc_session_close(q.con.s, 0, "bye"), CC_OK);
-    T_ASSERT(drive(&q.con, &q.cli, both_ended, 5000));
+    T_ASSERT(tp_drive(&q.con, &q.cli, tp_both_ended, 5000));
     T_EQ(q.con.result, 0);
     T_EQ(q.cli.result, 0);
     T_STREQ(q.cli.closed_text, "bye");
-    pair_free(&q);
+    tp_pair_free(&q);
 }
 
-static bool client_in_hello(struct side *a, struct side *b)
+static bool client_in_hello(struct tp_side *a, struct tp_side *b)
 {
     return cc_session_state(b->s) >= CC_STATE_HELLO || a->ended || b->ended;
 }
@@ -391,67 +212,67 @@ static bool client_in_hello(struct side *a, struct side *b)
 static void t_host_closes_with_a_code(void)
 {
     /* Before established: the host cancels; the peer is told. */
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.cli.hold_jobs = true; /* the client waits for its licence, past TLS */
     T_ASSERT(pair_start(&p));
-    T_ASSERT(drive(&p.con, &p.cli, client_in_hello, 5000));
-    drive(&p.con, &p.cli, both_ended, 50);
+    T_ASSERT(tp_drive(&p.con, &p.cli, client_in_hello, 5000));
+    tp_drive(&p.con, &p.cli, tp_both_ended, 50);
     T_EQ(cc_session_close(p.con.s, 0, "technician gave up"), CC_OK);
     T_EQ(cc_session_step(p.con.s), CC_ERR_CANCELLED);
     T_CONTAINS(cc_session_errmsg(p.con.s), "cancelled by the host: technician gave up");
     p.con.ended = true;
-    T_ASSERT(drive(&p.con, &p.cli, both_ended, 3000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 3000));
     T_EQ(p.cli.result, CC_ERR_CANCELLED);
     T_CONTAINS(cc_session_errmsg(p.cli.s), "console: cancelled by the host");
     cc_job *j = cc_session_take_job(p.cli.s);
     T_ASSERT(j == NULL); /* a failed session hands out nothing */
-    pair_free(&p);
+    tp_pair_free(&p);
 
     /* Established: the client's host ends it with an error code the console receives. */
-    struct pair q = {0};
+    struct tp_pair q = {0};
     T_ASSERT(pair_start(&q));
-    T_ASSERT(drive(&q.con, &q.cli, both_established, 5000));
+    T_ASSERT(tp_drive(&q.con, &q.cli, tp_both_established, 5000));
     T_EQ(cc_session_close(q.cli.s, 5, "x"), CC_ERR_INVALID);
     T_EQ(cc_session_close(q.cli.s, CC_ERR_AUTH_POLICY, "account revoked"), CC_OK);
-    T_ASSERT(drive(&q.con, &q.cli, both_ended, 3000));
+    T_ASSERT(tp_drive(&q.con, &q.cli, tp_both_ended, 3000));
     T_EQ(q.cli.result, CC_ERR_AUTH_POLICY);
     T_EQ(q.con.result, CC_ERR_AUTH_POLICY);
     T_CONTAINS(cc_session_errmsg(q.con.s), "client: closed by the host: account revoked");
-    pair_free(&q);
+    tp_pair_free(&q);
 }
 
 static void t_license_denied(void)
 {
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.cli.lic_count = 10;
     p.cli.lic_in_use = 10;
     T_ASSERT(pair_start(&p));
-    T_ASSERT(drive(&p.con, &p.cli, both_ended, 5000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 5000));
     T_EQ(p.cli.result, CC_ERR_LICENSE_DENIED);
     T_EQ(p.con.result, CC_ERR_LICENSE_DENIED);
     T_EQ(p.con.license_events, 1);
     T_EQ(p.con.license_granted, 0);
-    T_EQ(p.con.count, 10);
+    T_EQ(p.con.license_count, 10);
     T_CONTAINS(cc_session_errmsg(p.con.s), "10 of 10");
     T_ASSERT(cc_session_identity(p.cli.s) == NULL); /* never authenticated */
-    pair_free(&p);
+    tp_pair_free(&p);
 }
 
 static void t_license_job_fails_closed(void)
 {
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.cli.lic_fail = CC_ERR_LICENSE_UNREACHABLE;
     T_ASSERT(pair_start(&p));
-    T_ASSERT(drive(&p.con, &p.cli, both_ended, 5000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 5000));
     T_EQ(p.cli.result, CC_ERR_LICENSE_UNREACHABLE);
     T_EQ(p.con.result, CC_ERR_LICENSE_UNREACHABLE);
     T_CONTAINS(cc_session_errmsg(p.con.s), "test: management server unreachable");
-    pair_free(&p);
+    tp_pair_free(&p);
 }
 
 static void t_license_job_starts_before_tls(void)
 {
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.cli.hold_jobs = true;
     T_ASSERT(pair_start(&p));
     int r = cc_session_step(p.cli.s);
@@ -464,12 +285,12 @@ static void t_license_job_starts_before_tls(void)
     cc_session_free(p.cli.s);
     p.cli.s = NULL;
     cc_job_free(j);
-    pair_free(&p);
+    tp_pair_free(&p);
 }
 
 static void t_stall_hits_deadline(void)
 {
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.sctx = client_ctx();
     T_ASSERT(p.sctx != NULL);
     cc_context_set_timeout(p.sctx, CC_TIMEOUT_HANDSHAKE, 200);
@@ -477,58 +298,58 @@ static void t_stall_hits_deadline(void)
     cc_session_free(p.con.s); /* the console never speaks */
     p.con.s = NULL;
     p.con.ended = true;
-    double t0 = now_ms();
+    uint64_t t0 = t_now_ms();
     int32_t t = cc_session_timeout_ms(p.cli.s);
     T_ASSERT(t > 0 && t <= 200);
-    T_ASSERT(drive(&p.con, &p.cli, both_ended, 3000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 3000));
     T_EQ(p.cli.result, CC_ERR_TIMEOUT);
-    T_ASSERT(now_ms() - t0 < 1500);
+    T_ASSERT(t_now_ms() - t0 < 1500);
     T_CONTAINS(cc_session_errmsg(p.cli.s), "handshake deadline of 200 ms");
-    pair_free(&p);
+    tp_pair_free(&p);
 }
 
 static void t_idle_timeout_and_keepalive(void)
 {
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.sctx = client_ctx();
     cc_context_set_timeout(p.sctx, CC_TIMEOUT_IDLE, 300);
     p.cctx = console_ctx(pskfile);
     cc_context_set_timeout(p.cctx, CC_TIMEOUT_KEEPALIVE, 100);
     T_ASSERT(pair_start(&p));
-    T_ASSERT(drive(&p.con, &p.cli, both_established, 5000));
-    drive(&p.con, &p.cli, both_ended, 900); /* the console's pings keep the client alive */
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_established, 5000));
+    tp_drive(&p.con, &p.cli, tp_both_ended, 900); /* the console's pings keep the client alive */
     T_EQ(cc_session_state(p.cli.s), CC_STATE_ESTABLISHED);
     T_ASSERT(p.con.pongs >= 3);
-    pair_free(&p);
+    tp_pair_free(&p);
 
-    struct pair q = {0};
+    struct tp_pair q = {0};
     q.sctx = client_ctx();
     cc_context_set_timeout(q.sctx, CC_TIMEOUT_IDLE, 200);
     T_ASSERT(pair_start(&q));
-    T_ASSERT(drive(&q.con, &q.cli, both_established, 5000));
-    T_ASSERT(drive(&q.con, &q.cli, both_ended, 3000));
+    T_ASSERT(tp_drive(&q.con, &q.cli, tp_both_established, 5000));
+    T_ASSERT(tp_drive(&q.con, &q.cli, tp_both_ended, 3000));
     T_EQ(q.cli.result, CC_ERR_IDLE_TIMEOUT);
     T_EQ(q.con.result, CC_ERR_IDLE_TIMEOUT); /* told by the client's CLOSE */
     T_CONTAINS(cc_session_errmsg(q.con.s), "client:");
-    pair_free(&q);
+    tp_pair_free(&q);
 }
 
 static void t_frame_too_large(void)
 {
     /* The smallest limit still holds a full data frame: data flows. */
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.sctx = client_ctx();
     T_EQ(cc_context_set_limit(p.sctx, CC_LIMIT_FRAME_SIZE, 1024), CC_ERR_INVALID);
     T_EQ(cc_context_set_limit(p.sctx, CC_LIMIT_FRAME_SIZE, 16384), CC_OK);
     T_ASSERT(pair_start(&p));
-    T_ASSERT(drive(&p.con, &p.cli, both_established, 5000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_established, 5000));
     static char big[50000];
     T_EQ(cc_session_send(p.con.s, 1, big, sizeof big), CC_OK);
-    double end = now_ms() + 3000;
-    while (p.cli.rx_len < sizeof big && now_ms() < end)
-        drive(&p.con, &p.cli, both_ended, 5);
+    uint64_t end = t_now_ms() + 3000;
+    while (p.cli.rx_len < sizeof big && t_now_ms() < end)
+        tp_drive(&p.con, &p.cli, tp_both_ended, 5);
     T_EQ(p.cli.rx_len, sizeof big);
-    pair_free(&p);
+    tp_pair_free(&p);
     /* One byte over the default limit ends the session (a raw peer's frame header). */
     char d[600];
     const unsigned char over[] = {CC__F_AUTH_TOKEN, 0, 0, 0, 0, 2, 0, 1};
@@ -538,11 +359,11 @@ static void t_frame_too_large(void)
 
 static void t_send_buffer_limit(void)
 {
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.cctx = console_ctx(pskfile);
     T_EQ(cc_context_set_limit(p.cctx, CC_LIMIT_SEND_BUFFER, 65536), CC_OK);
     T_ASSERT(pair_start(&p));
-    T_ASSERT(drive(&p.con, &p.cli, both_established, 5000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_established, 5000));
     static char chunk[20000];
     T_EQ(cc_session_send(p.con.s, 1, chunk, sizeof chunk), CC_OK);
     T_EQ(cc_session_send(p.con.s, 1, chunk, sizeof chunk), CC_SEND_HIGH_WATER);
@@ -550,12 +371,12 @@ static void t_send_buffer_limit(void)
     T_EQ(cc_session_send(p.con.s, 1, chunk, sizeof chunk), CC_ERR_AGAIN);
     static char huge[70000];
     T_EQ(cc_session_send(p.con.s, 1, huge, sizeof huge), CC_ERR_INVALID); /* could never fit */
-    double end = now_ms() + 3000;
-    while ((!p.con.send_ready || p.cli.rx_len < 3 * sizeof chunk) && now_ms() < end)
-        drive(&p.con, &p.cli, both_ended, 5);
+    uint64_t end = t_now_ms() + 3000;
+    while ((!p.con.send_ready || p.cli.rx_len < 3 * sizeof chunk) && t_now_ms() < end)
+        tp_drive(&p.con, &p.cli, tp_both_ended, 5);
     T_ASSERT(p.con.send_ready >= 1);
     T_EQ(p.cli.rx_len, 3 * sizeof chunk);
-    pair_free(&p);
+    tp_pair_free(&p);
 }
 
 static int refuse_policy(void *user, cc_session *s, const char *mech, const char *identity)
@@ -567,47 +388,54 @@ static int refuse_policy(void *user, cc_session *s, const char *mech, const char
 static void t_policy_refuses(void)
 {
     char seen[64] = "";
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.sctx = client_ctx();
     cc_context_set_auth_policy(p.sctx, refuse_policy, seen);
     T_ASSERT(pair_start(&p));
-    T_ASSERT(drive(&p.con, &p.cli, both_ended, 5000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 5000));
     T_STREQ(seen, "psk/psk:tester");
     T_EQ(p.cli.result, CC_ERR_AUTH_POLICY);
     T_EQ(p.con.result, CC_ERR_AUTH_POLICY);
     T_CONTAINS(cc_session_errmsg(p.con.s), "policy refused psk:tester");
-    pair_free(&p);
+    tp_pair_free(&p);
 }
 
 static void t_wrong_key(void)
 {
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.cctx = console_ctx(otherpsk);
     T_ASSERT(pair_start(&p));
-    T_ASSERT(drive(&p.con, &p.cli, both_ended, 5000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 5000));
     T_EQ(p.con.result, CC_ERR_AUTH_MUTUAL);
     T_EQ(p.cli.result, CC_ERR_AUTH_MUTUAL); /* the console tells the client why it left */
-    pair_free(&p);
+    tp_pair_free(&p);
 }
 
-static int d_start(void *md, cc_auth *a, void **st) { *st = md; return 0; }
-static int d_step(void *st, cc_auth *a, const uint8_t *in, size_t n) { return CC_ERR_AUTH; }
+static int d_start(void *md, cc_auth *a, void **st)
+{
+    *st = md;
+    return 0;
+}
+static int d_step(void *st, cc_auth *a, const uint8_t *in, size_t n)
+{
+    return CC_ERR_AUTH;
+}
 static void d_end(void *st) {}
 
 static void t_no_common_mechanism(void)
 {
     static const cc_authenticator other = {sizeof other, "other-mech", d_start, d_step, d_end, NULL, NULL};
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.sctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
-    cc_context_set_certificate(p.sctx, cert("client.pem"), cert("client.key"));
+    cc_context_set_certificate(p.sctx, t_cert("client.pem"), t_cert("client.key"));
     T_EQ(cc_context_add_authenticator(p.sctx, &other, NULL), CC_OK);
     T_EQ(cc_context_add_authenticator(p.sctx, &other, NULL), CC_ERR_CONFIG); /* twice */
     T_ASSERT(pair_start(&p));
-    T_ASSERT(drive(&p.con, &p.cli, both_ended, 5000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 5000));
     T_EQ(p.cli.result, CC_ERR_AUTH_NO_MECHANISM);
     T_EQ(p.con.result, CC_ERR_AUTH_NO_MECHANISM);
     T_CONTAINS(cc_session_errmsg(p.con.s), "the console offers [psk], this client accepts [other-mech]");
-    pair_free(&p);
+    tp_pair_free(&p);
 }
 
 static int reject_cert(void *user, cc_session *s, const uint8_t *der, size_t len, int preverify_ok)
@@ -619,15 +447,15 @@ static int reject_cert(void *user, cc_session *s, const uint8_t *der, size_t len
 static void t_verify_callback_rejects(void)
 {
     int seen = 0;
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.cctx = console_ctx(pskfile);
     cc_context_set_verify_callback(p.cctx, reject_cert, &seen);
     T_ASSERT(pair_start(&p));
-    T_ASSERT(drive(&p.con, &p.cli, both_ended, 5000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 5000));
     T_EQ(seen, 11); /* called, and the chain was fine */
     T_EQ(p.con.result, CC_ERR_CERT_REJECTED);
     T_EQ(p.cli.result, CC_ERR_TLS); /* the client hears an alert */
-    pair_free(&p);
+    tp_pair_free(&p);
 }
 
 /* ---- a connection cut after N bytes at every point of the handshake ---- */
@@ -681,33 +509,33 @@ static void t_cut_at_every_point(void)
         memset(&m, 0, sizeof m);
         m.budget = budget ? budget : 1;
         struct memend ec = {&m, 0}, es = {&m, 1};
-        struct pair p = {0};
+        struct tp_pair p = {0};
         p.cctx = console_ctx(pskfile);
         p.sctx = client_ctx();
         p.cli.lic_count = 5;
         p.cli.lic_in_use = 1;
         p.con.s = cc_session_new(p.cctx, NULL);
         p.cli.s = cc_session_new(p.sctx, NULL);
-        cc_session_set_event_callback(p.con.s, on_event, &p.con);
-        cc_session_set_event_callback(p.cli.s, on_event, &p.cli);
+        cc_session_set_event_callback(p.con.s, tp_on_event, &p.con);
+        cc_session_set_event_callback(p.cli.s, tp_on_event, &p.cli);
         cc_session_set_transport(p.con.s, mem_send, mem_recv, &ec, "localhost");
         cc_session_set_transport(p.cli.s, mem_send, mem_recv, &es, NULL);
         p.sv[1] = -1;
-        drive(&p.con, &p.cli, both_ended, 2000);
-        bool up = cc_session_state(p.con.s) == CC_STATE_ESTABLISHED && cc_session_state(p.cli.s) == CC_STATE_ESTABLISHED;
+        tp_drive(&p.con, &p.cli, tp_both_ended, 2000);
+        bool up =
+            cc_session_state(p.con.s) == CC_STATE_ESTABLISHED && cc_session_state(p.cli.s) == CC_STATE_ESTABLISHED;
         if (up) {
             total = m.passed;
-            pair_free(&p);
+            tp_pair_free(&p);
             break;
         }
         cuts++;
         if (!(p.con.ended && p.cli.ended && p.con.result == CC_ERR_CLOSED && p.cli.result == CC_ERR_CLOSED)) {
-            printf("#   cut after %zu bytes: console %s (%s), client %s (%s)\n", m.passed,
-                   cc_err_name(p.con.result), cc_session_errmsg(p.con.s), cc_err_name(p.cli.result),
-                   cc_session_errmsg(p.cli.s));
+            printf("#   cut after %zu bytes: console %s (%s), client %s (%s)\n", m.passed, cc_err_name(p.con.result),
+                   cc_session_errmsg(p.con.s), cc_err_name(p.cli.result), cc_session_errmsg(p.cli.s));
             bad++;
         }
-        pair_free(&p);
+        tp_pair_free(&p);
         if (budget > 100000)
             break;
     }
@@ -751,21 +579,21 @@ static void *raw_console(void *arg)
 static int raw_frame_result(const unsigned char *frame, size_t len, char *detail, size_t dn)
 {
     int sv[2];
-    struct side cli = {0};
+    struct tp_side cli = {0};
     cc_context *ctx = client_ctx();
     if (!ctx || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
         return 1;
     cli.lic_count = 2;
     cli.s = cc_session_new(ctx, NULL);
-    cc_session_set_event_callback(cli.s, on_event, &cli);
+    cc_session_set_event_callback(cli.s, tp_on_event, &cli);
     cc_session_accept_fd(cli.s, sv[0]);
     struct raw r = {sv[1], {0}, len};
     memcpy(r.frame, frame, len);
     pthread_t t;
     pthread_create(&t, NULL, raw_console, &r);
-    struct side none = {0};
+    struct tp_side none = {0};
     none.ended = true;
-    drive(&cli, &none, both_ended, 3000);
+    tp_drive(&cli, &none, tp_both_ended, 3000);
     int res = cli.result;
     snprintf(detail, dn, "%s", cc_session_errmsg(cli.s));
     cc_session_free(cli.s); /* closes sv[0]: the raw console's read ends */
@@ -809,10 +637,10 @@ static void t_tcp_connect_tries_each_address(void)
     dead = a;
     dead.sin_port = htons(1); /* refused */
 
-    struct side con = {0}, cli = {0};
+    struct tp_side con = {0}, cli = {0};
     cc_context *cctx = console_ctx(pskfile), *sctx = client_ctx();
     con.s = cc_session_new(cctx, NULL);
-    cc_session_set_event_callback(con.s, on_event, &con);
+    cc_session_set_event_callback(con.s, tp_on_event, &con);
     T_EQ(cc_session_connect(con.s, "localhost", ntohs(a.sin_port)), CC_OK);
     T_EQ(cc_session_state(con.s), CC_STATE_RESOLVING);
     int r = cc_session_step(con.s);
@@ -827,12 +655,12 @@ static void t_tcp_connect_tries_each_address(void)
     T_EQ(cc_job_resolve_add_address(j, &a, 3), CC_ERR_INVALID);
     T_EQ(cc_session_job_done(con.s, j), CC_OK);
     cli.s = cc_session_new(sctx, NULL);
-    cc_session_set_event_callback(cli.s, on_event, &cli);
+    cc_session_set_event_callback(cli.s, tp_on_event, &cli);
     cli.lic_count = 3;
-    double end = now_ms() + 5000;
+    uint64_t end = t_now_ms() + 5000;
     bool accepted = false;
-    while (now_ms() < end && !both_established(&con, &cli)) {
-        step(&con);
+    while (t_now_ms() < end && !tp_both_established(&con, &cli)) {
+        tp_step(&con);
         if (!accepted) {
             int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
             if (fd >= 0) {
@@ -840,7 +668,7 @@ static void t_tcp_connect_tries_each_address(void)
                 accepted = true;
             }
         } else {
-            step(&cli);
+            tp_step(&cli);
         }
         usleep(1000);
     }
@@ -856,16 +684,16 @@ static void t_tcp_connect_tries_each_address(void)
 static void t_resolve_failure_and_refused(void)
 {
     cc_context *cctx = console_ctx(pskfile);
-    struct side con = {0}, none = {0};
+    struct tp_side con = {0}, none = {0};
     none.ended = true;
     con.s = cc_session_new(cctx, NULL);
     cc_session_connect(con.s, "127.0.0.1", 1);
-    drive(&con, &none, both_ended, 3000);
+    tp_drive(&con, &none, tp_both_ended, 3000);
     T_EQ(con.result, CC_ERR_CONNECT);
     T_CONTAINS(cc_session_errmsg(con.s), "127.0.0.1:1");
     cc_session_free(con.s);
 
-    struct side c2 = {0};
+    struct tp_side c2 = {0};
     c2.s = cc_session_new(cctx, NULL);
     cc_session_connect(c2.s, "name.invalid", 0);
     cc_session_step(c2.s);
@@ -902,7 +730,7 @@ static void t_log_never_has_secrets(void)
     static struct logbuf lc, ls;
     memset(&lc, 0, sizeof lc);
     memset(&ls, 0, sizeof ls);
-    struct pair p = {0};
+    struct tp_pair p = {0};
     p.cctx = console_ctx(pskfile);
     p.sctx = client_ctx();
     T_EQ(cc_context_set_log(p.cctx, collect_log, &lc, CC_LOG_DEBUG), CC_OK);
@@ -910,29 +738,38 @@ static void t_log_never_has_secrets(void)
     T_EQ(cc_context_set_log(p.sctx, collect_log, &ls, 9), CC_ERR_INVALID);
     T_ASSERT(pair_start(&p));
     T_EQ(cc_session_set_credentials(p.con.s, "tester", "DOM", "hunter2-password"), CC_OK);
-    T_ASSERT(drive(&p.con, &p.cli, both_established, 5000));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_established, 5000));
     cc_session_close(p.con.s, 0, "bye");
-    drive(&p.con, &p.cli, both_ended, 3000);
+    tp_drive(&p.con, &p.cli, tp_both_ended, 3000);
     T_ASSERT(lc.lines > 5 && ls.lines > 5);
     T_CONTAINS(lc.text, "TLS established: TLSv1.3");
     T_CONTAINS(ls.text, "-> established");
     T_ASSERT(!strstr(lc.text, "hunter2") && !strstr(ls.text, "hunter2"));
     T_ASSERT(!strstr(lc.text, "0123456789abcdef") && !strstr(ls.text, "0123456789abcdef"));
-    pair_free(&p);
+    tp_pair_free(&p);
 }
 
 /* ---- every allocation failing in turn ends cleanly ---- */
 static long alloc_budget;
-static void *fail_malloc(size_t n, void *u) { return alloc_budget-- > 0 ? malloc(n) : NULL; }
-static void *fail_realloc(void *p, size_t n, void *u) { return alloc_budget-- > 0 ? realloc(p, n) : NULL; }
-static void fail_free(void *p, void *u) { free(p); }
+static void *fail_malloc(size_t n, void *u)
+{
+    return alloc_budget-- > 0 ? malloc(n) : NULL;
+}
+static void *fail_realloc(void *p, size_t n, void *u)
+{
+    return alloc_budget-- > 0 ? realloc(p, n) : NULL;
+}
+static void fail_free(void *p, void *u)
+{
+    free(p);
+}
 
 static void t_allocation_failures(void)
 {
     cc_allocator al = {sizeof al, NULL, fail_malloc, fail_realloc, fail_free};
     int ok_at = -1;
     for (long n = 0; n < 400 && ok_at < 0; n++) {
-        struct pair p = {0};
+        struct tp_pair p = {0};
         alloc_budget = 1000000;
         p.sctx = client_ctx();
         alloc_budget = n;
@@ -943,16 +780,16 @@ static void t_allocation_failures(void)
             cc_context_free(p.sctx);
             continue;
         }
-        cc_context_set_ca_file(p.cctx, cert("ca.pem"));
+        cc_context_set_ca_file(p.cctx, t_cert("ca.pem"));
         psk_register(p.cctx, pskfile);
         if (pair_start(&p)) {
-            drive(&p.con, &p.cli, both_established, 3000);
+            tp_drive(&p.con, &p.cli, tp_both_established, 3000);
             if (cc_session_state(p.con.s) == CC_STATE_ESTABLISHED)
                 ok_at = (int)n;
             else
                 T_ASSERT(p.con.ended); /* failed, did not hang */
         }
-        pair_free(&p);
+        tp_pair_free(&p);
     }
     printf("#   the console needs %d allocations to connect\n", ok_at);
     T_ASSERT(ok_at > 0);
@@ -962,10 +799,7 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the raw TLS peer may write to a session that already hung up */
     const char *tmp = t_tmpdir();
-    snprintf(certdir, sizeof certdir, "%s/certs", tmp);
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "%s/test/fixtures/certs.sh %s", getenv("CC_SRC") ? getenv("CC_SRC") : ".", certdir);
-    if (system(cmd) != 0) {
+    if (t_make_certs() != 0) {
         printf("not ok - cannot make test certificates\n");
         return 1;
     }

@@ -1,0 +1,325 @@
+/* pair.c -- shared plumbing for the C tests (see pair.h): two sessions driven side by side,
+ * the clock, the test PKI and the KDC fixture, so each test file keeps only what it checks. */
+#include "pair.h"
+
+#include "harness.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- clock, shell, fixtures ---- */
+
+uint64_t t_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t t_now_ms(void)
+{
+    return t_now_us() / 1000;
+}
+
+int t_sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int r = system(cmd);
+    return r == -1 ? -1 : WIFEXITED(r) ? WEXITSTATUS(r) : 128;
+}
+
+static const char *src_dir(void)
+{
+    return getenv("CC_SRC") ? getenv("CC_SRC") : ".";
+}
+
+static char certdir[512];
+
+int t_make_certs(void)
+{
+    snprintf(certdir, sizeof certdir, "%s/certs", t_tmpdir());
+    return t_sh("bash '%s/test/fixtures/certs.sh' '%s' >/dev/null", src_dir(), certdir) == 0 ? 0 : -1;
+}
+
+const char *t_cert(const char *name)
+{
+    static char p[4][700];
+    static int i;
+    char *s = p[i++ % 4];
+    snprintf(s, sizeof p[0], "%s/%s", certdir, name);
+    return s;
+}
+
+static char kdc_script[512], kdc_dir[512];
+static int kdc_pid;
+
+const char *t_kdc_script(void)
+{
+    snprintf(kdc_script, sizeof kdc_script, "%s/test/fixtures/kdc.sh", src_dir());
+    return kdc_script;
+}
+
+const char *t_kdc_dir(void)
+{
+    if (!kdc_dir[0])
+        snprintf(kdc_dir, sizeof kdc_dir, "%s/kdc", t_tmpdir());
+    return kdc_dir;
+}
+
+/* Loads DIR/env (export NAME=VALUE lines written by kdc.sh start) into our environment. */
+static int load_env(void)
+{
+    char path[600], line[1200];
+    snprintf(path, sizeof path, "%s/env", t_kdc_dir());
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f)) {
+        char *eq, *name = line + 7;
+        line[strcspn(line, "\n")] = 0;
+        if (strncmp(line, "export ", 7) != 0 || !(eq = strchr(name, '=')))
+            continue;
+        *eq = 0;
+        setenv(name, eq + 1, 1);
+        if (strcmp(name, "KDC_PID") == 0)
+            kdc_pid = atoi(eq + 1);
+    }
+    fclose(f);
+    return 0;
+}
+
+int t_kdc_start(const char *realm)
+{
+    /* KDC_OWNER_PID: the fixture stops the KDC if this test dies without cleaning up */
+    if (t_sh("KDC_OWNER_PID=%d bash '%s' start '%s' %s", (int)getpid(), t_kdc_script(), t_kdc_dir(), realm) != 0 ||
+        load_env() != 0)
+        return -1;
+    atexit(t_kdc_stop);
+    return 0;
+}
+
+/* True while pid runs; a zombie not yet reaped by init (the KDC is no child of
+ * ours) counts as gone. */
+static int alive(int pid)
+{
+    char path[64], st[512];
+    if (kill(pid, 0) != 0)
+        return 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(st, 1, sizeof st - 1, f);
+    fclose(f);
+    st[n] = 0;
+    const char *p = strrchr(st, ')');
+    return !(p && p[1] == ' ' && p[2] == 'Z');
+}
+
+void t_kdc_stop(void)
+{
+    if (kdc_pid > 0) {
+        kill(kdc_pid, SIGTERM);
+        for (int i = 0; i < 250 && alive(kdc_pid); i++)
+            usleep(20000);
+        if (alive(kdc_pid))
+            kill(kdc_pid, SIGKILL);
+        kdc_pid = 0;
+    }
+}
+
+long t_fd_send(void *user, const uint8_t *data, size_t len)
+{
+    ssize_t n = send(*(int *)user, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0)
+        return (long)n;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? CC_IO_WOULD_BLOCK : CC_IO_ERROR;
+}
+
+long t_fd_recv(void *user, uint8_t *buf, size_t len)
+{
+    ssize_t n = recv(*(int *)user, buf, len, MSG_DONTWAIT);
+    if (n >= 0)
+        return (long)n;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? CC_IO_WOULD_BLOCK : CC_IO_ERROR;
+}
+
+/* ---- one session as a test drives it ---- */
+
+void tp_on_event(void *user, cc_session *s, const cc_event *ev)
+{
+    struct tp_side *sd = user;
+    const char *text = ev->text ? ev->text : "";
+    switch (ev->type) {
+    case CC_EVENT_LICENSE:
+        sd->license_events++;
+        sd->license_granted = ev->granted;
+        sd->license_code = ev->code;
+        sd->license_count = ev->license_count;
+        sd->license_in_use = ev->license_in_use;
+        snprintf(sd->license_text, sizeof sd->license_text, "%s", text);
+        break;
+    case CC_EVENT_AUTH:
+        if (!ev->code)
+            snprintf(sd->identity, sizeof sd->identity, "%s", text);
+        break;
+    case CC_EVENT_DATA:
+        if (sd->echo)
+            cc_session_send(s, (uint16_t)ev->channel, ev->data, ev->len);
+        sd->rx = realloc(sd->rx, sd->rx_len + ev->len);
+        memcpy(sd->rx + sd->rx_len, ev->data, ev->len);
+        sd->rx_len += ev->len;
+        break;
+    case CC_EVENT_CLOSED:
+        sd->closed_code = ev->code;
+        snprintf(sd->closed_text, sizeof sd->closed_text, "%s", text);
+        break;
+    case CC_EVENT_PONG:
+        sd->pongs++;
+        break;
+    case CC_EVENT_SEND_READY:
+        sd->send_ready++;
+        break;
+    }
+}
+
+/* The default answer: licence jobs get the side's figures (or fail), others are run. */
+static bool answer_default(struct tp_side *sd, cc_job *j)
+{
+    if (cc_job_type(j) != CC_JOB_LICENSE)
+        cc_job_run(j);
+    else if (sd->lic_fail)
+        cc_job_fail(j, sd->lic_fail, "test: management server unreachable");
+    else
+        cc_job_license_set_figures(j, sd->lic_count, sd->lic_in_use);
+    return true;
+}
+
+/* Takes the queued jobs; returns how many went back to the session. */
+static int answer_jobs(struct tp_side *sd)
+{
+    tp_job_fn answer = sd->answer ? sd->answer : answer_default;
+    cc_job *j;
+    int back = 0;
+    while ((j = cc_session_take_job(sd->s)) != NULL) {
+        if (answer(sd, j)) {
+            cc_session_job_done(sd->s, j);
+            back++;
+        }
+    }
+    return back;
+}
+
+int tp_step_once(struct tp_side *sd)
+{
+    if (sd->ended)
+        return sd->result;
+    uint64_t t0 = t_now_us();
+    sd->result = cc_session_step(sd->s);
+    uint64_t d = t_now_us() - t0;
+    if (d > sd->max_step_us)
+        sd->max_step_us = d;
+    if (sd->result <= 0)
+        sd->ended = true;
+    return sd->result;
+}
+
+void tp_step(struct tp_side *sd)
+{
+    for (int i = 0; i < (sd->one_step ? 1 : 4); i++) {
+        if (tp_step_once(sd) <= 0 || !(sd->result & CC_WANT_JOB) || sd->hold_jobs)
+            return;
+        /* a job answered at once is taken back by the next step without a wait */
+        if (answer_jobs(sd) == 0)
+            return;
+    }
+}
+
+void tp_poll(struct tp_side *a, struct tp_side *b, int ms)
+{
+    struct pollfd p[2];
+    int n = 0;
+    struct tp_side *sides[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        if (sides[i]->ended)
+            continue;
+        int fd = cc_session_fd(sides[i]->s);
+        if (fd < 0 && sides[i]->poll_fd)
+            fd = *sides[i]->poll_fd;
+        if (fd >= 0) {
+            p[n].fd = fd;
+            p[n].events = (short)((sides[i]->result & CC_WANT_READ ? POLLIN : 0) |
+                                  (sides[i]->result & CC_WANT_WRITE ? POLLOUT : 0));
+            p[n++].revents = 0;
+        }
+    }
+    poll(p, (nfds_t)n, ms);
+}
+
+bool tp_drive(struct tp_side *a, struct tp_side *b, tp_done_fn done, int ms)
+{
+    uint64_t end = t_now_us() + (uint64_t)ms * 1000;
+    while (!done(a, b) && t_now_us() < end) {
+        tp_step(a);
+        tp_step(b);
+        if (done(a, b))
+            return true;
+        tp_poll(a, b, 5);
+    }
+    return done(a, b);
+}
+
+bool tp_both_established(struct tp_side *a, struct tp_side *b)
+{
+    return (a->ended || cc_session_state(a->s) == CC_STATE_ESTABLISHED) &&
+           (b->ended || cc_session_state(b->s) == CC_STATE_ESTABLISHED);
+}
+
+bool tp_both_ended(struct tp_side *a, struct tp_side *b)
+{
+    return a->ended && b->ended;
+}
+
+/* ---- a console and a client over a socketpair ---- */
+
+int tp_pair_open(struct tp_pair *p, const char *user, const char *password)
+{
+    p->sv[0] = p->sv[1] = -1;
+    if (!p->cctx || !p->sctx || socketpair(AF_UNIX, SOCK_STREAM, 0, p->sv) != 0)
+        return -1;
+    if (!(p->con.s = cc_session_new(p->cctx, NULL)) || !(p->cli.s = cc_session_new(p->sctx, NULL)))
+        return -1;
+    cc_session_set_event_callback(p->con.s, tp_on_event, &p->con);
+    cc_session_set_event_callback(p->cli.s, tp_on_event, &p->cli);
+    if ((user || password) && cc_session_set_credentials(p->con.s, user, NULL, password) != CC_OK)
+        return -1;
+    if (cc_session_accept_fd(p->cli.s, p->sv[0]) != CC_OK)
+        return -1;
+    p->con.poll_fd = &p->sv[1];
+    return cc_session_set_transport(p->con.s, t_fd_send, t_fd_recv, &p->sv[1], "localhost") == CC_OK ? 0 : -1;
+}
+
+void tp_pair_free(struct tp_pair *p)
+{
+    cc_session_free(p->con.s);
+    cc_session_free(p->cli.s); /* closes sv[0] */
+    cc_job_free(p->con.held);
+    cc_job_free(p->cli.held);
+    if (p->sv[1] >= 0)
+        close(p->sv[1]);
+    cc_context_free(p->cctx);
+    cc_context_free(p->sctx);
+    free(p->con.rx);
+    free(p->cli.rx);
+}

@@ -1,0 +1,101 @@
+/* pair.h -- shared plumbing for the C tests: a console and a client session driven side by side in
+ * one process (socketpair, events, jobs, poll), a monotonic clock, the test PKI and the KDC fixture. */
+#ifndef CC_TEST_PAIR_H
+#define CC_TEST_PAIR_H
+
+#include <carboncopy.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- clock, shell, fixtures ---- */
+
+uint64_t t_now_ms(void); /* CLOCK_MONOTONIC */
+uint64_t t_now_us(void);
+
+/* Runs the command made from fmt with system(); returns its exit status (-1 or 128 when it did not exit). */
+int t_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Makes the test PKI (test/fixtures/certs.sh, idempotent) in t_tmpdir()/certs; 0 or -1. */
+int t_make_certs(void);
+/* Path of `name` in that directory (one of four buffers, reused in turn). */
+const char *t_cert(const char *name);
+
+/* The KDC fixture test/fixtures/kdc.sh, and its directory t_tmpdir()/kdc. */
+const char *t_kdc_script(void);
+const char *t_kdc_dir(void);
+/* Starts a KDC for `realm` owned by this process (the fixture stops it if we die), loads the
+ * fixture's environment (KRB5_CONFIG, KDC_PID, ...) into ours and stops the KDC at exit; 0 or -1. */
+int t_kdc_start(const char *realm);
+/* Stops the KDC t_kdc_start started, waiting for it to go (SIGKILL if it lingers). */
+void t_kdc_stop(void);
+
+/* A host transport over a non-blocking socket; user points at the fd. */
+long t_fd_send(void *user, const uint8_t *data, size_t len);
+long t_fd_recv(void *user, uint8_t *buf, size_t len);
+
+/* ---- one session as a test drives it ---- */
+
+struct tp_side;
+
+/* Answers one job taken from sd's session; returns true to hand it back now, false when
+ * the test keeps it (in sd->held, say). */
+typedef bool (*tp_job_fn)(struct tp_side *sd, cc_job *job);
+
+struct tp_side {
+    cc_session *s;
+    int result;                     /* the last cc_session_step result */
+    bool ended;                     /* result <= 0, or no session to step */
+    bool one_step;                  /* one step per tp_step (else up to four while jobs come back) */
+    tp_job_fn answer;               /* NULL: licence jobs get the figures below, others are run */
+    uint32_t lic_count, lic_in_use; /* figures for licence jobs */
+    int lic_fail;                   /* or fail licence jobs with this code */
+    bool hold_jobs;                 /* leave jobs queued (job lifetime tests) */
+    cc_job *held;                   /* a job the test keeps out (tp_pair_free frees it) */
+    int *poll_fd;                   /* the host transport's socket to wait on when the session has no fd */
+    uint64_t max_step_us;           /* the slowest cc_session_step so far */
+    bool echo;                      /* send received data back */
+    /* what tp_on_event saw */
+    int license_events, license_granted, license_code;
+    uint32_t license_count, license_in_use;
+    char license_text[600];
+    char identity[256];
+    int closed_code;
+    char closed_text[600];
+    unsigned char *rx; /* all data received (malloc'd) */
+    size_t rx_len;
+    int pongs, send_ready;
+};
+
+/* The event callback; user is the struct tp_side. */
+void tp_on_event(void *user, cc_session *s, const cc_event *ev);
+
+/* One cc_session_step (timed) unless the side has ended; returns the result. */
+int tp_step_once(struct tp_side *sd);
+/* Steps the session and answers the jobs it asks for (see one_step). */
+void tp_step(struct tp_side *sd);
+
+typedef bool (*tp_done_fn)(struct tp_side *a, struct tp_side *b);
+/* Waits up to ms for what the sides' last steps asked for (ended sides are skipped). */
+void tp_poll(struct tp_side *a, struct tp_side *b, int ms);
+/* Steps both sides (a first) until done(a, b) or ms pass; returns done(a, b). */
+bool tp_drive(struct tp_side *a, struct tp_side *b, tp_done_fn done, int ms);
+
+bool tp_both_established(struct tp_side *a, struct tp_side *b); /* each established or ended */
+bool tp_both_ended(struct tp_side *a, struct tp_side *b);
+
+/* ---- a console and a client over a socketpair ---- */
+
+struct tp_pair {
+    cc_context *cctx, *sctx; /* the console's and the client's; tp_pair_free frees them */
+    struct tp_side con, cli;
+    int sv[2]; /* the client's session owns sv[0]; sv[1] is the console's host transport */
+};
+
+/* Opens both sessions with p->cctx and p->sctx (the caller makes them): the client on its end of a
+ * new socketpair, the console through t_fd_send/t_fd_recv on the other; both report to tp_on_event;
+ * the console gets the credentials when user or password is set. Returns 0 or -1. */
+int tp_pair_open(struct tp_pair *p, const char *user, const char *password);
+void tp_pair_free(struct tp_pair *p);
+
+#endif
