@@ -206,6 +206,14 @@ static bool answer_default(struct tp_side *sd, cc_job *j)
     return true;
 }
 
+bool tp_keep_job(struct tp_side *sd, cc_job *j)
+{
+    if (cc_job_type(j) != sd->keep_type || sd->held)
+        return true;
+    sd->held = j;
+    return false;
+}
+
 /* Takes the queued jobs; returns how many went back to the session. */
 static int answer_jobs(struct tp_side *sd)
 {

@@ -51,6 +51,7 @@ struct tp_side {
     uint32_t lic_count, lic_in_use; /* figures for licence jobs */
     int lic_fail;                   /* or fail licence jobs with this code */
     bool hold_jobs;                 /* leave jobs queued (job lifetime tests) */
+    int keep_type;                  /* tp_keep_job keeps the first job of this type (CC_JOB_*) */
     cc_job *held;                   /* a job the test keeps out (tp_pair_free frees it) */
     int *poll_fd;                   /* the host transport's socket to wait on when the session has no fd */
     uint64_t max_step_us;           /* the slowest cc_session_step so far */
@@ -69,6 +70,10 @@ struct tp_side {
 
 /* The event callback; user is the struct tp_side. */
 void tp_on_event(void *user, cc_session *s, const cc_event *ev);
+
+/* An answer that keeps the first job of sd->keep_type in sd->held and hands back any other
+ * unanswered (none is expected). */
+bool tp_keep_job(struct tp_side *sd, cc_job *job);
 
 /* One cc_session_step (timed) unless the side has ended; returns the result. */
 int tp_step_once(struct tp_side *sd);
