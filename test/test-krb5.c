@@ -1,6 +1,7 @@
 /* test-krb5.c -- the "kerberos" authenticator through the plug-in interface against a
  * real MIT KDC (test/fixtures/kdc.sh): every success and error path with its exact code. */
 #include "harness.h"
+#include "pair.h"
 
 #include "../lib/auth/auth.h"
 #include "../lib/auth/krb5/krb5_int.h"
@@ -20,90 +21,15 @@
 
 #define REALM "CC.TEST"
 
-static char kdc_dir[512];
-static char fixture[512];
-static int kdc_pid;
-
-/* ---- fixture plumbing ---- */
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int r = system(cmd);
-    return r == -1 ? -1 : WIFEXITED(r) ? WEXITSTATUS(r) : 128;
-}
-
-/* Loads DIR/env (export NAME=VALUE lines written by kdc.sh start) into our environment. */
-static int load_env(void)
-{
-    char path[600], line[1200];
-    snprintf(path, sizeof path, "%s/env", kdc_dir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f)) {
-        char *eq, *name = line + 7;
-        line[strcspn(line, "\n")] = 0;
-        if (strncmp(line, "export ", 7) != 0 || !(eq = strchr(name, '=')))
-            continue;
-        *eq = 0;
-        setenv(name, eq + 1, 1);
-        if (strcmp(name, "KDC_PID") == 0)
-            kdc_pid = atoi(eq + 1);
-    }
-    fclose(f);
-    return 0;
-}
-
-/* True while pid runs; a zombie not yet reaped by init (the KDC is no child of
- * ours) counts as gone. */
-static int alive(int pid)
-{
-    char path[64], st[512];
-    if (kill(pid, 0) != 0)
-        return 0;
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(st, 1, sizeof st - 1, f);
-    fclose(f);
-    st[n] = 0;
-    const char *p = strrchr(st, ')');
-    return !(p && p[1] == ' ' && p[2] == 'Z');
-}
-
-static void stop_kdc(void)
-{
-    if (kdc_pid > 0) {
-        kill(kdc_pid, SIGTERM);
-        for (int i = 0; i < 250 && alive(kdc_pid); i++)
-            usleep(20000);
-        if (alive(kdc_pid))
-            kill(kdc_pid, SIGKILL);
-        kdc_pid = 0;
-    }
-}
-
 static int kdc(const char *args)
 {
-    return sh("bash '%s' %s >/dev/null", fixture, args);
+    return t_sh("bash '%s' %s >/dev/null", t_kdc_script(), args);
 }
 
 static int kdc_start(void)
 {
-    const char *src = getenv("CC_SRC") ? getenv("CC_SRC") : ".";
-    snprintf(fixture, sizeof fixture, "%s/test/fixtures/kdc.sh", src);
-    snprintf(kdc_dir, sizeof kdc_dir, "%s/kdc", t_tmpdir());
-    /* KDC_OWNER_PID: the fixture stops the KDC if this test dies without cleaning up */
-    if (sh("KDC_OWNER_PID=%d bash '%s' start '%s' %s", (int)getpid(), fixture, kdc_dir, REALM) != 0 || load_env() != 0)
+    if (t_kdc_start(REALM) != 0)
         return -1;
-    atexit(stop_kdc);
     char a[1400];
     /* {command, keytab file under DIR or NULL, the rest} */
     const char *steps[][3] = {
@@ -124,9 +50,10 @@ static int kdc_start(void)
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         if (steps[i][1])
-            snprintf(a, sizeof a, "%s '%s' '%s/%s' %s", steps[i][0], kdc_dir, kdc_dir, steps[i][1], steps[i][2]);
+            snprintf(a, sizeof a, "%s '%s' '%s/%s' %s", steps[i][0], t_kdc_dir(), t_kdc_dir(), steps[i][1],
+                     steps[i][2]);
         else
-            snprintf(a, sizeof a, "%s '%s' %s", steps[i][0], kdc_dir, steps[i][2]);
+            snprintf(a, sizeof a, "%s '%s' %s", steps[i][0], t_kdc_dir(), steps[i][2]);
         if (kdc(a) != 0) {
             fprintf(stderr, "# fixture step failed: %s\n", a);
             return -1;
@@ -139,15 +66,15 @@ static int kdc_start(void)
 static const char *use_ccache(const char *name)
 {
     static char v[700];
-    snprintf(v, sizeof v, "FILE:%s/%s", kdc_dir, name);
+    snprintf(v, sizeof v, "FILE:%s/%s", t_kdc_dir(), name);
     setenv("KRB5CCNAME", v, 1);
     return v;
 }
 
 static int kinit(const char *ccache, const char *princ, const char *pw, const char *extra)
 {
-    return sh("bash '%s' kinit '%s' %s %s -c 'FILE:%s/%s' %s >/dev/null 2>&1", fixture, kdc_dir, princ, pw, kdc_dir,
-              ccache, extra ? extra : "");
+    return t_sh("bash '%s' kinit '%s' %s %s -c 'FILE:%s/%s' %s >/dev/null 2>&1", t_kdc_script(), t_kdc_dir(), princ, pw,
+                t_kdc_dir(), ccache, extra ? extra : "");
 }
 
 /* ---- driving two cc_auth handles ---- */
@@ -377,7 +304,7 @@ static void test_key_not_in_keytab(void)
     pair_free(&p);
     /* No keytab file at all. */
     char missing[700];
-    snprintf(missing, sizeof missing, "%s/missing.keytab", kdc_dir);
+    snprintf(missing, sizeof missing, "%s/missing.keytab", t_kdc_dir());
     T_EQ(pair_init(&p, NULL, SVC_OPTS(missing)), 0);
     T_EQ(exchange(&p), CC_ERR_AUTH_KEYTAB);
     T_CONTAINS(p.cli->detail, "missing.keytab");
@@ -430,7 +357,7 @@ static int skewed_ccache(const char *name, int offset, const char *service)
             goto done;
     }
     krb5_set_real_time(k, (krb5_timestamp)(time(NULL) + offset), 0);
-    snprintf(path, sizeof path, "FILE:%s/%s", kdc_dir, name);
+    snprintf(path, sizeof path, "FILE:%s/%s", t_kdc_dir(), name);
     if (krb5_cc_resolve(k, path, &out) || krb5_cc_initialize(k, out, me) || krb5_cc_copy_creds(k, mem, out))
         goto done;
     ok = 0;
@@ -581,7 +508,7 @@ static void test_cache_selection(void)
     T_CONTAINS(p.con->detail, "bob");
     pair_free(&p);
     use_ccache("cc_nothing_here");
-    snprintf(opt, sizeof opt, "FILE:%s/cc_alice", kdc_dir);
+    snprintf(opt, sizeof opt, "FILE:%s/cc_alice", t_kdc_dir());
     T_EQ(pair_init(&p, (const char *const[]){"ccache", opt, NULL}, SVC_OPTS(svc_kt)), 0);
     T_EQ(exchange(&p), 0);
     T_STREQ(p.cli->identity, "alice@" REALM);
@@ -715,7 +642,7 @@ static void test_kdc_stopped(void)
     pair_free(&p);
 
     T_EQ(kinit("cc_bob_tgt", "bob", "bob-pw", NULL), 0);
-    stop_kdc();
+    t_kdc_stop();
     use_ccache("cc_none_stopped");
     T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
     cc_context_set_timeout(p.cctx, CC_TIMEOUT_AUTH_JOB, 3000);
@@ -884,7 +811,7 @@ static void test_kdc_silent(void)
     T_EQ(bind(t, (struct sockaddr *)&a, sizeof a), 0);
     T_EQ(listen(t, 8), 0);
     char conf[700], old[700];
-    snprintf(conf, sizeof conf, "%s/silent.conf", kdc_dir);
+    snprintf(conf, sizeof conf, "%s/silent.conf", t_kdc_dir());
     FILE *f = fopen(conf, "w");
     T_ASSERT(f != NULL);
     fprintf(f, "[realms]\n SILENT.TEST = {\n  kdc = 127.0.0.1:%u\n }\n", ntohs(a.sin_port));
@@ -920,9 +847,9 @@ int main(void)
         printf("not ok - kdc fixture\n");
         return 1;
     }
-    snprintf(svc_kt, sizeof svc_kt, "%s/service.keytab", kdc_dir);
-    snprintf(other_kt, sizeof other_kt, "%s/other.keytab", kdc_dir);
-    snprintf(rekey_kt, sizeof rekey_kt, "%s/rekey.keytab", kdc_dir);
+    snprintf(svc_kt, sizeof svc_kt, "%s/service.keytab", t_kdc_dir());
+    snprintf(other_kt, sizeof other_kt, "%s/other.keytab", t_kdc_dir());
+    snprintf(rekey_kt, sizeof rekey_kt, "%s/rekey.keytab", t_kdc_dir());
     t_run("krb5 options", test_options);
     t_run("krb5 ticket from kinit, mutual, PAC client info", test_kinit_ticket);
     t_run("krb5 password given to the console", test_password);
@@ -946,6 +873,6 @@ int main(void)
     t_run("krb5 silent KDC: job bounded by the auth-job timeout", test_kdc_silent);
     t_run("krb5 expired ticket -> EXPIRED", test_expired_ticket);
     t_run("krb5 KDC stopped -> KDC_UNREACHABLE", test_kdc_stopped);
-    stop_kdc();
+    t_kdc_stop();
     return t_done();
 }

@@ -2,6 +2,7 @@
  * real MIT KDC on loopback (test/fixtures/kdc.sh): exists, unknown, revoked, stopped. */
 #include "../lib/auth/nt/nt.h"
 #include "harness.h"
+#include "pair.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,23 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char kdc_dir[600], store[600], krb5_conf[700], fixture[600];
+static char store[600], krb5_conf[700];
 static const uint8_t cb[32] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
                                7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
 static double probe_ms_total;
 static int probes;
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static cc_context *client_ctx(const char *mode)
 {
@@ -89,17 +78,15 @@ static void run(cc_context *s, const char *user, const char *pw, bool host_fails
 
 static int setup(void)
 {
-    const char *src = getenv("CC_SRC") ? getenv("CC_SRC") : ".";
-    snprintf(fixture, sizeof fixture, "%s/test/fixtures/kdc.sh", src);
-    snprintf(kdc_dir, sizeof kdc_dir, "%s/kdc", t_tmpdir());
+    const char *fixture = t_kdc_script(), *kdc_dir = t_kdc_dir();
     snprintf(krb5_conf, sizeof krb5_conf, "%s/krb5.conf", kdc_dir);
     snprintf(store, sizeof store, "%s/smbpasswd", t_tmpdir());
-    if (sh("bash '%s' start '%s' CC.TEST", fixture, kdc_dir) != 0)
+    if (t_sh("bash '%s' start '%s' CC.TEST", fixture, kdc_dir) != 0)
         return -1;
-    if (sh("bash '%s' addprinc '%s' alice alice-kdc-pw", fixture, kdc_dir) ||
-        sh("bash '%s' addprinc '%s' dave dave-kdc-pw", fixture, kdc_dir) ||
-        sh("bash '%s' addprinc '%s' frank frank-kdc-pw", fixture, kdc_dir) ||
-        sh("bash '%s' admin '%s' 'modprinc -allow_tix frank'", fixture, kdc_dir))
+    if (t_sh("bash '%s' addprinc '%s' alice alice-kdc-pw", fixture, kdc_dir) ||
+        t_sh("bash '%s' addprinc '%s' dave dave-kdc-pw", fixture, kdc_dir) ||
+        t_sh("bash '%s' addprinc '%s' frank frank-kdc-pw", fixture, kdc_dir) ||
+        t_sh("bash '%s' admin '%s' 'modprinc -allow_tix frank'", fixture, kdc_dir))
         return -1;
     /* the NT password is the store's business, unrelated to the Kerberos key */
     cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
@@ -180,7 +167,7 @@ static void test_no_password_guessing(void)
     char log[700], cmd[1000], line[1024];
     int needed = 0, failed = 0, other = 0;
     T_ASSERT(kdc_running);
-    snprintf(log, sizeof log, "%s/kdc.log", kdc_dir);
+    snprintf(log, sizeof log, "%s/kdc.log", t_kdc_dir());
     snprintf(cmd, sizeof cmd, "grep -E 'AS_REQ' '%s'", log);
     FILE *p = popen(cmd, "r");
     T_ASSERT(p);
@@ -225,7 +212,7 @@ static void test_stopped_kdc(void)
 {
     struct result r;
     T_ASSERT(kdc_running);
-    T_EQ(sh("bash '%s' stop '%s'", fixture, kdc_dir), 0);
+    T_EQ(t_sh("bash '%s' stop '%s'", t_kdc_script(), t_kdc_dir()), 0);
     kdc_running = false;
     cc_context *s = client_ctx("required");
     run(s, "alice", "nt-pw", false, &r);
@@ -342,7 +329,7 @@ int main(void)
     t_run("silent_kdc_bounded_by_job_timeout", test_silent_kdc);
     t_run("stopped_kdc_required_denies_best_effort_passes", test_stopped_kdc);
     if (kdc_running)
-        sh("bash '%s' stop '%s'", fixture, kdc_dir);
+        t_sh("bash '%s' stop '%s'", t_kdc_script(), t_kdc_dir());
     if (probes)
         printf("# KDC probe: %d jobs, mean %.1f ms\n", probes, probe_ms_total / probes);
     return t_done();
