@@ -2,6 +2,7 @@
  * cc-client over TLS: replayed AUTHENTICATE, wrong channel binding, truncated and oversized tokens. */
 #include "../lib/auth/auth.h"
 #include "harness.h"
+#include "pair.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -77,25 +78,10 @@ static int console(int m, const char *password, char *errmsg, size_t errlen)
     cc_session *s = cc_session_new(ctx, NULL);
     cc_session_set_credentials(s, "alice", "WORKGROUP", password);
     cc_session_connect(s, "localhost", (uint16_t)port);
-    uint64_t deadline = cc__now_ms() + 20000;
-    int r;
-    for (;;) {
-        r = cc_session_step(s);
-        if (r < 0 || cc_session_state(s) == CC_STATE_ESTABLISHED || cc__now_ms() > deadline)
-            break;
-        if (r & CC_WANT_JOB) {
-            cc_job *j;
-            while ((j = cc_session_take_job(s)) != NULL) {
-                cc_job_run(j); /* only the resolve job: quick on loopback */
-                cc_session_job_done(s, j);
-            }
-            continue;
-        }
-        struct pollfd p = {cc_session_fd(s),
-                           (short)((r & CC_WANT_READ ? POLLIN : 0) | (r & CC_WANT_WRITE ? POLLOUT : 0)), 0};
-        int32_t to = cc_session_timeout_ms(s);
-        poll(&p, p.fd >= 0 ? 1 : 0, to < 0 || to > 100 ? 100 : to);
-    }
+    /* jobs: only the resolve job, run inline (quick on loopback) */
+    struct tp_side sd = {.s = s}, none = {.ended = true};
+    tp_drive(&sd, &none, tp_both_established, 20000);
+    int r = sd.result;
     int err = cc_session_state(s) == CC_STATE_ESTABLISHED ? 0 : cc_session_error(s);
     if (err == 0 && r >= 0 && cc_session_state(s) != CC_STATE_ESTABLISHED)
         err = CC_ERR_TIMEOUT;
@@ -125,14 +111,11 @@ static bool client_said(const char *needle)
 
 static int start_client(void)
 {
-    char certs[450], cmd[2048], store[600], lic[600];
-    const char *src = getenv("CC_SRC") ? getenv("CC_SRC") : ".";
+    char store[600], lic[600];
     snprintf(dir, sizeof dir, "%s", t_tmpdir());
-    snprintf(certs, sizeof certs, "%s/certs", dir);
-    snprintf(ca, sizeof ca, "%s/ca.pem", certs);
-    snprintf(cmd, sizeof cmd, "'%s/test/fixtures/certs.sh' '%s' >/dev/null", src, certs);
-    if (system(cmd) != 0)
+    if (t_make_certs() != 0)
         return -1;
+    snprintf(ca, sizeof ca, "%s", t_cert("ca.pem"));
     snprintf(store, sizeof store, "%s/smbpasswd", dir);
     snprintf(lic, sizeof lic, "%s/licence.xml", dir);
     snprintf(out_path, sizeof out_path, "%s/client.out", dir);
@@ -145,8 +128,8 @@ static int start_client(void)
         "alice:1000:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:D061EF15E9494B458016FA760CECDD63:[U          ]:LCT-5F5E1000:\n");
     fclose(f);
     char cert[700], key[700];
-    snprintf(cert, sizeof cert, "%s/client.pem", certs);
-    snprintf(key, sizeof key, "%s/client.key", certs);
+    snprintf(cert, sizeof cert, "%s", t_cert("client.pem"));
+    snprintf(key, sizeof key, "%s", t_cert("client.key"));
     client_pid = fork();
     if (client_pid == 0) {
         if (!freopen(out_path, "w", stdout) || !freopen("/dev/null", "w", stderr))
