@@ -4,7 +4,9 @@
 
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -137,6 +139,41 @@ void t_kdc_stop(void)
             kill(kdc_pid, SIGKILL);
         kdc_pid = 0;
     }
+}
+
+int t_silent_kdc_start(struct t_silent_kdc *k)
+{
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    char conf[700], both[1500];
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    snprintf(k->old_config, sizeof k->old_config, "%s", getenv("KRB5_CONFIG") ? getenv("KRB5_CONFIG") : "");
+    k->udp = socket(AF_INET, SOCK_DGRAM, 0);
+    k->tcp = socket(AF_INET, SOCK_STREAM, 0);
+    if (k->udp < 0 || k->tcp < 0 || bind(k->udp, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(k->udp, (struct sockaddr *)&a, &al) != 0 || bind(k->tcp, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(k->tcp, 8) != 0)
+        return -1;
+    snprintf(conf, sizeof conf, "%s/silent.conf", t_kdc_dir());
+    FILE *f = fopen(conf, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "[realms]\n SILENT.TEST = {\n  kdc = 127.0.0.1:%u\n }\n", ntohs(a.sin_port));
+    fclose(f);
+    snprintf(both, sizeof both, "%s:%s", k->old_config, conf);
+    setenv("KRB5_CONFIG", both, 1);
+    return 0;
+}
+
+void t_silent_kdc_stop(struct t_silent_kdc *k)
+{
+    setenv("KRB5_CONFIG", k->old_config, 1);
+    if (k->udp >= 0)
+        close(k->udp);
+    if (k->tcp >= 0)
+        close(k->tcp);
 }
 
 long t_fd_send(void *user, const uint8_t *data, size_t len)

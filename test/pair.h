@@ -30,6 +30,16 @@ int t_kdc_start(const char *realm);
 /* Stops the KDC t_kdc_start started, waiting for it to go (SIGKILL if it lingers). */
 void t_kdc_stop(void);
 
+/* A KDC for realm SILENT.TEST that never answers: one loopback port, its UDP socket bound and never
+ * read, its TCP socket listening and never accepting, named in t_kdc_dir()/silent.conf, which is
+ * added to KRB5_CONFIG. t_silent_kdc_stop closes the sockets and puts KRB5_CONFIG back. */
+struct t_silent_kdc {
+    int udp, tcp;
+    char old_config[700];
+};
+int t_silent_kdc_start(struct t_silent_kdc *k); /* 0 or -1 */
+void t_silent_kdc_stop(struct t_silent_kdc *k);
+
 /* A host transport over a non-blocking socket; user points at the fd. */
 long t_fd_send(void *user, const uint8_t *data, size_t len);
 long t_fd_recv(void *user, uint8_t *buf, size_t len);

@@ -160,26 +160,8 @@ static void test_established_with_ticket(void)
 static void test_step_never_waits_for_the_kdc(void)
 {
     struct pair p;
-    int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    socklen_t al = sizeof a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    T_ASSERT(u >= 0 && t >= 0);
-    T_EQ(bind(u, (struct sockaddr *)&a, sizeof a), 0);
-    T_EQ(getsockname(u, (struct sockaddr *)&a, &al), 0);
-    T_EQ(bind(t, (struct sockaddr *)&a, sizeof a), 0);
-    T_EQ(listen(t, 8), 0);
-    char conf[700], old[700], both[1500];
-    snprintf(conf, sizeof conf, "%s/silent.conf", t_kdc_dir());
-    FILE *f = fopen(conf, "w");
-    T_ASSERT(f != NULL);
-    fprintf(f, "[realms]\n SILENT.TEST = {\n  kdc = 127.0.0.1:%u\n }\n", ntohs(a.sin_port));
-    fclose(f);
-    snprintf(old, sizeof old, "%s", getenv("KRB5_CONFIG"));
-    snprintf(both, sizeof both, "%s:%s", old, conf);
-    setenv("KRB5_CONFIG", both, 1);
+    struct t_silent_kdc k;
+    T_EQ(t_silent_kdc_start(&k), 0);
 
     int ok = pair_open(&p, "dave@SILENT.TEST", "dave-pw", 0) == 0;
     if (ok)
@@ -194,9 +176,7 @@ static void test_step_never_waits_for_the_kdc(void)
     }
     int rc_con = p.tp.con.result;
     tp_pair_free(&p.tp);
-    setenv("KRB5_CONFIG", old, 1);
-    close(u);
-    close(t);
+    t_silent_kdc_stop(&k);
     printf("# the job took %llu ms on its thread; %d rounds of cc_session_step meanwhile, the slowest %llu us\n",
            (unsigned long long)(job_us / 1000), steps, (unsigned long long)max_step);
     T_ASSERT(ok && have);

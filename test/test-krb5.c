@@ -798,28 +798,8 @@ static void test_python_unbound(void)
 static void test_kdc_silent(void)
 {
     struct pair p;
-    int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    socklen_t al = sizeof a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    T_ASSERT(u >= 0 && t >= 0);
-    /* One port, UDP bound and never read, TCP listening and never accepting. */
-    T_EQ(bind(u, (struct sockaddr *)&a, sizeof a), 0);
-    T_EQ(getsockname(u, (struct sockaddr *)&a, &al), 0);
-    T_EQ(bind(t, (struct sockaddr *)&a, sizeof a), 0);
-    T_EQ(listen(t, 8), 0);
-    char conf[700], old[700];
-    snprintf(conf, sizeof conf, "%s/silent.conf", t_kdc_dir());
-    FILE *f = fopen(conf, "w");
-    T_ASSERT(f != NULL);
-    fprintf(f, "[realms]\n SILENT.TEST = {\n  kdc = 127.0.0.1:%u\n }\n", ntohs(a.sin_port));
-    fclose(f);
-    snprintf(old, sizeof old, "%s", getenv("KRB5_CONFIG"));
-    char both[1500];
-    snprintf(both, sizeof both, "%s:%s", old, conf);
-    setenv("KRB5_CONFIG", both, 1);
+    struct t_silent_kdc k;
+    T_EQ(t_silent_kdc_start(&k), 0);
     use_ccache("cc_none_silent");
     T_EQ(pair_init(&p, NULL, SVC_OPTS(svc_kt)), 0);
     cc_context_set_timeout(p.cctx, CC_TIMEOUT_AUTH_JOB, 2000);
@@ -828,9 +808,7 @@ static void test_kdc_silent(void)
     uint64_t t0 = cc__now_ms();
     int r = exchange(&p);
     uint64_t took = cc__now_ms() - t0;
-    setenv("KRB5_CONFIG", old, 1);
-    close(u);
-    close(t);
+    t_silent_kdc_stop(&k);
     printf("# silent KDC: the job gave up after %llu ms (timeout 2000 ms)\n", (unsigned long long)took);
     T_EQ(r, CC_ERR_AUTH_KDC_UNREACHABLE);
     T_ASSERT(took >= 900 && took < 4500);
