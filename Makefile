@@ -8,6 +8,7 @@ LIBDIR       ?= $(PREFIX)/lib
 INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 BINDIR       ?= $(PREFIX)/bin
+MANDIR       ?= $(PREFIX)/share/man
 DESTDIR      ?=
 
 # SANITIZE=1 builds everything with AddressSanitizer + UBSan into build/asan.
@@ -46,6 +47,9 @@ TEST_HELPER_SRCS := $(filter-out $(TEST_SRCS),$(wildcard test/*.c))
 TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(B)/obj/%.o)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+# Man pages (doc/man): section 1 for the programs, 3 for the library.
+MAN1 := $(sort $(wildcard doc/man/*.1))
+MAN3 := $(sort $(wildcard doc/man/*.3))
 
 .PHONY: all lib examples tests check bench install uninstall abi-check abi-baseline demo \
         format clean help valgrind
@@ -124,11 +128,16 @@ install: lib $(B)/carboncopy.pc
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcarboncopy.so
 	install -m 0644 $(STLIB) $(DESTDIR)$(LIBDIR)/
 	install -m 0644 $(B)/carboncopy.pc $(DESTDIR)$(PKGCONFIGDIR)/carboncopy.pc
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/carboncopy.h $(DESTDIR)$(LIBDIR)/$(notdir $(SHLIB)) \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libcarboncopy.so \
-	      $(DESTDIR)$(LIBDIR)/libcarboncopy.a $(DESTDIR)$(PKGCONFIGDIR)/carboncopy.pc
+	      $(DESTDIR)$(LIBDIR)/libcarboncopy.a $(DESTDIR)$(PKGCONFIGDIR)/carboncopy.pc \
+	      $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
+	      $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3)))
 
 # Compares the built library with the committed baseline. Added functions and
 # fields appended to struct_size structs pass; anything else abidiff reports
@@ -160,7 +169,7 @@ help:
 	@echo "make check      build and run all tests (SANITIZE=1 for ASan/UBSan)"
 	@echo "make valgrind   run the C tests under valgrind"
 	@echo "make bench      print benchmark figures"
-	@echo "make install    install (PREFIX, DESTDIR, LIBDIR, INCLUDEDIR honoured)"
+	@echo "make install    install (PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, MANDIR honoured)"
 	@echo "make abi-check  compare the ABI with abi/libcarboncopy.abi"
 
 FORCE:

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# test-man.sh -- the man pages in doc/man: they format without warnings, cover
+# every function and option, the example compiles, and `make install` installs them.
+. "$(dirname "$0")/lib.sh"
+cd "$CC_SRC" || exit 2
+M=doc/man
+CC=${CC:-cc}
+
+if ! command -v man >/dev/null || ! command -v groff >/dev/null; then
+    echo "# skip: man-db and groff-base are not installed"
+    exit 77
+fi
+
+pages=("$M"/*.[13])
+[ -e "${pages[0]}" ] || { not_ok "doc/man has pages"; t_done; }
+
+# Pages made of one `.so` line are links; the rest are real pages.
+is_link() { [ "$(grep -cv '^\.\\"' "$1")" -eq 1 ] && grep -q '^\.so ' "$1"; }
+real=() links=()
+for p in "${pages[@]}"; do if is_link "$p"; then links+=("$p"); else real+=("$p"); fi; done
+
+# 1. Every real page formats without a warning (man-db's pipeline, then groff's own).
+for p in "${real[@]}"; do
+    out=$(LC_ALL=C.UTF-8 MANROFFSEQ='' man --warnings -E UTF-8 -l "$p" 2>&1 >/dev/null)
+    out2=$(groff -man -ww -z "$p" 2>&1)
+    if [ -z "$out$out2" ]; then ok "formats without warnings: $p"; else not_ok "formats without warnings: $p" "$out" "$out2"; fi
+done
+
+# 2. Every link page points at a real page of this directory; each name a real
+#    page lists in NAME has its link (so `man NAME` works after install).
+for p in "${links[@]}"; do
+    target=$(sed -n 's/^\.so man[13]\///p' "$p")
+    if [ -n "$target" ] && [ -f "$M/$target" ] && ! is_link "$M/$target"; then
+        ok "link $p -> $target"
+    else
+        not_ok "link $p -> $target" "$(cat "$p")"
+    fi
+done
+for p in "${real[@]}"; do
+    sec=${p##*.}
+    names=$(sed -n '/^\.SH NAME/,/^\.SH/p' "$p" | sed -n '2p' | sed 's/ \\-.*//; s/\\//g; s/,/ /g')
+    missing=()
+    for n in $names; do [ -f "$M/$n.$sec" ] || missing+=("$n.$sec"); done
+    if [ ${#missing[@]} -eq 0 ]; then ok "every name in NAME has a page: $p"; else not_ok "every name in NAME has a page: $p" "missing: ${missing[*]}"; fi
+done
+
+# 3. libcarboncopy.3 mentions every function of the header.
+funcs=$(grep -E '^[a-z][^(]*\bcc_[a-z0-9_]+\(' include/carboncopy.h | grep -v '^typedef' |
+        grep -oE 'cc_[a-z0-9_]+\(' | tr -d '(' | sort -u)
+nfuncs=$(printf '%s\n' "$funcs" | grep -c .)
+missing=()
+for f in $funcs; do grep -q "\\b$f\\b" "$M/libcarboncopy.3" || missing+=("$f"); done
+if [ "$nfuncs" -gt 80 ] && [ ${#missing[@]} -eq 0 ]; then
+    ok "libcarboncopy.3 names all $nfuncs functions of carboncopy.h"
+else
+    not_ok "libcarboncopy.3 names all functions of carboncopy.h ($nfuncs found)" "missing: ${missing[*]}"
+fi
+
+# 4. Each program's page documents every long option of its getopt table.
+for prog in cc-console cc-client; do
+    opts=$(grep -oE '\{"[a-z0-9-]+", (no|required|optional)_argument' "examples/$prog.c" | sed 's/{"//; s/".*//')
+    missing=()
+    for o in $opts; do
+        grep -qF -- "\\-\\-$o" "$M/$prog.1" || missing+=("--$o")
+    done
+    if [ -n "$opts" ] && [ ${#missing[@]} -eq 0 ]; then
+        ok "$prog.1 documents all $(echo $opts | wc -w) long options"
+    else
+        not_ok "$prog.1 documents every long option" "missing: ${missing[*]}"
+    fi
+done
+
+# 5. The example program in libcarboncopy.3 compiles (and links, when the
+#    library is built) with warnings as errors.
+sed -n '/^\.\\" example-begin/,/^\.\\" example-end/p' "$M/libcarboncopy.3" | sed '1d;$d' |
+    sed -e 's/\\e/\\/g' -e 's/\\-/-/g' -e 's/\\(aq/'"'"'/g' -e 's/\\&//g' >"$T_DIR/example.c"
+if [ "$(wc -l <"$T_DIR/example.c")" -gt 40 ] &&
+    $CC -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Iinclude \
+        -c "$T_DIR/example.c" -o "$T_DIR/example.o" 2>"$T_DIR/example.err"; then
+    ok "the example in libcarboncopy.3 compiles with -Wall -Wextra -Werror"
+else
+    not_ok "the example in libcarboncopy.3 compiles with -Wall -Wextra -Werror" "$(cat "$T_DIR/example.err")"
+fi
+lib=${CC_BUILD:-$CC_SRC/build}
+if [ -f "$T_DIR/example.o" ] && [ -e "$lib/libcarboncopy.so" ]; then
+    san=
+    [ "${SANITIZE:-}" = 1 ] && san="-fsanitize=address,undefined"
+    check "the example links against libcarboncopy.so" \
+        $CC $san -o "$T_DIR/example" "$T_DIR/example.o" -L"$lib" -lcarboncopy
+fi
+
+# 6. `make install` puts the pages under MANDIR; `man` finds a link page's function.
+inst=$T_DIR/inst
+if timeout 300 make -s -C "$CC_SRC" install DESTDIR="$inst" PREFIX=/usr/local >"$T_DIR/install.log" 2>&1; then
+    mandir=$inst/usr/local/share/man
+    n1=$(ls "$mandir"/man1 2>/dev/null | wc -l) n3=$(ls "$mandir"/man3 2>/dev/null | wc -l)
+    want1=$(ls "$M"/*.1 | wc -l) want3=$(ls "$M"/*.3 | wc -l)
+    if [ "$n1" -eq "$want1" ] && [ "$n3" -eq "$want3" ]; then
+        ok "make install installs $n1 section-1 and $n3 section-3 pages"
+    else
+        not_ok "make install installs the pages" "man1: $n1 of $want1, man3: $n3 of $want3"
+    fi
+    for name in cc_job_run cc_session_pending cc_auth_submit_job cc_context_set_timeout cc-console; do
+        where=$(man -M "$mandir" -w "$name" 2>&1)
+        text=$(MANWIDTH=80 LC_ALL=C.UTF-8 man -M "$mandir" "$name" 2>&1 | col -b 2>/dev/null)
+        if [ -f "$where" ] && printf '%s\n' "$text" | grep -q "$name"; then
+            ok "man -M MANDIR $name resolves"
+        else
+            not_ok "man -M MANDIR $name resolves" "$where" "$(printf '%s\n' "$text" | head -5)"
+        fi
+    done
+    make -s -C "$CC_SRC" uninstall DESTDIR="$inst" PREFIX=/usr/local >>"$T_DIR/install.log" 2>&1
+    left=$(find "$mandir" -type f 2>/dev/null | wc -l)
+    if [ "$left" -eq 0 ]; then ok "make uninstall removes the pages"; else not_ok "make uninstall removes the pages" "$left left"; fi
+else
+    not_ok "make install DESTDIR=..." "$(tail -20 "$T_DIR/install.log")"
+fi
+
+t_done
