@@ -110,6 +110,30 @@ bench: all $(BENCH_BINS)
 demo: all
 	@examples/demo.sh $(B)
 
+# `make fuzz`: libFuzzer targets for the parsers of untrusted input (test/fuzz/,
+# run by test/test-fuzz.sh). Needs clang and its fuzzer runtime, so it is in
+# neither `all` nor `check`'s build; the library is rebuilt with the same
+# sanitizers into build/fuzz/obj.
+FUZZ_CC     ?= clang
+FUZZ_B      := build/fuzz
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize-recover=pointer-overflow \
+               -fno-omit-frame-pointer
+FUZZ_CFLAGS  = -std=c11 -g -O1 -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+               $(DEFS) -Iinclude $(DEP_CFLAGS)
+FUZZ_SRCS   := $(sort $(wildcard test/fuzz/fuzz-*.c))
+FUZZ_BINS   := $(FUZZ_SRCS:test/fuzz/%.c=$(FUZZ_B)/%)
+FUZZ_OBJS   := $(LIB_SRCS:%.c=$(FUZZ_B)/obj/%.o)
+
+.PHONY: fuzz
+fuzz: $(FUZZ_BINS)
+
+$(FUZZ_OBJS) $(FUZZ_SRCS:%.c=$(FUZZ_B)/obj/%.o): $(FUZZ_B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BINS): $(FUZZ_B)/%: $(FUZZ_B)/obj/test/fuzz/%.o $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(DEP_LIBS)
+
 # Paths under PREFIX are written relative to ${prefix}, so the installed tree can move.
 PC_LIBDIR     = $(patsubst $(PREFIX)%,$${prefix}%,$(LIBDIR))
 PC_INCLUDEDIR = $(patsubst $(PREFIX)%,$${prefix}%,$(INCLUDEDIR))
@@ -178,3 +202,4 @@ FORCE:
 .SECONDARY:
 
 -include $(LIB_OBJS:.o=.d) $(TEST_BINS:$(B)/test/%=$(B)/obj/test/%.d)
+-include $(wildcard $(FUZZ_B)/obj/*/*.d $(FUZZ_B)/obj/*/*/*.d $(FUZZ_B)/obj/*/*/*/*.d)

@@ -1,0 +1,83 @@
+/* fuzz-license-page.c -- libFuzzer target for the licence-details page parser (lib/license/parse.h): the
+ * page fed in chunks split where the input says, then finished; plus the figure and date readers alone. */
+#include <carboncopy.h>
+
+#include "../../lib/license/parse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_CUTS 8
+
+static cc_context *ctx;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
+    if (!ctx)
+        abort();
+    return 0;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Input: n (low 3 bits of the first byte), n cut positions of two bytes each
+ * (taken modulo the page length), then the page. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    size_t n = data[0] & (MAX_CUTS - 1);
+    if (size < 1 + 2 * n)
+        return 0;
+    const uint8_t *page = data + 1 + 2 * n;
+    size_t len = size - 1 - 2 * n;
+    size_t cut[MAX_CUTS + 1];
+    for (size_t i = 0; i < n; i++)
+        cut[i] = len ? (size_t)(data[1 + 2 * i] << 8 | data[2 + 2 * i]) % (len + 1) : 0;
+    cut[n] = len;
+    qsort(cut, n + 1, sizeof cut[0], cmp_size);
+
+    cc__lic_parser *p = cc__lic_parser_new(ctx);
+    if (!p)
+        abort();
+    size_t at = 0;
+    int first_err = 0;
+    for (size_t i = 0; i <= n; i++) {
+        int r = cc__lic_parser_feed(p, page + at, cut[i] - at);
+        if (r != 0 && r != CC_ERR_LICENSE_PARSE && r != CC_ERR_NOMEM)
+            abort();
+        if (first_err && r != first_err) /* errors are sticky */
+            abort();
+        if (r && !first_err)
+            first_err = r;
+        at = cut[i];
+    }
+    cc__lic_page out;
+    memset(&out, 0xa5, sizeof out);
+    int r = cc__lic_parser_finish(p, &out);
+    if (r != 0 && r != CC_ERR_LICENSE_PARSE && r != CC_ERR_LICENSE_MISSING && r != CC_ERR_NOMEM)
+        abort();
+    if (first_err && r == 0)
+        abort();
+    if (r == 0 && (!out.have_count || !out.have_in_use || !memchr(out.expiry_text, 0, sizeof out.expiry_text)))
+        abort();
+    const char *d = cc__lic_parser_detail(p);
+    if (!d || (r && !d[0]) || !memchr(d, 0, CC__DETAIL_MAX))
+        abort();
+    cc__lic_parser_free(p);
+
+    /* The figure and date readers on the raw page. */
+    uint32_t v;
+    int64_t t;
+    cc__lic_parse_count((const char *)page, len, &v);
+    cc__lic_parse_date((const char *)page, len, &t);
+    return 0;
+}

@@ -1,0 +1,376 @@
+/* fuzz-preamble-frames.c -- libFuzzer target for what a console sends a client: the preamble check,
+ * the frame header and payload readers as session.c uses them, and a whole client session fed the input. */
+#define _GNU_SOURCE
+#include <carboncopy.h>
+
+#include "../../lib/core/frame.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_STEPS 256 /* a session fed a bounded input must end well within this */
+
+/* ---- (a) and (b): the parsers on their own ---- */
+
+/* Reads a payload the way on_frame() reads each frame type, and checks that
+ * what the reader accepts survives a write/read round trip unchanged. */
+static void read_payload(int type, const uint8_t *p, size_t len)
+{
+    cc__rd rd = {p, len, false};
+    char text[CC__DETAIL_MAX], again[CC__DETAIL_MAX];
+    size_t tok_len = 0;
+    switch (type) {
+    case CC__F_CLOSE: {
+        char reason[256];
+        cc__rd_u32(&rd);
+        cc__rd_str(&rd, reason, sizeof reason);
+        if (!rd.bad) {
+            uint8_t buf[300];
+            cc__wr w = {buf, 0, sizeof buf, false};
+            cc__wr_str(&w, reason);
+            cc__rd back = {buf, w.len, false};
+            cc__rd_str(&back, again, sizeof again);
+            if (w.bad || back.bad || strcmp(reason, again) != 0)
+                abort();
+        }
+        break;
+    }
+    case CC__F_HELLO: {
+        char offered[8][33];
+        cc__rd_u16(&rd);
+        size_t n = cc__rd_u8(&rd);
+        for (size_t i = 0; i < n && i < 8; i++) {
+            size_t l = cc__rd_u8(&rd);
+            if (l == 0 || l > 32)
+                rd.bad = true;
+            for (size_t k = 0; k < l && !rd.bad; k++)
+                offered[i][k] = (char)cc__rd_u8(&rd);
+            offered[i][l <= 32 ? l : 0] = 0;
+        }
+        break;
+    }
+    case CC__F_LICENSE:
+        cc__rd_u32(&rd);
+        cc__rd_u32(&rd);
+        cc__rd_u32(&rd);
+        cc__rd_u8(&rd);
+        cc__rd_str(&rd, text, sizeof text);
+        break;
+    case CC__F_AUTH_RESULT: {
+        cc__rd_u32(&rd);
+        cc__rd_str(&rd, text, sizeof text);
+        const uint8_t *tok = cc__rd_blob(&rd, &tok_len);
+        if (!rd.bad && tok_len && (tok < p || tok + tok_len > p + len))
+            abort(); /* a blob must point inside the payload */
+        if (rd.bad && tok_len)
+            abort();
+        break;
+    }
+    default:
+        cc__rd_u64(&rd);
+        cc__rd_blob(&rd, &tok_len);
+        break;
+    }
+    if (rd.left > len)
+        abort();
+}
+
+static void parsers(const uint8_t *data, size_t size)
+{
+    char detail[CC__DETAIL_MAX];
+    if (size >= CC__PREAMBLE_LEN) {
+        int v = cc__preamble_check(data, detail, sizeof detail);
+        if (v > CC__PROTO_MAX || v == 0)
+            abort();
+    }
+    /* A stream of frames, as pump_tls walks plain_in; the limit comes from the input. */
+    uint32_t max = size >= 2 ? 16384u + (uint32_t)(data[0] << 8 | data[1]) * 8u : 16384u;
+    size_t off = 0;
+    while (off < size) {
+        cc__frame_hdr h;
+        int r = cc__frame_hdr_parse(data + off, size - off, max, &h, detail, sizeof detail);
+        if (r <= 0)
+            break;
+        if (h.len > max || h.type < CC__F_HELLO || h.type > CC__F_CLOSE)
+            abort();
+        if (size - off - CC__FRAME_HDR < h.len)
+            break;
+        read_payload(h.type, data + off + CC__FRAME_HDR, h.len);
+        off += CC__FRAME_HDR + h.len;
+    }
+    /* Every layout over the whole input too, header or not. */
+    for (int t = CC__F_HELLO; t <= CC__F_CLOSE; t++)
+        read_payload(t, data, size);
+}
+
+/* ---- (c): a client session ---- */
+
+static cc_context *client_ctx;
+static char tmpdir[64];
+static SSL_CTX *console_ssl; /* the harness's own TLS client, for mode 1 */
+static bool debug;           /* CC_FUZZ_DEBUG set: say how each session went, to check the seeds */
+
+static int nop_start(void *mech_data, cc_auth *auth, void **state)
+{
+    *state = mech_data;
+    return 0;
+}
+
+/* Accepts the token "ok", asks for another token for "more", refuses the rest. */
+static int nop_step(void *state, cc_auth *auth, const uint8_t *in, size_t len)
+{
+    if (len == 2 && memcmp(in, "ok", 2) == 0)
+        return cc_auth_set_identity(auth, "fuzz") < 0 ? CC_ERR_INTERNAL : CC_AUTH_DONE;
+    if (len == 4 && memcmp(in, "more", 4) == 0)
+        return cc_auth_set_output(auth, "again", 5) < 0 ? CC_ERR_INTERNAL : CC_AUTH_CONTINUE;
+    return cc_auth_set_error(auth, CC_ERR_AUTH_BAD_CREDENTIALS, "fuzz: not ok");
+}
+
+static void nop_end(void *state) {}
+
+static int nt_lookup(void *user, const char *domain, const char *name, uint8_t nt_hash[16])
+{
+    if (strcmp(name, "user") != 0)
+        return CC_ERR_AUTH_UNKNOWN_USER;
+    memset(nt_hash, 0x11, 16);
+    return 0;
+}
+
+static void cleanup(void)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/cert.pem", tmpdir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/key.pem", tmpdir);
+    unlink(p);
+    rmdir(tmpdir);
+}
+
+/* A throw-away P-256 key and self-signed certificate for the client role. */
+static int make_cert(const char *cert_path, const char *key_path)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    if (!k || !x)
+        return -1;
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600L * 24 * 365);
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1, 0);
+    X509_set_issuer_name(x, n);
+    X509_set_pubkey(x, k);
+    int ok = X509_sign(x, k, EVP_sha256()) > 0;
+    FILE *c = fopen(cert_path, "w"), *kf = fopen(key_path, "w");
+    ok = ok && c && kf && PEM_write_X509(c, x) == 1 && PEM_write_PrivateKey(kf, k, NULL, NULL, 0, NULL, NULL) == 1;
+    if (c)
+        fclose(c);
+    if (kf)
+        fclose(kf);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return ok ? 0 : -1;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    char cert[128], key[128];
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/cc-fuzz.XXXXXX");
+    if (!mkdtemp(tmpdir))
+        abort();
+    atexit(cleanup);
+    snprintf(cert, sizeof cert, "%s/cert.pem", tmpdir);
+    snprintf(key, sizeof key, "%s/key.pem", tmpdir);
+    if (make_cert(cert, key) < 0)
+        abort();
+    static const cc_authenticator nop = {sizeof(cc_authenticator), "fuzz", nop_start, nop_step, nop_end, NULL, NULL};
+    client_ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
+    if (!client_ctx || cc_context_set_certificate(client_ctx, cert, key) < 0 ||
+        cc_context_add_authenticator(client_ctx, &nop, NULL) < 0 ||
+        cc_context_add_builtin_authenticator(client_ctx, "nt") < 0 ||
+        cc_context_set_nt_account_lookup(client_ctx, nt_lookup, NULL) < 0 ||
+        cc_context_set_license_url(client_ctx, "http://127.0.0.1:9/licence") < 0) {
+        fprintf(stderr, "fuzz: client context: %s\n", client_ctx ? cc_context_errmsg(client_ctx) : "no memory");
+        abort();
+    }
+    debug = getenv("CC_FUZZ_DEBUG") != NULL;
+    console_ssl = SSL_CTX_new(TLS_client_method());
+    if (!console_ssl)
+        abort();
+    SSL_CTX_set_verify(console_ssl, SSL_VERIFY_NONE, NULL);
+    return 0;
+}
+
+/* What the harness plays: the console's bytes toward the session (the input,
+ * or a preamble and TLS records carrying the input), then end of stream. */
+struct peer {
+    const uint8_t *in;
+    size_t in_len, in_off;
+    size_t chunk; /* largest read handed to the session */
+    SSL *ssl;     /* mode 1: our TLS client, NULL in mode 0 */
+    BIO *to_ssl, *from_ssl;
+    size_t pre_seen; /* bytes of the session's preamble dropped */
+    uint8_t pre_out[CC__PREAMBLE_LEN];
+    size_t pre_sent;
+    bool eof;
+};
+
+static long peer_send(void *user, const uint8_t *data, size_t len)
+{
+    struct peer *p = user;
+    if (!p->ssl)
+        return (long)len;
+    size_t skip = p->pre_seen < CC__PREAMBLE_LEN ? CC__PREAMBLE_LEN - p->pre_seen : 0;
+    if (skip > len)
+        skip = len;
+    p->pre_seen += skip;
+    if (len > skip && BIO_write(p->to_ssl, data + skip, (int)(len - skip)) <= 0)
+        return CC_IO_ERROR;
+    return (long)len;
+}
+
+static long peer_recv(void *user, uint8_t *buf, size_t len)
+{
+    struct peer *p = user;
+    if (len > p->chunk)
+        len = p->chunk;
+    if (!p->ssl) {
+        if (p->in_off == p->in_len)
+            return 0;
+        if (len > p->in_len - p->in_off)
+            len = p->in_len - p->in_off;
+        memcpy(buf, p->in + p->in_off, len);
+        p->in_off += len;
+        return (long)len;
+    }
+    if (p->pre_sent < CC__PREAMBLE_LEN) {
+        size_t n = CC__PREAMBLE_LEN - p->pre_sent < len ? CC__PREAMBLE_LEN - p->pre_sent : len;
+        memcpy(buf, p->pre_out + p->pre_sent, n);
+        p->pre_sent += n;
+        return (long)n;
+    }
+    int n = BIO_read(p->from_ssl, buf, (int)len);
+    if (n > 0)
+        return n;
+    return p->eof ? 0 : CC_IO_WOULD_BLOCK;
+}
+
+/* Mode 1: once our TLS handshake is done, the input goes out as TLS records
+ * (of `record` bytes at most), then close_notify or a bare end of stream. */
+static void peer_pump(struct peer *p, size_t record, bool close_notify)
+{
+    uint8_t sink[16384];
+    if (!p->ssl || p->eof)
+        return;
+    if (!SSL_is_init_finished(p->ssl)) {
+        int r = SSL_do_handshake(p->ssl);
+        if (r <= 0) {
+            int e = SSL_get_error(p->ssl, r);
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                p->eof = true; /* the session refused us: nothing more to send */
+            return;
+        }
+    }
+    while (SSL_read(p->ssl, sink, sizeof sink) > 0)
+        ;
+    while (p->in_off < p->in_len) {
+        size_t n = p->in_len - p->in_off < record ? p->in_len - p->in_off : record;
+        if (SSL_write(p->ssl, p->in + p->in_off, (int)n) <= 0)
+            break;
+        p->in_off += n;
+    }
+    if (p->in_off == p->in_len) {
+        if (close_notify)
+            SSL_shutdown(p->ssl);
+        p->eof = true;
+    }
+}
+
+static void answer_jobs(cc_session *s, bool grant)
+{
+    cc_job *j;
+    while ((j = cc_session_take_job(s))) {
+        if (cc_job_type(j) == CC_JOB_LICENSE && grant)
+            cc_job_license_set_figures(j, 10, 1);
+        else
+            cc_job_fail(j, CC_ERR_CANCELLED, "fuzz harness");
+        cc_session_job_done(s, j);
+    }
+}
+
+static void on_event(void *user, cc_session *s, const cc_event *ev)
+{
+    if (debug)
+        fprintf(stderr, "fuzz: event %d state %s code %d text \"%s\"\n", ev->type, cc_state_name(ev->state), ev->code,
+                ev->text);
+    if (ev->type == CC_EVENT_DATA && ev->len && ev->data[0] == 'C')
+        cc_session_close(s, 0, "fuzz");
+    if (ev->type == CC_EVENT_DATA && ev->len > 1 && ev->data[0] == 'S')
+        cc_session_send(s, ev->channel, ev->data, ev->len);
+}
+
+/* Input: mode byte (bit 0: 0 = raw bytes, 1 = through TLS; bit 1: deny the
+ * licence; bit 2: close_notify at the end; bits 3-7: read/record size), then
+ * what the console sends. */
+static void session_run(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return;
+    uint8_t mode = data[0];
+    struct peer p = {0};
+    p.in = data + 1;
+    p.in_len = size - 1;
+    size_t unit = (size_t)(mode >> 3) + 1; /* 1..32 */
+    p.chunk = unit == 32 ? 65536 : unit * 97;
+    if (mode & 1) {
+        p.ssl = SSL_new(console_ssl);
+        p.to_ssl = BIO_new(BIO_s_mem());
+        p.from_ssl = BIO_new(BIO_s_mem());
+        if (!p.ssl || !p.to_ssl || !p.from_ssl)
+            abort();
+        BIO_set_mem_eof_return(p.to_ssl, -1);
+        BIO_set_mem_eof_return(p.from_ssl, -1);
+        SSL_set_bio(p.ssl, p.to_ssl, p.from_ssl);
+        SSL_set_connect_state(p.ssl);
+        cc__preamble_write(p.pre_out);
+    }
+    int err = 0;
+    cc_session *s = cc_session_new(client_ctx, &err);
+    if (!s)
+        abort();
+    cc_session_set_event_callback(s, on_event, NULL);
+    if (cc_session_set_transport(s, peer_send, peer_recv, &p, NULL) < 0)
+        abort();
+    for (int i = 0; i < MAX_STEPS; i++) {
+        int r = cc_session_step(s);
+        if (r <= 0)
+            break;
+        if (r & CC_WANT_JOB)
+            answer_jobs(s, !(mode & 2));
+        peer_pump(&p, unit * 512, mode & 4);
+    }
+    if (debug)
+        fprintf(stderr, "fuzz: mode 0x%02x: session %s, error %s: %s\n", mode, cc_state_name(cc_session_state(s)),
+                cc_err_name(cc_session_error(s)), cc_session_errmsg(s));
+    cc_session_free(s);
+    SSL_free(p.ssl); /* frees both BIOs */
+    ERR_clear_error();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    parsers(data, size);
+    session_run(data, size);
+    return 0;
+}
