@@ -115,10 +115,10 @@ static void parsers(const uint8_t *data, size_t size)
 
 /* ---- (c): a client session ---- */
 
-static cc_context *client_ctx;
+static cc_context *client_ctx, *console_ctx;
 static char tmpdir[64];
-static SSL_CTX *console_ssl; /* the harness's own TLS client, for mode 1 */
-static bool debug;           /* CC_FUZZ_DEBUG set: say how each session went, to check the seeds */
+static SSL_CTX *peer_as_console, *peer_as_client; /* the harness's own TLS ends */
+static bool debug;                                /* CC_FUZZ_DEBUG set: say how each session went, to check the seeds */
 
 static int nop_start(void *mech_data, cc_auth *auth, void **state)
 {
@@ -126,9 +126,15 @@ static int nop_start(void *mech_data, cc_auth *auth, void **state)
     return 0;
 }
 
-/* Accepts the token "ok", asks for another token for "more", refuses the rest. */
+/* Client: accepts the token "ok", asks for another token for "more", refuses
+ * the rest. Console: sends "ok" and is satisfied by an "ok" back. */
 static int nop_step(void *state, cc_auth *auth, const uint8_t *in, size_t len)
 {
+    if (cc_auth_role(auth) == CC_ROLE_CONSOLE && !in)
+        return cc_auth_set_output(auth, "ok", 2) < 0 ? CC_ERR_INTERNAL : CC_AUTH_CONTINUE;
+    if (cc_auth_role(auth) == CC_ROLE_CONSOLE)
+        return len == 2 && memcmp(in, "ok", 2) == 0 ? CC_AUTH_DONE
+                                                    : cc_auth_set_error(auth, CC_ERR_AUTH_MUTUAL, "fuzz: not ok");
     if (len == 2 && memcmp(in, "ok", 2) == 0)
         return cc_auth_set_identity(auth, "fuzz") < 0 ? CC_ERR_INTERNAL : CC_AUTH_DONE;
     if (len == 4 && memcmp(in, "more", 4) == 0)
@@ -144,6 +150,11 @@ static int nt_lookup(void *user, const char *domain, const char *name, uint8_t n
         return CC_ERR_AUTH_UNKNOWN_USER;
     memset(nt_hash, 0x11, 16);
     return 0;
+}
+
+static int accept_any(void *user, cc_session *session, const uint8_t *der, size_t der_len, int preverify_ok)
+{
+    return 1;
 }
 
 static void cleanup(void)
@@ -204,11 +215,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz: client context: %s\n", client_ctx ? cc_context_errmsg(client_ctx) : "no memory");
         abort();
     }
-    debug = getenv("CC_FUZZ_DEBUG") != NULL;
-    console_ssl = SSL_CTX_new(TLS_client_method());
-    if (!console_ssl)
+    console_ctx = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
+    if (!console_ctx || cc_context_set_verify_callback(console_ctx, accept_any, NULL) < 0 ||
+        cc_context_add_authenticator(console_ctx, &nop, NULL) < 0 ||
+        cc_context_add_builtin_authenticator(console_ctx, "nt") < 0) {
+        fprintf(stderr, "fuzz: console context: %s\n", console_ctx ? cc_context_errmsg(console_ctx) : "no memory");
         abort();
-    SSL_CTX_set_verify(console_ssl, SSL_VERIFY_NONE, NULL);
+    }
+    debug = getenv("CC_FUZZ_DEBUG") != NULL;
+    peer_as_console = SSL_CTX_new(TLS_client_method());
+    peer_as_client = SSL_CTX_new(TLS_server_method());
+    if (!peer_as_console || !peer_as_client ||
+        SSL_CTX_use_certificate_file(peer_as_client, cert, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_use_PrivateKey_file(peer_as_client, key, SSL_FILETYPE_PEM) != 1)
+        abort();
+    SSL_CTX_set_verify(peer_as_console, SSL_VERIFY_NONE, NULL);
     return 0;
 }
 
@@ -218,7 +239,7 @@ struct peer {
     const uint8_t *in;
     size_t in_len, in_off;
     size_t chunk; /* largest read handed to the session */
-    SSL *ssl;     /* mode 1: our TLS client, NULL in mode 0 */
+    SSL *ssl;     /* mode 1: our TLS end, NULL in mode 0 */
     BIO *to_ssl, *from_ssl;
     size_t pre_seen; /* bytes of the session's preamble dropped */
     uint8_t pre_out[CC__PREAMBLE_LEN];
@@ -321,8 +342,9 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
 }
 
 /* Input: mode byte (bit 0: 0 = raw bytes, 1 = through TLS; bit 1: deny the
- * licence; bit 2: close_notify at the end; bits 3-7: read/record size), then
- * what the console sends. */
+ * licence; bit 2: close_notify at the end; bits 3-6: read/record size; bit 7:
+ * the session is a console and the harness the client), then what the peer
+ * sends. */
 static void session_run(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -331,10 +353,11 @@ static void session_run(const uint8_t *data, size_t size)
     struct peer p = {0};
     p.in = data + 1;
     p.in_len = size - 1;
-    size_t unit = (size_t)(mode >> 3) + 1; /* 1..32 */
-    p.chunk = unit == 32 ? 65536 : unit * 97;
+    bool console = mode & 0x80;
+    size_t unit = (size_t)(mode >> 3 & 15) + 1; /* 1..16 */
+    p.chunk = unit == 16 ? 65536 : unit * 97;
     if (mode & 1) {
-        p.ssl = SSL_new(console_ssl);
+        p.ssl = SSL_new(console ? peer_as_client : peer_as_console);
         p.to_ssl = BIO_new(BIO_s_mem());
         p.from_ssl = BIO_new(BIO_s_mem());
         if (!p.ssl || !p.to_ssl || !p.from_ssl)
@@ -342,12 +365,15 @@ static void session_run(const uint8_t *data, size_t size)
         BIO_set_mem_eof_return(p.to_ssl, -1);
         BIO_set_mem_eof_return(p.from_ssl, -1);
         SSL_set_bio(p.ssl, p.to_ssl, p.from_ssl);
-        SSL_set_connect_state(p.ssl);
+        if (console)
+            SSL_set_accept_state(p.ssl);
+        else
+            SSL_set_connect_state(p.ssl);
         cc__preamble_write(p.pre_out);
     }
     int err = 0;
-    cc_session *s = cc_session_new(client_ctx, &err);
-    if (!s)
+    cc_session *s = cc_session_new(console ? console_ctx : client_ctx, &err);
+    if (!s || (console && cc_session_set_credentials(s, "user", "DOMAIN", "Password") < 0))
         abort();
     cc_session_set_event_callback(s, on_event, NULL);
     if (cc_session_set_transport(s, peer_send, peer_recv, &p, NULL) < 0)
@@ -358,7 +384,7 @@ static void session_run(const uint8_t *data, size_t size)
             break;
         if (r & CC_WANT_JOB)
             answer_jobs(s, !(mode & 2));
-        peer_pump(&p, unit * 512, mode & 4);
+        peer_pump(&p, unit * 1024, mode & 4);
     }
     if (debug)
         fprintf(stderr, "fuzz: mode 0x%02x: session %s, error %s: %s\n", mode, cc_state_name(cc_session_state(s)),

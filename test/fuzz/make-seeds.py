@@ -150,4 +150,18 @@ put("fuzz-preamble-frames", "tls-bad-frames", bytes([T]) + frame(9, b"") + frame
 put("fuzz-preamble-frames", "tls-auth-result", bytes([T]) + hello(b"fuzz") +
     frame(4, struct.pack(">i", 0) + s16(b"x") + struct.pack(">I", 2) + b"ok") +
     frame(2, struct.pack(">iIIB", 0, 10, 1, 1) + s16(b"granted")))
+# The session as a console (mode bit 7), the harness playing the client.
+C = 0x80 | T
+lic = frame(2, struct.pack(">iIIB", 0, 10, 1, 1) + s16(b"licence granted"))
+result_ok = frame(4, struct.pack(">i", 0) + s16(b"DOMAIN\\user") + struct.pack(">I", 2) + b"ok")
+put("fuzz-preamble-frames", "console-fuzz-mech", bytes([C]) + lic + hello(b"fuzz") + result_ok +
+    frame(5, b"data", ch=1) + frame(6, b"ping") + close(0, b"bye"))
+put("fuzz-preamble-frames", "console-fuzz-token", bytes([C]) + lic + hello(b"fuzz") + frame(3, b"ok") +
+    frame(4, struct.pack(">i", 0) + s16(b"user") + struct.pack(">I", 0)))
+put("fuzz-preamble-frames", "console-nt", bytes([C]) + lic + hello(b"nt") + frame(3, chal) +
+    frame(4, struct.pack(">i", 0) + s16(b"DOMAIN\\user") + struct.pack(">I", 0)))
+put("fuzz-preamble-frames", "console-licence-denied", bytes([C]) +
+    frame(2, struct.pack(">iIIB", -40, 10, 10, 0) + s16(b"no licence free")))
+put("fuzz-preamble-frames", "console-auth-refused", bytes([C]) + lic + hello(b"fuzz") +
+    frame(4, struct.pack(">i", -62) + s16(b"wrong password") + struct.pack(">I", 0)))
 print("seeds written to", out)
