@@ -48,9 +48,12 @@ done
 funcs=$(grep -E '^[a-z][^(]*\bcc_[a-z0-9_]+\(' include/carboncopy.h | grep -v '^typedef' |
         grep -oE 'cc_[a-z0-9_]+\(' | tr -d '(' | sort -u)
 nfuncs=$(printf '%s\n' "$funcs" | grep -c .)
+# The extraction must find what the version script exports, or it is broken.
+exported=$(grep -oE '\bcc_[a-z0-9_]+;' lib/carboncopy.map | tr -d ';' | sort -u)
 missing=()
+[ "$funcs" = "$exported" ] || missing+=("(header and lib/carboncopy.map differ)")
 for f in $funcs; do grep -q "\\b$f\\b" "$M/libcarboncopy.3" || missing+=("$f"); done
-if [ "$nfuncs" -gt 80 ] && [ ${#missing[@]} -eq 0 ]; then
+if [ "$nfuncs" -gt 50 ] && [ ${#missing[@]} -eq 0 ]; then
     ok "libcarboncopy.3 names all $nfuncs functions of carboncopy.h"
 else
     not_ok "libcarboncopy.3 names all functions of carboncopy.h ($nfuncs found)" "missing: ${missing[*]}"
@@ -61,7 +64,7 @@ for prog in cc-console cc-client; do
     opts=$(grep -oE '\{"[a-z0-9-]+", (no|required|optional)_argument' "examples/$prog.c" | sed 's/{"//; s/".*//')
     missing=()
     for o in $opts; do
-        grep -qF -- "\\-\\-$o" "$M/$prog.1" || missing+=("--$o")
+        sed 's/\\-/-/g' "$M/$prog.1" | grep -qE -- "--$o([^a-z0-9-]|$)" || missing+=("--$o")
     done
     if [ -n "$opts" ] && [ ${#missing[@]} -eq 0 ]; then
         ok "$prog.1 documents all $(echo $opts | wc -w) long options"
