@@ -92,6 +92,42 @@ if [ -f "$T_DIR/example.o" ] && [ -e "$lib/libcarboncopy.so" ]; then
         $CC $san -o "$T_DIR/example" "$T_DIR/example.o" -L"$lib" -lcarboncopy
 fi
 
+# 5b. ... and does what the page says against cc-client (NT security, the
+#     account store made as in doc/AUTH-NT.md), when the tools for the NT hash exist.
+pw='man-page example pw'
+hash=$(printf %s "$pw" | iconv -t UTF-16LE 2>/dev/null |
+       openssl dgst -md4 -provider legacy -provider default 2>/dev/null | awk '{print toupper($2)}')
+if [ -x "$T_DIR/example" ] && [ -x "$CC_BIN/cc-client" ] && [ ${#hash} -eq 32 ] && certs=$(t_certs); then
+    printf 'tech:1000:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:%s:[U          ]:LCT-00000000:\n' "$hash" >"$T_DIR/smbpasswd"
+    if start_client example --cert "$certs/client.pem" --key "$certs/client.key" --accounts "$T_DIR/smbpasswd" \
+        --license-file "$(t_license_page 10 3)" --echo; then
+        run_example() { # password -> output in $T_DIR/ex.out, status in EX_RC
+            printf '%s\n' "$1" | LD_LIBRARY_PATH=$lib timeout 30 "$T_DIR/example" localhost "$CLIENT_PORT" \
+                "$certs/ca.pem" tech WORKGROUP >"$T_DIR/ex.out" 2>&1
+            EX_RC=$?
+        }
+        run_example "$pw"
+        if [ "$EX_RC" -eq 0 ] && grep -qF 'authenticated as: WORKGROUP\tech' "$T_DIR/ex.out" &&
+            grep -q '^licence granted: 3 of 10 in use' "$T_DIR/ex.out" && grep -q '^closed: done' "$T_DIR/ex.out"; then
+            ok "the example connects, authenticates, sends and closes against cc-client"
+        else
+            not_ok "the example connects, authenticates, sends and closes against cc-client" "status $EX_RC" \
+                "$(cat "$T_DIR/ex.out")"
+        fi
+        run_example "not the password"
+        if [ "$EX_RC" -eq 1 ] && grep -q '^CC_ERR_AUTH_BAD_CREDENTIALS: ' "$T_DIR/ex.out"; then
+            ok "the example reports a wrong password as CC_ERR_AUTH_BAD_CREDENTIALS"
+        else
+            not_ok "the example reports a wrong password as CC_ERR_AUTH_BAD_CREDENTIALS" "status $EX_RC" \
+                "$(cat "$T_DIR/ex.out")"
+        fi
+    else
+        not_ok "cc-client starts for the example"
+    fi
+else
+    echo "# the example is not run: no built example, cc-client, iconv or openssl MD4"
+fi
+
 # 6. `make install` puts the pages under MANDIR; `man` finds a link page's function.
 inst=$T_DIR/inst
 if timeout 300 make -s -C "$CC_SRC" install DESTDIR="$inst" PREFIX=/usr/local >"$T_DIR/install.log" 2>&1; then
