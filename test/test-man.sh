@@ -141,7 +141,7 @@ if timeout 300 make -s -C "$CC_SRC" install DESTDIR="$inst" PREFIX=/usr/local >"
     fi
     for name in cc_job_run cc_session_pending cc_auth_submit_job cc_context_set_timeout cc-console; do
         where=$(man -M "$mandir" -w "$name" 2>&1)
-        text=$(MANWIDTH=80 LC_ALL=C.UTF-8 man -M "$mandir" "$name" 2>&1 | col -b 2>/dev/null)
+        text=$(MANWIDTH=80 LC_ALL=C.UTF-8 man -M "$mandir" "$name" 2>&1 | sed 's/.\x08//g')
         if [ -f "$where" ] && printf '%s\n' "$text" | grep -q "$name"; then
             ok "man -M MANDIR $name resolves"
         else
