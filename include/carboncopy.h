@@ -60,7 +60,7 @@ typedef enum cc_error {
     CC_ERR_NOMEM = -1,     /* an allocation failed */
     CC_ERR_INVALID = -2,   /* an argument is invalid (NULL, out of range, too long) */
     CC_ERR_STATE = -3,     /* not allowed in the session's current state */
-    CC_ERR_AGAIN = -4,     /* would exceed a buffer limit now; retry after CC_EVENT_SEND_READY */
+    CC_ERR_AGAIN = -4,     /* a buffer or table is full (cc_session_send: retry after CC_EVENT_SEND_READY) */
     CC_ERR_CONFIG = -5,    /* the context's configuration is incomplete or inconsistent */
     CC_ERR_INTERNAL = -6,  /* a bug in libcarboncopy; please report it */
     CC_ERR_CANCELLED = -7, /* the job or session was cancelled by the host */
@@ -149,7 +149,8 @@ typedef enum cc_log_level {
 } cc_log_level;
 
 /* Receives one line (no newline) at `level` (cc_log_level). Secrets
- * (passwords, keys, hashes, tokens) are never passed to it. */
+ * (passwords, keys, hashes, tokens) are never passed to it. It is also called
+ * from cc_job_run() on the host's worker threads, so it must be thread-safe. */
 typedef void (*cc_log_fn)(void *user, int level, const char *message);
 
 /* --- Context ------------------------------------------------------------ */
@@ -165,7 +166,9 @@ typedef enum cc_role {
 } cc_role;
 
 /* Creates a context for one role. `alloc` may be NULL. Returns NULL only when
- * memory is exhausted or role is invalid (then *err, if given, says which). */
+ * memory is exhausted or role is invalid (then *err, if given, says which).
+ * Configure it with the cc_context_set_* / _add_* calls before the first
+ * cc_session_new(): while sessions use it they return CC_ERR_STATE. */
 cc_context *cc_context_new(int role, const cc_allocator *alloc, int *err);
 /* Frees the context. Every session made from it must be freed first, and
  * every job taken from those sessions returned or freed. */
@@ -215,8 +218,8 @@ int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms);
 typedef enum cc_limit {
     CC_LIMIT_FRAME_SIZE = 1,   /* largest frame payload accepted; default 131072, 16384..16777216 */
     CC_LIMIT_SEND_BUFFER = 2,  /* bytes cc_session_send may queue; default 262144, 16384..1073741824 */
-    CC_LIMIT_LICENSE_PAGE = 3, /* largest licence page; default 65536 */
-    CC_LIMIT_AUTH_TOKEN = 4,   /* largest authentication token; default 65536 */
+    CC_LIMIT_LICENSE_PAGE = 3, /* largest licence page; default 65536, 256..16777216 */
+    CC_LIMIT_AUTH_TOKEN = 4,   /* largest authentication token; default 65536, 1024..16777216 */
     CC_LIMIT_REDIRECTS = 5     /* licence fetch redirects followed; default 3, at most 10 */
 } cc_limit;
 int cc_context_set_limit(cc_context *ctx, int which, uint32_t value);
@@ -354,7 +357,8 @@ int cc_session_set_credentials(cc_session *s, const char *user, const char *doma
 
 /* Advances the session as far as possible without blocking. Returns a mask of
  * CC_WANT_* bits (> 0) while the session runs, 0 once it has closed cleanly,
- * or a negative cc_error once it has failed (also cc_session_error()). */
+ * or a negative cc_error once it has failed (also cc_session_error());
+ * CC_ERR_STATE before cc_session_connect/_accept_fd/_set_transport. */
 int cc_session_step(cc_session *s);
 /* The socket to poll for CC_WANT_READ / CC_WANT_WRITE, or -1 (host transport). */
 int cc_session_fd(const cc_session *s);
@@ -418,7 +422,9 @@ typedef enum cc_job_kind {
 cc_job *cc_session_take_job(cc_session *s);
 int cc_job_type(const cc_job *job);
 /* Runs the job with the bundled helper (getaddrinfo, libcurl, libkrb5). It
- * blocks, bounded by the job's timeout; call it on a worker thread. */
+ * blocks, bounded by the job's timeout (name resolution: by the system
+ * resolver's own timeouts); call it on a worker thread. Whatever a job does,
+ * the session's handshake deadline still ends the session on time. */
 int cc_job_run(cc_job *job);
 /* Hands a job back to its session on the session's thread; step then uses
  * the result. The session takes ownership of the job again. */
@@ -429,7 +435,8 @@ void cc_job_free(cc_job *job);
 int cc_job_fail(cc_job *job, int code, const char *detail);
 
 /* Answering a resolve job yourself: the name and port to resolve, then the
- * addresses in order of preference (struct sockaddr_in / sockaddr_in6). */
+ * addresses in order of preference (struct sockaddr_in / sockaddr_in6; at
+ * most 16, then CC_ERR_AGAIN). */
 const char *cc_job_resolve_host(const cc_job *job);
 uint16_t cc_job_resolve_port(const cc_job *job);
 int cc_job_resolve_add_address(cc_job *job, const void *sockaddr, uint32_t sockaddr_len);
@@ -486,7 +493,7 @@ int cc_auth_credentials(const cc_auth *auth, const char **user, const char **dom
 int cc_auth_set_output(cc_auth *auth, const void *token, size_t len);
 /* Client: the authenticated identity, and account details. */
 int cc_auth_set_identity(cc_auth *auth, const char *identity);
-int cc_auth_add_attribute(cc_auth *auth, const char *key, const char *value);
+int cc_auth_add_attribute(cc_auth *auth, const char *key, const char *value); /* at most 64, then CC_ERR_AGAIN */
 /* Records why step failed; return the same code from step. */
 int cc_auth_set_error(cc_auth *auth, int code, const char *detail);
 /* Log through the context's log callback; never pass secrets. */
@@ -495,9 +502,14 @@ void cc_auth_log(const cc_auth *auth, int level, const char *message);
  * step. `run` executes on the host's worker thread and must touch only
  * `job_data`; its return value (a cc_error) is passed on by cc_job_run(). The
  * authenticator reads its results from job_data when step is called again.
- * `free_job_data` is called when the job is freed (may be NULL). */
+ * `free_job_data` is called when the job is freed, after that step (may be NULL). */
 int cc_auth_submit_job(cc_auth *auth, int (*run)(void *job_data), void (*free_job_data)(void *job_data),
                        void *job_data);
+/* In the step that follows a job (in = NULL): the job's outcome — 0, the
+ * run function's error, the code given to cc_job_fail(), or CC_ERR_CANCELLED
+ * if the host handed it back untouched — and its detail. job_data is still
+ * valid in that step and freed after it. CC_ERR_STATE at other times. */
+int cc_auth_job_result(const cc_auth *auth, const char **detail);
 /* Milliseconds allowed for each auth job (CC_TIMEOUT_AUTH_JOB). */
 uint32_t cc_auth_job_timeout_ms(const cc_auth *auth);
 

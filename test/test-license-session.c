@@ -79,7 +79,8 @@ static void test_job_before_tls(void)
 }
 
 /* Both sessions over a socketpair; the client's licence job stays out (in cli.held) for the test. */
-static int pair_open(struct tp_pair *p)
+/* ttl_ms: the client context's verdict cache, set before any session exists. */
+static int pair_open(struct tp_pair *p, uint32_t ttl_ms)
 {
     memset(p, 0, sizeof *p);
     p->sv[0] = p->sv[1] = -1;
@@ -87,6 +88,8 @@ static int pair_open(struct tp_pair *p)
     p->cli.answer = tp_keep_job;
     p->cli.keep_type = CC_JOB_LICENSE;
     if (!(p->sctx = client_ctx()) || !(p->cctx = console_ctx()))
+        return -1;
+    if (ttl_ms && cc_context_set_license_cache_ttl(p->sctx, ttl_ms) != 0)
         return -1;
     return tp_pair_open(p, "tester", NULL);
 }
@@ -104,7 +107,7 @@ static bool settled(struct tp_side *con, struct tp_side *cli)
 static void test_tls_does_not_wait_for_licence(void)
 {
     struct tp_pair p;
-    int ok = pair_open(&p) == 0;
+    int ok = pair_open(&p, 0) == 0;
     if (ok)
         tp_drive(&p.con, &p.cli, both_at_licence, 5000);
     int cli_state = ok ? cc_session_state(p.cli.s) : -1;
@@ -143,7 +146,7 @@ static void test_tls_does_not_wait_for_licence(void)
 static void denial_case(uint32_t count, uint32_t in_use, int answer, int want_code, const char *want_text)
 {
     struct tp_pair p;
-    int ok = pair_open(&p) == 0;
+    int ok = pair_open(&p, 0) == 0;
     if (ok)
         tp_drive(&p.con, &p.cli, both_at_licence, 5000);
     int have_job = p.cli.held != NULL;
@@ -184,7 +187,7 @@ static void test_unanswered_job_denies(void)
 static void test_cached_verdict_skips_the_job(void)
 {
     struct tp_pair p;
-    int ok = pair_open(&p) == 0 && cc_context_set_license_cache_ttl(p.sctx, 60000) == 0;
+    int ok = pair_open(&p, 60000) == 0;
     if (ok)
         tp_drive(&p.con, &p.cli, both_at_licence, 5000);
     int have_job = p.cli.held != NULL;

@@ -107,11 +107,11 @@ static void test_ca_file_and_role(void)
 
     cc_context *console = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
     T_ASSERT(console);
-    T_EQ(cc_context_set_license_url(console, "http://ns/"), CC_ERR_INVALID);
+    T_EQ(cc_context_set_license_url(console, "http://ns/"), CC_ERR_CONFIG);
     T_CONTAINS(cc_context_errmsg(console), "client");
-    T_EQ(cc_context_set_license_server(console, "ns"), CC_ERR_INVALID);
-    T_EQ(cc_context_set_license_ca_file(console, ca), CC_ERR_INVALID);
-    T_EQ(cc_context_set_license_cache_ttl(console, 10), CC_ERR_INVALID);
+    T_EQ(cc_context_set_license_server(console, "ns"), CC_ERR_CONFIG);
+    T_EQ(cc_context_set_license_ca_file(console, ca), CC_ERR_CONFIG);
+    T_EQ(cc_context_set_license_cache_ttl(console, 10), CC_ERR_CONFIG);
     cc_context_free(console);
 }
 

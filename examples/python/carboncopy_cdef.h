@@ -247,4 +247,5 @@ int cc_auth_add_attribute(cc_auth *auth, const char *key, const char *value);
 int cc_auth_set_error(cc_auth *auth, int code, const char *detail);
 void cc_auth_log(const cc_auth *auth, int level, const char *message);
 int cc_auth_submit_job(cc_auth *auth, int (*run)(void *job_data), void (*free_job_data)(void *job_data), void *job_data);
+int cc_auth_job_result(const cc_auth *auth, const char **detail);
 uint32_t cc_auth_job_timeout_ms(const cc_auth *auth);

@@ -37,6 +37,8 @@ CC_API int cc_context_add_authenticator(cc_context *ctx, const cc_authenticator 
 {
     if (!ctx || !a || a->struct_size < offsetof(cc_authenticator, set_option) || !a->start || !a->step || !a->end)
         return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_add_authenticator") < 0)
+        return CC_ERR_STATE;
     if (!valid_name(a->name))
         return cc__ctx_error(ctx, CC_ERR_INVALID, "an authenticator name is 1..32 characters of [a-z0-9-]");
     if (find_entry(ctx, a->name))
@@ -76,6 +78,8 @@ CC_API int cc_context_set_auth_option(cc_context *ctx, const char *mech, const c
 {
     if (!ctx || !mech || !key)
         return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_auth_option") < 0)
+        return CC_ERR_STATE;
     struct cc__auth_entry *e = find_entry(ctx, mech);
     if (!e)
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "authenticator \"%s\" is not added to this context", mech);
@@ -303,6 +307,17 @@ CC_API int cc_auth_submit_job(cc_auth *a, int (*run)(void *), void (*free_data)(
     j->base.timeout_ms = a->ctx->timeout[CC_TIMEOUT_AUTH_JOB];
     a->job = &j->base;
     return CC_OK;
+}
+
+CC_API int cc_auth_job_result(const cc_auth *a, const char **detail)
+{
+    if (!a)
+        return CC_ERR_INVALID;
+    if (!a->have_job_result)
+        return CC_ERR_STATE;
+    if (detail)
+        *detail = a->job_detail;
+    return a->job_result;
 }
 
 CC_API uint32_t cc_auth_job_timeout_ms(const cc_auth *a)

@@ -40,6 +40,9 @@ struct cc_auth {
     int err;
     char detail[CC__DETAIL_MAX];
     cc_job *job; /* submitted by step, taken by the session */
+    bool have_job_result; /* during the step after a job: its outcome */
+    int job_result;
+    char job_detail[CC__DETAIL_MAX];
 };
 
 /* Creates the handle for `entry` in `role`. Channel binding and credentials

@@ -38,6 +38,18 @@ int cc__ctx_error(cc_context *ctx, int code, const char *fmt, ...)
     return code;
 }
 
+int cc__ctx_writable(cc_context *ctx, const char *setter)
+{
+    unsigned n = atomic_load(&ctx->sessions);
+    ctx->errmsg[0] = 0;
+    if (n == 0)
+        return CC_OK;
+    return cc__ctx_error(ctx, CC_ERR_STATE,
+                         "%s: the context is read-only while %u session(s) use it; configure it before "
+                         "cc_session_new() or use another context",
+                         setter, n);
+}
+
 CC_API cc_context *cc_context_new(int role, const cc_allocator *alloc, int *err)
 {
     cc_allocator a = {sizeof a, NULL, std_malloc, std_realloc, std_free};
@@ -126,6 +138,8 @@ CC_API int cc_context_set_log(cc_context *ctx, cc_log_fn fn, void *user, int max
 {
     if (!ctx || max_level < 0 || max_level > CC_LOG_DEBUG)
         return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_log") < 0)
+        return CC_ERR_STATE;
     ctx->log_fn = fn;
     ctx->log_user = user;
     ctx->log_level = max_level;
@@ -146,6 +160,8 @@ CC_API int cc_context_set_certificate(cc_context *ctx, const char *cert_file, co
 {
     if (!ctx || !cert_file || !key_file)
         return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_certificate") < 0)
+        return CC_ERR_STATE;
     if (ctx->role != CC_ROLE_CLIENT)
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the client role presents a certificate");
     int r = cc__tls_ctx_set_certificate(ctx, cert_file, key_file);
@@ -158,6 +174,8 @@ CC_API int cc_context_set_ca_file(cc_context *ctx, const char *ca_file)
 {
     if (!ctx || !ca_file)
         return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_ca_file") < 0)
+        return CC_ERR_STATE;
     if (ctx->role != CC_ROLE_CONSOLE)
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the console role verifies certificates");
     int r = cc__tls_ctx_set_ca_file(ctx, ca_file);
@@ -170,6 +188,8 @@ CC_API int cc_context_set_pin_sha256(cc_context *ctx, const char *hex)
     size_t n = 0;
     if (!ctx || !hex)
         return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_pin_sha256") < 0)
+        return CC_ERR_STATE;
     if (ctx->role != CC_ROLE_CONSOLE)
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the console role verifies certificates");
     for (const char *p = hex; *p; p++) {
@@ -194,6 +214,8 @@ CC_API int cc_context_set_verify_callback(cc_context *ctx, cc_verify_fn fn, void
 {
     if (!ctx)
         return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_verify_callback") < 0)
+        return CC_ERR_STATE;
     if (ctx->role != CC_ROLE_CONSOLE)
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the console role verifies certificates");
     ctx->verify_fn = fn;
@@ -205,6 +227,8 @@ CC_API int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms)
 {
     if (!ctx || which < CC_TIMEOUT_HANDSHAKE || which > CC_TIMEOUT_AUTH_JOB)
         return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_timeout") < 0)
+        return CC_ERR_STATE;
     if (ms == 0 && which != CC_TIMEOUT_IDLE && which != CC_TIMEOUT_KEEPALIVE)
         return cc__ctx_error(ctx, CC_ERR_INVALID, "this timeout must be greater than 0 ms");
     if (ms > 24u * 3600 * 1000)
@@ -219,6 +243,8 @@ CC_API int cc_context_set_limit(cc_context *ctx, int which, uint32_t v)
     static const uint32_t hi[] = {0, 16u << 20, 1u << 30, 16u << 20, 16u << 20, 10};
     if (!ctx || which < CC_LIMIT_FRAME_SIZE || which > CC_LIMIT_REDIRECTS)
         return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_limit") < 0)
+        return CC_ERR_STATE;
     if (v < lo[which] || v > hi[which])
         return cc__ctx_error(ctx, CC_ERR_INVALID, "limit %d must be between %u and %u", which, lo[which], hi[which]);
     ctx->limit[which] = v;
@@ -229,6 +255,10 @@ CC_API int cc_context_set_auth_policy(cc_context *ctx, cc_auth_policy_fn fn, voi
 {
     if (!ctx)
         return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_auth_policy") < 0)
+        return CC_ERR_STATE;
+    if (ctx->role != CC_ROLE_CLIENT)
+        return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the client role applies an authentication policy");
     ctx->policy_fn = fn;
     ctx->policy_user = user;
     return CC_OK;

@@ -6,6 +6,7 @@
 #include "carboncopy.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -84,6 +85,7 @@ struct cc_job {
     int result;    /* cc_error once run or answered; 0 = success */
     bool answered; /* run, failed or answered by the host */
     bool out;      /* taken by the host and not yet handed back */
+    const void *owner; /* the session that queued it */
     uint32_t timeout_ms;
     char detail[CC__DETAIL_MAX];
     cc_job *next; /* the session's pending queue */
@@ -136,7 +138,13 @@ struct cc_context {
     size_t n_auth;
     cc_auth_policy_fn policy_fn;
     void *policy_user;
+
+    atomic_uint sessions; /* live sessions: the context is read-only while > 0 */
 };
+
+/* Setters call this first: CC_OK while no session uses the context (and the
+ * last detail is cleared), else CC_ERR_STATE with a detail. */
+int cc__ctx_writable(cc_context *ctx, const char *setter);
 
 /* Records a context-level error detail and returns code. */
 int cc__ctx_error(cc_context *ctx, int code, const char *fmt, ...) CC__PRINTF(3, 4);

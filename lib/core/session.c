@@ -301,6 +301,7 @@ CC_API cc_session *cc_session_new(cc_context *ctx, int *err)
         return NULL;
     }
     s->ctx = ctx;
+    atomic_fetch_add(&ctx->sessions, 1);
     s->role = ctx->role;
     s->state = CC_STATE_NEW;
     s->tr.fd = -1;
@@ -334,6 +335,7 @@ CC_API void cc_session_free(cc_session *s)
     cc__free(ctx, s->peer_name);
     cc__wipe(s, sizeof *s);
     cc__free(ctx, s);
+    atomic_fetch_sub(&((cc_context *)ctx)->sessions, 1);
 }
 
 CC_API int cc_session_set_event_callback(cc_session *s, cc_event_fn fn, void *user)
@@ -361,6 +363,7 @@ static void queue_job(cc_session *s, cc_job *j)
     while (*p)
         p = &(*p)->next;
     j->next = NULL;
+    j->owner = s;
     *p = j;
 }
 
@@ -489,7 +492,7 @@ CC_API cc_job *cc_session_take_job(cc_session *s)
 
 CC_API int cc_session_job_done(cc_session *s, cc_job *job)
 {
-    if (!s || !job || !job->out || job->ctx != s->ctx)
+    if (!s || !job || !job->out || job->owner != s)
         return CC_ERR_INVALID;
     job->out = false;
     s->jobs_out--;
@@ -1010,7 +1013,7 @@ static int check_deadlines(cc_session *s, uint64_t now)
                     s->jobs_out || s->queued ? " (a job handed to the host has not come back)" : "");
     if (s->state == CC_STATE_ESTABLISHED && !s->closing) {
         uint32_t idle = s->ctx->timeout[CC_TIMEOUT_IDLE], ka = s->ctx->timeout[CC_TIMEOUT_KEEPALIVE];
-        if (idle && now >= s->last_rx + idle)
+        if (idle && !s->read_paused && now >= s->last_rx + idle)
             return fail(s, CC_ERR_IDLE_TIMEOUT, true, "nothing heard from the peer for %u ms", idle);
         if (ka && !s->ping_outstanding && now >= s->last_rx + ka)
             cc_session_ping(s);
@@ -1043,13 +1046,23 @@ static void process_returned_jobs(cc_session *s)
             client_progress(s);
         } else {
             /* An auth job: the mechanism reads its results in step (in = NULL). */
-            cc_job_free(j);
             if (!s->auth || !s->auth_job_out) {
+                cc_job_free(j);
                 fail(s, CC_ERR_INTERNAL, false, "an auth job came back with no mechanism waiting");
                 continue;
             }
             s->auth_job_out = false;
+            /* The mechanism reads job_data in this step, so the job (and its
+             * data) is freed only afterwards. */
+            cc_auth *a = s->auth;
+            a->have_job_result = true;
+            a->job_result = j->answered ? j->result : CC_ERR_CANCELLED;
+            cc__fmt(a->job_detail, sizeof a->job_detail, "%s",
+                    j->answered ? j->detail : "the host handed the job back without running or answering it");
             auth_advance(s, NULL, 0);
+            if (s->auth)
+                s->auth->have_job_result = false;
+            cc_job_free(j);
         }
     }
 }
@@ -1195,7 +1208,7 @@ CC_API int32_t cc_session_timeout_ms(const cc_session *s)
         d = min_deadline(d, s->attempt_deadline);
     if (s->state == CC_STATE_ESTABLISHED && !s->closing) {
         uint32_t idle = s->ctx->timeout[CC_TIMEOUT_IDLE], ka = s->ctx->timeout[CC_TIMEOUT_KEEPALIVE];
-        if (idle)
+        if (idle && !s->read_paused)
             d = min_deadline(d, s->last_rx + idle);
         if (ka && !s->ping_outstanding)
             d = min_deadline(d, s->last_rx + ka);
@@ -1224,6 +1237,9 @@ CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, si
         s->send_blocked = true;
         return CC_ERR_AGAIN;
     }
+    /* Reserve the whole message first, so running out of memory queues nothing. */
+    if (!cc__buf_reserve(s->ctx, &s->plain_out, len + (frames ? frames : 1) * CC__FRAME_HDR))
+        return CC_ERR_NOMEM;
     const uint8_t *p = data;
     do {
         size_t n = len > DATA_FRAME_MAX ? DATA_FRAME_MAX : len;
@@ -1244,6 +1260,8 @@ CC_API int cc_session_pause_reading(cc_session *s, int paused)
 {
     if (!s)
         return CC_ERR_INVALID;
+    if (s->read_paused && !paused)
+        s->last_rx = cc__now_ms(); /* the silence was ours: restart the idle clock */
     s->read_paused = paused != 0;
     return CC_OK;
 }

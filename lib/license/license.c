@@ -19,8 +19,10 @@
 
 static int client_only(cc_context *ctx, const char *fn)
 {
+    if (cc__ctx_writable(ctx, fn) < 0)
+        return CC_ERR_STATE;
     if (ctx->role != CC_ROLE_CLIENT)
-        return cc__ctx_error(ctx, CC_ERR_INVALID, "%s: licence settings apply to client contexts", fn);
+        return cc__ctx_error(ctx, CC_ERR_CONFIG, "%s: licence settings apply to client contexts", fn);
     return 0;
 }
 

@@ -592,6 +592,8 @@ CC_API int cc_context_set_nt_account_lookup(cc_context *ctx, cc_nt_lookup_fn fn,
 {
     if (!ctx)
         return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_nt_account_lookup") < 0)
+        return CC_ERR_STATE;
     for (size_t i = 0; i < ctx->n_auth; i++) {
         /* ours by its start function, not just by name */
         if (ctx->auth[i].vt.start == nt_start && ctx->auth[i].mech_data) {
