@@ -316,6 +316,29 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return EX_USAGE;
     }
+    /* Options that would silently do nothing are mistakes worth saying so. */
+    const char *orphan = !accounts && dc_realm    ? "--dc-realm needs --accounts"
+                         : !accounts && krb5_conf ? "--krb5-conf needs --accounts"
+                         : !accounts && dc_check  ? "--dc-check needs --accounts"
+                         : !keytab && service     ? "--service needs --keytab"
+                         : !keytab && realm       ? "--realm needs --keytab"
+                         : !want_psk && psk_file  ? "--psk-file needs --auth psk"
+                         : !want_psk && !accounts && !keytab
+                             ? "no authentication configured: give --accounts, --keytab or --auth psk"
+                             : NULL;
+    if (orphan) {
+        fprintf(stderr, "cc-client: %s\n", orphan);
+        return EX_USAGE;
+    }
+    {
+        char *h = NULL;
+        unsigned pt;
+        if (!ex_split_host_port(listen_spec, &h, &pt)) {
+            fprintf(stderr, "cc-client: cannot parse --listen \"%s\" as HOST:PORT\n", listen_spec);
+            return EX_USAGE;
+        }
+        free(h);
+    }
     signal(SIGPIPE, SIG_IGN);
 
     int err, rc = EX_OK, lfd = -1;

@@ -111,4 +111,10 @@ check "the stall is cut at the deadline (400 ms, took $ms ms)" [ "$ms" -lt 3000 
 check "cc-console without a host: exit 2" [ $? -eq 2 ]
 "$CC_BIN/cc-client" --listen 127.0.0.1:0 >/dev/null 2>&1
 check "cc-client without a certificate: exit 2" [ $? -eq 2 ]
+"$CC_BIN/cc-client" --listen 127.0.0.1:0 --cert "$C/client.pem" --key "$C/client.key" >"$T_DIR/u1" 2>&1
+check "cc-client without any authentication: exit 2, says which options" \
+    sh -c "[ $? -eq 2 ] && grep -q 'give --accounts, --keytab or --auth psk' '$T_DIR/u1'"
+"$CC_BIN/cc-client" --listen 127.0.0.1:0 "${CLIENT_ARGS[@]}" --realm EXAMPLE >"$T_DIR/u2" 2>&1
+check "cc-client --realm without --keytab: exit 2" sh -c "[ $? -eq 2 ] && grep -q -- '--realm needs --keytab' '$T_DIR/u2'"
+
 t_done
