@@ -335,10 +335,23 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
     if (debug)
         fprintf(stderr, "fuzz: event %d state %s code %d text \"%s\"\n", ev->type, cc_state_name(ev->state), ev->code,
                 ev->text);
-    if (ev->type == CC_EVENT_DATA && ev->len && ev->data[0] == 'C')
-        cc_session_close(s, 0, "fuzz");
-    if (ev->type == CC_EVENT_DATA && ev->len > 1 && ev->data[0] == 'S')
+    /* What a host may do from the callback, as the peer's data asks. */
+    if (ev->type != CC_EVENT_DATA || !ev->len)
+        return;
+    switch (ev->data[0]) {
+    case 'C':
+        cc_session_close(s, ev->len > 1 ? -ev->data[1] : 0, "fuzz");
+        break;
+    case 'S':
         cc_session_send(s, ev->channel, ev->data, ev->len);
+        break;
+    case 'P':
+        cc_session_ping(s);
+        break;
+    case 'R':
+        cc_session_pause_reading(s, ev->len > 1 && ev->data[1] & 1);
+        break;
+    }
 }
 
 /* Input: mode byte (bit 0: 0 = raw bytes, 1 = through TLS; bit 1: deny the

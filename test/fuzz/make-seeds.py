@@ -141,6 +141,8 @@ put("fuzz-preamble-frames", "tls-fuzz-mech", bytes([T]) + hello(b"fuzz", b"nt") 
     frame(5, b"hello", ch=7) + frame(5, b"Secho", ch=3) + frame(6, b"12345678") + close(0, b"bye"))
 put("fuzz-preamble-frames", "tls-fuzz-more", bytes([T]) + hello(b"fuzz") + frame(3, b"more") + frame(3, b"ok") +
     frame(5, b"Cclose now") + frame(7, b""))
+put("fuzz-preamble-frames", "tls-host-calls", bytes([T]) + hello(b"fuzz") + frame(3, b"ok") + frame(5, b"P") +
+    frame(7, b"12345678") + frame(5, b"R\x01") + frame(5, b"Sx" * 100, ch=9) + frame(5, b"C\x0c"))
 put("fuzz-preamble-frames", "tls-licence-denied", bytes([T | 2]) + hello(b"fuzz"))
 put("fuzz-preamble-frames", "tls-nt", bytes([T]) + hello(b"nt") + frame(3, negotiate) + frame(3, auth))
 put("fuzz-preamble-frames", "tls-unknown-mech", bytes([T]) + hello(b"kerberos"))
