@@ -68,6 +68,12 @@ for name in sorted(os.listdir(os.path.join(data, "license"))):
     put("fuzz-license-page", base, b"\0" + page)
     if name in ("granted.xml", "namespaced.xml", "attributes.xml"):
         put("fuzz-license-page", base + "-cut", b"\x02" + struct.pack(">HH", 7, len(page) // 2) + page)
+    if name in ("granted.xml", "denied-equal.xml", "expired.xml"):
+        put("fuzz-license-page", base + "-job", b"\x29" + struct.pack(">H", 5) + page)  # through a job, HTTP 200
+with open(os.path.join(data, "license", "granted.xml"), "rb") as f:
+    page = f.read()
+put("fuzz-license-page", "granted-job-503", b"\x68" + page)
+put("fuzz-license-page", "granted-job-too-large", b"\x18" + page + b"<!-- " + b"x" * 2100 + b" -->")
 
 # ---- PAC: the Windows 2003 PAC whole, its logon and client info, a UPN/DNS info ----
 pac = b""
