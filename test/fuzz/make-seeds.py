@@ -11,9 +11,12 @@ out = os.path.join(root, "test", "fuzz", "corpus")
 data = os.path.join(root, "test", "data")
 
 
-def put(target, name, blob):
+def put(target, name, blob, keep=False):
+    """keep: leave an existing file alone (for seeds that differ on every run)."""
     d = os.path.join(out, target)
     os.makedirs(d, exist_ok=True)
+    if keep and os.path.exists(os.path.join(d, name)):
+        return
     with open(os.path.join(d, name), "wb") as f:
         f.write(blob)
 
@@ -138,8 +141,8 @@ except ssl.SSLWantReadError:
 client_hello = o_.read()
 pre = b"CCPY\x01\x01\x00\x01"
 T = 0x1d  # mode: through TLS, licence granted, close_notify, 2 KiB records
-put("fuzz-preamble-frames", "raw-client-hello", b"\x00" + pre + client_hello)
-put("fuzz-preamble-frames", "raw-client-hello-1byte-reads", b"\x02" + pre + client_hello)
+put("fuzz-preamble-frames", "raw-client-hello", b"\x00" + pre + client_hello, keep=True)
+put("fuzz-preamble-frames", "raw-client-hello-big-reads", b"\x78" + pre + client_hello, keep=True)
 put("fuzz-preamble-frames", "raw-bad-magic", b"\x00" + b"GET / HTTP/1.1\r\n\r\n")
 put("fuzz-preamble-frames", "raw-bad-version", b"\x00" + b"CCPY\x02\x03\x00\x01")
 put("fuzz-preamble-frames", "raw-no-tls", b"\x00" + b"CCPY\x01\x01\x00\x00")
