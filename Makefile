@@ -116,7 +116,7 @@ demo: all
 # sanitizers into build/fuzz/obj.
 FUZZ_CC     ?= clang
 FUZZ_B      := build/fuzz
-FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize-recover=pointer-overflow \
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                -fno-omit-frame-pointer
 FUZZ_CFLAGS  = -std=c11 -g -O1 -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
                $(DEFS) -Iinclude $(DEP_CFLAGS)

@@ -389,7 +389,9 @@ size_t cc_session_pending(const cc_session *s);
 /* Sends a ping; the answer arrives as CC_EVENT_PONG. */
 int cc_session_ping(cc_session *s);
 /* Orderly close: flushes queued data, tells the peer `code` and `reason`
- * (may be NULL), then ends. Keep calling step until it returns 0. */
+ * (may be NULL), then ends. Keep calling step until it returns 0. A negative
+ * `code` (a cc_error; others are CC_ERR_INVALID) ends the session at once
+ * with that error, as does any close before the session is established. */
 int cc_session_close(cc_session *s, int code, const char *reason);
 
 /* After the licence stage: the verdict and figures. Returns CC_ERR_STATE
@@ -493,7 +495,7 @@ int cc_auth_credentials(const cc_auth *auth, const char **user, const char **dom
 int cc_auth_set_output(cc_auth *auth, const void *token, size_t len);
 /* Client: the authenticated identity, and account details. */
 int cc_auth_set_identity(cc_auth *auth, const char *identity);
-int cc_auth_add_attribute(cc_auth *auth, const char *key, const char *value); /* at most 64, then CC_ERR_AGAIN */
+int cc_auth_add_attribute(cc_auth *auth, const char *key, const char *value); /* at most 1024, then CC_ERR_AGAIN */
 /* Records why step failed; return the same code from step. */
 int cc_auth_set_error(cc_auth *auth, int code, const char *detail);
 /* Log through the context's log callback; never pass secrets. */

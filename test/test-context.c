@@ -169,6 +169,7 @@ static void t_job_goes_back_to_its_own_session(void)
     T_EQ(cc_session_job_done(b, j), CC_ERR_INVALID); /* not b's */
     T_EQ(cc_session_job_done(a, j), CC_OK);
     T_EQ(cc_session_job_done(a, j), CC_ERR_INVALID); /* not out any more */
+    T_EQ(cc_session_close(a, -108, "not a cc_error"), CC_ERR_INVALID); /* the peer must understand the code */
     cc_session_free(a);
     cc_session_free(b);
     cc_context_free(c);

@@ -16,7 +16,7 @@ typedef struct cc__builtin_auth {
 extern const cc__builtin_auth cc__auth_builtin_kerberos; /* lib/auth/krb5/ */
 extern const cc__builtin_auth cc__auth_builtin_nt;       /* lib/auth/nt/ */
 
-#define CC__AUTH_MAX_ATTRS 64
+#define CC__AUTH_MAX_ATTRS 1024 /* an AD account can be in ~1000 groups */
 
 /* Per-session state of one running mechanism. */
 struct cc_auth {

@@ -66,7 +66,7 @@ static inline size_t cc__buf_size(const cc__buf *b)
 }
 static inline uint8_t *cc__buf_head(const cc__buf *b)
 {
-    return b->data + b->off;
+    return b->data ? b->data + b->off : NULL; /* never NULL + 0 */
 }
 /* Wipes and frees. */
 void cc__buf_free(const cc_context *ctx, cc__buf *b);

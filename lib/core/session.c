@@ -1282,8 +1282,9 @@ CC_API int cc_session_ping(cc_session *s)
 
 CC_API int cc_session_close(cc_session *s, int code, const char *reason)
 {
-    if (!s || code > 0 || (reason && strlen(reason) >= REASON_MAX - 8))
-        return CC_ERR_INVALID;
+    if (!s || code > 0 || (reason && strlen(reason) >= REASON_MAX - 8) ||
+        (code < 0 && strcmp(cc_err_name(code), "CC_ERR_UNKNOWN") == 0))
+        return CC_ERR_INVALID; /* the peer is told the code: it must be one of ours */
     if (s->state >= CC_STATE_CLOSED || s->closing)
         return CC_OK;
     cc__fmt(s->close_reason, sizeof s->close_reason, "%s", reason ? reason : "");

@@ -147,6 +147,10 @@ uint8_t *cc__buf_reserve(const cc_context *ctx, cc__buf *b, size_t n)
             b->cap = cap;
         }
     }
+    if (!b->data) { /* n == 0 on an empty buffer: a valid, empty place to write */
+        static uint8_t none[1];
+        return none;
+    }
     return b->data + b->len;
 }
 

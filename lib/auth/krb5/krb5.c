@@ -815,7 +815,11 @@ static int client_step(struct krb_state *s, cc_auth *auth, const uint8_t *in, si
         goto out;
     }
     if ((code = cc__krb_pac_attributes(auth, src)) < 0) {
-        cc__fmt(detail, sizeof detail, "the PAC in the ticket of %s is malformed", ident);
+        cc__fmt(detail, sizeof detail,
+                code == CC_ERR_AUTH_POLICY ? "the PAC in the ticket of %s has more than 1024 details; refused"
+                : code == CC_ERR_NOMEM     ? "out of memory reading the PAC in the ticket of %s"
+                                           : "the PAC in the ticket of %s is malformed",
+                ident);
         goto out;
     }
     if (out.length && (code = cc_auth_set_output(auth, out.value, out.length)) < 0) {

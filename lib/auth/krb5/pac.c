@@ -358,10 +358,23 @@ int cc__krb_pac_upn_dns_info(const uint8_t *p, size_t len, cc__krb_attr_fn add, 
 
 /* ---- through GSSAPI ---- */
 
+/* Collects attributes and remembers the first failure: the decoders go on
+ * regardless, so the caller checks `err` and fails closed (a host policy may
+ * rely on a group SID that would otherwise be dropped silently). */
+struct attr_sink {
+    cc_auth *auth;
+    int err;
+};
+
 static int add_attr(void *user, const char *key, const char *value)
 {
-    int r = cc_auth_add_attribute(user, key, value);
-    return r == CC_ERR_AGAIN ? 0 : r; /* past the attribute limit: the rest is dropped */
+    struct attr_sink *sink = user;
+    if (sink->err)
+        return sink->err;
+    int r = cc_auth_add_attribute(sink->auth, key, value);
+    if (r < 0)
+        sink->err = r;
+    return r;
 }
 
 /* Reads one authenticated PAC buffer by its GSS attribute name; 0 with
@@ -393,18 +406,24 @@ int cc__krb_pac_attributes(cc_auth *auth, gss_name_t name)
     };
     OM_uint32 mn;
     bool any = false;
+    struct attr_sink sink = {auth, 0};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         gss_buffer_desc v = GSS_C_EMPTY_BUFFER;
         get_attr(name, bufs[i].attr, &v);
         if (!v.length)
             continue;
         any = true;
-        int r = bufs[i].decode(v.value, v.length, add_attr, auth);
+        int r = bufs[i].decode(v.value, v.length, add_attr, &sink);
         gss_release_buffer(&mn, &v);
         if (r < 0)
             return r;
     }
     if (any)
-        add_attr(auth, "pac", "yes");
-    return 0;
+        add_attr(&sink, "pac", "yes");
+    if (sink.err == CC_ERR_AGAIN) {
+        cc_auth_set_error(auth, CC_ERR_AUTH_POLICY,
+                          "kerberos: the account has more than 1024 PAC details; refused rather than judged on a part");
+        return CC_ERR_AUTH_POLICY;
+    }
+    return sink.err;
 }
