@@ -304,7 +304,6 @@ CC_API int cc_auth_submit_job(cc_auth *a, int (*run)(void *), void (*free_data)(
     j->run = run;
     j->free_data = free_data;
     j->data = data;
-    j->base.timeout_ms = a->ctx->timeout[CC_TIMEOUT_AUTH_JOB];
     a->job = &j->base;
     return CC_OK;
 }

@@ -86,7 +86,6 @@ struct cc_job {
     bool answered; /* run, failed or answered by the host */
     bool out;      /* taken by the host and not yet handed back */
     const void *owner; /* the session that queued it */
-    uint32_t timeout_ms;
     char detail[CC__DETAIL_MAX];
     cc_job *next; /* the session's pending queue */
 };

@@ -1067,9 +1067,8 @@ static void process_returned_jobs(cc_session *s)
     }
 }
 
-static int wait_mask(cc_session *s, uint64_t now)
+static int wait_mask(cc_session *s)
 {
-    (void)now;
     int m = CC_WANT_TIMER;
     if (s->queued)
         m |= CC_WANT_JOB;
@@ -1146,13 +1145,13 @@ CC_API int cc_session_step(cc_session *s)
     if (s->state >= CC_STATE_CLOSED)
         return s->state == CC_STATE_CLOSED ? 0 : s->error;
     if (s->state == CC_STATE_RESOLVING)
-        return wait_mask(s, now);
+        return wait_mask(s);
     if (s->state == CC_STATE_CONNECTING) {
         r = drive_connect(s, now);
         if (r < 0)
             return r;
         if (r > 0)
-            return wait_mask(s, now);
+            return wait_mask(s);
     }
     /* Handle bytes TLS already holds (e.g. after a job came back), then do I/O. */
     if ((r = pump_tls(s)) < 0 || (r = io_round(s)) < 0)
@@ -1182,7 +1181,7 @@ CC_API int cc_session_step(cc_session *s)
             return 0;
         }
     }
-    return wait_mask(s, now);
+    return wait_mask(s);
 }
 
 CC_API int cc_session_fd(const cc_session *s)

@@ -410,7 +410,6 @@ int cc__license_start(cc_context *ctx, cc_job **job, cc__license_verdict *cached
     lj->max_redirects = ctx->limit[CC_LIMIT_REDIRECTS];
     if (lj->max_redirects > 10)
         lj->max_redirects = 10;
-    lj->base.timeout_ms = lj->total_timeout_ms;
     *job = &lj->base;
     return 0;
 }

@@ -71,7 +71,6 @@ cc_job *cc__resolve_job_new(const cc_context *ctx, const char *host, uint16_t po
         return NULL;
     snprintf(j->host, sizeof j->host, "%s", host);
     j->port = port;
-    j->base.timeout_ms = ctx->timeout[CC_TIMEOUT_HANDSHAKE];
     return &j->base;
 }
 
