@@ -1,6 +1,6 @@
 /* test-license-fetch.c -- the licence job against a real nginx on loopback
  * (test/fixtures/nginx.sh): every served case, through cc_job_run + decide. */
-#include "../lib/license/license.h"
+#include "../lib/core/core.h"
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -84,13 +84,13 @@ static int fetch_with(cc_context *ctx)
 {
     cc_job *job = NULL;
     memset(&v, 0x55, sizeof v);
-    int rc = cc__license_start(ctx, &job, &v);
+    int rc = cc__license_start(ctx, &ctx->license, &job, &v);
     if (rc != 0)
         return 1000 + rc;
     uint64_t t0 = now_ms();
     run_rc = cc_job_run(job);
     took_ms = now_ms() - t0;
-    cc__license_decide(ctx, job, &v);
+    cc__license_decide(ctx, &ctx->license, job, &v);
     cc_job_free(job);
     return v.code;
 }
@@ -360,7 +360,7 @@ static void test_cache(void)
     T_EQ(fetch_with(ctx), CC_ERR_LICENSE_DENIED);
     /* the denial was a sound answer: cached */
     cc_job *job = NULL;
-    T_EQ(cc__license_start(ctx, &job, &v), 1);
+    T_EQ(cc__license_start(ctx, &ctx->license, &job, &v), 1);
     T_ASSERT(job == NULL);
     T_EQ(v.code, CC_ERR_LICENSE_DENIED);
     T_EQ(v.in_use, 10);
@@ -368,7 +368,7 @@ static void test_cache(void)
     /* a new URL clears it; a failure is not cached */
     T_EQ(cc_context_set_license_url(ctx, http("error500")), 0);
     T_EQ(fetch_with(ctx), CC_ERR_LICENSE_HTTP);
-    T_EQ(cc__license_start(ctx, &job, &v), 0);
+    T_EQ(cc__license_start(ctx, &ctx->license, &job, &v), 0);
     T_ASSERT(job != NULL);
     cc_job_free(job);
     cc_context_free(ctx);

@@ -1,6 +1,6 @@
 /* test-license.c -- the licence API without a network: URL and server-name
  * rules, host-answered jobs (figures, status + body), fail-closed, the cache. */
-#include "../lib/license/license.h"
+#include "../lib/core/core.h"
 #include "harness.h"
 
 #include <stdlib.h>
@@ -17,7 +17,7 @@ static cc_context *client(void)
 static cc_job *start(cc_context *c)
 {
     cc_job *job = NULL;
-    if (cc__license_start(c, &job, &v) != 0)
+    if (cc__license_start(c, &c->license, &job, &v) != 0)
         return NULL;
     return job;
 }
@@ -124,7 +124,7 @@ static void test_no_url(void)
     T_EQ(cc_job_type(job), CC_JOB_LICENSE);
     T_ASSERT(cc_job_license_url(job) == NULL);
     T_EQ(cc_job_run(job), CC_ERR_LICENSE_CONFIG);
-    cc__license_decide(c, job, &v);
+    cc__license_decide(c, &c->license, job, &v);
     T_EQ(v.code, CC_ERR_LICENSE_CONFIG);
     T_ASSERT(!v.granted);
     T_CONTAINS(v.detail, "cc_context_set_license_url");
@@ -141,7 +141,7 @@ static void test_unanswered_denies(void)
     cc_job *job = start(c);
     T_ASSERT(job);
     T_STREQ(cc_job_license_url(job), "http://ns/x");
-    cc__license_decide(c, job, &v);
+    cc__license_decide(c, &c->license, job, &v);
     T_ASSERT(!v.granted);
     T_EQ(v.code, CC_ERR_LICENSE_MISSING);
     T_CONTAINS(v.detail, "http://ns/x");
@@ -150,13 +150,13 @@ static void test_unanswered_denies(void)
     job = start(c);
     T_ASSERT(job);
     T_EQ(cc_job_fail(job, CC_ERR_LICENSE_UNREACHABLE, "proxy said no"), 0);
-    cc__license_decide(c, job, &v);
+    cc__license_decide(c, &c->license, job, &v);
     T_EQ(v.code, CC_ERR_LICENSE_UNREACHABLE);
     T_CONTAINS(v.detail, "proxy said no");
     T_CONTAINS(v.detail, "http://ns/x");
     cc_job_free(job);
     /* not a licence job at all */
-    cc__license_decide(c, NULL, &v);
+    cc__license_decide(c, &c->license, NULL, &v);
     T_ASSERT(!v.granted);
     T_ASSERT(v.code < 0);
     cc_context_free(c);
@@ -182,7 +182,7 @@ static void test_host_figures(void)
         T_EQ(cc_job_run(job), CC_ERR_STATE); /* answered already */
         T_EQ(cc_job_license_feed(job, "<x/>", 4), CC_ERR_STATE);
         T_EQ(cc_job_license_set_status(job, 200), CC_ERR_STATE);
-        cc__license_decide(c, job, &v);
+        cc__license_decide(c, &c->license, job, &v);
         T_EQ(v.code, cases[i].code);
         T_EQ(v.granted, cases[i].code == 0);
         T_EQ(v.count, cases[i].count);
@@ -192,7 +192,7 @@ static void test_host_figures(void)
     cc_job *job = start(c);
     T_ASSERT(job);
     T_EQ(cc_job_license_set_figures(job, 10, 10), 0);
-    cc__license_decide(c, job, &v);
+    cc__license_decide(c, &c->license, job, &v);
     T_CONTAINS(v.detail, "no licence free: 10 of 10 in use");
     cc_job_free(job);
     T_EQ(cc_job_license_set_figures(NULL, 1, 0), CC_ERR_INVALID);
@@ -218,7 +218,7 @@ static int feed_page(cc_context *c, int status, const char *page, size_t chunk)
         if (cc_job_license_feed(job, page + off, n) != 0)
             break;
     }
-    cc__license_decide(c, job, &v);
+    cc__license_decide(c, &c->license, job, &v);
     cc_job_free(job);
     return v.code;
 }
@@ -261,7 +261,7 @@ static void test_host_page(void)
     T_EQ(cc_job_license_feed(job, "<x/>", 4), CC_ERR_LICENSE_PARSE); /* sticky */
     T_EQ(cc_job_license_set_figures(job, 5, 1), CC_ERR_STATE);
     T_EQ(cc_job_run(job), CC_ERR_STATE);
-    cc__license_decide(c, job, &v);
+    cc__license_decide(c, &c->license, job, &v);
     T_EQ(v.code, CC_ERR_LICENSE_PARSE);
     T_CONTAINS(v.detail, "DOCTYPE");
     cc_job_free(job);
@@ -300,7 +300,7 @@ static void test_page_limit(void)
         rc = cc_job_license_feed(job, chunk, sizeof chunk);
     T_EQ(rc, CC_ERR_LICENSE_TOO_LARGE);
     T_EQ(i, 11); /* the chunk that crossed 1024 bytes */
-    cc__license_decide(c, job, &v);
+    cc__license_decide(c, &c->license, job, &v);
     T_EQ(v.code, CC_ERR_LICENSE_TOO_LARGE);
     T_CONTAINS(v.detail, "1024 bytes");
     T_CONTAINS(v.detail, "http://ns/p");
@@ -322,7 +322,7 @@ static void test_cache(void)
     T_EQ(cc_context_set_license_cache_ttl(c, 60000), 0);
     T_EQ(feed_page(c, 200, granted_page, 50), 0);
     job = (cc_job *)1;
-    T_EQ(cc__license_start(c, &job, &v), 1);
+    T_EQ(cc__license_start(c, &c->license, &job, &v), 1);
     T_ASSERT(job == NULL);
     T_ASSERT(v.granted);
     T_EQ(v.code, 0);
@@ -334,32 +334,32 @@ static void test_cache(void)
     /* setting the TTL forgets the verdict; failures are not cached */
     T_EQ(cc_context_set_license_cache_ttl(c, 60000), 0);
     T_EQ(feed_page(c, 500, "", 1), CC_ERR_LICENSE_HTTP);
-    T_EQ(cc__license_start(c, &job, &v), 0);
+    T_EQ(cc__license_start(c, &c->license, &job, &v), 0);
     T_ASSERT(job);
-    cc__license_decide(c, job, &v); /* unanswered: denied, not cached */
+    cc__license_decide(c, &c->license, job, &v); /* unanswered: denied, not cached */
     cc_job_free(job);
-    T_EQ(cc__license_start(c, &job, &v), 0);
+    T_EQ(cc__license_start(c, &c->license, &job, &v), 0);
     T_ASSERT(job);
     cc_job_free(job);
 
     /* a denial is a sound answer and is cached */
     T_EQ(feed_page(c, 200, "<LicenseDetails LicenseCount='3' LicensesInUse='3'/>", 50), CC_ERR_LICENSE_DENIED);
-    T_EQ(cc__license_start(c, &job, &v), 1);
+    T_EQ(cc__license_start(c, &c->license, &job, &v), 1);
     T_EQ(v.code, CC_ERR_LICENSE_DENIED);
     T_ASSERT(!v.granted);
 
     /* changing the source forgets the verdict */
     T_EQ(cc_context_set_license_server(c, "other"), 0);
-    T_EQ(cc__license_start(c, &job, &v), 0);
+    T_EQ(cc__license_start(c, &c->license, &job, &v), 0);
     cc_job_free(job);
 
     /* the TTL runs out */
     T_EQ(cc_context_set_license_cache_ttl(c, 50), 0);
     T_EQ(feed_page(c, 200, granted_page, 50), 0);
-    T_EQ(cc__license_start(c, &job, &v), 1);
+    T_EQ(cc__license_start(c, &c->license, &job, &v), 1);
     struct timespec ts = {0, 80 * 1000 * 1000};
     nanosleep(&ts, NULL);
-    T_EQ(cc__license_start(c, &job, &v), 0);
+    T_EQ(cc__license_start(c, &c->license, &job, &v), 0);
     T_ASSERT(job);
     cc_job_free(job);
     cc_context_free(c);
@@ -410,7 +410,7 @@ static void test_allocation_failures(void)
         alloc_count = 0;
         alloc_fail_at = n;
         cc_job *job = NULL;
-        int rc = cc__license_start(c, &job, &v);
+        int rc = cc__license_start(c, &c->license, &job, &v);
         int code;
         if (rc < 0) {
             T_EQ(rc, CC_ERR_NOMEM);
@@ -421,7 +421,7 @@ static void test_allocation_failures(void)
             cc_job_license_set_status(job, 200);
             cc_job_license_feed(job, granted_page, 20);
             cc_job_license_feed(job, granted_page + 20, strlen(granted_page) - 20);
-            cc__license_decide(c, job, &v);
+            cc__license_decide(c, &c->license, job, &v);
             cc_job_free(job);
             code = v.code;
             if (code != 0) {

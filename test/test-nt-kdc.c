@@ -1,6 +1,7 @@
 /* test-nt-kdc.c -- the nt authenticator's domain-controller account check against a
  * real MIT KDC on loopback (test/fixtures/kdc.sh): exists, unknown, revoked, stopped. */
 #include "../lib/auth/nt/nt.h"
+#include "auth-peek.h"
 #include "harness.h"
 #include "pair.h"
 
@@ -40,19 +41,20 @@ static void run(cc_context *s, const char *user, const char *pw, bool host_fails
 {
     cc_context *c = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
     cc_context_add_builtin_authenticator(c, "nt");
-    cc_auth *con = cc__auth_new(c, &c->auth[0], CC_ROLE_CONSOLE), *cli = cc__auth_new(s, &s->auth[0], CC_ROLE_CLIENT);
-    con->user = user, con->domain = "CC", con->password = pw;
-    memcpy(con->cb, cb, 32), con->cb_len = 32;
-    memcpy(cli->cb, cb, 32), cli->cb_len = 32;
+    cc_auth *con = cc__auth_new(c, &c->auth.entry[0], CC_ROLE_CONSOLE, NULL),
+            *cli = cc__auth_new(s, &s->auth.entry[0], CC_ROLE_CLIENT, NULL);
+    cc__auth_set_credentials(con, user, "CC", pw);
+    cc__auth_set_binding(con, cb);
+    cc__auth_set_binding(cli, cb);
     uint8_t tok[4096];
     size_t n;
     memset(r, 0, sizeof *r);
     r->rc = cc__auth_step(con, NULL, 0);
-    n = cc__buf_size(&con->out), memcpy(tok, cc__buf_head(&con->out), n);
+    n = t_out_len(con), memcpy(tok, t_out(con), n);
     r->rc = cc__auth_step(cli, tok, n);
-    n = cc__buf_size(&cli->out), memcpy(tok, cc__buf_head(&cli->out), n);
+    n = t_out_len(cli), memcpy(tok, t_out(cli), n);
     r->rc = cc__auth_step(con, tok, n);
-    n = cc__buf_size(&con->out), memcpy(tok, cc__buf_head(&con->out), n);
+    n = t_out_len(con), memcpy(tok, t_out(con), n);
     r->rc = cc__auth_step(cli, tok, n);
     if (r->rc == CC_AUTH_PENDING) {
         cc_job *j = cc__auth_take_job(cli);
@@ -66,11 +68,10 @@ static void run(cc_context *s, const char *user, const char *pw, bool host_fails
         cc_job_free(j); /* as the session does: before the mechanism reads the result */
         r->rc = cc__auth_step(cli, NULL, 0);
     }
-    snprintf(r->detail, sizeof r->detail, "%s", cli->detail);
-    snprintf(r->identity, sizeof r->identity, "%s", cli->identity ? cli->identity : "");
-    for (size_t i = 0; i < cli->n_attrs; i++)
-        if (strcmp(cli->attr_key[i], "dc-check") == 0)
-            snprintf(r->dc, sizeof r->dc, "%s", cli->attr_value[i]);
+    snprintf(r->detail, sizeof r->detail, "%s", cc__auth_detail(cli));
+    snprintf(r->identity, sizeof r->identity, "%s", cc__auth_identity(cli) ? cc__auth_identity(cli) : "");
+    if (t_attr(cli, "dc-check"))
+        snprintf(r->dc, sizeof r->dc, "%s", t_attr(cli, "dc-check"));
     cc__auth_free(con);
     cc__auth_free(cli);
     cc_context_free(c);
@@ -236,14 +237,15 @@ static void test_session_freed_while_job_out(void)
     cc_context *s = client_ctx("required"), *c = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
     T_ASSERT(s && c && kdc_running);
     cc_context_add_builtin_authenticator(c, "nt");
-    cc_auth *con = cc__auth_new(c, &c->auth[0], CC_ROLE_CONSOLE), *cli = cc__auth_new(s, &s->auth[0], CC_ROLE_CLIENT);
-    con->user = "alice", con->domain = "CC", con->password = "nt-pw";
-    memcpy(con->cb, cb, 32), con->cb_len = 32;
-    memcpy(cli->cb, cb, 32), cli->cb_len = 32;
+    cc_auth *con = cc__auth_new(c, &c->auth.entry[0], CC_ROLE_CONSOLE, NULL),
+            *cli = cc__auth_new(s, &s->auth.entry[0], CC_ROLE_CLIENT, NULL);
+    cc__auth_set_credentials(con, "alice", "CC", "nt-pw");
+    cc__auth_set_binding(con, cb);
+    cc__auth_set_binding(cli, cb);
     T_EQ(cc__auth_step(con, NULL, 0), CC_AUTH_CONTINUE);
-    T_EQ(cc__auth_step(cli, cc__buf_head(&con->out), cc__buf_size(&con->out)), CC_AUTH_CONTINUE);
-    T_EQ(cc__auth_step(con, cc__buf_head(&cli->out), cc__buf_size(&cli->out)), CC_AUTH_DONE);
-    T_EQ(cc__auth_step(cli, cc__buf_head(&con->out), cc__buf_size(&con->out)), CC_AUTH_PENDING);
+    T_EQ(cc__auth_step(cli, t_out(con), t_out_len(con)), CC_AUTH_CONTINUE);
+    T_EQ(cc__auth_step(con, t_out(cli), t_out_len(cli)), CC_AUTH_DONE);
+    T_EQ(cc__auth_step(cli, t_out(con), t_out_len(con)), CC_AUTH_PENDING);
     cc_job *j = cc__auth_take_job(cli);
     T_ASSERT(j);
     cc__auth_free(cli); /* the session goes first */

@@ -1,6 +1,7 @@
 /* test-nt-peer.c -- an independent NTLM implementation as the peer: Samba's ntlm_auth
  * (package winbind) as the console against our client code, and as the server against our console. */
 #include "../lib/auth/nt/nt.h"
+#include "auth-peek.h"
 #include "harness.h"
 
 #include <openssl/evp.h>
@@ -116,11 +117,11 @@ static void test_samba_console_our_client(void)
     T_STREQ(code, "OK");
     T_EQ(helper_talk(&h, "YR", NULL, 0, code, neg, &neg_len, NULL, 0), 0);
     T_STREQ(code, "YR");
-    cc_auth *cli = cc__auth_new(s, &s->auth[0], CC_ROLE_CLIENT);
-    memcpy(cli->cb, cb, 32), cli->cb_len = 32;
+    cc_auth *cli = cc__auth_new(s, &s->auth.entry[0], CC_ROLE_CLIENT, NULL);
+    cc__auth_set_binding(cli, cb);
     T_EQ(cc__auth_step(cli, neg, neg_len), CC_AUTH_CONTINUE);
-    size_t chal_len = cc__buf_size(&cli->out);
-    memcpy(chal, cc__buf_head(&cli->out), chal_len);
+    size_t chal_len = t_out_len(cli);
+    memcpy(chal, t_out(cli), chal_len);
     T_EQ(helper_talk(&h, "TT", chal, chal_len, code, auth, &auth_len, NULL, 0), 0);
     /* the last token comes as "AF" (done) or "KK", depending on the version */
     T_ASSERT(strcmp(code, "KK") == 0 || strcmp(code, "AF") == 0);
@@ -129,7 +130,7 @@ static void test_samba_console_our_client(void)
     /* ntlm_auth has no way to take our TLS channel binding, so the full
      * acceptor path refuses it for exactly that reason -- and no other. */
     T_EQ(cc__auth_step(cli, auth, auth_len), CC_ERR_AUTH_CHANNEL_BINDING);
-    T_CONTAINS(cli->detail, "MsvAvChannelBindings");
+    T_CONTAINS(cc__auth_detail(cli), "MsvAvChannelBindings");
 
     /* What the independent peer does cover: the message layout, NTOWFv2 (user
      * upper-casing, domain), NTProofStr over our challenge and target info,
@@ -172,19 +173,18 @@ static int our_console_samba_server(const char *password, char *verdict, size_t 
     int rc = -1;
     cc_context *c = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
     cc_context_add_builtin_authenticator(c, "nt");
-    cc_auth *con = cc__auth_new(c, &c->auth[0], CC_ROLE_CONSOLE);
-    con->user = "alice", con->domain = "CCTEST", con->password = password;
-    memcpy(con->cb, cb, 32), con->cb_len = 32;
+    cc_auth *con = cc__auth_new(c, &c->auth.entry[0], CC_ROLE_CONSOLE, NULL);
+    cc__auth_set_credentials(con, "alice", "CCTEST", password);
+    cc__auth_set_binding(con, cb);
     if (helper_start(&h, "squid-2.5-ntlmssp", "alice", "CCTEST", "alice-pw") != 0)
         goto out;
     if (cc__auth_step(con, NULL, 0) != CC_AUTH_CONTINUE)
         goto out;
-    if (helper_talk(&h, "YR", cc__buf_head(&con->out), cc__buf_size(&con->out), code, tok, &len, verdict, vlen) ||
-        strcmp(code, "TT") != 0)
+    if (helper_talk(&h, "YR", t_out(con), t_out_len(con), code, tok, &len, verdict, vlen) || strcmp(code, "TT") != 0)
         goto out;
     if (cc__auth_step(con, tok, len) != CC_AUTH_DONE)
         goto out;
-    if (helper_talk(&h, "KK", cc__buf_head(&con->out), cc__buf_size(&con->out), code, NULL, NULL, verdict, vlen))
+    if (helper_talk(&h, "KK", t_out(con), t_out_len(con), code, NULL, NULL, verdict, vlen))
         goto out;
     rc = strcmp(code, "AF") == 0 ? 1 : 0;
 out:

@@ -1,6 +1,6 @@
 /* test-nt-wire.c -- what a hostile console can do to the nt exchange, against the real
  * cc-client over TLS: replayed AUTHENTICATE, wrong channel binding, truncated and oversized tokens. */
-#include "../lib/auth/auth.h"
+#include "auth-peek.h"
 #include "harness.h"
 #include "pair.h"
 
@@ -29,16 +29,24 @@ static int w_start(void *md, cc_auth *auth, void **state)
 }
 static int w_step(void *state, cc_auth *auth, const uint8_t *in, size_t in_len)
 {
-    if (mode == M_FLIP_CB && in)
-        auth->cb[5] ^= 0x20; /* the console sees another TLS connection's binding */
+    uint8_t cb[CC__BINDING_LEN];
+    const uint8_t *cbp;
+    size_t cbn;
+    if (mode == M_FLIP_CB && in && cc_auth_channel_binding(auth, &cbp, &cbn) == CC_OK) {
+        memcpy(cb, cbp, sizeof cb);
+        cb[5] ^= 0x20; /* the console sees another TLS connection's binding */
+        cc__auth_set_binding(auth, cb);
+    }
     int r = nt->vt->step(state, auth, in, in_len);
-    if (mode == M_FLIP_CB && in)
-        auth->cb[5] ^= 0x20;
-    if (r < 0 || !auth->have_out)
+    if (mode == M_FLIP_CB && in) {
+        cb[5] ^= 0x20;
+        cc__auth_set_binding(auth, cb);
+    }
+    if (r < 0 || !t_have_out(auth))
         return r;
-    size_t n = cc__buf_size(&auth->out);
+    size_t n = t_out_len(auth);
     uint8_t *tok = malloc(n + 100000);
-    memcpy(tok, cc__buf_head(&auth->out), n);
+    memcpy(tok, t_out(auth), n);
     if (!in && mode == M_BIG_NEGOTIATE) {
         memset(tok + n, 0, 2000 - n);
         cc_auth_set_output(auth, tok, 2000);

@@ -1,6 +1,7 @@
 /* test-nt.c -- the "nt" authenticator: MS-NLMP 4.2.4 test vectors, message parsing,
  * and in-process console<->client exchanges through cc__auth_step for every error path. */
 #include "../lib/auth/nt/nt.h"
+#include "auth-peek.h"
 #include "harness.h"
 
 #include <openssl/evp.h>
@@ -293,20 +294,20 @@ static void pair_open(struct pair *p, cc_context *sctx, const char *user, const 
     p->cctx = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
     cc_context_add_builtin_authenticator(p->cctx, "nt");
     p->sctx = sctx;
-    p->con = cc__auth_new(p->cctx, &p->cctx->auth[0], CC_ROLE_CONSOLE);
-    p->cli = cc__auth_new(p->sctx, &p->sctx->auth[0], CC_ROLE_CLIENT);
-    p->con->user = user, p->con->domain = domain, p->con->password = password;
+    p->con = cc__auth_new(p->cctx, &p->cctx->auth.entry[0], CC_ROLE_CONSOLE, NULL);
+    p->cli = cc__auth_new(p->sctx, &p->sctx->auth.entry[0], CC_ROLE_CLIENT, NULL);
+    cc__auth_set_credentials(p->con, user, domain, password);
     if (ccb)
-        memcpy(p->con->cb, ccb, 32), p->con->cb_len = 32;
+        cc__auth_set_binding(p->con, ccb);
     if (scb)
-        memcpy(p->cli->cb, scb, 32), p->cli->cb_len = 32;
+        cc__auth_set_binding(p->cli, scb);
 }
 
 static void take(cc_auth *a, uint8_t *dst, size_t *len)
 {
-    *len = a->have_out ? cc__buf_size(&a->out) : 0;
+    *len = t_have_out(a) ? t_out_len(a) : 0;
     if (*len)
-        memcpy(dst, cc__buf_head(&a->out), *len);
+        memcpy(dst, t_out(a), *len);
 }
 
 /* Runs NEGOTIATE and CHALLENGE; leaves the AUTHENTICATE in p->auth. */
@@ -349,9 +350,10 @@ static int exchange(const char *user, const char *domain, const char *password, 
     if (!rc)
         rc = pair_finish(&p);
     if (identity)
-        snprintf(identity, 256, "%s", p.cli->identity ? p.cli->identity : "");
+        snprintf(identity, 256, "%s", cc__auth_identity(p.cli) ? cc__auth_identity(p.cli) : "");
     if (detail)
-        snprintf(detail, CC__DETAIL_MAX, "%s", p.cli->detail[0] ? p.cli->detail : p.con->detail);
+        snprintf(detail, CC__DETAIL_MAX, "%s",
+                 cc__auth_detail(p.cli)[0] ? cc__auth_detail(p.cli) : cc__auth_detail(p.con));
     pair_close(&p, true);
     return rc;
 }
@@ -394,7 +396,7 @@ static void test_channel_binding_mismatch(void)
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, other);
     T_EQ(pair_to_auth(&p), 0);
     T_EQ(pair_finish(&p), CC_ERR_AUTH_CHANNEL_BINDING);
-    T_CONTAINS(p.cli->detail, "another TLS connection");
+    T_CONTAINS(cc__auth_detail(p.cli), "another TLS connection");
     pair_close(&p, true);
     /* the console has no binding to give: it refuses to build an unbound message */
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", NULL, cb_a);
@@ -427,7 +429,7 @@ static void test_channel_binding_missing(void)
     T_EQ(pair_to_auth(&p), 0);
     T_EQ(rebuild(&p, NULL, 0, "alice-pw"), 0); /* MsvAvChannelBindings all zero */
     T_EQ(pair_finish(&p), CC_ERR_AUTH_CHANNEL_BINDING);
-    T_CONTAINS(p.cli->detail, "no MsvAvChannelBindings");
+    T_CONTAINS(cc__auth_detail(p.cli), "no MsvAvChannelBindings");
     pair_close(&p, true);
 }
 
@@ -442,7 +444,7 @@ static void test_replay(void)
     pair_open(&q, s, "alice", "CCTEST", "alice-pw", cb_a, cb_a);
     T_EQ(cc__auth_step(q.cli, p.neg, p.neg_len), CC_AUTH_CONTINUE);
     T_EQ(cc__auth_step(q.cli, p.auth, p.auth_len), CC_ERR_AUTH_REPLAY);
-    T_CONTAINS(q.cli->detail, "already used");
+    T_CONTAINS(cc__auth_detail(q.cli), "already used");
     /* and a second time into the same session is refused as out of sequence */
     T_EQ(cc__auth_step(p.cli, p.auth, p.auth_len), CC_ERR_AUTH_TOKEN);
     pair_close(&q, false);
@@ -475,13 +477,13 @@ static void test_clock_skew(void)
     T_EQ(pair_to_auth(&p), 0);
     T_EQ(rebuild(&p, cb_a, cc__nt_filetime_now() - 400ull * 10000000ull, "alice-pw"), 0);
     T_EQ(pair_finish(&p), CC_ERR_AUTH_CLOCK_SKEW);
-    T_CONTAINS(p.cli->detail, "behind");
+    T_CONTAINS(cc__auth_detail(p.cli), "behind");
     pair_close(&p, false);
     pair_open(&p, s, "alice", "CCTEST", "alice-pw", cb_a, cb_a);
     T_EQ(pair_to_auth(&p), 0);
     T_EQ(rebuild(&p, cb_a, cc__nt_filetime_now() + 400ull * 10000000ull, "alice-pw"), 0);
     T_EQ(pair_finish(&p), CC_ERR_AUTH_CLOCK_SKEW);
-    T_CONTAINS(p.cli->detail, "ahead");
+    T_CONTAINS(cc__auth_detail(p.cli), "ahead");
     pair_close(&p, false);
     /* a wider window accepts it */
     T_EQ(cc_context_set_auth_option(s, "nt", "timestamp-window", "600"), 0);
@@ -500,7 +502,7 @@ static void test_mic_and_tampering(void)
     T_EQ(pair_to_auth(&p), 0);
     p.auth[72] ^= 0x40;
     T_EQ(pair_finish(&p), CC_ERR_AUTH_BAD_CREDENTIALS);
-    T_CONTAINS(p.cli->detail, "MIC");
+    T_CONTAINS(cc__auth_detail(p.cli), "MIC");
     pair_close(&p, true);
     /* a NEGOTIATE altered on its way (the Version field): only the MIC notices */
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
@@ -512,7 +514,7 @@ static void test_mic_and_tampering(void)
     T_EQ(cc__auth_step(p.con, p.chal, p.chal_len), CC_AUTH_DONE);
     take(p.con, p.auth, &p.auth_len);
     T_EQ(pair_finish(&p), CC_ERR_AUTH_BAD_CREDENTIALS);
-    T_CONTAINS(p.cli->detail, "MIC");
+    T_CONTAINS(cc__auth_detail(p.cli), "MIC");
     pair_close(&p, true);
     /* the workstation name altered: covered by the MIC too */
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
@@ -532,14 +534,14 @@ static void test_tokens_malformed(void)
     T_EQ(pair_to_auth(&p), 0);
     p.auth_len = 50;
     T_EQ(pair_finish(&p), CC_ERR_AUTH_TOKEN);
-    T_CONTAINS(p.cli->detail, "AUTHENTICATE message is truncated");
+    T_CONTAINS(cc__auth_detail(p.cli), "AUTHENTICATE message is truncated");
     pair_close(&p, true);
     /* truncated AUTHENTICATE: payload cut, a field runs past the end */
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
     T_EQ(pair_to_auth(&p), 0);
     p.auth_len -= 4;
     T_EQ(pair_finish(&p), CC_ERR_AUTH_TOKEN);
-    T_CONTAINS(p.cli->detail, "runs past the end");
+    T_CONTAINS(cc__auth_detail(p.cli), "runs past the end");
     pair_close(&p, true);
     /* oversized AUTHENTICATE (our own bound) */
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
@@ -547,7 +549,7 @@ static void test_tokens_malformed(void)
     memset(big, 0, sizeof big);
     memcpy(big, p.auth, p.auth_len);
     T_EQ(cc__auth_step(p.cli, big, sizeof big), CC_ERR_AUTH_TOKEN);
-    T_CONTAINS(p.cli->detail, "more than the 16384 allowed");
+    T_CONTAINS(cc__auth_detail(p.cli), "more than the 16384 allowed");
     pair_close(&p, true);
     /* larger than CC_LIMIT_AUTH_TOKEN: refused before the mechanism sees it */
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
@@ -558,13 +560,13 @@ static void test_tokens_malformed(void)
     /* NEGOTIATE: garbage, truncated, oversized, OEM only */
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
     T_EQ(cc__auth_step(p.cli, (const uint8_t *)"hello, world, this is not NTLM!!!!!", 34), CC_ERR_AUTH_TOKEN);
-    T_CONTAINS(p.cli->detail, "signature");
+    T_CONTAINS(cc__auth_detail(p.cli), "signature");
     pair_close(&p, true);
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
     T_EQ(cc__auth_step(p.con, NULL, 0), CC_AUTH_CONTINUE);
     take(p.con, p.neg, &p.neg_len);
     T_EQ(cc__auth_step(p.cli, p.neg, 20), CC_ERR_AUTH_TOKEN);
-    T_CONTAINS(p.cli->detail, "NEGOTIATE message is truncated");
+    T_CONTAINS(cc__auth_detail(p.cli), "NEGOTIATE message is truncated");
     pair_close(&p, true);
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
     T_EQ(cc__auth_step(p.con, NULL, 0), CC_AUTH_CONTINUE);
@@ -572,7 +574,7 @@ static void test_tokens_malformed(void)
     memset(big, 0, 2000);
     memcpy(big, p.neg, p.neg_len);
     T_EQ(cc__auth_step(p.cli, big, 2000), CC_ERR_AUTH_TOKEN);
-    T_CONTAINS(p.cli->detail, "NEGOTIATE message is 2000 bytes");
+    T_CONTAINS(cc__auth_detail(p.cli), "NEGOTIATE message is 2000 bytes");
     p.neg[12] &= (uint8_t)~1; /* no NTLMSSP_NEGOTIATE_UNICODE */
     pair_close(&p, true);
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
@@ -580,7 +582,7 @@ static void test_tokens_malformed(void)
     take(p.con, p.neg, &p.neg_len);
     p.neg[12] &= (uint8_t)~1;
     T_EQ(cc__auth_step(p.cli, p.neg, p.neg_len), CC_ERR_AUTH_TOKEN);
-    T_CONTAINS(p.cli->detail, "UNICODE");
+    T_CONTAINS(cc__auth_detail(p.cli), "UNICODE");
     pair_close(&p, true);
     /* CHALLENGE on the console: truncated, a TargetInfo field past the end */
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
@@ -589,21 +591,21 @@ static void test_tokens_malformed(void)
     T_EQ(cc__auth_step(p.cli, p.neg, p.neg_len), CC_AUTH_CONTINUE);
     take(p.cli, p.chal, &p.chal_len);
     T_EQ(cc__auth_step(p.con, p.chal, p.chal_len - 1), CC_ERR_AUTH_TOKEN);
-    T_CONTAINS(p.con->detail, "CHALLENGE TargetInfo");
+    T_CONTAINS(cc__auth_detail(p.con), "CHALLENGE TargetInfo");
     pair_close(&p, true);
     /* an NTLMv1-sized NtChallengeResponse */
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
     T_EQ(pair_to_auth(&p), 0);
     p.auth[20] = 24, p.auth[21] = 0, p.auth[22] = 24, p.auth[23] = 0;
     T_EQ(pair_finish(&p), CC_ERR_AUTH_TOKEN);
-    T_CONTAINS(p.cli->detail, "NTLMv1");
+    T_CONTAINS(cc__auth_detail(p.cli), "NTLMv1");
     pair_close(&p, true);
     /* an AV pair whose length runs past the blob */
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
     T_EQ(pair_to_auth(&p), 0);
     p.auth[112 + 16 + 28 + 2] = 0xff, p.auth[112 + 16 + 28 + 3] = 0x7f; /* first AV pair's length */
     T_EQ(pair_finish(&p), CC_ERR_AUTH_TOKEN);
-    T_CONTAINS(p.cli->detail, "AvPairs");
+    T_CONTAINS(cc__auth_detail(p.cli), "AvPairs");
     pair_close(&p, true);
 }
 
@@ -658,7 +660,7 @@ static int exchange_ctx(cc_context *s, const char *user, const char *domain, con
     if (!rc)
         rc = pair_finish(&p);
     if (id)
-        snprintf(id, 256, "%s", p.cli->identity ? p.cli->identity : "");
+        snprintf(id, 256, "%s", cc__auth_identity(p.cli) ? cc__auth_identity(p.cli) : "");
     pair_close(&p, false);
     return rc;
 }
@@ -762,19 +764,19 @@ static void test_allocation_failures(void)
         if (c && s && cc_context_add_builtin_authenticator(c, "nt") == 0 &&
             cc_context_add_builtin_authenticator(s, "nt") == 0 &&
             cc_context_set_auth_option(s, "nt", "accounts", store_path) == 0) {
-            cc_auth *con = cc__auth_new(c, &c->auth[0], CC_ROLE_CONSOLE);
-            cc_auth *cli = cc__auth_new(s, &s->auth[0], CC_ROLE_CLIENT);
+            cc_auth *con = cc__auth_new(c, &c->auth.entry[0], CC_ROLE_CONSOLE, NULL);
+            cc_auth *cli = cc__auth_new(s, &s->auth.entry[0], CC_ROLE_CLIENT, NULL);
             if (con && cli) {
-                con->user = "alice", con->domain = "", con->password = "alice-pw";
-                memcpy(con->cb, cb_a, 32), con->cb_len = 32;
-                memcpy(cli->cb, cb_a, 32), cli->cb_len = 32;
+                cc__auth_set_credentials(con, "alice", "", "alice-pw");
+                cc__auth_set_binding(con, cb_a);
+                cc__auth_set_binding(cli, cb_a);
                 uint8_t tok[4096];
                 size_t n;
                 rc = cc__auth_step(con, NULL, 0);
                 for (int round = 0; rc >= 0 && round < 3; round++) {
                     cc_auth *from = (round % 2 == 0) ? con : cli, *to = (round % 2 == 0) ? cli : con;
-                    n = cc__buf_size(&from->out);
-                    memcpy(tok, cc__buf_head(&from->out), n);
+                    n = t_out_len(from);
+                    memcpy(tok, t_out(from), n);
                     rc = cc__auth_step(to, tok, n);
                 }
             }

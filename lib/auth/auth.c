@@ -2,6 +2,7 @@
  * per-session cc_auth handle the core drives, and the cc_auth_* services. */
 #include "auth.h"
 
+#include <assert.h>
 #include <string.h>
 
 static const cc__builtin_auth *const builtins[] = {&cc__auth_builtin_kerberos, &cc__auth_builtin_nt};
@@ -17,7 +18,7 @@ const cc__builtin_auth *cc__auth_builtin_find(const char *name)
 static bool valid_name(const char *n)
 {
     size_t len = n ? strlen(n) : 0;
-    if (len < 1 || len > 32)
+    if (len < 1 || len > CC__MECH_MAX)
         return false;
     for (size_t i = 0; i < len; i++)
         if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9') || n[i] == '-'))
@@ -25,75 +26,107 @@ static bool valid_name(const char *n)
     return true;
 }
 
-static struct cc__auth_entry *find_entry(cc_context *ctx, const char *name)
+const struct cc__auth_entry *cc__auth_conf_find(const cc__auth_conf *c, const char *name)
 {
-    for (size_t i = 0; i < ctx->n_auth; i++)
-        if (strcmp(ctx->auth[i].vt.name, name) == 0)
-            return &ctx->auth[i];
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->entry[i].vt.name, name) == 0)
+            return &c->entry[i];
     return NULL;
 }
 
-CC_API int cc_context_add_authenticator(cc_context *ctx, const cc_authenticator *a, void *mech_data)
+void *cc__auth_conf_builtin_data(const cc__auth_conf *c, const cc__builtin_auth *b)
 {
-    if (!ctx || !a || a->struct_size < offsetof(cc_authenticator, set_option) || !a->start || !a->step || !a->end)
-        return CC_ERR_INVALID;
-    if (cc__ctx_writable(ctx, "cc_context_add_authenticator") < 0)
-        return CC_ERR_STATE;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->entry[i].vt.start == b->vt->start)
+            return c->entry[i].mech_data;
+    return NULL;
+}
+
+int cc__auth_conf_add(cc_context *ctx, cc__auth_conf *c, const cc_authenticator *a, void *mech_data)
+{
     if (!valid_name(a->name))
-        return cc__ctx_error(ctx, CC_ERR_INVALID, "an authenticator name is 1..32 characters of [a-z0-9-]");
-    if (find_entry(ctx, a->name))
+        return cc__ctx_error(ctx, CC_ERR_INVALID, "an authenticator name is 1..%d characters of [a-z0-9-]",
+                             CC__MECH_MAX);
+    if (cc__auth_conf_find(c, a->name))
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "authenticator \"%s\" is already registered", a->name);
-    if (ctx->n_auth == CC__MAX_AUTH)
+    if (c->n == CC__MAX_AUTH)
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "at most %d authenticators per context", CC__MAX_AUTH);
-    struct cc__auth_entry *e = &ctx->auth[ctx->n_auth];
+    struct cc__auth_entry *e = &c->entry[c->n];
     memset(e, 0, sizeof *e);
     /* Copy only what the caller's version of the struct has. */
     memcpy(&e->vt, a, a->struct_size < sizeof e->vt ? a->struct_size : sizeof e->vt);
     e->vt.struct_size = sizeof e->vt;
     e->mech_data = mech_data;
-    ctx->n_auth++;
+    c->n++;
     return CC_OK;
 }
 
-CC_API int cc_context_add_builtin_authenticator(cc_context *ctx, const char *name)
+int cc__auth_conf_add_builtin(cc_context *ctx, cc__auth_conf *c, const char *name)
 {
-    if (!ctx || !name)
-        return CC_ERR_INVALID;
     const cc__builtin_auth *b = cc__auth_builtin_find(name);
     if (!b)
         return cc__ctx_error(ctx, CC_ERR_AUTH_UNAVAILABLE,
                              "no built-in authenticator \"%s\"; built-ins are \"kerberos\" and \"nt\"", name);
-    if (find_entry(ctx, name))
+    if (cc__auth_conf_find(c, name))
         return CC_OK;
     void *md = b->create(ctx);
     if (!md)
         return CC_ERR_NOMEM;
-    int r = cc_context_add_authenticator(ctx, b->vt, md);
+    int r = cc__auth_conf_add(ctx, c, b->vt, md);
     if (r < 0 && b->vt->destroy)
         b->vt->destroy(md);
     return r;
 }
 
-CC_API int cc_context_set_auth_option(cc_context *ctx, const char *mech, const char *key, const char *value)
+int cc__auth_conf_set_option(cc_context *ctx, cc__auth_conf *c, const char *mech, const char *key, const char *value)
 {
-    if (!ctx || !mech || !key)
-        return CC_ERR_INVALID;
-    if (cc__ctx_writable(ctx, "cc_context_set_auth_option") < 0)
-        return CC_ERR_STATE;
-    struct cc__auth_entry *e = find_entry(ctx, mech);
+    const struct cc__auth_entry *e = cc__auth_conf_find(c, mech);
     if (!e)
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "authenticator \"%s\" is not added to this context", mech);
     if (!e->vt.set_option)
         return cc__ctx_error(ctx, CC_ERR_INVALID, "authenticator \"%s\" takes no options", mech);
     int r = e->vt.set_option(e->mech_data, key, value);
-    if (r < 0 && !ctx->errmsg[0])
+    if (r < 0 && !cc__cbase(ctx)->errmsg[0])
         cc__ctx_error(ctx, r, "authenticator \"%s\" refused option \"%s\"", mech, key);
     return r;
 }
 
+void cc__auth_conf_free(cc__auth_conf *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->entry[i].vt.destroy)
+            c->entry[i].vt.destroy(c->entry[i].mech_data);
+    c->n = 0;
+}
+
 /* ---- the per-session handle ---- */
 
-cc_auth *cc__auth_new(const cc_context *ctx, const struct cc__auth_entry *entry, int role)
+struct cc_auth {
+    const cc_context *ctx;
+    const struct cc__auth_entry *entry;
+    int role;
+    void *state; /* the mechanism's, from vt.start */
+    bool started, done;
+    uint32_t max_token;
+    /* inputs */
+    uint8_t cb[CC__BINDING_LEN];
+    bool have_cb;
+    const char *peer_name;
+    const char *user, *domain, *password; /* borrowed from the session */
+    /* outputs */
+    cc__buf out;
+    bool have_out;
+    char *identity;
+    size_t n_attrs, cap_attrs;
+    char **attrs; /* key, value, key, value, ... grown on demand */
+    char detail[CC__DETAIL_MAX];
+    cc_job *job;          /* submitted by step, taken by the session */
+    bool have_job_result; /* during the step after a job: its outcome */
+    int job_result;
+    char job_detail[CC__DETAIL_MAX];
+};
+
+cc_auth *cc__auth_new(const cc_context *ctx, const struct cc__auth_entry *entry, int role, const char *peer_name)
 {
     cc_auth *a = cc__calloc(ctx, sizeof *a);
     if (!a)
@@ -101,8 +134,22 @@ cc_auth *cc__auth_new(const cc_context *ctx, const struct cc__auth_entry *entry,
     a->ctx = ctx;
     a->entry = entry;
     a->role = role;
-    a->max_token = ctx->limit[CC_LIMIT_AUTH_TOKEN];
+    a->max_token = cc__cbase(ctx)->limit[CC_LIMIT_AUTH_TOKEN];
+    a->peer_name = peer_name;
     return a;
+}
+
+void cc__auth_set_binding(cc_auth *a, const uint8_t *cb)
+{
+    memcpy(a->cb, cb, sizeof a->cb);
+    a->have_cb = true;
+}
+
+void cc__auth_set_credentials(cc_auth *a, const char *user, const char *domain, const char *password)
+{
+    a->user = user;
+    a->domain = domain;
+    a->password = password;
 }
 
 int cc__auth_step(cc_auth *a, const uint8_t *in, size_t in_len)
@@ -110,12 +157,11 @@ int cc__auth_step(cc_auth *a, const uint8_t *in, size_t in_len)
     int r;
     cc__buf_free(a->ctx, &a->out);
     a->have_out = false;
-    a->err = 0;
     a->detail[0] = 0;
     if (in_len > a->max_token) {
         cc__fmt(a->detail, sizeof a->detail, "%s token of %zu bytes exceeds the limit of %u bytes", a->entry->vt.name,
                 in_len, a->max_token);
-        return a->err = CC_ERR_AUTH_TOKEN;
+        return CC_ERR_AUTH_TOKEN;
     }
     if (!a->started) {
         a->started = true;
@@ -128,21 +174,20 @@ int cc__auth_step(cc_auth *a, const uint8_t *in, size_t in_len)
         goto fail;
     if (r == CC_AUTH_PENDING && !a->job) {
         cc__fmt(a->detail, sizeof a->detail, "%s returned PENDING without submitting a job", a->entry->vt.name);
-        return a->err = CC_ERR_INTERNAL;
+        return CC_ERR_INTERNAL;
     }
     if (r != CC_AUTH_DONE && r != CC_AUTH_CONTINUE && r != CC_AUTH_PENDING) {
         cc__fmt(a->detail, sizeof a->detail, "%s returned %d from step", a->entry->vt.name, r);
-        return a->err = CC_ERR_INTERNAL;
+        return CC_ERR_INTERNAL;
     }
     if (r == CC_AUTH_DONE && a->role == CC_ROLE_CLIENT && !a->identity) {
         cc__fmt(a->detail, sizeof a->detail, "%s finished without setting an identity", a->entry->vt.name);
-        return a->err = CC_ERR_INTERNAL;
+        return CC_ERR_INTERNAL;
     }
     if (r == CC_AUTH_DONE)
         a->done = true;
     return r;
 fail:
-    a->err = r;
     if (!a->detail[0])
         cc__fmt(a->detail, sizeof a->detail, "%s: %s", a->entry->vt.name, cc_strerror(r));
     return r;
@@ -155,22 +200,77 @@ cc_job *cc__auth_take_job(cc_auth *a)
     return j;
 }
 
+int cc__auth_resume(cc_auth *a, const cc_job *j)
+{
+    a->have_job_result = true;
+    a->job_result = j->answered ? j->result : CC_ERR_CANCELLED;
+    cc__fmt(a->job_detail, sizeof a->job_detail, "%s",
+            j->answered ? j->detail : "the host handed the job back without running or answering it");
+    int r = cc__auth_step(a, NULL, 0);
+    a->have_job_result = false;
+    return r;
+}
+
+const char *cc__auth_name(const cc_auth *a)
+{
+    return a->entry->vt.name;
+}
+bool cc__auth_done(const cc_auth *a)
+{
+    return a->done;
+}
+bool cc__auth_output(const cc_auth *a, const uint8_t **p, size_t *len)
+{
+    *p = a->have_out ? cc__buf_head(&a->out) : NULL;
+    *len = a->have_out ? cc__buf_size(&a->out) : 0;
+    return a->have_out;
+}
+const char *cc__auth_detail(const cc_auth *a)
+{
+    return a->detail;
+}
+const char *cc__auth_identity(const cc_auth *a)
+{
+    return a->identity;
+}
+size_t cc__auth_attr_count(const cc_auth *a)
+{
+    return a->n_attrs;
+}
+void cc__auth_attr(const cc_auth *a, size_t i, const char **key, const char **value)
+{
+    assert(i < a->n_attrs);
+    *key = a->attrs[2 * i];
+    *value = a->attrs[2 * i + 1];
+}
+
+void cc__auth_end(cc_auth *a)
+{
+    if (a->started && a->state)
+        a->entry->vt.end(a->state);
+    a->state = NULL;
+    if (a->job)
+        cc_job_free(a->job);
+    a->job = NULL;
+    cc__buf_free(a->ctx, &a->out);
+    a->have_out = false;
+    a->user = a->domain = a->password = NULL;
+    cc__wipe(a->cb, sizeof a->cb);
+    cc__wipe(a->job_detail, sizeof a->job_detail);
+}
+
 void cc__auth_free(cc_auth *a)
 {
     if (!a)
         return;
-    if (a->started && a->state)
-        a->entry->vt.end(a->state);
-    if (a->job)
-        cc_job_free(a->job);
-    cc__buf_free(a->ctx, &a->out);
+    cc__auth_end(a);
     cc__free(a->ctx, a->identity);
-    for (size_t i = 0; i < a->n_attrs; i++) {
-        cc__free(a->ctx, a->attr_key[i]);
-        cc__free(a->ctx, a->attr_value[i]);
-    }
-    cc__wipe(a->cb, sizeof a->cb);
-    cc__free(a->ctx, a);
+    for (size_t i = 0; i < 2 * a->n_attrs; i++)
+        cc__free(a->ctx, a->attrs[i]);
+    cc__free(a->ctx, a->attrs);
+    const cc_context *ctx = a->ctx;
+    cc__wipe(a, sizeof *a);
+    cc__free(ctx, a);
 }
 
 /* ---- services for authenticators ---- */
@@ -184,10 +284,10 @@ CC_API int cc_auth_channel_binding(const cc_auth *a, const uint8_t **data, size_
 {
     if (!a || !data || !len)
         return CC_ERR_INVALID;
-    if (!a->cb_len)
+    if (!a->have_cb)
         return CC_ERR_STATE;
     *data = a->cb;
-    *len = a->cb_len;
+    *len = sizeof a->cb;
     return CC_OK;
 }
 
@@ -240,14 +340,28 @@ CC_API int cc_auth_add_attribute(cc_auth *a, const char *key, const char *value)
         return CC_ERR_INVALID;
     if (a->n_attrs == CC__AUTH_MAX_ATTRS)
         return CC_ERR_AGAIN;
+    if (a->n_attrs == a->cap_attrs) {
+        size_t cap = a->cap_attrs ? 2 * a->cap_attrs : 8;
+        if (cap > CC__AUTH_MAX_ATTRS)
+            cap = CC__AUTH_MAX_ATTRS;
+        char **grown = cc__malloc(a->ctx, 2 * cap * sizeof *grown);
+        if (!grown)
+            return CC_ERR_NOMEM;
+        if (a->n_attrs)
+            memcpy(grown, a->attrs, 2 * a->n_attrs * sizeof *grown);
+        cc__free(a->ctx, a->attrs);
+        a->attrs = grown;
+        a->cap_attrs = cap;
+    }
     char *k = cc__strdup(a->ctx, key), *v = cc__strdup(a->ctx, value);
     if (!k || !v) {
         cc__free(a->ctx, k);
         cc__free(a->ctx, v);
         return CC_ERR_NOMEM;
     }
-    a->attr_key[a->n_attrs] = k;
-    a->attr_value[a->n_attrs++] = v;
+    a->attrs[2 * a->n_attrs] = k;
+    a->attrs[2 * a->n_attrs + 1] = v;
+    a->n_attrs++;
     return CC_OK;
 }
 
@@ -255,7 +369,6 @@ CC_API int cc_auth_set_error(cc_auth *a, int code, const char *detail)
 {
     if (!a)
         return CC_ERR_INVALID;
-    a->err = code;
     cc__fmt(a->detail, sizeof a->detail, "%s", detail ? detail : cc_strerror(code));
     return code;
 }
@@ -321,5 +434,5 @@ CC_API int cc_auth_job_result(const cc_auth *a, const char **detail)
 
 CC_API uint32_t cc_auth_job_timeout_ms(const cc_auth *a)
 {
-    return a ? a->ctx->timeout[CC_TIMEOUT_AUTH_JOB] : 0;
+    return a ? cc__cbase(a->ctx)->timeout[CC_TIMEOUT_AUTH_JOB] : 0;
 }

@@ -2,12 +2,12 @@
  * limits, licence source, authenticators) shared read-only by its sessions. */
 #include "core.h"
 
-#include "../tls/tls.h"
-
 #include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+_Static_assert(offsetof(struct cc_context, base) == 0, "the floors below reach the base through cc__base()");
 #include <string.h>
 
 static void *std_malloc(size_t n, void *u)
@@ -24,30 +24,6 @@ static void std_free(void *p, void *u)
 {
     (void)u;
     free(p);
-}
-
-int cc__ctx_error(cc_context *ctx, int code, const char *fmt, ...)
-{
-    char tmp[CC__DETAIL_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    memcpy(ctx->errmsg, tmp, sizeof tmp);
-    cc__log(ctx, CC_LOG_ERROR, "%s: %s", cc_err_name(code), tmp);
-    return code;
-}
-
-int cc__ctx_writable(cc_context *ctx, const char *setter)
-{
-    unsigned n = atomic_load(&ctx->sessions);
-    ctx->errmsg[0] = 0;
-    if (n == 0)
-        return CC_OK;
-    return cc__ctx_error(ctx, CC_ERR_STATE,
-                         "%s: the context is read-only while %u session(s) use it; configure it before "
-                         "cc_session_new() or use another context",
-                         setter, n);
 }
 
 CC_API cc_context *cc_context_new(int role, const cc_allocator *alloc, int *err)
@@ -76,28 +52,20 @@ CC_API cc_context *cc_context_new(int role, const cc_allocator *alloc, int *err)
         return NULL;
     }
     memset(ctx, 0, sizeof *ctx);
-    ctx->role = role;
-    ctx->alloc = a;
-    ctx->timeout[CC_TIMEOUT_HANDSHAKE] = 30000;
-    ctx->timeout[CC_TIMEOUT_IDLE] = 0;
-    ctx->timeout[CC_TIMEOUT_CONNECT_ATTEMPT] = 2000;
-    ctx->timeout[CC_TIMEOUT_KEEPALIVE] = 0;
-    ctx->timeout[CC_TIMEOUT_LICENSE_CONNECT] = 5000;
-    ctx->timeout[CC_TIMEOUT_LICENSE] = 10000;
-    ctx->timeout[CC_TIMEOUT_AUTH_JOB] = 10000;
-    ctx->limit[CC_LIMIT_FRAME_SIZE] = 131072;
-    ctx->limit[CC_LIMIT_SEND_BUFFER] = 256u << 10; /* larger buffers fall out of cache (bench/README.md) */
-    ctx->limit[CC_LIMIT_LICENSE_PAGE] = 65536;
-    ctx->limit[CC_LIMIT_AUTH_TOKEN] = 65536;
-    ctx->limit[CC_LIMIT_REDIRECTS] = 3;
-    if (pthread_mutex_init(&ctx->license.cache_lock, NULL) != 0) {
+    ctx->base.role = role;
+    ctx->base.alloc = a;
+    for (int i = 1; i < CC__TIMEOUT_COUNT; i++)
+        ctx->base.timeout[i] = cc__timeout_range[i].dflt;
+    for (int i = 1; i < CC__LIMIT_COUNT; i++)
+        ctx->base.limit[i] = cc__limit_range[i].dflt;
+    if (cc__license_conf_init(&ctx->license) < 0) {
         a.free(ctx, a.user);
         *err = CC_ERR_NOMEM;
         return NULL;
     }
-    int r = cc__tls_ctx_init(ctx);
+    int r = cc__tls_conf_init(ctx, &ctx->tls);
     if (r < 0) {
-        pthread_mutex_destroy(&ctx->license.cache_lock);
+        cc__license_conf_free(ctx, &ctx->license);
         a.free(ctx, a.user);
         *err = r;
         return NULL;
@@ -110,28 +78,21 @@ CC_API void cc_context_free(cc_context *ctx)
 {
     if (!ctx)
         return;
-    for (size_t i = 0; i < ctx->n_auth; i++)
-        if (ctx->auth[i].vt.destroy)
-            ctx->auth[i].vt.destroy(ctx->auth[i].mech_data);
-    cc__tls_ctx_free(ctx);
-    cc__free(ctx, ctx->cert_file);
-    cc__free(ctx, ctx->key_file);
-    cc__free(ctx, ctx->ca_file);
-    cc__free(ctx, ctx->license.url);
-    cc__free(ctx, ctx->license.ca_file);
-    pthread_mutex_destroy(&ctx->license.cache_lock);
-    cc_allocator a = ctx->alloc;
+    cc__auth_conf_free(&ctx->auth);
+    cc__tls_conf_free(ctx, &ctx->tls);
+    cc__license_conf_free(ctx, &ctx->license);
+    cc_allocator a = ctx->base.alloc;
     cc__wipe(ctx, sizeof *ctx);
     a.free(ctx, a.user);
 }
 
 CC_API int cc_context_role(const cc_context *ctx)
 {
-    return ctx ? ctx->role : CC_ERR_INVALID;
+    return ctx ? ctx->base.role : CC_ERR_INVALID;
 }
 CC_API const char *cc_context_errmsg(const cc_context *ctx)
 {
-    return ctx ? ctx->errmsg : "";
+    return ctx ? ctx->base.errmsg : "";
 }
 
 CC_API int cc_context_set_log(cc_context *ctx, cc_log_fn fn, void *user, int max_level)
@@ -140,19 +101,9 @@ CC_API int cc_context_set_log(cc_context *ctx, cc_log_fn fn, void *user, int max
         return CC_ERR_INVALID;
     if (cc__ctx_writable(ctx, "cc_context_set_log") < 0)
         return CC_ERR_STATE;
-    ctx->log_fn = fn;
-    ctx->log_user = user;
-    ctx->log_level = max_level;
-    return CC_OK;
-}
-
-static int replace(cc_context *ctx, char **slot, const char *v)
-{
-    char *d = cc__strdup(ctx, v);
-    if (!d)
-        return CC_ERR_NOMEM;
-    cc__free(ctx, *slot);
-    *slot = d;
+    ctx->base.log_fn = fn;
+    ctx->base.log_user = user;
+    ctx->base.log_level = max_level;
     return CC_OK;
 }
 
@@ -162,12 +113,9 @@ CC_API int cc_context_set_certificate(cc_context *ctx, const char *cert_file, co
         return CC_ERR_INVALID;
     if (cc__ctx_writable(ctx, "cc_context_set_certificate") < 0)
         return CC_ERR_STATE;
-    if (ctx->role != CC_ROLE_CLIENT)
+    if (ctx->base.role != CC_ROLE_CLIENT)
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the client role presents a certificate");
-    int r = cc__tls_ctx_set_certificate(ctx, cert_file, key_file);
-    if (r == CC_OK && (r = replace(ctx, &ctx->cert_file, cert_file)) == CC_OK)
-        r = replace(ctx, &ctx->key_file, key_file);
-    return r;
+    return cc__tls_conf_set_certificate(ctx, &ctx->tls, cert_file, key_file);
 }
 
 CC_API int cc_context_set_ca_file(cc_context *ctx, const char *ca_file)
@@ -176,10 +124,9 @@ CC_API int cc_context_set_ca_file(cc_context *ctx, const char *ca_file)
         return CC_ERR_INVALID;
     if (cc__ctx_writable(ctx, "cc_context_set_ca_file") < 0)
         return CC_ERR_STATE;
-    if (ctx->role != CC_ROLE_CONSOLE)
+    if (ctx->base.role != CC_ROLE_CONSOLE)
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the console role verifies certificates");
-    int r = cc__tls_ctx_set_ca_file(ctx, ca_file);
-    return r == CC_OK ? replace(ctx, &ctx->ca_file, ca_file) : r;
+    return cc__tls_conf_set_ca_file(ctx, &ctx->tls, ca_file);
 }
 
 CC_API int cc_context_set_pin_sha256(cc_context *ctx, const char *hex)
@@ -190,7 +137,7 @@ CC_API int cc_context_set_pin_sha256(cc_context *ctx, const char *hex)
         return CC_ERR_INVALID;
     if (cc__ctx_writable(ctx, "cc_context_set_pin_sha256") < 0)
         return CC_ERR_STATE;
-    if (ctx->role != CC_ROLE_CONSOLE)
+    if (ctx->base.role != CC_ROLE_CONSOLE)
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the console role verifies certificates");
     for (const char *p = hex; *p; p++) {
         if (*p == ':')
@@ -205,8 +152,8 @@ CC_API int cc_context_set_pin_sha256(cc_context *ctx, const char *hex)
     if (n != 32)
         return cc__ctx_error(ctx, CC_ERR_INVALID,
                              "the pin must be 64 hex digits (SHA-256 of the certificate), got %zu bytes", n);
-    memcpy(ctx->pin, pin, 32);
-    ctx->have_pin = true;
+    memcpy(ctx->tls.pin, pin, 32);
+    ctx->tls.have_pin = true;
     return CC_OK;
 }
 
@@ -216,39 +163,36 @@ CC_API int cc_context_set_verify_callback(cc_context *ctx, cc_verify_fn fn, void
         return CC_ERR_INVALID;
     if (cc__ctx_writable(ctx, "cc_context_set_verify_callback") < 0)
         return CC_ERR_STATE;
-    if (ctx->role != CC_ROLE_CONSOLE)
+    if (ctx->base.role != CC_ROLE_CONSOLE)
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the console role verifies certificates");
-    ctx->verify_fn = fn;
-    ctx->verify_user = user;
+    ctx->tls.verify_fn = fn;
+    ctx->tls.verify_user = user;
+    return CC_OK;
+}
+
+static int set_ranged(cc_context *ctx, const char *setter, const cc__range *row, uint32_t *slot, uint32_t v)
+{
+    if (cc__ctx_writable(ctx, setter) < 0)
+        return CC_ERR_STATE;
+    if (v < row->min || v > row->max)
+        return cc__ctx_error(ctx, CC_ERR_INVALID, "%s must be between %u and %u, not %u", row->name, row->min, row->max,
+                             v);
+    *slot = v;
     return CC_OK;
 }
 
 CC_API int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms)
 {
-    if (!ctx || which < CC_TIMEOUT_HANDSHAKE || which > CC_TIMEOUT_AUTH_JOB)
+    if (!ctx || which < 1 || which >= CC__TIMEOUT_COUNT)
         return CC_ERR_INVALID;
-    if (cc__ctx_writable(ctx, "cc_context_set_timeout") < 0)
-        return CC_ERR_STATE;
-    if (ms == 0 && which != CC_TIMEOUT_IDLE && which != CC_TIMEOUT_KEEPALIVE)
-        return cc__ctx_error(ctx, CC_ERR_INVALID, "this timeout must be greater than 0 ms");
-    if (ms > 24u * 3600 * 1000)
-        return cc__ctx_error(ctx, CC_ERR_INVALID, "timeouts are limited to 24 hours");
-    ctx->timeout[which] = ms;
-    return CC_OK;
+    return set_ranged(ctx, "cc_context_set_timeout", &cc__timeout_range[which], &ctx->base.timeout[which], ms);
 }
 
 CC_API int cc_context_set_limit(cc_context *ctx, int which, uint32_t v)
 {
-    static const uint32_t lo[] = {0, 16384, 16384, 256, 1024, 0}; /* a frame must hold a full data frame */
-    static const uint32_t hi[] = {0, 16u << 20, 1u << 30, 16u << 20, 16u << 20, 10};
-    if (!ctx || which < CC_LIMIT_FRAME_SIZE || which > CC_LIMIT_REDIRECTS)
+    if (!ctx || which < 1 || which >= CC__LIMIT_COUNT)
         return CC_ERR_INVALID;
-    if (cc__ctx_writable(ctx, "cc_context_set_limit") < 0)
-        return CC_ERR_STATE;
-    if (v < lo[which] || v > hi[which])
-        return cc__ctx_error(ctx, CC_ERR_INVALID, "limit %d must be between %u and %u", which, lo[which], hi[which]);
-    ctx->limit[which] = v;
-    return CC_OK;
+    return set_ranged(ctx, "cc_context_set_limit", &cc__limit_range[which], &ctx->base.limit[which], v);
 }
 
 CC_API int cc_context_set_auth_policy(cc_context *ctx, cc_auth_policy_fn fn, void *user)
@@ -257,9 +201,92 @@ CC_API int cc_context_set_auth_policy(cc_context *ctx, cc_auth_policy_fn fn, voi
         return CC_ERR_INVALID;
     if (cc__ctx_writable(ctx, "cc_context_set_auth_policy") < 0)
         return CC_ERR_STATE;
-    if (ctx->role != CC_ROLE_CLIENT)
+    if (ctx->base.role != CC_ROLE_CLIENT)
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the client role applies an authentication policy");
-    ctx->policy_fn = fn;
-    ctx->policy_user = user;
+    ctx->auth.policy_fn = fn;
+    ctx->auth.policy_user = user;
+    return CC_OK;
+}
+
+/* ---- licence settings (lib/license validates) ---- */
+
+static int client_setter(cc_context *ctx, const char *fn)
+{
+    if (!ctx)
+        return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, fn) < 0)
+        return CC_ERR_STATE;
+    if (ctx->base.role != CC_ROLE_CLIENT)
+        return cc__ctx_error(ctx, CC_ERR_CONFIG, "%s: licence settings apply to client contexts", fn);
+    return CC_OK;
+}
+
+CC_API int cc_context_set_license_url(cc_context *ctx, const char *url)
+{
+    int r = client_setter(ctx, "cc_context_set_license_url");
+    return r < 0 ? r : cc__license_set_url(ctx, &ctx->license, url);
+}
+
+CC_API int cc_context_set_license_server(cc_context *ctx, const char *name)
+{
+    int r = client_setter(ctx, "cc_context_set_license_server");
+    return r < 0 ? r : cc__license_set_server(ctx, &ctx->license, name);
+}
+
+CC_API int cc_context_set_license_ca_file(cc_context *ctx, const char *ca_file)
+{
+    int r = client_setter(ctx, "cc_context_set_license_ca_file");
+    return r < 0 ? r : cc__license_set_ca_file(ctx, &ctx->license, ca_file);
+}
+
+CC_API int cc_context_set_license_cache_ttl(cc_context *ctx, uint32_t ms)
+{
+    int r = client_setter(ctx, "cc_context_set_license_cache_ttl");
+    if (r == CC_OK)
+        cc__license_set_cache_ttl(&ctx->license, ms);
+    return r;
+}
+
+/* ---- authenticators (lib/auth keeps the list) ---- */
+
+CC_API int cc_context_add_authenticator(cc_context *ctx, const cc_authenticator *a, void *mech_data)
+{
+    if (!ctx || !a || a->struct_size < offsetof(cc_authenticator, set_option) || !a->start || !a->step || !a->end)
+        return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_add_authenticator") < 0)
+        return CC_ERR_STATE;
+    return cc__auth_conf_add(ctx, &ctx->auth, a, mech_data);
+}
+
+CC_API int cc_context_add_builtin_authenticator(cc_context *ctx, const char *name)
+{
+    if (!ctx || !name)
+        return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_add_builtin_authenticator") < 0)
+        return CC_ERR_STATE;
+    return cc__auth_conf_add_builtin(ctx, &ctx->auth, name);
+}
+
+CC_API int cc_context_set_auth_option(cc_context *ctx, const char *mech, const char *key, const char *value)
+{
+    if (!ctx || !mech || !key)
+        return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_auth_option") < 0)
+        return CC_ERR_STATE;
+    return cc__auth_conf_set_option(ctx, &ctx->auth, mech, key, value);
+}
+
+CC_API int cc_context_set_nt_account_lookup(cc_context *ctx, cc_nt_lookup_fn fn, void *user)
+{
+    if (!ctx)
+        return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_nt_account_lookup") < 0)
+        return CC_ERR_STATE;
+    void *md = cc__auth_conf_builtin_data(&ctx->auth, &cc__auth_builtin_nt);
+    if (!md)
+        return cc__ctx_error(ctx, CC_ERR_STATE,
+                             "add the \"nt\" authenticator (cc_context_add_builtin_authenticator) before "
+                             "setting its account lookup");
+    cc__nt_set_lookup(md, fn, user);
     return CC_OK;
 }

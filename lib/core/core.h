@@ -1,151 +1,18 @@
-/* core.h -- internal declarations shared by every layer of libcarboncopy:
- * the context's fields, memory and secret helpers, logging, clocks and jobs. */
+/* core.h -- the top floor's own declarations: struct cc_context, composed of
+ * the common part (lib/base) and the part each layer below owns. */
 #ifndef CC_CORE_H
 #define CC_CORE_H
 
-#include "carboncopy.h"
-
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-/* Marks a definition as part of the exported ABI (also listed in lib/carboncopy.map). */
-#define CC_API __attribute__((visibility("default")))
-
-#if defined(__GNUC__)
-#define CC__PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define CC__PRINTF(a, b)
-#endif
-
-#define CC__DETAIL_MAX 512 /* bytes of an error detail, NUL included */
-#define CC__NAME_MAX   255 /* host names, mechanism names, identities */
-#define CC__MAX_AUTH   8   /* authenticators per context */
-
-/* ---- memory ---- */
-void *cc__malloc(const cc_context *ctx, size_t n);
-void *cc__calloc(const cc_context *ctx, size_t n);
-void *cc__realloc(const cc_context *ctx, void *p, size_t n);
-void cc__free(const cc_context *ctx, void *p);
-char *cc__strdup(const cc_context *ctx, const char *s);
-char *cc__strndup(const cc_context *ctx, const char *s, size_t n);
-/* Wipes memory in a way the compiler cannot drop. */
-void cc__wipe(void *p, size_t n);
-/* Wipes a NUL-terminated secret and frees it; NULL is fine. */
-void cc__free_secret(const cc_context *ctx, char *s);
-/* Constant-time comparison; 0 when equal. */
-int cc__ct_memcmp(const void *a, const void *b, size_t n);
-
-/* ---- formatting ---- */
-/* snprintf that always terminates and never fails; returns dst. */
-char *cc__fmt(char *dst, size_t n, const char *fmt, ...) CC__PRINTF(3, 4);
-/* Copies up to 64 bytes of untrusted data as printable text ("\x00" escapes). */
-void cc__printable(char *dst, size_t n, const uint8_t *src, size_t len);
-
-/* ---- time ---- */
-uint64_t cc__now_ms(void); /* CLOCK_MONOTONIC */
-
-/* ---- logging ---- */
-void cc__log(const cc_context *ctx, int level, const char *fmt, ...) CC__PRINTF(3, 4);
-
-/* ---- growable byte buffer: bytes [off, len) are live ---- */
-typedef struct cc__buf {
-    uint8_t *data;
-    size_t off, len, cap;
-} cc__buf;
-int cc__buf_append(const cc_context *ctx, cc__buf *b, const void *p, size_t n);
-/* Reserves n writable bytes at the end; returns a pointer or NULL. */
-uint8_t *cc__buf_reserve(const cc_context *ctx, cc__buf *b, size_t n);
-void cc__buf_consume(cc__buf *b, size_t n);
-static inline size_t cc__buf_size(const cc__buf *b)
-{
-    return b->len - b->off;
-}
-static inline uint8_t *cc__buf_head(const cc__buf *b)
-{
-    return b->data ? b->data + b->off : NULL; /* never NULL + 0 */
-}
-/* Wipes and frees. */
-void cc__buf_free(const cc_context *ctx, cc__buf *b);
-
-/* ---- jobs ---- */
-struct cc__job_ops {
-    int (*run)(cc_job *job);      /* the blocking bundled helper */
-    void (*destroy)(cc_job *job); /* frees the subtype's fields (not the job itself) */
-};
-
-/* Every job type embeds this first. */
-struct cc_job {
-    int type; /* cc_job_kind */
-    const struct cc__job_ops *ops;
-    const cc_context *ctx;
-    int result;    /* cc_error once run or answered; 0 = success */
-    bool answered; /* run, failed or answered by the host */
-    bool out;      /* taken by the host and not yet handed back */
-    const void *owner; /* the session that queued it */
-    char detail[CC__DETAIL_MAX];
-    cc_job *next; /* the session's pending queue */
-};
-/* Allocates a zeroed job of `size` bytes (size >= sizeof(cc_job)). */
-cc_job *cc__job_alloc(const cc_context *ctx, size_t size, int type, const struct cc__job_ops *ops);
-/* Records the outcome of a job (used by run helpers and cc_job_fail). */
-int cc__job_set_result(cc_job *job, int code, const char *fmt, ...) CC__PRINTF(3, 4);
-
-/* ---- the context ---- */
-struct cc__auth_entry {
-    cc_authenticator vt;
-    void *mech_data;
-};
+#include "../auth/auth.h"
+#include "../base/base.h"
+#include "../license/license.h"
+#include "../tls/tls.h"
 
 struct cc_context {
-    int role;
-    cc_allocator alloc;
-    cc_log_fn log_fn;
-    void *log_user;
-    int log_level;
-    char errmsg[CC__DETAIL_MAX];
-
-    /* TLS */
-    void *ssl_ctx; /* SSL_CTX*, see lib/tls */
-    char *cert_file, *key_file, *ca_file;
-    bool have_pin;
-    uint8_t pin[32];
-    cc_verify_fn verify_fn;
-    void *verify_user;
-
-    uint32_t timeout[8]; /* indexed by cc_timeout */
-    uint32_t limit[6];   /* indexed by cc_limit */
-
-    /* licence (client) */
-    struct {
-        char *url;
-        char *ca_file;
-        uint32_t cache_ttl_ms;
-        pthread_mutex_t cache_lock; /* the only mutable state shared by sessions */
-        bool cache_valid;
-        uint64_t cache_at_ms;
-        int cache_code;
-        uint32_t cache_count, cache_in_use;
-        char cache_detail[CC__DETAIL_MAX];
-    } license;
-
-    /* authentication */
-    struct cc__auth_entry auth[CC__MAX_AUTH];
-    size_t n_auth;
-    cc_auth_policy_fn policy_fn;
-    void *policy_user;
-
-    atomic_uint sessions; /* live sessions: the context is read-only while > 0 */
+    struct cc__ctx_base base; /* first: the floors below reach it through cc__base() */
+    cc__tls_conf tls;
+    cc__license_conf license;
+    cc__auth_conf auth;
 };
-
-/* Setters call this first: CC_OK while no session uses the context (and the
- * last detail is cleared), else CC_ERR_STATE with a detail. */
-int cc__ctx_writable(cc_context *ctx, const char *setter);
-
-/* Records a context-level error detail and returns code. */
-int cc__ctx_error(cc_context *ctx, int code, const char *fmt, ...) CC__PRINTF(3, 4);
 
 #endif /* CC_CORE_H */

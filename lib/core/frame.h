@@ -3,7 +3,7 @@
 #ifndef CC_FRAME_H
 #define CC_FRAME_H
 
-#include "core.h"
+#include "../base/base.h"
 
 #define CC__PREAMBLE_LEN      8
 #define CC__PROTO_MIN         1 /* protocol versions this library speaks */

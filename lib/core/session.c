@@ -2,9 +2,6 @@
  * to finish: resolve, connect, preamble, TLS, hello, licence, auth, data, close. */
 #include "core.h"
 
-#include "../auth/auth.h"
-#include "../license/license.h"
-#include "../tls/tls.h"
 #include "../transport/transport.h"
 #include "frame.h"
 
@@ -17,7 +14,6 @@
 #define READ_BUDGET     (256u * 1024)           /* bytes read per step, so one busy session cannot starve others */
 #define DATA_FRAME_MAX  (16384 - CC__FRAME_HDR) /* one data frame fills one TLS record */
 #define CLOSE_LINGER_MS 2000u
-#define REASON_MAX      256
 
 struct cc_session {
     cc_context *ctx;
@@ -51,14 +47,14 @@ struct cc_session {
     size_t pre_in_len;
     int version;
     cc__tls *tls;
-    uint8_t cb[32];
+    uint8_t cb[CC__BINDING_LEN];
     cc__buf rawout, plain_in, plain_out;
 
     /* handshake */
     bool hello_sent, hello_received, license_sent;
     bool license_known, license_pending;
     cc__license_verdict license;
-    char offered[CC__MAX_AUTH][33];
+    char offered[CC__MAX_AUTH][CC__MECH_MAX + 1];
     size_t n_offered;
     cc_auth *auth;
     bool auth_final_sent, auth_job_out;
@@ -74,7 +70,7 @@ struct cc_session {
     /* close */
     bool closing, send_blocked, read_paused, tls_shut;
     int close_code;
-    char close_reason[REASON_MAX];
+    char close_reason[CC__REASON_MAX];
 };
 
 /* ------------------------------------------------------------------ events */
@@ -106,17 +102,13 @@ static void wipe_credentials(cc_session *s)
     cc__free(s->ctx, s->cred_user);
     cc__free(s->ctx, s->cred_domain);
     s->cred_password = s->cred_user = s->cred_domain = NULL;
-    if (s->auth)
-        s->auth->user = s->auth->domain = s->auth->password = NULL;
 }
 
 /* Ends the running mechanism so its secrets go now, not at cc_session_free. */
 static void end_mechanism(cc_session *s)
 {
-    if (s->auth && s->auth->started && s->auth->state) {
-        s->auth->entry->vt.end(s->auth->state);
-        s->auth->state = NULL;
-    }
+    if (s->auth)
+        cc__auth_end(s->auth);
     wipe_credentials(s);
 }
 
@@ -234,9 +226,9 @@ static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
     cc__log(s->ctx, CC_LOG_WARN, "session %p failed in state %s: %s: %s", (void *)s, cc_state_name(s->state),
             cc_err_name(code), s->errmsg);
     if (tell_peer && s->tls && s->state >= CC_STATE_HELLO && !s->peer_eof) {
-        uint8_t buf[8 + REASON_MAX];
+        uint8_t buf[8 + CC__REASON_MAX];
         cc__wr w = {buf, 0, sizeof buf, false};
-        char reason[REASON_MAX - 8];
+        char reason[CC__REASON_MAX - 8];
         cc__fmt(reason, sizeof reason, "%s", s->errmsg);
         cc__wr_u32(&w, (uint32_t)code);
         cc__wr_str(&w, reason);
@@ -284,12 +276,12 @@ CC_API cc_session *cc_session_new(cc_context *ctx, int *err)
         *err = CC_ERR_INVALID;
         return NULL;
     }
-    if (ctx->role == CC_ROLE_CLIENT && !ctx->cert_file) {
+    if (ctx->base.role == CC_ROLE_CLIENT && !ctx->tls.cert_file) {
         *err = cc__ctx_error(ctx, CC_ERR_CONFIG,
                              "the client role needs a certificate and key: call cc_context_set_certificate()");
         return NULL;
     }
-    if (ctx->n_auth == 0) {
+    if (ctx->auth.n == 0) {
         *err = cc__ctx_error(ctx, CC_ERR_CONFIG,
                              "no authenticator configured: call cc_context_add_builtin_authenticator() or "
                              "cc_context_add_authenticator()");
@@ -301,8 +293,8 @@ CC_API cc_session *cc_session_new(cc_context *ctx, int *err)
         return NULL;
     }
     s->ctx = ctx;
-    atomic_fetch_add(&ctx->sessions, 1);
-    s->role = ctx->role;
+    atomic_fetch_add(&ctx->base.sessions, 1);
+    s->role = ctx->base.role;
     s->state = CC_STATE_NEW;
     s->tr.fd = -1;
     s->connect_fd = -1;
@@ -335,7 +327,7 @@ CC_API void cc_session_free(cc_session *s)
     cc__free(ctx, s->peer_name);
     cc__wipe(s, sizeof *s);
     cc__free(ctx, s);
-    atomic_fetch_sub(&((cc_context *)ctx)->sessions, 1);
+    atomic_fetch_sub(&((cc_context *)ctx)->base.sessions, 1);
 }
 
 CC_API int cc_session_set_event_callback(cc_session *s, cc_event_fn fn, void *user)
@@ -370,7 +362,7 @@ static void queue_job(cc_session *s, cc_job *j)
 static void start_handshake_clock(cc_session *s)
 {
     uint64_t now = cc__now_ms();
-    s->handshake_deadline = now + s->ctx->timeout[CC_TIMEOUT_HANDSHAKE];
+    s->handshake_deadline = now + s->ctx->base.timeout[CC_TIMEOUT_HANDSHAKE];
     s->last_rx = now;
 }
 
@@ -378,7 +370,7 @@ static void start_handshake_clock(cc_session *s)
 static int start_license(cc_session *s)
 {
     cc_job *j = NULL;
-    int r = cc__license_start(s->ctx, &j, &s->license);
+    int r = cc__license_start(s->ctx, &s->ctx->license, &j, &s->license);
     if (r < 0)
         return r;
     if (r == 1) {
@@ -443,7 +435,7 @@ CC_API int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn r
         return CC_ERR_INVALID;
     if (s->state != CC_STATE_NEW || s->have_transport)
         return CC_ERR_STATE;
-    if (s->role == CC_ROLE_CONSOLE && !peer_name && !s->ctx->have_pin && !s->ctx->verify_fn) {
+    if (s->role == CC_ROLE_CONSOLE && !peer_name && !s->ctx->tls.have_pin && !s->ctx->tls.verify_fn) {
         cc__fmt(s->errmsg, sizeof s->errmsg,
                 "a console on a host transport needs the client's name to check its certificate "
                 "(or a pinned fingerprint or a verify callback)");
@@ -461,7 +453,7 @@ CC_API int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn r
 CC_API int cc_session_set_credentials(cc_session *s, const char *user, const char *domain, const char *password)
 {
     if (!s || !user || strlen(user) > CC__NAME_MAX || (domain && strlen(domain) > CC__NAME_MAX) ||
-        (password && strlen(password) > 1024))
+        (password && strlen(password) > CC__PASSWORD_MAX))
         return CC_ERR_INVALID;
     if (s->role != CC_ROLE_CONSOLE || s->state >= CC_STATE_AUTHENTICATING)
         return CC_ERR_STATE;
@@ -520,7 +512,7 @@ static int try_next_address(cc_session *s, uint64_t now)
         if (r < 0)
             continue;
         s->connect_fd = fd;
-        s->attempt_deadline = now + s->ctx->timeout[CC_TIMEOUT_CONNECT_ATTEMPT];
+        s->attempt_deadline = now + s->ctx->base.timeout[CC_TIMEOUT_CONNECT_ATTEMPT];
         return r; /* 0 connected, 1 in progress */
     }
     return fail(s, CC_ERR_CONNECT, false, "%s:%u: %s", s->peer_name, s->port,
@@ -546,7 +538,7 @@ static int drive_connect(cc_session *s, uint64_t now)
                 socklen_t len;
                 cc__sockaddr_str(cc__resolve_job_addr(s->addrs, s->addr_next - 1, &len), where, sizeof where);
                 cc__fmt(s->connect_detail, sizeof s->connect_detail, "connecting to %s took longer than %u ms", where,
-                        s->ctx->timeout[CC_TIMEOUT_CONNECT_ATTEMPT]);
+                        s->ctx->base.timeout[CC_TIMEOUT_CONNECT_ATTEMPT]);
                 r = -1;
             } else {
                 r = cc__tcp_connect_finish(s->connect_fd, s->connect_detail, sizeof s->connect_detail);
@@ -572,19 +564,19 @@ static int drive_connect(cc_session *s, uint64_t now)
 
 static int send_hello(cc_session *s)
 {
-    uint8_t buf[4 + CC__MAX_AUTH * 34];
+    uint8_t buf[4 + CC__MAX_AUTH * (1 + CC__MECH_MAX)];
     cc__wr w = {buf, 0, sizeof buf, false};
     cc__wr_u16(&w, 0); /* capabilities: none defined in version 1 */
     if (s->role == CC_ROLE_CONSOLE) {
-        cc__wr_u8(&w, (uint8_t)s->ctx->n_auth);
-        for (size_t i = 0; i < s->ctx->n_auth; i++) {
-            const char *n = s->ctx->auth[i].vt.name;
+        cc__wr_u8(&w, (uint8_t)s->ctx->auth.n);
+        for (size_t i = 0; i < s->ctx->auth.n; i++) {
+            const char *n = s->ctx->auth.entry[i].vt.name;
             cc__wr_u8(&w, (uint8_t)strlen(n));
             for (const char *p = n; *p; p++)
                 cc__wr_u8(&w, (uint8_t)*p);
         }
     } else {
-        const char *n = s->auth->entry->vt.name;
+        const char *n = cc__auth_name(s->auth);
         cc__wr_u8(&w, 1);
         cc__wr_u8(&w, (uint8_t)strlen(n));
         for (const char *p = n; *p; p++)
@@ -597,15 +589,11 @@ static int send_hello(cc_session *s)
 
 static int new_auth(cc_session *s, const struct cc__auth_entry *e)
 {
-    s->auth = cc__auth_new(s->ctx, e, s->role);
+    s->auth = cc__auth_new(s->ctx, e, s->role, s->peer_name);
     if (!s->auth)
         return CC_ERR_NOMEM;
-    memcpy(s->auth->cb, s->cb, sizeof s->cb);
-    s->auth->cb_len = sizeof s->cb;
-    s->auth->peer_name = s->peer_name;
-    s->auth->user = s->cred_user;
-    s->auth->domain = s->cred_domain;
-    s->auth->password = s->cred_password;
+    cc__auth_set_binding(s->auth, s->cb);
+    cc__auth_set_credentials(s->auth, s->cred_user, s->cred_domain, s->cred_password);
     return CC_OK;
 }
 
@@ -615,7 +603,7 @@ static void auth_event(cc_session *s, int code, const char *text)
     ev.type = CC_EVENT_AUTH;
     ev.code = code;
     ev.text = text;
-    ev.mechanism = s->auth ? s->auth->entry->vt.name : NULL;
+    ev.mechanism = s->auth ? cc__auth_name(s->auth) : NULL;
     emit(s, &ev);
 }
 
@@ -623,7 +611,7 @@ static void established(cc_session *s)
 {
     end_mechanism(s);
     s->last_rx = cc__now_ms();
-    auth_event(s, 0, s->auth->identity ? s->auth->identity : "");
+    auth_event(s, 0, cc__auth_identity(s->auth) ? cc__auth_identity(s->auth) : "");
     set_state(s, CC_STATE_ESTABLISHED);
 }
 
@@ -643,11 +631,13 @@ static int send_auth_result(cc_session *s, int code, const char *text, const uin
     return r;
 }
 
-/* Runs the mechanism one step with `in` (NULL after a job) and acts on the result. */
-static int auth_advance(cc_session *s, const uint8_t *in, size_t len)
+/* Acts on the result `r` of a mechanism step. */
+static int auth_after_step(cc_session *s, int r)
 {
     cc_auth *a = s->auth;
-    int r = cc__auth_step(a, in, len);
+    const uint8_t *tok;
+    size_t tok_len;
+    bool have_tok = cc__auth_output(a, &tok, &tok_len);
     if (r == CC_AUTH_PENDING) {
         s->auth_job_out = true;
         queue_job(s, cc__auth_take_job(a));
@@ -655,27 +645,26 @@ static int auth_advance(cc_session *s, const uint8_t *in, size_t len)
     }
     if (s->role == CC_ROLE_CLIENT) {
         if (r < 0) {
-            auth_event(s, r, a->detail);
-            send_auth_result(s, r, a->detail, NULL, 0);
-            return fail(s, r, true, "%s", a->detail);
+            auth_event(s, r, cc__auth_detail(a));
+            send_auth_result(s, r, cc__auth_detail(a), NULL, 0);
+            return fail(s, r, true, "%s", cc__auth_detail(a));
         }
         if (r == CC_AUTH_CONTINUE)
-            return a->have_out ? queue_frame(s, CC__F_AUTH_TOKEN, 0, cc__buf_head(&a->out), cc__buf_size(&a->out))
-                               : fail(s, CC_ERR_INTERNAL, true, "%s continued without a token", a->entry->vt.name);
+            return have_tok ? queue_frame(s, CC__F_AUTH_TOKEN, 0, tok, tok_len)
+                            : fail(s, CC_ERR_INTERNAL, true, "%s continued without a token", cc__auth_name(a));
         /* DONE: the mechanism is satisfied; now the host's policy. */
-        if (s->ctx->policy_fn) {
-            int p = s->ctx->policy_fn(s->ctx->policy_user, s, a->entry->vt.name, a->identity);
+        if (s->ctx->auth.policy_fn) {
+            int p = s->ctx->auth.policy_fn(s->ctx->auth.policy_user, s, cc__auth_name(a), cc__auth_identity(a));
             if (p != 0) {
                 int code = p < 0 ? p : CC_ERR_AUTH_POLICY;
                 char d[CC__DETAIL_MAX];
-                cc__fmt(d, sizeof d, "the host's policy refused %s", a->identity);
+                cc__fmt(d, sizeof d, "the host's policy refused %s", cc__auth_identity(a));
                 auth_event(s, code, d);
                 send_auth_result(s, code, d, NULL, 0);
                 return fail(s, code, true, "%s", d);
             }
         }
-        r = send_auth_result(s, 0, a->identity, a->have_out ? cc__buf_head(&a->out) : NULL,
-                             a->have_out ? cc__buf_size(&a->out) : 0);
+        r = send_auth_result(s, 0, cc__auth_identity(a), tok, tok_len);
         if (r < 0)
             return fail(s, r, false, NULL);
         established(s);
@@ -683,12 +672,18 @@ static int auth_advance(cc_session *s, const uint8_t *in, size_t len)
     }
     /* console */
     if (r < 0)
-        return fail(s, r, true, "%s", a->detail);
-    if (a->have_out)
-        return queue_frame(s, CC__F_AUTH_TOKEN, 0, cc__buf_head(&a->out), cc__buf_size(&a->out));
+        return fail(s, r, true, "%s", cc__auth_detail(a));
+    if (have_tok)
+        return queue_frame(s, CC__F_AUTH_TOKEN, 0, tok, tok_len);
     if (r == CC_AUTH_CONTINUE)
-        return fail(s, CC_ERR_INTERNAL, true, "%s continued without a token", a->entry->vt.name);
+        return fail(s, CC_ERR_INTERNAL, true, "%s continued without a token", cc__auth_name(a));
     return CC_OK; /* done on our side; the client's AUTH_RESULT decides */
+}
+
+/* Runs the mechanism one step with `in` and acts on the result. */
+static int auth_advance(cc_session *s, const uint8_t *in, size_t len)
+{
+    return auth_after_step(s, cc__auth_step(s->auth, in, len));
 }
 
 static void license_event(cc_session *s)
@@ -733,16 +728,17 @@ static int client_progress(cc_session *s)
 
     /* The client's preference order decides among what the console offered. */
     const struct cc__auth_entry *pick = NULL;
-    for (size_t i = 0; i < s->ctx->n_auth && !pick; i++)
+    const cc__auth_conf *ac = &s->ctx->auth;
+    for (size_t i = 0; i < ac->n && !pick; i++)
         for (size_t j = 0; j < s->n_offered; j++)
-            if (strcmp(s->ctx->auth[i].vt.name, s->offered[j]) == 0) {
-                pick = &s->ctx->auth[i];
+            if (strcmp(ac->entry[i].vt.name, s->offered[j]) == 0) {
+                pick = &ac->entry[i];
                 break;
             }
     if (!pick) {
-        char mine[CC__MAX_AUTH * 34] = "", theirs[CC__MAX_AUTH * 34] = "";
-        for (size_t i = 0; i < s->ctx->n_auth; i++)
-            cc__fmt(mine + strlen(mine), sizeof mine - strlen(mine), "%s%s", i ? ", " : "", s->ctx->auth[i].vt.name);
+        char mine[CC__MAX_AUTH * (CC__MECH_MAX + 2)] = "", theirs[CC__MAX_AUTH * (CC__MECH_MAX + 2)] = "";
+        for (size_t i = 0; i < ac->n; i++)
+            cc__fmt(mine + strlen(mine), sizeof mine - strlen(mine), "%s%s", i ? ", " : "", ac->entry[i].vt.name);
         for (size_t j = 0; j < s->n_offered; j++)
             cc__fmt(theirs + strlen(theirs), sizeof theirs - strlen(theirs), "%s%s", j ? ", " : "", s->offered[j]);
         return fail(s, CC_ERR_AUTH_NO_MECHANISM, true,
@@ -756,7 +752,7 @@ static int client_progress(cc_session *s)
 
 static int map_peer_code(int code)
 {
-    return code < 0 && strcmp(cc_err_name(code), "CC_ERR_UNKNOWN") != 0 ? code : CC_ERR_PEER_ERROR;
+    return code < 0 && cc__err_known(code) ? code : CC_ERR_PEER_ERROR;
 }
 
 static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
@@ -790,7 +786,7 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
     }
     case CC__F_CLOSE: {
         uint32_t code = cc__rd_u32(&rd);
-        char reason[REASON_MAX];
+        char reason[CC__REASON_MAX];
         cc__rd_str(&rd, reason, sizeof reason);
         if (rd.bad)
             return fail(s, CC_ERR_BAD_FRAME, false, "malformed CLOSE frame");
@@ -818,11 +814,11 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
             return fail(s, CC_ERR_BAD_FRAME, true, "HELLO frame names %zu mechanisms", n);
         for (size_t i = 0; i < n; i++) {
             size_t l = cc__rd_u8(&rd);
-            if (l == 0 || l > 32)
+            if (l == 0 || l > CC__MECH_MAX)
                 rd.bad = true;
             for (size_t k = 0; k < l && !rd.bad; k++)
                 s->offered[i][k] = (char)cc__rd_u8(&rd);
-            s->offered[i][l <= 32 ? l : 0] = 0;
+            s->offered[i][l <= CC__MECH_MAX ? l : 0] = 0;
         }
         if (rd.bad)
             return fail(s, CC_ERR_BAD_FRAME, true, "malformed HELLO frame");
@@ -832,10 +828,7 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
             return client_progress(s);
         if (!s->license_known || !s->license.granted)
             break;
-        const struct cc__auth_entry *e = NULL;
-        for (size_t i = 0; i < s->ctx->n_auth; i++)
-            if (strcmp(s->ctx->auth[i].vt.name, s->offered[0]) == 0)
-                e = &s->ctx->auth[i];
+        const struct cc__auth_entry *e = cc__auth_conf_find(&s->ctx->auth, s->offered[0]);
         if (!e)
             return fail(s, CC_ERR_AUTH_NO_MECHANISM, true, "the client chose \"%s\", which this console did not offer",
                         s->offered[0]);
@@ -869,7 +862,7 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
     case CC__F_AUTH_TOKEN:
         if (s->state != CC_STATE_AUTHENTICATING || !s->auth || s->auth_final_sent || s->auth_job_out)
             break;
-        if (console && s->auth->done)
+        if (console && cc__auth_done(s->auth))
             break;
         return auth_advance(s, p, h->len);
     case CC__F_AUTH_RESULT: {
@@ -887,14 +880,14 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
             return fail(s, map_peer_code(code), false, "client: %s", text);
         }
         cc_auth *a = s->auth;
-        if (!a->done) {
+        if (!cc__auth_done(a)) {
             /* The mechanism expects the client's proof (mutual authentication). */
             int r = tok_len ? cc__auth_step(a, tok, tok_len) : CC_ERR_AUTH_MUTUAL;
             if (r != CC_AUTH_DONE) {
                 if (r >= 0)
                     r = CC_ERR_AUTH_MUTUAL;
-                return fail(s, r, true, "%s",
-                            a->detail[0] ? a->detail : "the client did not complete mutual authentication");
+                const char *d = tok_len ? cc__auth_detail(a) : "";
+                return fail(s, r, true, "%s", d[0] ? d : "the client did not complete mutual authentication");
             }
         } else if (tok_len) {
             return fail(s, CC_ERR_PROTOCOL, true, "AUTH_RESULT carries a token the mechanism did not expect");
@@ -927,7 +920,7 @@ static int on_bytes(cc_session *s, const uint8_t *p, size_t n)
         if (v < 0)
             return fail(s, v, false, NULL);
         s->version = v;
-        s->tls = cc__tls_new(s->ctx, s, s->peer_name, s->errmsg, sizeof s->errmsg);
+        s->tls = cc__tls_new(s->ctx, &s->ctx->tls, s, s->peer_name, s->errmsg, sizeof s->errmsg);
         if (!s->tls)
             return fail(s, s->errmsg[0] ? CC_ERR_INVALID : CC_ERR_NOMEM, false, NULL);
         set_state(s, CC_STATE_TLS);
@@ -960,9 +953,9 @@ static int pump_tls(cc_session *s)
             set_state(s, CC_STATE_LICENSE);
         }
     }
-    uint32_t max = s->ctx->limit[CC_LIMIT_FRAME_SIZE];
-    if (max < s->ctx->limit[CC_LIMIT_AUTH_TOKEN] + 1024 && s->state < CC_STATE_ESTABLISHED)
-        max = s->ctx->limit[CC_LIMIT_AUTH_TOKEN] + 1024;
+    uint32_t max = s->ctx->base.limit[CC_LIMIT_FRAME_SIZE];
+    if (max < s->ctx->base.limit[CC_LIMIT_AUTH_TOKEN] + 1024 && s->state < CC_STATE_ESTABLISHED)
+        max = s->ctx->base.limit[CC_LIMIT_AUTH_TOKEN] + 1024;
     for (;;) {
         /* Handle complete frames already decrypted. */
         for (;;) {
@@ -1009,10 +1002,10 @@ static int check_deadlines(cc_session *s, uint64_t now)
 {
     if (s->state < CC_STATE_ESTABLISHED && s->handshake_deadline && now >= s->handshake_deadline)
         return fail(s, CC_ERR_TIMEOUT, true, "no progress past state %s within the handshake deadline of %u ms%s",
-                    cc_state_name(s->state), s->ctx->timeout[CC_TIMEOUT_HANDSHAKE],
+                    cc_state_name(s->state), s->ctx->base.timeout[CC_TIMEOUT_HANDSHAKE],
                     s->jobs_out || s->queued ? " (a job handed to the host has not come back)" : "");
     if (s->state == CC_STATE_ESTABLISHED && !s->closing) {
-        uint32_t idle = s->ctx->timeout[CC_TIMEOUT_IDLE], ka = s->ctx->timeout[CC_TIMEOUT_KEEPALIVE];
+        uint32_t idle = s->ctx->base.timeout[CC_TIMEOUT_IDLE], ka = s->ctx->base.timeout[CC_TIMEOUT_KEEPALIVE];
         if (idle && !s->read_paused && now >= s->last_rx + idle)
             return fail(s, CC_ERR_IDLE_TIMEOUT, true, "nothing heard from the peer for %u ms", idle);
         if (ka && !s->ping_outstanding && now >= s->last_rx + ka)
@@ -1039,7 +1032,7 @@ static void process_returned_jobs(cc_session *s)
             s->addr_next = 0;
             set_state(s, CC_STATE_CONNECTING);
         } else if (j->type == CC_JOB_LICENSE) {
-            cc__license_decide(s->ctx, j, &s->license);
+            cc__license_decide(s->ctx, &s->ctx->license, j, &s->license);
             cc_job_free(j);
             s->license_pending = false;
             s->license_known = true;
@@ -1054,14 +1047,7 @@ static void process_returned_jobs(cc_session *s)
             s->auth_job_out = false;
             /* The mechanism reads job_data in this step, so the job (and its
              * data) is freed only afterwards. */
-            cc_auth *a = s->auth;
-            a->have_job_result = true;
-            a->job_result = j->answered ? j->result : CC_ERR_CANCELLED;
-            cc__fmt(a->job_detail, sizeof a->job_detail, "%s",
-                    j->answered ? j->detail : "the host handed the job back without running or answering it");
-            auth_advance(s, NULL, 0);
-            if (s->auth)
-                s->auth->have_job_result = false;
+            auth_after_step(s, cc__auth_resume(s->auth, j));
             cc_job_free(j);
         }
     }
@@ -1119,7 +1105,7 @@ static int io_round(cc_session *s)
 
 static void maybe_send_ready(cc_session *s)
 {
-    if (s->send_blocked && cc_session_pending(s) <= s->ctx->limit[CC_LIMIT_SEND_BUFFER] / 2) {
+    if (s->send_blocked && cc_session_pending(s) <= s->ctx->base.limit[CC_LIMIT_SEND_BUFFER] / 2) {
         s->send_blocked = false;
         cc_event ev = {0};
         ev.type = CC_EVENT_SEND_READY;
@@ -1206,7 +1192,7 @@ CC_API int32_t cc_session_timeout_ms(const cc_session *s)
     if (s->state == CC_STATE_CONNECTING && s->connect_fd >= 0)
         d = min_deadline(d, s->attempt_deadline);
     if (s->state == CC_STATE_ESTABLISHED && !s->closing) {
-        uint32_t idle = s->ctx->timeout[CC_TIMEOUT_IDLE], ka = s->ctx->timeout[CC_TIMEOUT_KEEPALIVE];
+        uint32_t idle = s->ctx->base.timeout[CC_TIMEOUT_IDLE], ka = s->ctx->base.timeout[CC_TIMEOUT_KEEPALIVE];
         if (idle && !s->read_paused)
             d = min_deadline(d, s->last_rx + idle);
         if (ka && !s->ping_outstanding)
@@ -1230,9 +1216,9 @@ CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, si
     if (s->state != CC_STATE_ESTABLISHED || s->closing)
         return CC_ERR_STATE;
     size_t frames = (len + DATA_FRAME_MAX - 1) / DATA_FRAME_MAX;
-    if (len + frames * CC__FRAME_HDR > s->ctx->limit[CC_LIMIT_SEND_BUFFER])
+    if (len + frames * CC__FRAME_HDR > s->ctx->base.limit[CC_LIMIT_SEND_BUFFER])
         return CC_ERR_INVALID; /* could never fit: waiting would not help */
-    if (cc_session_pending(s) + len + frames * CC__FRAME_HDR > s->ctx->limit[CC_LIMIT_SEND_BUFFER]) {
+    if (cc_session_pending(s) + len + frames * CC__FRAME_HDR > s->ctx->base.limit[CC_LIMIT_SEND_BUFFER]) {
         s->send_blocked = true;
         return CC_ERR_AGAIN;
     }
@@ -1248,7 +1234,7 @@ CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, si
         p += n;
         len -= n;
     } while (len);
-    if (cc_session_pending(s) > s->ctx->limit[CC_LIMIT_SEND_BUFFER] / 2) {
+    if (cc_session_pending(s) > s->ctx->base.limit[CC_LIMIT_SEND_BUFFER] / 2) {
         s->send_blocked = true; /* CC_EVENT_SEND_READY once it drains */
         return CC_SEND_HIGH_WATER;
     }
@@ -1281,8 +1267,7 @@ CC_API int cc_session_ping(cc_session *s)
 
 CC_API int cc_session_close(cc_session *s, int code, const char *reason)
 {
-    if (!s || code > 0 || (reason && strlen(reason) >= REASON_MAX - 8) ||
-        (code < 0 && strcmp(cc_err_name(code), "CC_ERR_UNKNOWN") == 0))
+    if (!s || code > 0 || (reason && strlen(reason) >= CC__REASON_MAX - 8) || !cc__err_known(code))
         return CC_ERR_INVALID; /* the peer is told the code: it must be one of ours */
     if (s->state >= CC_STATE_CLOSED || s->closing)
         return CC_OK;
@@ -1297,7 +1282,7 @@ CC_API int cc_session_close(cc_session *s, int code, const char *reason)
         fail(s, CC_ERR_CANCELLED, true, "cancelled by the host%s%s", reason ? ": " : "", reason ? reason : "");
         return CC_OK;
     }
-    uint8_t buf[8 + REASON_MAX];
+    uint8_t buf[8 + CC__REASON_MAX];
     cc__wr w = {buf, 0, sizeof buf, false};
     cc__wr_u32(&w, 0);
     cc__wr_str(&w, s->close_reason);
@@ -1343,7 +1328,7 @@ CC_API int cc_session_license(const cc_session *s, int *granted, uint32_t *count
 
 CC_API const char *cc_session_mechanism(const cc_session *s)
 {
-    return s && s->auth ? s->auth->entry->vt.name : NULL;
+    return s && s->auth ? cc__auth_name(s->auth) : NULL;
 }
 
 CC_API const char *cc_session_identity(const cc_session *s)
@@ -1351,28 +1336,30 @@ CC_API const char *cc_session_identity(const cc_session *s)
     /* Only an identity that was let in: not one the policy refused. */
     return s && s->auth &&
                    (s->state == CC_STATE_ESTABLISHED || s->state == CC_STATE_CLOSING || s->state == CC_STATE_CLOSED)
-               ? s->auth->identity
+               ? cc__auth_identity(s->auth)
                : NULL;
 }
 
 CC_API int cc_session_auth_attribute(const cc_session *s, uint32_t i, const char **key, const char **value)
 {
-    if (!s || !s->auth || i >= s->auth->n_attrs)
+    if (!s || !s->auth || i >= cc__auth_attr_count(s->auth))
         return CC_ERR_INVALID;
+    const char *k, *v;
+    cc__auth_attr(s->auth, i, &k, &v);
     if (key)
-        *key = s->auth->attr_key[i];
+        *key = k;
     if (value)
-        *value = s->auth->attr_value[i];
+        *value = v;
     return CC_OK;
 }
 
 CC_API int cc_session_channel_binding(const cc_session *s, uint8_t *out, size_t out_len)
 {
-    if (!s || !out || out_len < 32)
+    if (!s || !out || out_len < CC__BINDING_LEN)
         return CC_ERR_INVALID;
     if (!s->tls || s->state < CC_STATE_HELLO)
         return CC_ERR_STATE;
-    memcpy(out, s->cb, 32);
+    memcpy(out, s->cb, CC__BINDING_LEN);
     return CC_OK;
 }
 

@@ -17,20 +17,25 @@
 
 /* ---- context settings ------------------------------------------------- */
 
-static int client_only(cc_context *ctx, const char *fn)
+int cc__license_conf_init(cc__license_conf *c)
 {
-    if (cc__ctx_writable(ctx, fn) < 0)
-        return CC_ERR_STATE;
-    if (ctx->role != CC_ROLE_CLIENT)
-        return cc__ctx_error(ctx, CC_ERR_CONFIG, "%s: licence settings apply to client contexts", fn);
-    return 0;
+    memset(c, 0, sizeof *c);
+    return pthread_mutex_init(&c->cache_lock, NULL) == 0 ? CC_OK : CC_ERR_NOMEM;
 }
 
-static void cache_clear(cc_context *ctx)
+void cc__license_conf_free(cc_context *ctx, cc__license_conf *c)
 {
-    pthread_mutex_lock(&ctx->license.cache_lock);
-    ctx->license.cache_valid = false;
-    pthread_mutex_unlock(&ctx->license.cache_lock);
+    cc__free(ctx, c->url);
+    cc__free(ctx, c->ca_file);
+    pthread_mutex_destroy(&c->cache_lock);
+    cc__wipe(c, sizeof *c);
+}
+
+static void cache_clear(cc__license_conf *c)
+{
+    pthread_mutex_lock(&c->cache_lock);
+    c->cache_valid = false;
+    pthread_mutex_unlock(&c->cache_lock);
 }
 
 static bool port_ok(const char *s, size_t n)
@@ -132,26 +137,21 @@ static const char *url_problem(const char *url)
     return NULL;
 }
 
-static int set_url(cc_context *ctx, const char *url)
+static int set_url(cc_context *ctx, cc__license_conf *c, const char *url)
 {
     if (url)
         cc__license_curl_init();
     char *copy = NULL;
     if (url && !(copy = cc__strdup(ctx, url)))
         return cc__ctx_error(ctx, CC_ERR_NOMEM, "out of memory");
-    cc__free(ctx, ctx->license.url);
-    ctx->license.url = copy;
-    cache_clear(ctx);
+    cc__free(ctx, c->url);
+    c->url = copy;
+    cache_clear(c);
     return 0;
 }
 
-CC_API int cc_context_set_license_url(cc_context *ctx, const char *url)
+int cc__license_set_url(cc_context *ctx, cc__license_conf *c, const char *url)
 {
-    if (!ctx)
-        return CC_ERR_INVALID;
-    int rc = client_only(ctx, "cc_context_set_license_url");
-    if (rc)
-        return rc;
     if (url) {
         const char *why = url_problem(url);
         if (why) {
@@ -160,18 +160,13 @@ CC_API int cc_context_set_license_url(cc_context *ctx, const char *url)
             return cc__ctx_error(ctx, CC_ERR_INVALID, "licence URL \"%s\" refused: %s", shown, why);
         }
     }
-    return set_url(ctx, url);
+    return set_url(ctx, c, url);
 }
 
-CC_API int cc_context_set_license_server(cc_context *ctx, const char *name)
+int cc__license_set_server(cc_context *ctx, cc__license_conf *c, const char *name)
 {
-    if (!ctx)
-        return CC_ERR_INVALID;
-    int rc = client_only(ctx, "cc_context_set_license_server");
-    if (rc)
-        return rc;
     if (!name)
-        return set_url(ctx, NULL);
+        return set_url(ctx, c, NULL);
     size_t n = strlen(name);
     char shown[80];
     cc__printable(shown, sizeof shown, (const uint8_t *)name, n);
@@ -186,16 +181,11 @@ CC_API int cc_context_set_license_server(cc_context *ctx, const char *name)
                              "address or [IPv6] address, optionally with :port",
                              shown);
     }
-    return set_url(ctx, url);
+    return set_url(ctx, c, url);
 }
 
-CC_API int cc_context_set_license_ca_file(cc_context *ctx, const char *ca_file)
+int cc__license_set_ca_file(cc_context *ctx, cc__license_conf *c, const char *ca_file)
 {
-    if (!ctx)
-        return CC_ERR_INVALID;
-    int rc = client_only(ctx, "cc_context_set_license_ca_file");
-    if (rc)
-        return rc;
     char *copy = NULL;
     if (ca_file) {
         /* Load it now so a wrong path is reported here, not at each fetch. */
@@ -212,24 +202,18 @@ CC_API int cc_context_set_license_ca_file(cc_context *ctx, const char *ca_file)
         if (!(copy = cc__strdup(ctx, ca_file)))
             return cc__ctx_error(ctx, CC_ERR_NOMEM, "out of memory");
     }
-    cc__free(ctx, ctx->license.ca_file);
-    ctx->license.ca_file = copy;
-    cache_clear(ctx);
+    cc__free(ctx, c->ca_file);
+    c->ca_file = copy;
+    cache_clear(c);
     return 0;
 }
 
-CC_API int cc_context_set_license_cache_ttl(cc_context *ctx, uint32_t ms)
+void cc__license_set_cache_ttl(cc__license_conf *c, uint32_t ms)
 {
-    if (!ctx)
-        return CC_ERR_INVALID;
-    int rc = client_only(ctx, "cc_context_set_license_cache_ttl");
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&ctx->license.cache_lock);
-    ctx->license.cache_ttl_ms = ms;
-    ctx->license.cache_valid = false;
-    pthread_mutex_unlock(&ctx->license.cache_lock);
-    return 0;
+    pthread_mutex_lock(&c->cache_lock);
+    c->cache_ttl_ms = ms;
+    c->cache_valid = false;
+    pthread_mutex_unlock(&c->cache_lock);
 }
 
 /* ---- the job ------------------------------------------------------------ */
@@ -360,30 +344,25 @@ CC_API int cc_job_license_set_figures(cc_job *job, uint32_t count, uint32_t in_u
 
 /* ---- start, decide, cache -------------------------------------------- */
 
-static uint32_t or_default(uint32_t v, uint32_t dflt)
-{
-    return v ? v : dflt;
-}
-
-int cc__license_start(cc_context *ctx, cc_job **job, cc__license_verdict *cached)
+int cc__license_start(cc_context *ctx, cc__license_conf *c, cc_job **job, cc__license_verdict *cached)
 {
     *job = NULL;
     if (cached)
         memset(cached, 0, sizeof *cached);
-    if (ctx->license.cache_ttl_ms > 0 && cached) {
+    if (c->cache_ttl_ms > 0 && cached) {
         int hit = 0;
-        pthread_mutex_lock(&ctx->license.cache_lock);
+        pthread_mutex_lock(&c->cache_lock);
         uint64_t now = cc__now_ms();
-        if (ctx->license.cache_valid && now - ctx->license.cache_at_ms < ctx->license.cache_ttl_ms) {
-            cached->code = ctx->license.cache_code;
-            cached->granted = ctx->license.cache_code == 0;
-            cached->count = ctx->license.cache_count;
-            cached->in_use = ctx->license.cache_in_use;
-            cc__fmt(cached->detail, sizeof cached->detail, "%s (cached verdict, %llu ms old)",
-                    ctx->license.cache_detail, (unsigned long long)(now - ctx->license.cache_at_ms));
+        if (c->cache_valid && now - c->cache_at_ms < c->cache_ttl_ms) {
+            cached->code = c->cache_code;
+            cached->granted = c->cache_code == 0;
+            cached->count = c->cache_count;
+            cached->in_use = c->cache_in_use;
+            cc__fmt(cached->detail, sizeof cached->detail, "%s (cached verdict, %llu ms old)", c->cache_detail,
+                    (unsigned long long)(now - c->cache_at_ms));
             hit = 1;
         }
-        pthread_mutex_unlock(&ctx->license.cache_lock);
+        pthread_mutex_unlock(&c->cache_lock);
         if (hit) {
             cc__log(ctx, CC_LOG_DEBUG, "licence: %s", cached->detail);
             return 1;
@@ -392,8 +371,8 @@ int cc__license_start(cc_context *ctx, cc_job **job, cc__license_verdict *cached
     cc__license_job *lj = (cc__license_job *)cc__job_alloc(ctx, sizeof *lj, CC_JOB_LICENSE, &license_ops);
     if (!lj)
         return CC_ERR_NOMEM;
-    if ((ctx->license.url && !(lj->url = cc__strdup(ctx, ctx->license.url))) ||
-        (ctx->license.ca_file && !(lj->ca_file = cc__strdup(ctx, ctx->license.ca_file)))) {
+    if ((c->url && !(lj->url = cc__strdup(ctx, c->url))) ||
+        (c->ca_file && !(lj->ca_file = cc__strdup(ctx, c->ca_file)))) {
         cc_job_free(&lj->base); /* the core's free calls license_job_destroy */
         return CC_ERR_NOMEM;
     }
@@ -404,10 +383,10 @@ int cc__license_start(cc_context *ctx, cc_job **job, cc__license_verdict *cached
         cc__fmt(lj->shown, sizeof lj->shown, "%.200s...", lj->url);
     else
         cc__fmt(lj->shown, sizeof lj->shown, "%s", lj->url);
-    lj->connect_timeout_ms = or_default(ctx->timeout[CC_TIMEOUT_LICENSE_CONNECT], 5000);
-    lj->total_timeout_ms = or_default(ctx->timeout[CC_TIMEOUT_LICENSE], 10000);
-    lj->max_page = or_default(ctx->limit[CC_LIMIT_LICENSE_PAGE], 65536);
-    lj->max_redirects = ctx->limit[CC_LIMIT_REDIRECTS];
+    lj->connect_timeout_ms = cc__cbase(ctx)->timeout[CC_TIMEOUT_LICENSE_CONNECT];
+    lj->total_timeout_ms = cc__cbase(ctx)->timeout[CC_TIMEOUT_LICENSE];
+    lj->max_page = cc__cbase(ctx)->limit[CC_LIMIT_LICENSE_PAGE];
+    lj->max_redirects = cc__cbase(ctx)->limit[CC_LIMIT_REDIRECTS];
     if (lj->max_redirects > 10)
         lj->max_redirects = 10;
     *job = &lj->base;
@@ -424,25 +403,25 @@ static int64_t wall_now(void)
 /* Only what a server (or the host) actually said is worth remembering: a
  * grant, a denial or an expiry. Failures to ask are never cached, so the next
  * session asks again instead of repeating an outage for a whole TTL. */
-static void cache_update(cc_context *ctx, const cc__license_verdict *v, bool sound)
+static void cache_update(cc__license_conf *c, const cc__license_verdict *v, bool sound)
 {
-    if (ctx->license.cache_ttl_ms == 0)
+    if (c->cache_ttl_ms == 0)
         return;
-    pthread_mutex_lock(&ctx->license.cache_lock);
+    pthread_mutex_lock(&c->cache_lock);
     if (sound) {
-        ctx->license.cache_valid = true;
-        ctx->license.cache_at_ms = cc__now_ms();
-        ctx->license.cache_code = v->code;
-        ctx->license.cache_count = v->count;
-        ctx->license.cache_in_use = v->in_use;
-        memcpy(ctx->license.cache_detail, v->detail, sizeof ctx->license.cache_detail);
+        c->cache_valid = true;
+        c->cache_at_ms = cc__now_ms();
+        c->cache_code = v->code;
+        c->cache_count = v->count;
+        c->cache_in_use = v->in_use;
+        memcpy(c->cache_detail, v->detail, sizeof c->cache_detail);
     } else {
-        ctx->license.cache_valid = false;
+        c->cache_valid = false;
     }
-    pthread_mutex_unlock(&ctx->license.cache_lock);
+    pthread_mutex_unlock(&c->cache_lock);
 }
 
-void cc__license_decide(cc_context *ctx, cc_job *job, cc__license_verdict *out)
+void cc__license_decide(cc_context *ctx, cc__license_conf *c, cc_job *job, cc__license_verdict *out)
 {
     memset(out, 0, sizeof *out);
     out->code = CC_ERR_INTERNAL;
@@ -491,6 +470,6 @@ void cc__license_decide(cc_context *ctx, cc_job *job, cc__license_verdict *out)
                     (unsigned)pg->count, shown_url(lj));
         }
     }
-    cache_update(ctx, out, sound);
+    cache_update(c, out, sound);
     cc__log(ctx, out->granted ? CC_LOG_INFO : CC_LOG_WARN, "licence: %s", out->detail);
 }

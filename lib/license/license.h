@@ -3,7 +3,9 @@
 #ifndef CC_LICENSE_H
 #define CC_LICENSE_H
 
-#include "../core/core.h"
+#include "../base/base.h"
+
+#include <pthread.h>
 
 typedef struct cc__license_verdict {
     int code;     /* 0 when granted, else the cc_error that denied */
@@ -12,14 +14,38 @@ typedef struct cc__license_verdict {
     char detail[CC__DETAIL_MAX]; /* names the URL and the cause */
 } cc__license_verdict;
 
+/* The licence part of a context (embedded in struct cc_context). The cache
+ * is the only state here that sessions change; cache_lock guards it. */
+typedef struct cc__license_conf {
+    char *url;
+    char *ca_file;
+    uint32_t cache_ttl_ms;
+    pthread_mutex_t cache_lock;
+    bool cache_valid;
+    uint64_t cache_at_ms;
+    int cache_code;
+    uint32_t cache_count, cache_in_use;
+    char cache_detail[CC__DETAIL_MAX];
+} cc__license_conf;
+
+int cc__license_conf_init(cc__license_conf *c);
+void cc__license_conf_free(cc_context *ctx, cc__license_conf *c);
+/* Setters behind cc_context_set_license_*: validate, record a context error
+ * detail on refusal, and clear the verdict cache. The core checks role and
+ * writability first. */
+int cc__license_set_url(cc_context *ctx, cc__license_conf *c, const char *url);
+int cc__license_set_server(cc_context *ctx, cc__license_conf *c, const char *name);
+int cc__license_set_ca_file(cc_context *ctx, cc__license_conf *c, const char *ca_file);
+void cc__license_set_cache_ttl(cc__license_conf *c, uint32_t ms);
+
 /* Client sessions call this as soon as the connection is accepted.
  * Returns 0 with *job set to a new CC_JOB_LICENSE job, or 1 with *job NULL and
  * *cached filled when the context's cache holds a fresh verdict, or a
  * negative cc_error (CC_ERR_NOMEM). */
-int cc__license_start(cc_context *ctx, cc_job **job, cc__license_verdict *cached);
+int cc__license_start(cc_context *ctx, cc__license_conf *c, cc_job **job, cc__license_verdict *cached);
 
 /* Once the job is back (run, answered or failed): decides, failing closed on
  * any doubt, and updates the cache. Does not free the job. */
-void cc__license_decide(cc_context *ctx, cc_job *job, cc__license_verdict *out);
+void cc__license_decide(cc_context *ctx, cc__license_conf *c, cc_job *job, cc__license_verdict *out);
 
 #endif

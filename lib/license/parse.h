@@ -3,7 +3,7 @@
 #ifndef CC_LICENSE_PARSE_H
 #define CC_LICENSE_PARSE_H
 
-#include "../core/core.h"
+#include "../base/base.h"
 
 /* What a well-formed page said. */
 typedef struct cc__lic_page {

@@ -11,6 +11,7 @@
 
 struct cc__tls {
     const cc_context *ctx;
+    const cc__tls_conf *conf;
     cc_session *session;
     SSL *ssl;
     BIO *rbio, *wbio; /* network -> ssl, ssl -> network */
@@ -36,9 +37,10 @@ static void openssl_error(char *detail, size_t n, const char *what)
 
 static int verify_cb(X509_STORE_CTX *xs, void *arg);
 
-int cc__tls_ctx_init(cc_context *ctx)
+int cc__tls_conf_init(cc_context *ctx, cc__tls_conf *conf)
 {
-    SSL_CTX *c = SSL_CTX_new(ctx->role == CC_ROLE_CONSOLE ? TLS_client_method() : TLS_server_method());
+    int role = cc__cbase(ctx)->role;
+    SSL_CTX *c = SSL_CTX_new(role == CC_ROLE_CONSOLE ? TLS_client_method() : TLS_server_method());
     if (!c)
         return CC_ERR_NOMEM;
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
@@ -49,28 +51,43 @@ int cc__tls_ctx_init(cc_context *ctx)
         return CC_ERR_INTERNAL;
     }
     SSL_CTX_set_num_tickets(c, 0);
-    if (ctx->role == CC_ROLE_CONSOLE) {
+    if (role == CC_ROLE_CONSOLE) {
         /* The system store until a CA file, pin or callback says otherwise. */
         SSL_CTX_set_default_verify_paths(c);
         SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
-        SSL_CTX_set_cert_verify_callback(c, verify_cb, ctx);
+        SSL_CTX_set_cert_verify_callback(c, verify_cb, conf);
     }
-    ctx->ssl_ctx = c;
+    conf->ssl_ctx = c;
     return CC_OK;
 }
 
-void cc__tls_ctx_free(cc_context *ctx)
+void cc__tls_conf_free(cc_context *ctx, cc__tls_conf *conf)
 {
-    SSL_CTX_free(ctx->ssl_ctx);
-    ctx->ssl_ctx = NULL;
+    SSL_CTX_free(conf->ssl_ctx);
+    cc__free(ctx, conf->cert_file);
+    cc__free(ctx, conf->key_file);
+    cc__free(ctx, conf->ca_file);
+    cc__wipe(conf, sizeof *conf);
 }
 
-int cc__tls_ctx_set_certificate(cc_context *ctx, const char *cert_file, const char *key_file)
+static int replace(cc_context *ctx, char **slot, const char *v)
 {
-    SSL_CTX *c = ctx->ssl_ctx;
+    char *d = cc__strdup(ctx, v);
+    if (!d)
+        return CC_ERR_NOMEM;
+    cc__free(ctx, *slot);
+    *slot = d;
+    return CC_OK;
+}
+
+int cc__tls_conf_set_certificate(cc_context *ctx, cc__tls_conf *conf, const char *cert_file, const char *key_file)
+{
+    SSL_CTX *c = conf->ssl_ctx;
+    char *errmsg = cc__base(ctx)->errmsg;
+    size_t errlen = sizeof cc__base(ctx)->errmsg;
     if (SSL_CTX_use_certificate_chain_file(c, cert_file) != 1) {
-        openssl_error(ctx->errmsg, sizeof ctx->errmsg, "cannot load the certificate chain");
-        return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "%s (file %s)", ctx->errmsg, cert_file);
+        openssl_error(errmsg, errlen, "cannot load the certificate chain");
+        return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "%s (file %s)", errmsg, cert_file);
     }
     if (SSL_CTX_use_PrivateKey_file(c, key_file, SSL_FILETYPE_PEM) != 1) {
         if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
@@ -78,36 +95,39 @@ int cc__tls_ctx_set_certificate(cc_context *ctx, const char *cert_file, const ch
             return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "the private key in %s does not match the certificate in %s",
                                  key_file, cert_file);
         }
-        openssl_error(ctx->errmsg, sizeof ctx->errmsg, "cannot load the private key");
-        return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "%s (file %s)", ctx->errmsg, key_file);
+        openssl_error(errmsg, errlen, "cannot load the private key");
+        return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "%s (file %s)", errmsg, key_file);
     }
     if (SSL_CTX_check_private_key(c) != 1) {
         ERR_clear_error();
         return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "the private key in %s does not match the certificate in %s",
                              key_file, cert_file);
     }
-    return CC_OK;
+    int r = replace(ctx, &conf->cert_file, cert_file);
+    return r == CC_OK ? replace(ctx, &conf->key_file, key_file) : r;
 }
 
-int cc__tls_ctx_set_ca_file(cc_context *ctx, const char *ca_file)
+int cc__tls_conf_set_ca_file(cc_context *ctx, cc__tls_conf *conf, const char *ca_file)
 {
+    char *errmsg = cc__base(ctx)->errmsg;
+    size_t errlen = sizeof cc__base(ctx)->errmsg;
     X509_STORE *st = X509_STORE_new();
     if (!st)
         return CC_ERR_NOMEM;
     if (X509_STORE_load_file(st, ca_file) != 1) {
         X509_STORE_free(st);
-        openssl_error(ctx->errmsg, sizeof ctx->errmsg, "cannot load CA certificates");
-        return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "%s (file %s)", ctx->errmsg, ca_file);
+        openssl_error(errmsg, errlen, "cannot load CA certificates");
+        return cc__ctx_error(ctx, CC_ERR_TLS_CONFIG, "%s (file %s)", errmsg, ca_file);
     }
-    SSL_CTX_set_cert_store(ctx->ssl_ctx, st); /* takes ownership, frees the old store */
-    return CC_OK;
+    SSL_CTX_set_cert_store(conf->ssl_ctx, st); /* takes ownership, frees the old store */
+    return replace(ctx, &conf->ca_file, ca_file);
 }
 
 /* The console's whole trust decision, made during the handshake so an
  * untrusted client is refused with an alert before any data flows. */
 static int verify_cb(X509_STORE_CTX *xs, void *arg)
 {
-    const cc_context *ctx = arg;
+    const cc__tls_conf *conf = arg;
     SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
     cc__tls *t = SSL_get_app_data(ssl);
     X509 *leaf = X509_STORE_CTX_get0_cert(xs);
@@ -121,11 +141,11 @@ static int verify_cb(X509_STORE_CTX *xs, void *arg)
         X509_STORE_CTX_set_error(xs, X509_V_ERR_UNSPECIFIED);
         return 0;
     }
-    if (ctx->have_pin) {
+    if (conf->have_pin) {
         uint8_t md[32];
         unsigned mdlen = 0;
         ok = EVP_Digest(der, (size_t)der_len, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32 &&
-             cc__ct_memcmp(md, ctx->pin, 32) == 0;
+             cc__ct_memcmp(md, conf->pin, 32) == 0;
         if (!ok) {
             char hex[65];
             for (int i = 0; i < 32; i++)
@@ -150,8 +170,8 @@ static int verify_cb(X509_STORE_CTX *xs, void *arg)
                     subj, X509_verify_cert_error_string(e));
         }
     }
-    if (ctx->verify_fn) {
-        int r = ctx->verify_fn(ctx->verify_user, t->session, der, (size_t)der_len, ok);
+    if (conf->verify_fn) {
+        int r = conf->verify_fn(conf->verify_user, t->session, der, (size_t)der_len, ok);
         if (r == 1) {
             ok = 1;
             t->verify_code = 0;
@@ -168,14 +188,16 @@ static int verify_cb(X509_STORE_CTX *xs, void *arg)
     return ok;
 }
 
-cc__tls *cc__tls_new(const cc_context *ctx, cc_session *s, const char *peer_name, char *detail, size_t n)
+cc__tls *cc__tls_new(const cc_context *ctx, const cc__tls_conf *conf, cc_session *s, const char *peer_name,
+                     char *detail, size_t n)
 {
     cc__tls *t = cc__calloc(ctx, sizeof *t);
     if (!t)
         return NULL;
     t->ctx = ctx;
+    t->conf = conf;
     t->session = s;
-    t->ssl = SSL_new(ctx->ssl_ctx);
+    t->ssl = SSL_new(conf->ssl_ctx);
     t->rbio = BIO_new(BIO_s_mem());
     t->wbio = BIO_new(BIO_s_mem());
     if (!t->ssl || !t->rbio || !t->wbio) {
@@ -189,9 +211,9 @@ cc__tls *cc__tls_new(const cc_context *ctx, cc_session *s, const char *peer_name
     BIO_set_mem_eof_return(t->wbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     SSL_set_app_data(t->ssl, t);
-    if (ctx->role == CC_ROLE_CONSOLE) {
+    if (cc__cbase(ctx)->role == CC_ROLE_CONSOLE) {
         SSL_set_connect_state(t->ssl);
-        if (peer_name && !ctx->have_pin) {
+        if (peer_name && !conf->have_pin) {
             unsigned char tmp[16];
             bool is_ip = inet_pton(AF_INET, peer_name, tmp) == 1 || inet_pton(AF_INET6, peer_name, tmp) == 1;
             X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);

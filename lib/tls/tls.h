@@ -3,21 +3,34 @@
 #ifndef CC_TLS_H
 #define CC_TLS_H
 
-#include "../core/core.h"
+#include "../base/base.h"
 
 #define CC__TLS_EOF (-1000) /* the peer sent close_notify */
 
 typedef struct cc__tls cc__tls;
 
-/* Context level: called from cc_context_new / setters / cc_context_free. */
-int cc__tls_ctx_init(cc_context *ctx);
-void cc__tls_ctx_free(cc_context *ctx);
-int cc__tls_ctx_set_certificate(cc_context *ctx, const char *cert_file, const char *key_file);
-int cc__tls_ctx_set_ca_file(cc_context *ctx, const char *ca_file);
+/* The TLS part of a context (embedded in struct cc_context). The core sets
+ * the pin and the verify callback directly; files go through the setters. */
+typedef struct cc__tls_conf {
+    void *ssl_ctx; /* SSL_CTX* */
+    char *cert_file, *key_file, *ca_file;
+    bool have_pin;
+    uint8_t pin[32];
+    cc_verify_fn verify_fn;
+    void *verify_user;
+} cc__tls_conf;
+
+/* Context level: called from cc_context_new / setters / cc_context_free.
+ * Errors are recorded with cc__ctx_error. */
+int cc__tls_conf_init(cc_context *ctx, cc__tls_conf *conf);
+void cc__tls_conf_free(cc_context *ctx, cc__tls_conf *conf);
+int cc__tls_conf_set_certificate(cc_context *ctx, cc__tls_conf *conf, const char *cert_file, const char *key_file);
+int cc__tls_conf_set_ca_file(cc_context *ctx, cc__tls_conf *conf, const char *ca_file);
 
 /* Session level. `peer_name` (console) is the name the certificate must carry;
  * NULL skips the name check (only with a pin or a verify callback). */
-cc__tls *cc__tls_new(const cc_context *ctx, cc_session *s, const char *peer_name, char *detail, size_t detail_len);
+cc__tls *cc__tls_new(const cc_context *ctx, const cc__tls_conf *conf, cc_session *s, const char *peer_name,
+                     char *detail, size_t detail_len);
 void cc__tls_free(cc__tls *t);
 /* Network bytes in from the peer. */
 int cc__tls_feed(cc__tls *t, const uint8_t *data, size_t len);

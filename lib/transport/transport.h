@@ -3,7 +3,7 @@
 #ifndef CC_TRANSPORT_H
 #define CC_TRANSPORT_H
 
-#include "../core/core.h"
+#include "../base/base.h"
 
 #include <sys/socket.h>
 

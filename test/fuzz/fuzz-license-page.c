@@ -2,7 +2,7 @@
  * page fed in chunks split where the input says, then finished; plus the figure and date readers alone. */
 #include <carboncopy.h>
 
-#include "../../lib/license/license.h"
+#include "../../lib/core/core.h"
 #include "../../lib/license/parse.h"
 
 #include <stdlib.h>
@@ -38,7 +38,7 @@ static void through_job(uint8_t mode, const uint8_t *page, const size_t *cut, si
 {
     cc_context *c = mode & 0x10 ? small_ctx : ctx;
     cc_job *job = NULL;
-    if (cc__license_start(c, &job, NULL) != 0 || !job)
+    if (cc__license_start(c, &c->license, &job, NULL) != 0 || !job)
         abort();
     static const int32_t statuses[4] = {0, 200, 204, 503};
     int32_t st = statuses[mode >> 5 & 3];
@@ -53,7 +53,7 @@ static void through_job(uint8_t mode, const uint8_t *page, const size_t *cut, si
     }
     cc__license_verdict v;
     memset(&v, 0xa5, sizeof v);
-    cc__license_decide(c, job, &v);
+    cc__license_decide(c, &c->license, job, &v);
     if (v.granted && (v.code != 0 || v.count <= v.in_use))
         abort(); /* a grant must be one */
     if (!v.granted && v.code >= 0)

@@ -588,22 +588,9 @@ static const cc_authenticator nt_vtable = {
 
 const cc__builtin_auth cc__auth_builtin_nt = {"nt", &nt_vtable, nt_create};
 
-CC_API int cc_context_set_nt_account_lookup(cc_context *ctx, cc_nt_lookup_fn fn, void *user)
+void cc__nt_set_lookup(void *mech_data, cc_nt_lookup_fn fn, void *user)
 {
-    if (!ctx)
-        return CC_ERR_INVALID;
-    if (cc__ctx_writable(ctx, "cc_context_set_nt_account_lookup") < 0)
-        return CC_ERR_STATE;
-    for (size_t i = 0; i < ctx->n_auth; i++) {
-        /* ours by its start function, not just by name */
-        if (ctx->auth[i].vt.start == nt_start && ctx->auth[i].mech_data) {
-            struct nt_mech *m = ctx->auth[i].mech_data;
-            m->lookup = fn;
-            m->lookup_user = fn ? user : NULL;
-            return CC_OK;
-        }
-    }
-    return cc__ctx_error(ctx, CC_ERR_STATE,
-                         "add the \"nt\" authenticator (cc_context_add_builtin_authenticator) before "
-                         "setting its account lookup");
+    struct nt_mech *m = mech_data;
+    m->lookup = fn;
+    m->lookup_user = fn ? user : NULL;
 }

@@ -1,6 +1,6 @@
 /* error.c -- the version functions and the table that names every cc_error
  * code and explains it in a sentence a support engineer can act on. */
-#include "core.h"
+#include "base.h"
 
 #include <stddef.h>
 
@@ -76,18 +76,27 @@ static const struct {
 #undef E
 };
 
-CC_API const char *cc_strerror(int code)
+static int find(int code)
 {
     for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
         if (errors[i].code == code)
-            return errors[i].text;
-    return "unknown error code";
+            return (int)i;
+    return -1;
+}
+
+bool cc__err_known(int code)
+{
+    return find(code) >= 0;
+}
+
+CC_API const char *cc_strerror(int code)
+{
+    int i = find(code);
+    return i >= 0 ? errors[i].text : "unknown error code";
 }
 
 CC_API const char *cc_err_name(int code)
 {
-    for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
-        if (errors[i].code == code)
-            return errors[i].name;
-    return "CC_ERR_UNKNOWN";
+    int i = find(code);
+    return i >= 0 ? errors[i].name : "CC_ERR_UNKNOWN";
 }

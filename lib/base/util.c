@@ -1,6 +1,6 @@
 /* util.c -- small internal services every layer uses: the context's
  * allocator, secret wiping, bounded formatting, the clock, logging, buffers. */
-#include "core.h"
+#include "base.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -12,7 +12,7 @@ void *cc__malloc(const cc_context *ctx, size_t n)
 {
     if (n == 0)
         n = 1;
-    return ctx->alloc.malloc(n, ctx->alloc.user);
+    return cc__cbase(ctx)->alloc.malloc(n, cc__cbase(ctx)->alloc.user);
 }
 
 void *cc__calloc(const cc_context *ctx, size_t n)
@@ -25,13 +25,13 @@ void *cc__calloc(const cc_context *ctx, size_t n)
 
 void *cc__realloc(const cc_context *ctx, void *p, size_t n)
 {
-    return ctx->alloc.realloc(p, n ? n : 1, ctx->alloc.user);
+    return cc__cbase(ctx)->alloc.realloc(p, n ? n : 1, cc__cbase(ctx)->alloc.user);
 }
 
 void cc__free(const cc_context *ctx, void *p)
 {
     if (p)
-        ctx->alloc.free(p, ctx->alloc.user);
+        cc__cbase(ctx)->alloc.free(p, cc__cbase(ctx)->alloc.user);
 }
 
 char *cc__strndup(const cc_context *ctx, const char *s, size_t n)
@@ -109,12 +109,12 @@ void cc__log(const cc_context *ctx, int level, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
-    if (!ctx || !ctx->log_fn || level > ctx->log_level)
+    if (!ctx || !cc__cbase(ctx)->log_fn || level > cc__cbase(ctx)->log_level)
         return;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    ctx->log_fn(ctx->log_user, level, line);
+    cc__cbase(ctx)->log_fn(cc__cbase(ctx)->log_user, level, line);
 }
 
 uint8_t *cc__buf_reserve(const cc_context *ctx, cc__buf *b, size_t n)

@@ -1,6 +1,6 @@
 /* job.c -- outside work: the parts common to every job type (resolve,
  * licence, auth). The session queues jobs; the host runs or answers them. */
-#include "core.h"
+#include "base.h"
 
 #include <stdio.h>
 #include <string.h>
