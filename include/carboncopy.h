@@ -203,16 +203,17 @@ int cc_context_set_verify_callback(cc_context *ctx, cc_verify_fn fn, void *user)
 
 /* -- Deadlines and limits -- */
 
-typedef enum cc_timeout {
-    CC_TIMEOUT_HANDSHAKE = 1,       /* from start to established; default 30000 ms */
-    CC_TIMEOUT_IDLE = 2,            /* established with nothing heard; default 0 = none */
-    CC_TIMEOUT_CONNECT_ATTEMPT = 3, /* per address before the next is tried; default 2000 ms */
-    CC_TIMEOUT_KEEPALIVE = 4,       /* ping after this much silence when established; default 0 = none */
-    CC_TIMEOUT_LICENSE_CONNECT = 5, /* licence server connect; default 5000 ms */
-    CC_TIMEOUT_LICENSE = 6,         /* whole licence fetch; default 10000 ms */
-    CC_TIMEOUT_AUTH_JOB = 7         /* each KDC / directory job; default 10000 ms */
+typedef enum cc_timeout {                /* milliseconds; "0" where 0 turns the timer off */
+    CC_TIMEOUT_HANDSHAKE = 1,       /* from start to established; default 30000, 1..86400000 */
+    CC_TIMEOUT_IDLE = 2,            /* established with nothing heard; default 0, 0..86400000 */
+    CC_TIMEOUT_CONNECT_ATTEMPT = 3, /* per address before the next is tried; default 2000, 1..86400000 */
+    CC_TIMEOUT_KEEPALIVE = 4,       /* ping after this much silence when established; default 0, 0..86400000 */
+    CC_TIMEOUT_LICENSE_CONNECT = 5, /* licence server connect; default 5000, 1..86400000 */
+    CC_TIMEOUT_LICENSE = 6,         /* whole licence fetch; default 10000, 1..86400000 */
+    CC_TIMEOUT_AUTH_JOB = 7         /* each KDC / directory job; default 10000, 1..86400000 */
 } cc_timeout;
-/* 0 disables the idle and keep-alive timers; the others must be > 0. */
+/* 0 disables the idle and keep-alive timers; the others must be > 0.
+ * CC_ERR_INVALID (with cc_context_errmsg) outside the range above. */
 int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms);
 
 typedef enum cc_limit {
@@ -220,8 +221,9 @@ typedef enum cc_limit {
     CC_LIMIT_SEND_BUFFER = 2,  /* bytes cc_session_send may queue; default 262144, 16384..1073741824 */
     CC_LIMIT_LICENSE_PAGE = 3, /* largest licence page; default 65536, 256..16777216 */
     CC_LIMIT_AUTH_TOKEN = 4,   /* largest authentication token; default 65536, 1024..16777216 */
-    CC_LIMIT_REDIRECTS = 5     /* licence fetch redirects followed; default 3, at most 10 */
+    CC_LIMIT_REDIRECTS = 5     /* licence fetch redirects followed; default 3, 0..10 */
 } cc_limit;
+/* CC_ERR_INVALID (with cc_context_errmsg) outside the range above. */
 int cc_context_set_limit(cc_context *ctx, int which, uint32_t value);
 
 /* -- Licence (client role) -- */

@@ -1,9 +1,11 @@
 /* test-context.c -- the rules around contexts, jobs and host-written
  * mechanisms: read-only contexts, job ownership, an auth job's outcome. */
+#include "../lib/base/base.h"
 #include "harness.h"
 #include "pair.h"
 
 #include <carboncopy.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +18,10 @@ static int jd_run(void *d)
     ((struct jobdata *)d)->value = 42;
     return 0;
 }
-static void jd_free(void *d) { free(d); }
+static void jd_free(void *d)
+{
+    free(d);
+}
 
 struct jm_state {
     struct jobdata *jd; /* owned by the job once submitted */
@@ -168,7 +173,7 @@ static void t_job_goes_back_to_its_own_session(void)
     T_ASSERT(j != NULL);
     T_EQ(cc_session_job_done(b, j), CC_ERR_INVALID); /* not b's */
     T_EQ(cc_session_job_done(a, j), CC_OK);
-    T_EQ(cc_session_job_done(a, j), CC_ERR_INVALID); /* not out any more */
+    T_EQ(cc_session_job_done(a, j), CC_ERR_INVALID);                   /* not out any more */
     T_EQ(cc_session_close(a, -108, "not a cc_error"), CC_ERR_INVALID); /* the peer must understand the code */
     cc_session_free(a);
     cc_session_free(b);
@@ -196,6 +201,72 @@ static void t_paused_reading_is_not_idleness(void)
     tp_pair_free(&p);
 }
 
+/* The header documents each timeout's and limit's default and range next to
+ * its enumerator ("default D, MIN..MAX"); the library's one table must agree,
+ * and the setters must accept exactly that range. */
+static int check_header_row(const char *hdr, const cc__range *row, int which, bool timeout)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s = %d,", row->name, which);
+    const char *p = strstr(hdr, key);
+    if (!p) {
+        snprintf(key, sizeof key, "%s = %d ", row->name, which);
+        p = strstr(hdr, key);
+    }
+    if (!p) {
+        t_fail(__FILE__, __LINE__, "%s = %d not found in the header", row->name, which);
+        return -1;
+    }
+    const char *eol = strchr(p, '\n');
+    const char *d = strstr(p, "default ");
+    unsigned long dflt, lo, hi;
+    if (!d || d > eol || sscanf(d, "default %lu, %lu..%lu", &dflt, &lo, &hi) != 3) {
+        t_fail(__FILE__, __LINE__, "%s: the header comment does not say \"default D, MIN..MAX\"", row->name);
+        return -1;
+    }
+    if (dflt != row->dflt || lo != row->min || hi != row->max) {
+        t_fail(__FILE__, __LINE__, "%s: header says default %lu, %lu..%lu; the library has %u, %u..%u", row->name, dflt,
+               lo, hi, row->dflt, row->min, row->max);
+        return -1;
+    }
+    cc_context *c = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
+    int (*set)(cc_context *, int, uint32_t) = timeout ? cc_context_set_timeout : cc_context_set_limit;
+    int ok = set(c, which, row->min) == CC_OK && set(c, which, row->max) == CC_OK &&
+             (row->min == 0 || set(c, which, row->min - 1) == CC_ERR_INVALID) &&
+             set(c, which, row->max + 1) == CC_ERR_INVALID && strstr(cc_context_errmsg(c), row->name);
+    cc_context_free(c);
+    if (!ok) {
+        t_fail(__FILE__, __LINE__, "%s: the setter does not accept exactly %u..%u", row->name, row->min, row->max);
+        return -1;
+    }
+    return 0;
+}
+
+static void t_header_documents_the_ranges(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/include/carboncopy.h", getenv("CC_SRC") ? getenv("CC_SRC") : ".");
+    FILE *f = fopen(path, "r");
+    T_ASSERT(f);
+    static char hdr[1 << 17];
+    size_t n = fread(hdr, 1, sizeof hdr - 1, f);
+    fclose(f);
+    hdr[n] = 0;
+    for (int i = 1; i < CC__TIMEOUT_COUNT; i++)
+        T_EQ(check_header_row(hdr, &cc__timeout_range[i], i, true), 0);
+    for (int i = 1; i < CC__LIMIT_COUNT; i++)
+        T_EQ(check_header_row(hdr, &cc__limit_range[i], i, false), 0);
+    /* and a fresh context starts at the defaults */
+    cc_context *c = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
+    for (int i = 1; i < CC__TIMEOUT_COUNT; i++)
+        T_EQ(cc__cbase(c)->timeout[i], cc__timeout_range[i].dflt);
+    for (int i = 1; i < CC__LIMIT_COUNT; i++)
+        T_EQ(cc__cbase(c)->limit[i], cc__limit_range[i].dflt);
+    T_EQ(cc_context_set_timeout(c, 0, 1), CC_ERR_INVALID);
+    T_EQ(cc_context_set_limit(c, CC__LIMIT_COUNT, 1), CC_ERR_INVALID);
+    cc_context_free(c);
+}
+
 int main(void)
 {
     if (t_make_certs() != 0) {
@@ -206,5 +277,6 @@ int main(void)
     t_run("a context is read-only while sessions use it", t_context_read_only_while_used);
     t_run("a job goes back only to its own session", t_job_goes_back_to_its_own_session);
     t_run("paused reading does not count as the peer's silence", t_paused_reading_is_not_idleness);
+    t_run("the header documents each default and range the library applies", t_header_documents_the_ranges);
     return t_done();
 }
