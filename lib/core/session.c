@@ -6,7 +6,6 @@
 #include "frame.h"
 
 #include <assert.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -530,8 +529,7 @@ static int drive_connect(cc_session *s, uint64_t now)
             if (r == 1)
                 return CC_WANT_WRITE;
         } else {
-            struct pollfd p = {s->connect_fd, POLLOUT, 0};
-            if (poll(&p, 1, 0) == 0) {
+            if (cc__tcp_connect_pending(s->connect_fd)) {
                 if (now < s->attempt_deadline)
                     return CC_WANT_WRITE;
                 char where[64] = "?";

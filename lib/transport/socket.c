@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -58,6 +59,12 @@ int cc__tcp_connect_start(const struct sockaddr *sa, socklen_t len, int *fdp, ch
     cc__fmt(detail, dn, "cannot connect to %s: %s", where, strerror(errno));
     close(fd);
     return CC_ERR_CONNECT;
+}
+
+bool cc__tcp_connect_pending(int fd)
+{
+    struct pollfd p = {fd, POLLOUT, 0};
+    return poll(&p, 1, 0) == 0;
 }
 
 int cc__tcp_connect_finish(int fd, char *detail, size_t dn)

@@ -26,6 +26,9 @@ void cc__transport_close(cc__transport *t);
 int cc__fd_set_nonblock(int fd);
 /* 0 connected, 1 in progress, < 0 CC_ERR_CONNECT with detail. */
 int cc__tcp_connect_start(const struct sockaddr *sa, socklen_t len, int *fd, char *detail, size_t dn);
+/* true while the connect cc__tcp_connect_start began is still under way (fd
+ * not writable yet); never waits. */
+bool cc__tcp_connect_pending(int fd);
 /* 0 connected, < 0 CC_ERR_CONNECT with detail (call when writable). */
 int cc__tcp_connect_finish(int fd, char *detail, size_t dn);
 /* "[::1]:1680" or "127.0.0.1:1680". */
