@@ -1,6 +1,7 @@
 /* krb5.c -- the built-in "kerberos" authenticator: GSSAPI krb5 mechanism (MIT),
  * mutual authentication, bound to the TLS channel, KDC traffic handed out as jobs. */
 #include "krb5_int.h"
+#include "../kdc/kdc.h"
 
 #include <errno.h>
 #include <profile.h>
@@ -88,10 +89,9 @@ struct krb_job {
     uint8_t cb[KRB_CB_MAX];
     size_t cb_len;
     uint32_t timeout_ms;
-    uint64_t deadline_ms;
+    cc__kdc_deadline kdc; /* the job's KDC traffic ends by kdc.at_ms */
     /* outputs */
     bool finished;
-    bool timed_out;
     int code;
     char detail[CC__DETAIL_MAX];
     krb5_context kctx;
@@ -135,32 +135,14 @@ static void job_free_data(void *data)
 static int job_fail(struct krb_job *j, enum krb_op op, krb5_error_code code, const char *what)
 {
     const char *msg = krb5_get_error_message(j->kctx, code);
-    if (j->timed_out)
+    if (j->kdc.timed_out)
         code = ETIMEDOUT;
     j->code = cc__krb_map(op, code, msg, what, j->detail, sizeof j->detail);
-    if (j->timed_out)
+    if (j->kdc.timed_out)
         cc__fmt(j->detail + strlen(j->detail), sizeof j->detail - strlen(j->detail), " (the job's %u ms were used up)",
                 j->timeout_ms);
     krb5_free_error_message(j->kctx, msg);
     return j->code;
-}
-
-/* Every message to a KDC goes through here: we do the I/O ourselves so that the
- * whole job, retries included, ends by its deadline (MIT 1.20's own schedule can
- * wait ~30 s and has no overall timeout knob). */
-static krb5_error_code KRB5_CALLCONV job_send_hook(krb5_context kctx, void *data, const krb5_data *realm,
-                                                   const krb5_data *message, krb5_data **new_message,
-                                                   krb5_data **new_reply)
-{
-    (void)new_message;
-    struct krb_job *j = data;
-    if (cc__now_ms() >= j->deadline_ms) {
-        j->timed_out = true;
-        return KRB5_KDC_UNREACH;
-    }
-    bool handled = false;
-    krb5_error_code r = cc__krb_kdc_exchange(kctx, realm, message, j->deadline_ms, new_reply, &handled, &j->timed_out);
-    return handled ? r : 0;
 }
 
 /* The user principal: "user@REALM" as given, "DOMAIN\user" -> user@DOMAIN,
@@ -229,7 +211,7 @@ static int job_run(void *data)
     memset(&in, 0, sizeof in);
 
     j->finished = true;
-    j->deadline_ms = cc__now_ms() + j->timeout_ms;
+    j->kdc.at_ms = cc__now_ms() + j->timeout_ms;
     /* A private context per job: no state shared with the host's own libkrb5 use.
      * (MIT 1.20 has no overall request timeout setting; the send hook bounds it.) */
     r = krb5_init_context(&j->kctx);
@@ -238,7 +220,9 @@ static int job_run(void *data)
         j->code = cc__krb_map(KRB_OP_CONFIG, r, "cannot make a Kerberos context", NULL, j->detail, sizeof j->detail);
         goto done;
     }
-    krb5_set_kdc_send_hook(j->kctx, job_send_hook, j);
+    /* Every message to a KDC goes through the library's bounded I/O, so the whole
+     * job, retries included, ends by its deadline. */
+    cc__kdc_bind(j->kctx, &j->kdc);
 
     if (j->password) {
         /* TGT from user + password into a private memory cache. */

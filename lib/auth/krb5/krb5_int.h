@@ -48,11 +48,4 @@ int cc__krb_pac_logon_info(const uint8_t *p, size_t len, cc__krb_attr_fn add, vo
 int cc__krb_pac_client_info(const uint8_t *p, size_t len, cc__krb_attr_fn add, void *user);
 int cc__krb_pac_upn_dns_info(const uint8_t *p, size_t len, cc__krb_attr_fn add, void *user);
 
-/* Sends msg to a KDC of realm (krb5.conf [realms] kdc entries, else DNS SRV) over
- * TCP, then UDP, and stores its reply in *reply_out; every wait ends by deadline
- * (cc__now_ms clock). *handled is false when no KDC could be located (libkrb5 then
- * tries its own ways); *timed_out is set when the deadline passed. */
-krb5_error_code cc__krb_kdc_exchange(krb5_context k, const krb5_data *realm, const krb5_data *msg, uint64_t deadline,
-                                     krb5_data **reply_out, bool *handled, bool *timed_out);
-
 #endif

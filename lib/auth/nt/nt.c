@@ -317,38 +317,26 @@ static int accept_authenticate(struct nt_state *st, cc_auth *auth, const uint8_t
     int mode = dc_mode(m);
     if (mode == CC__NT_DC_OFF)
         return finish_accept(st, auth, m->realm ? "off" : "no realm");
-    st->dc = cc__nt_dc_new(st->ctx, st->a.user, m->realm, m->krb5_conf, cc_auth_job_timeout_ms(auth));
-    if (!st->dc)
-        return CC_ERR_NOMEM;
-    rc = cc_auth_submit_job(auth, cc__nt_dc_run, cc__nt_dc_release, st->dc);
-    if (rc < 0) {
-        /* on CC_ERR_NOMEM submit already dropped the job's reference */
-        if (rc != CC_ERR_NOMEM)
-            cc__nt_dc_release(st->dc);
-        cc__nt_dc_release(st->dc);
-        st->dc = NULL;
+    if ((rc = cc__nt_dc_start(auth, st->ctx, st->a.user, m->realm, m->krb5_conf, &st->dc)) < 0)
         return fail(auth, rc, "nt: cannot hand out the KDC account check");
-    }
     st->stage = ST_WAIT_DC;
     return CC_AUTH_PENDING;
 }
 
 static int accept_dc_result(struct nt_state *st, cc_auth *auth)
 {
-    struct cc__nt_dc_job *j = st->dc;
     int mode = dc_mode(st->m);
-    if (!j->ran)
-        cc__fmt(j->detail, sizeof j->detail, "the host answered the KDC job without running it");
-    int r = j->ran ? j->result : CC_ERR_AUTH_KDC_UNREACHABLE;
+    const char *why;
+    int r = cc__nt_dc_outcome(st->dc, &why);
     if (r == 0)
         return finish_accept(st, auth, "passed");
     if (r == CC_ERR_AUTH_KDC_UNREACHABLE && mode == CC__NT_DC_BEST_EFFORT) {
         char msg[CC__DETAIL_MAX];
-        cc__fmt(msg, sizeof msg, "nt: KDC account check skipped (best-effort): %s", j->detail);
+        cc__fmt(msg, sizeof msg, "nt: KDC account check skipped (best-effort): %s", why);
         cc_auth_log(auth, CC_LOG_WARN, msg);
         return finish_accept(st, auth, "skipped: KDC unreachable");
     }
-    return fail(auth, r, "nt: %s", j->detail);
+    return fail(auth, r, "nt: %s", why);
 }
 
 static int client_step(struct nt_state *st, cc_auth *auth, const uint8_t *in, size_t in_len)

@@ -178,25 +178,24 @@ int cc__nt_store_lookup(const char *path, const char *user, uint8_t nt_hash[16],
 /* ---- domain-controller account check (ntdc.c) ---- */
 enum cc__nt_dc_mode { CC__NT_DC_OFF = 0, CC__NT_DC_REQUIRED = 1, CC__NT_DC_BEST_EFFORT = 2 };
 
-/* Shared by the session's state and the job (two references), so either may
- * go first: the host can free the session while the job is out. */
-struct cc__nt_dc_job {
-    const cc_context *ctx;
-    atomic_int refs;
-    char *user; /* one principal component, never parsed */
-    char *realm;
-    char *krb5_conf; /* NULL = libkrb5's default configuration */
-    uint32_t timeout_ms;
-    /* results, written by the run function */
-    bool ran;
-    int result; /* 0 = the account exists */
-    char detail[CC__DETAIL_MAX];
-};
-struct cc__nt_dc_job *cc__nt_dc_new(const cc_context *ctx, const char *user, const char *realm, const char *krb5_conf,
-                                    uint32_t timeout_ms);
-/* The job's run function (worker thread): an AS request with no password and
- * a prompter that stops at the first prompt; never a guessed password. */
-int cc__nt_dc_run(void *job_data);
+/* The check is one job, self-contained (it copies what it needs), so the
+ * exchange may start it from any step:
+ *   cc__nt_dc_start(auth, ...) -> return CC_AUTH_PENDING from that step;
+ *   the next step (in = NULL)  -> cc__nt_dc_outcome();
+ *   when the state ends        -> cc__nt_dc_release() (NULL is fine). */
+struct cc__nt_dc_job;
+/* Hands out, as the job of the current step, the question whether the KDC of
+ * realm knows user@realm (an AS request with no password; krb5_conf NULL =
+ * libkrb5's default configuration), bounded by CC_TIMEOUT_AUTH_JOB. *out is
+ * the caller's reference. CC_OK, CC_ERR_NOMEM, or cc_auth_submit_job's error
+ * (CC_ERR_STATE when the step already has a job); *out is NULL on error. */
+int cc__nt_dc_start(cc_auth *auth, const cc_context *ctx, const char *user, const char *realm, const char *krb5_conf,
+                    struct cc__nt_dc_job **out);
+/* In the step after the job came back: 0 when the account exists, else
+ * CC_ERR_AUTH_UNKNOWN_USER, CC_ERR_AUTH_DISABLED, CC_ERR_AUTH_EXPIRED,
+ * CC_ERR_AUTH_KDC_UNREACHABLE (also when the host answered the job without
+ * running it), CC_ERR_CONFIG or CC_ERR_AUTH; *detail (owned by j) says why. */
+int cc__nt_dc_outcome(struct cc__nt_dc_job *j, const char **detail);
 /* Drops one reference (the job's free_job_data, and the state's). */
 void cc__nt_dc_release(void *job_data);
 

@@ -1,14 +1,30 @@
 /* ntdc.c -- the domain-controller account check of the nt authenticator: asks the
  * realm's KDC whether user@REALM exists, without ever sending a password (worker thread). */
 #include "nt.h"
-#include "../krb5/krb5_int.h" /* cc__krb_kdc_exchange: KDC I/O with one deadline */
+#include "../kdc/kdc.h"
 
 #include <krb5/krb5.h>
 #include <profile.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
-struct cc__nt_dc_job *cc__nt_dc_new(const cc_context *ctx, const char *user, const char *realm, const char *krb5_conf,
+/* Shared by the session's state and the job (two references), so either may
+ * go first: the host can free the session while the job is out. */
+struct cc__nt_dc_job {
+    const cc_context *ctx;
+    atomic_int refs;
+    char *user; /* one principal component, never parsed */
+    char *realm;
+    char *krb5_conf; /* NULL = libkrb5's default configuration */
+    uint32_t timeout_ms;
+    /* results, written by the run function */
+    bool ran;
+    int result; /* 0 = the account exists */
+    char detail[CC__DETAIL_MAX];
+};
+
+static struct cc__nt_dc_job *dc_new(const cc_context *ctx, const char *user, const char *realm, const char *krb5_conf,
                                     uint32_t timeout_ms)
 {
     struct cc__nt_dc_job *j = cc__calloc(ctx, sizeof *j);
@@ -41,38 +57,14 @@ void cc__nt_dc_release(void *job_data)
     cc__free(j->ctx, j);
 }
 
-struct prompt_state {
-    bool asked;
-    uint64_t deadline_ms;
-    bool timed_out;
-};
-
-/* libkrb5 1.20 has no overall request timeout (its own retries take ~30 s), so
- * every KDC message goes through the library's bounded KDC I/O instead. */
-static krb5_error_code KRB5_CALLCONV dc_send_hook(krb5_context kctx, void *data, const krb5_data *realm,
-                                                  const krb5_data *message, krb5_data **new_message,
-                                                  krb5_data **new_reply)
-{
-    struct prompt_state *ps = data;
-    bool handled = false;
-    (void)new_message;
-    if (cc__now_ms() >= ps->deadline_ms) {
-        ps->timed_out = true;
-        return KRB5_KDC_UNREACH;
-    }
-    krb5_error_code r =
-        cc__krb_kdc_exchange(kctx, realm, message, ps->deadline_ms, new_reply, &handled, &ps->timed_out);
-    return handled ? r : 0;
-}
-
 /* libkrb5 asks for the password only once the KDC has answered "pre-authentication
  * required" (or sent an AS reply to decrypt): the account exists. Refuse to answer,
  * so nothing derived from any password ever reaches the KDC. */
 static krb5_error_code refuse_prompter(krb5_context kctx, void *data, const char *name, const char *banner,
                                        int num_prompts, krb5_prompt prompts[])
 {
-    struct prompt_state *ps = data;
-    ps->asked = true;
+    bool *asked = data;
+    *asked = true;
     return KRB5_LIBOS_CANTREADPWD;
 }
 
@@ -84,7 +76,9 @@ static void set_krb5_detail(struct cc__nt_dc_job *j, krb5_context k, krb5_error_
         krb5_free_error_message(k, m);
 }
 
-int cc__nt_dc_run(void *job_data)
+/* The job's run function (worker thread): an AS request with no password and
+ * a prompter that stops at the first prompt; never a guessed password. */
+static int dc_run(void *job_data)
 {
     struct cc__nt_dc_job *j = job_data;
     krb5_context k = NULL;
@@ -93,7 +87,10 @@ int cc__nt_dc_run(void *job_data)
     krb5_creds creds;
     krb5_error_code ret;
     uint64_t t0 = cc__now_ms();
-    struct prompt_state ps = {false, t0 + (j->timeout_ms ? j->timeout_ms : 10000), false};
+    bool asked = false;
+    /* libkrb5 1.20 has no overall request timeout (its own retries take ~30 s), so
+     * every KDC message goes through the library's bounded KDC I/O instead. */
+    cc__kdc_deadline kdc = {t0 + (j->timeout_ms ? j->timeout_ms : 10000), false};
     memset(&creds, 0, sizeof creds);
     j->ran = true;
 
@@ -131,13 +128,13 @@ int cc__nt_dc_run(void *job_data)
         set_krb5_detail(j, k, ret, "libkrb5");
         goto out;
     }
-    krb5_set_kdc_send_hook(k, dc_send_hook, &ps);
+    cc__kdc_bind(k, &kdc);
     krb5_get_init_creds_opt_set_forwardable(opt, 0);
     krb5_get_init_creds_opt_set_proxiable(opt, 0);
     krb5_get_init_creds_opt_set_tkt_life(opt, 60);
 
-    ret = krb5_get_init_creds_password(k, &creds, princ, NULL, refuse_prompter, &ps, 0, NULL, opt);
-    if (ps.asked || ret == 0) {
+    ret = krb5_get_init_creds_password(k, &creds, princ, NULL, refuse_prompter, &asked, 0, NULL, opt);
+    if (asked || ret == 0) {
         j->result = 0;
         cc__fmt(j->detail, sizeof j->detail, "the KDC of %s knows %s", j->realm, j->user);
         if (ret == 0)
@@ -162,7 +159,7 @@ int cc__nt_dc_run(void *job_data)
         j->result = CC_ERR_AUTH;
         set_krb5_detail(j, k, ret, "the KDC account check failed");
     }
-    if (ps.timed_out && j->result != 0) {
+    if (kdc.timed_out && j->result != 0) {
         j->result = CC_ERR_AUTH_KDC_UNREACHABLE;
         cc__fmt(j->detail, sizeof j->detail, "the KDC of %s did not answer within %u ms (%llu ms spent)", j->realm,
                 j->timeout_ms, (unsigned long long)(cc__now_ms() - t0));
@@ -175,4 +172,31 @@ out:
     if (k)
         krb5_free_context(k);
     return j->result;
+}
+
+int cc__nt_dc_start(cc_auth *auth, const cc_context *ctx, const char *user, const char *realm, const char *krb5_conf,
+                    struct cc__nt_dc_job **out)
+{
+    *out = NULL;
+    struct cc__nt_dc_job *j = dc_new(ctx, user, realm, krb5_conf, cc_auth_job_timeout_ms(auth));
+    if (!j)
+        return CC_ERR_NOMEM;
+    int rc = cc_auth_submit_job(auth, dc_run, cc__nt_dc_release, j);
+    if (rc < 0) {
+        /* on CC_ERR_NOMEM submit already dropped the job's reference */
+        if (rc != CC_ERR_NOMEM)
+            cc__nt_dc_release(j);
+        cc__nt_dc_release(j);
+        return rc;
+    }
+    *out = j;
+    return CC_OK;
+}
+
+int cc__nt_dc_outcome(struct cc__nt_dc_job *j, const char **detail)
+{
+    if (!j->ran)
+        cc__fmt(j->detail, sizeof j->detail, "the host answered the KDC job without running it");
+    *detail = j->detail;
+    return j->ran ? j->result : CC_ERR_AUTH_KDC_UNREACHABLE;
 }

@@ -1,6 +1,6 @@
-/* kdcio.c -- talks to a realm's KDCs for the Kerberos job with one deadline over
- * everything (MIT 1.20 has no overall request timeout: its own retries take ~30 s). */
-#include "krb5_int.h"
+/* kdc.c -- talks to a realm's KDCs from an auth job with one deadline over everything
+ * (MIT 1.20 has no overall request timeout: its own retries take ~30 s), for both mechanisms. */
+#include "kdc.h"
 
 #include <arpa/nameser.h>
 #include <errno.h>
@@ -272,8 +272,8 @@ out:
     return r;
 }
 
-krb5_error_code cc__krb_kdc_exchange(krb5_context k, const krb5_data *realm_d, const krb5_data *msg, uint64_t deadline,
-                                     krb5_data **reply_out, bool *handled, bool *timed_out)
+krb5_error_code cc__kdc_exchange(krb5_context k, const krb5_data *realm_d, const krb5_data *msg, uint64_t deadline,
+                                 krb5_data **reply_out, bool *handled, bool *timed_out)
 {
     *handled = false;
     char realm[256];
@@ -340,4 +340,25 @@ krb5_error_code cc__krb_kdc_exchange(krb5_context k, const krb5_data *realm_d, c
     if (remaining(deadline) <= 0 || last == ETIMEDOUT)
         *timed_out = true;
     return KRB5_KDC_UNREACH;
+}
+
+/* libkrb5 calls this before sending each KDC message; a reply set here replaces
+ * its own I/O, returning 0 with no reply lets libkrb5 send it its own way. */
+static krb5_error_code KRB5_CALLCONV send_hook(krb5_context k, void *data, const krb5_data *realm,
+                                               const krb5_data *message, krb5_data **new_message, krb5_data **new_reply)
+{
+    (void)new_message;
+    cc__kdc_deadline *d = data;
+    if (cc__now_ms() >= d->at_ms) {
+        d->timed_out = true;
+        return KRB5_KDC_UNREACH;
+    }
+    bool handled = false;
+    krb5_error_code r = cc__kdc_exchange(k, realm, message, d->at_ms, new_reply, &handled, &d->timed_out);
+    return handled ? r : 0;
+}
+
+void cc__kdc_bind(krb5_context k, cc__kdc_deadline *d)
+{
+    krb5_set_kdc_send_hook(k, send_hook, d);
 }
