@@ -539,6 +539,9 @@ static int console_job_done(struct krb_state *s, cc_auth *auth)
     /* Take the results over; the job keeps nothing the session uses. */
     s->kctx = j->kctx;
     j->kctx = NULL;
+    /* The send hook points into the job, which is freed now; the session's
+     * context sends nothing more, but must not keep a dangling hook. */
+    krb5_set_kdc_send_hook(s->kctx, NULL, NULL);
     s->ccache = j->ccache;
     s->ccache_private = j->ccache_private;
     j->ccache = NULL;
