@@ -264,7 +264,7 @@ def script_license(p, detail, log):
     got, why = p.frames_until({cp.HELLO}, timeout=10)
     p.send_frame(cp.LICENSE, cp.license_payload(detail=detail))
     p.send_frame(cp.HELLO, cp.hello_payload([b"nt"]))
-    got, why = p.frames_until({cp.CLOSE}, timeout=5)
+    got, why = p.frames_until({cp.CLOSE, cp.AUTH_TOKEN}, timeout=5)
     log("after", " | ".join(printable(cp.describe(t, pl)) for t, pl in got) or "(nothing)")
 
 
