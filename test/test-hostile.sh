@@ -100,8 +100,8 @@ if want stranger-work; then
         start_client strangers "${PSK_CLIENT[@]}" --license-url "http://127.0.0.1:$LS_PORT/GetLicenseDetails.aspx" || exit 1
     good strangers-first
     rc=$?
-    check "stranger-work: a good console is served, and the licence server counts its request" \
-        [ "$rc" -eq 0 ] && [ "$(cat "$LS_COUNT")" -ge 1 ]
+    [ "$rc" -eq 0 ] && [ "$(cat "$LS_COUNT")" -ge 1 ]
+    check "stranger-work: a good console is served, and the licence server counts its request" [ $? -eq 0 ]
     "${ATTACK[@]}" strangers --port "$CLIENT_PORT" --pid "$CLIENT_PID" --connect-close 300 --preamble-only 100 \
         --count-file "$LS_COUNT" --during "$(good_cmd strangers-during)" >"$T_DIR/strangers.res" 2>&1
     n=$(val "$T_DIR/strangers.res" license_requests) th=$(val "$T_DIR/strangers.res" threads_peak)
