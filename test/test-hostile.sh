@@ -53,8 +53,7 @@ val() { sed -n "s/^$2 //p" "$1" | head -n 1; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }
 # wait_for FILE PATTERN SECONDS: until the file has a line matching the pattern
 wait_for() {
-    local i
-    for i in $(seq 1 $(($3 * 20))); do grep -aq -- "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+    for _ in $(seq 1 $(($3 * 20))); do grep -aq -- "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
     return 1
 }
 # the console command a good technician runs; {port} is filled in by attack.py
