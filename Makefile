@@ -39,7 +39,7 @@ STLIB     := $(B)/libcarboncopy.a
 MAP       := lib/carboncopy.map
 
 EX_COMMON := $(B)/obj/examples/common.o $(B)/obj/examples/psk.o
-EX_BINS   := $(B)/bin/cc-console $(B)/bin/cc-client
+EX_BINS   := $(B)/bin/cc-console $(B)/bin/cc-client $(B)/bin/simple-console
 
 TEST_SRCS := $(sort $(wildcard test/test-*.c))
 TEST_BINS := $(TEST_SRCS:test/%.c=$(B)/test/%)
