@@ -90,9 +90,9 @@ $(B)/test/%: $(B)/obj/test/%.o $(TEST_HELPER_OBJS) $(EX_COMMON) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(EX_COMMON) $(STLIB) $(DEP_LIBS)
 
-$(B)/bench/%: $(B)/obj/bench/%.o $(EX_COMMON) $(STLIB)
+$(B)/bench/%: $(B)/obj/bench/%.o $(TEST_HELPER_OBJS) $(EX_COMMON) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(EX_COMMON) $(STLIB) $(DEP_LIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(EX_COMMON) $(STLIB) $(DEP_LIBS)
 
 # Runs every test (C binaries and shell scripts); ends with "N passed, N failed".
 check: tests
