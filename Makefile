@@ -39,7 +39,7 @@ STLIB     := $(B)/libcarboncopy.a
 MAP       := lib/carboncopy.map
 
 EX_COMMON := $(B)/obj/examples/common.o $(B)/obj/examples/psk.o
-EX_BINS   := $(B)/bin/cc-console $(B)/bin/cc-client
+EX_BINS   := $(B)/bin/cc-console $(B)/bin/cc-client $(B)/bin/simple-console
 
 TEST_SRCS := $(sort $(wildcard test/test-*.c))
 TEST_BINS := $(TEST_SRCS:test/%.c=$(B)/test/%)
@@ -90,9 +90,9 @@ $(B)/test/%: $(B)/obj/test/%.o $(TEST_HELPER_OBJS) $(EX_COMMON) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(EX_COMMON) $(STLIB) $(DEP_LIBS)
 
-$(B)/bench/%: $(B)/obj/bench/%.o $(EX_COMMON) $(STLIB)
+$(B)/bench/%: $(B)/obj/bench/%.o $(TEST_HELPER_OBJS) $(EX_COMMON) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(EX_COMMON) $(STLIB) $(DEP_LIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(EX_COMMON) $(STLIB) $(DEP_LIBS)
 
 # Runs every test (C binaries and shell scripts); ends with "N passed, N failed".
 check: tests

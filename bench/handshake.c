@@ -2,7 +2,7 @@
  * answered by the host, psk authentication) against raw OpenSSL TLS 1.3 handshakes. Prints figures only. */
 #define _GNU_SOURCE
 #define BENCH_NAME "handshake"
-#include "pair.h"
+#include "bench.h"
 
 #include <fcntl.h>
 
@@ -84,21 +84,20 @@ static void run_tls(SSL_CTX *cctx, SSL_CTX *sctx, int lfd, const struct sockaddr
     res->seconds += now_s() - start;
 }
 
-/* carboncopy for one round: cc_session_connect to established on both sides, then free. */
-static void run_cc(struct pair *ctxs, double seconds, struct result *res)
+/* carboncopy for one round: cc_session_connect to established on both sides, then free (the
+ * contexts stay). */
+static void run_cc(struct tp_pair *p, int lfd, const struct sockaddr_in *addr, double seconds, struct result *res)
 {
-    struct pair pr = *ctxs;
     double start = now_s();
     while (now_s() - start < seconds) {
         double t0 = now_s();
-        pair_connect(&pr);
+        bench_connect(p, lfd, addr);
         if (!res->n)
-            snprintf(res->tls, sizeof res->tls, "%s %s", cc_session_tls_version(pr.con.s),
-                     cc_session_tls_cipher(pr.con.s));
-        no_linger(cc_session_fd(pr.con.s));
-        no_linger(cc_session_fd(pr.cli.s));
-        cc_session_free(pr.con.s);
-        cc_session_free(pr.cli.s);
+            snprintf(res->tls, sizeof res->tls, "%s %s", cc_session_tls_version(p->con.s),
+                     cc_session_tls_cipher(p->con.s));
+        no_linger(cc_session_fd(p->con.s));
+        no_linger(cc_session_fd(p->cli.s));
+        tp_pair_end(p);
         record(res, now_s() - t0);
     }
     res->seconds += now_s() - start;
@@ -120,25 +119,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: handshake [SECONDS]   (or CC_BENCH_SECONDS; default 3 per phase, at least)\n");
         return 2;
     }
-    make_pki();
-    static struct pair ctxs;
+    bench_setup();
+    static struct tp_pair pair;
     static struct result tls, cc;
-    ctxs.lfd = listener(&ctxs.addr);
-    cc_contexts(&ctxs, 0);
+    struct sockaddr_in addr;
+    int lfd = bench_listen(&addr);
+    bench_contexts(&pair, 0);
     SSL_CTX *cctx, *sctx;
     tls_ctxs(&cctx, &sctx);
     while (tls.seconds < seconds || cc.seconds < seconds) {
-        run_tls(cctx, sctx, ctxs.lfd, &ctxs.addr, ROUND_S, &tls);
-        run_cc(&ctxs, ROUND_S, &cc);
+        run_tls(cctx, sctx, lfd, &addr, ROUND_S, &tls);
+        run_cc(&pair, lfd, &addr, ROUND_S, &cc);
     }
     summarize(&tls);
     summarize(&cc);
     SSL_CTX_free(cctx);
     SSL_CTX_free(sctx);
-    cc_context_free(ctxs.console_ctx);
-    cc_context_free(ctxs.client_ctx);
-    close(ctxs.lfd);
-    remove_pki();
+    tp_pair_free(&pair);
+    close(lfd);
 
     printf("handshake: complete connections over loopback TCP, one at a time, one thread drives both ends, "
            "at least %.1f s each (alternating %.2f s rounds)\n",

@@ -2,7 +2,7 @@
  * on loopback TCP, against raw TCP and raw OpenSSL TLS 1.3 moving the same bytes. Prints figures only. */
 #define _GNU_SOURCE
 #define BENCH_NAME "throughput"
-#include "pair.h"
+#include "bench.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -357,43 +357,40 @@ static double run_tls_mem(int lfd, const struct sockaddr_in *addr, unsigned long
 
 /* ------------------------------------------------------------ carboncopy */
 
-/* Queues data on the console until the send buffer says stop. */
-static void feed(struct peer *con, unsigned long long *sent, unsigned long long total)
+/* Queues data on the console until the send buffer says stop (CC_EVENT_SEND_READY clears
+ * send_blocked). */
+static void feed(struct tp_side *con, unsigned long long *sent, unsigned long long total)
 {
-    while (!con->blocked && *sent < total) {
+    while (!con->send_blocked && *sent < total) {
         size_t n = total - *sent < cc_chunk ? (size_t)(total - *sent) : cc_chunk;
         int r = cc_session_send(con->s, 1, pattern, n);
         if (r == CC_ERR_AGAIN) {
-            con->blocked = 1;
+            con->send_blocked = true;
             break;
         }
         if (r < 0)
             die("cc_session_send: %s", cc_strerror(r));
         *sent += n;
         if (r == CC_SEND_HIGH_WATER)
-            con->blocked = 1;
+            con->send_blocked = true;
     }
 }
 
 /* Steps one session (two-thread runs). */
-static void step_one(struct peer *p, const struct sockaddr_in *addr, const char *who)
+static void step_one(struct tp_side *sd, const char *who)
 {
-    if (step(p, addr) < 0)
-        die("%s: %s: %s", who, cc_err_name(p->mask), cc_session_errmsg(p->s));
+    tp_step(sd);
+    bench_check(sd, who);
 }
 
 /* Waits for what the session's last step asked for (not at all when `busy`). */
-static void poll_one(struct peer *p, int busy)
+static void poll_one(struct tp_side *sd, int busy)
 {
-    struct pollfd pf = {cc_session_fd(p->s),
-                        (short)((p->mask & CC_WANT_READ ? POLLIN : 0) | (p->mask & CC_WANT_WRITE ? POLLOUT : 0)), 0};
-    if (poll(&pf, 1, busy ? 0 : 20) < 0 && errno != EINTR)
-        die("poll: %s", strerror(errno));
+    tp_poll(sd, NULL, busy ? 0 : 20);
 }
 
 struct console_thread {
-    struct peer *con;
-    const struct sockaddr_in *addr;
+    struct tp_side *con;
     unsigned long long total;
     atomic_int stop;
 };
@@ -404,73 +401,60 @@ static void *console_main(void *arg)
     unsigned long long sent = 0;
     while (!atomic_load(&ct->stop)) {
         feed(ct->con, &sent, ct->total);
-        step_one(ct->con, ct->addr, "console");
+        step_one(ct->con, "console");
         /* Decided after the step: its CC_EVENT_SEND_READY may have unblocked us. */
-        poll_one(ct->con, !ct->con->blocked && sent < ct->total);
+        poll_one(ct->con, !ct->con->send_blocked && sent < ct->total);
     }
     return NULL;
 }
 
 static double run_cc(int lfd, const struct sockaddr_in *addr, unsigned long long total, char *cipher, size_t cn)
 {
-    struct pair pr;
+    struct tp_pair pr;
     memset(&pr, 0, sizeof pr);
-    pr.lfd = lfd;
-    pr.addr = *addr;
-    cc_contexts(&pr, send_buffer);
-    pair_connect(&pr);
+    bench_contexts(&pr, send_buffer);
+    bench_connect(&pr, lfd, addr);
     snprintf(cipher, cn, "%s %s", cc_session_tls_version(pr.con.s), cc_session_tls_cipher(pr.con.s));
 
     unsigned long long sent = 0;
     double t0 = now_s();
     if (threads == 2) {
         /* The console's session belongs to the second thread until it is joined. */
-        struct console_thread ct = {&pr.con, addr, total, 0};
+        struct console_thread ct = {&pr.con, total, 0};
         pthread_t th;
         if (pthread_create(&th, NULL, console_main, &ct) != 0)
             die("pthread_create");
-        while (pr.cli.rx < total) {
-            step_one(&pr.cli, addr, "client");
-            if (pr.cli.rx >= total)
+        while (pr.cli.rx_len < total) {
+            step_one(&pr.cli, "client");
+            if (pr.cli.rx_len >= total)
                 break;
             poll_one(&pr.cli, 0);
             if (now_s() - t0 > PHASE_DEADLINE_S)
-                die("carboncopy phase stalled at %llu of %llu bytes", pr.cli.rx, total);
+                die("carboncopy phase stalled at %llu of %llu bytes", (unsigned long long)pr.cli.rx_len, total);
         }
         double t = now_s() - t0;
         atomic_store(&ct.stop, 1);
         pthread_join(th, NULL);
         t0 = now_s() - t; /* the close below is not timed */
     }
-    while (pr.cli.rx < total) {
+    while (pr.cli.rx_len < total) {
         feed(&pr.con, &sent, total);
-        pump_step(&pr);
-        if (pr.cli.rx >= total)
+        bench_step(&pr);
+        if (pr.cli.rx_len >= total)
             break;
-        pump_poll(&pr, !pr.con.blocked && sent < total);
+        tp_pair_poll(&pr, !pr.con.send_blocked && sent < total ? 0 : 100);
         if (now_s() - t0 > PHASE_DEADLINE_S)
-            die("carboncopy phase stalled at %llu of %llu bytes", pr.cli.rx, total);
+            die("carboncopy phase stalled at %llu of %llu bytes", (unsigned long long)pr.cli.rx_len, total);
     }
     double t = now_s() - t0;
 
     /* Orderly close (not timed), so the run also shows the close path works. */
     cc_session_close(pr.con.s, 0, "benchmark done");
-    double tc = now_s();
-    while ((pr.con.mask > 0 || pr.cli.mask > 0) && now_s() - tc < 5) {
-        if (pr.con.mask > 0)
-            pr.con.mask = cc_session_step(pr.con.s);
-        if (pr.cli.mask > 0)
-            pr.cli.mask = cc_session_step(pr.cli.s);
-        struct pollfd p[2] = {{cc_session_fd(pr.con.s), POLLIN, 0}, {cc_session_fd(pr.cli.s), POLLIN, 0}};
-        poll(p, 2, 10);
-    }
-    if (pr.con.mask != 0 || pr.cli.mask != 0)
-        fprintf(stderr, "throughput: close did not end cleanly (console %s, client %s)\n", cc_err_name(pr.con.mask),
-                cc_err_name(pr.cli.mask));
-    cc_session_free(pr.con.s);
-    cc_session_free(pr.cli.s);
-    cc_context_free(pr.console_ctx);
-    cc_context_free(pr.client_ctx);
+    tp_drive(&pr.con, &pr.cli, tp_both_ended, 5000);
+    if (pr.con.result != 0 || pr.cli.result != 0)
+        fprintf(stderr, "throughput: close did not end cleanly (console %s, client %s)\n", cc_err_name(pr.con.result),
+                cc_err_name(pr.cli.result));
+    tp_pair_free(&pr);
     return t;
 }
 
@@ -504,9 +488,9 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof pattern; i++)
         pattern[i] = (unsigned char)(i * 131 + 7);
-    make_pki();
+    bench_setup();
     struct sockaddr_in addr;
-    int lfd = listener(&addr);
+    int lfd = bench_listen(&addr);
     char tls_cipher[96] = "", cc_cipher[96] = "";
     double t_tcp = 1e9, t_tls = 1e9, t_mem = 1e9, t_cc = 1e9;
     for (int i = 0; i < reps; i++) {
@@ -517,7 +501,6 @@ int main(int argc, char **argv)
         t_cc = best_of(t_cc, run_cc(lfd, &addr, total, cc_cipher, sizeof cc_cipher));
     }
     close(lfd);
-    remove_pki();
 
     double mib = (double)total / (1024.0 * 1024.0);
     printf("throughput: %llu bytes (%.0f MiB) one way over loopback TCP, %s, best of %d\n", total, mib,

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define PROG      "cc-client"
 #define MAX_CONNS 256
 
 static const char usage[] =
@@ -40,22 +41,83 @@ static const char usage[] =
     "  --timeout MS                   handshake deadline (default 30000)\n"
     "  --json                         one JSON object per line per event on stdout\n";
 
+/* What the command line asks for. */
+struct options {
+    const char *listen_spec, *cert, *key;
+    const char *psk_file, *accounts, *dc_realm, *krb5_conf, *dc_check, *keytab, *service, *realm;
+    const char *license_url, *ns, *license_file, *license_ca;
+    unsigned long license_timeout, timeout;
+    bool want_psk, echo, json, once;
+};
+
 struct conn {
     cc_session *s;
     unsigned long long id;
-    int mask;
+    int mask; /* the last step's result */
 };
 
 struct app {
     bool echo, json, once;
     const char *license_file;
+    cc_context *ctx;
+    int lfd;
+    ex_jobs q;
+    bool q_open;
     struct conn conns[MAX_CONNS];
     unsigned long long next_id;
+    bool stop; /* --once: the first session ended with exit code rc */
+    int rc;
 };
 
-static void json_head(unsigned long long id, const char *event)
+/* ---- output: one line per event, JSON on stdout or text on stderr ---- */
+
+static void print_license(const struct app *a, const struct conn *c, const cc_event *ev)
 {
-    printf("{\"event\":\"%s\",\"session\":%llu", event, id);
+    if (a->json)
+        ex_json_license(c->id, ev);
+    else
+        fprintf(stderr, "session %llu: licence %s: %s\n", c->id, ev->granted ? "granted" : "denied",
+                ev->granted ? "" : ev->text);
+}
+
+static void print_auth(const struct app *a, const struct conn *c, const cc_event *ev)
+{
+    if (a->json)
+        ex_json_auth(c->id, ev, true);
+    else
+        fprintf(stderr, "session %llu: %s %s: %s\n", c->id, ev->mechanism, ev->code ? "refused" : "authenticated",
+                ev->text);
+}
+
+static void print_established(const struct app *a, const struct conn *c)
+{
+    if (!a->json)
+        return;
+    ex_json_begin("established", c->id);
+    printf(",\"identity\":");
+    ex_json_string(stdout, cc_session_identity(c->s));
+    printf("}\n");
+}
+
+static void print_closed(const struct app *a, const struct conn *c, const cc_event *ev)
+{
+    if (a->json)
+        ex_json_closed(c->id, ev);
+    else if (ev->code)
+        fprintf(stderr, "session %llu: %s: %s\n", c->id, cc_strerror(ev->code), ev->text);
+}
+
+/* ---- events and jobs ---- */
+
+/* --echo: sends the data back, with back-pressure: stop reading while the echo cannot be sent
+ * as fast (reading resumes on CC_EVENT_SEND_READY). */
+static void echo(cc_session *s, const cc_event *ev)
+{
+    int r = cc_session_send(s, (uint16_t)ev->channel, ev->data, ev->len);
+    if (r == CC_SEND_HIGH_WATER)
+        cc_session_pause_reading(s, 1);
+    else if (r < 0)
+        cc_session_close(s, r, "echo buffer overflow");
 }
 
 static void on_event(void *user, cc_session *s, const cc_event *ev)
@@ -64,68 +126,24 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
     struct conn *c = cc_session_user_data(s);
     switch (ev->type) {
     case CC_EVENT_DATA:
-        if (a->echo) {
-            /* Back-pressure: stop reading while the echo cannot be sent as fast. */
-            int r = cc_session_send(s, (uint16_t)ev->channel, ev->data, ev->len);
-            if (r == CC_SEND_HIGH_WATER)
-                cc_session_pause_reading(s, 1);
-            else if (r < 0)
-                cc_session_close(s, r, "echo buffer overflow");
-        }
+        if (a->echo)
+            echo(s, ev);
         return;
     case CC_EVENT_SEND_READY:
         cc_session_pause_reading(s, 0);
         return;
     case CC_EVENT_LICENSE:
-        if (a->json) {
-            json_head(c->id, "license");
-            printf(",\"count\":%u,\"in_use\":%u,\"granted\":%s", ev->license_count, ev->license_in_use,
-                   ev->granted ? "true" : "false");
-            if (!ev->granted) {
-                printf(",\"code\":\"%s\",\"message\":", cc_err_name(ev->code));
-                ex_json_string(stdout, ev->text);
-            }
-            printf("}\n");
-        } else {
-            fprintf(stderr, "session %llu: licence %s: %s\n", c->id, ev->granted ? "granted" : "denied",
-                    ev->granted ? "" : ev->text);
-        }
+        print_license(a, c, ev);
         break;
     case CC_EVENT_AUTH:
-        if (a->json) {
-            json_head(c->id, "auth");
-            printf(",\"mechanism\":");
-            ex_json_string(stdout, ev->mechanism);
-            printf(",\"ok\":%s,\"%s\":", ev->code ? "false" : "true", ev->code ? "message" : "identity");
-            ex_json_string(stdout, ev->text);
-            if (ev->code)
-                printf(",\"code\":\"%s\"", cc_err_name(ev->code));
-            printf("}\n");
-        } else {
-            fprintf(stderr, "session %llu: %s %s: %s\n", c->id, ev->mechanism, ev->code ? "refused" : "authenticated",
-                    ev->text);
-        }
+        print_auth(a, c, ev);
         break;
     case CC_EVENT_STATE:
-        if (a->json && ev->state == CC_STATE_ESTABLISHED) {
-            json_head(c->id, "established");
-            printf(",\"identity\":");
-            ex_json_string(stdout, cc_session_identity(s));
-            printf("}\n");
-        }
+        if (ev->state == CC_STATE_ESTABLISHED)
+            print_established(a, c);
         break;
     case CC_EVENT_CLOSED:
-        if (a->json) {
-            json_head(c->id, ev->code ? "error" : "closed");
-            if (ev->code)
-                printf(",\"code\":\"%s\",\"message\":", cc_err_name(ev->code));
-            else
-                printf(",\"reason\":");
-            ex_json_string(stdout, ev->text);
-            printf("}\n");
-        } else if (ev->code) {
-            fprintf(stderr, "session %llu: %s: %s\n", c->id, cc_strerror(ev->code), ev->text);
-        }
+        print_closed(a, c, ev);
         break;
     default:
         return;
@@ -156,51 +174,42 @@ static bool answer_license(void *user, cc_job *job)
     return true;
 }
 
-static int listen_on(const char *spec)
+/* ---- options ---- */
+
+/* Options missing or in conflict, and options that would silently do nothing: mistakes
+ * worth saying so. */
+static int check_options(const struct options *o)
 {
-    char *host = NULL;
-    unsigned port = 0;
-    if (!ex_split_host_port(spec, &host, &port)) {
-        fprintf(stderr, "cc-client: cannot parse --listen \"%s\" as HOST:PORT\n", spec);
-        return -1;
+    if (!o->listen_spec || !o->cert || !o->key || (!!o->license_url + !!o->ns + !!o->license_file) > 1 ||
+        (o->want_psk && !o->psk_file)) {
+        fputs(usage, stderr);
+        return EX_USAGE;
     }
-    char ps[16];
-    snprintf(ps, sizeof ps, "%u", port == EX_NO_PORT ? CC_DEFAULT_PORT : port);
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    int r = getaddrinfo(host, ps, &hints, &res);
-    free(host);
-    if (r != 0) {
-        fprintf(stderr, "cc-client: cannot resolve %s: %s\n", spec, gai_strerror(r));
-        return -1;
+    const char *orphan = !o->accounts && o->dc_realm    ? "--dc-realm needs --accounts"
+                         : !o->accounts && o->krb5_conf ? "--krb5-conf needs --accounts"
+                         : !o->accounts && o->dc_check  ? "--dc-check needs --accounts"
+                         : !o->keytab && o->service     ? "--service needs --keytab"
+                         : !o->keytab && o->realm       ? "--realm needs --keytab"
+                         : !o->want_psk && o->psk_file  ? "--psk-file needs --auth psk"
+                         : !o->want_psk && !o->accounts && !o->keytab
+                             ? "no authentication configured: give --accounts, --keytab or --auth psk"
+                             : NULL;
+    if (orphan) {
+        fprintf(stderr, PROG ": %s\n", orphan);
+        return EX_USAGE;
     }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int one = 1;
-    if (fd >= 0)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 64) < 0) {
-        fprintf(stderr, "cc-client: cannot listen on %s: %s\n", spec, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
+    char *h = NULL;
+    unsigned port;
+    if (!ex_split_host_port(o->listen_spec, &h, &port)) {
+        fprintf(stderr, PROG ": cannot parse --listen \"%s\" as HOST:PORT\n", o->listen_spec);
+        return EX_USAGE;
     }
-    freeaddrinfo(res);
-    return fd;
+    free(h);
+    return EX_RUN;
 }
 
-/* The address actually bound (port 0 picks a free one), e.g. "127.0.0.1:40123". */
-static void bound_address(int fd, char *buf, size_t n)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char h[NI_MAXHOST] = "?", p[NI_MAXSERV] = "?";
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-        getnameinfo((struct sockaddr *)&ss, len, h, sizeof h, p, sizeof p, NI_NUMERICHOST | NI_NUMERICSERV);
-    snprintf(buf, n, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", h, p);
-}
-
-int main(int argc, char **argv)
+/* Returns EX_RUN when the options are good, else the exit code (--help: EX_OK). */
+static int parse_options(int argc, char **argv, struct options *o)
 {
     static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
                                          {"cert", required_argument, 0, 'c'},
@@ -225,83 +234,77 @@ int main(int argc, char **argv)
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *listen_spec = NULL, *cert = NULL, *key = NULL, *psk_file = NULL, *accounts = NULL, *dc_realm = NULL,
-               *krb5_conf = NULL, *dc_check = NULL, *keytab = NULL, *service = NULL, *realm = NULL, *license_url = NULL,
-               *ns = NULL, *license_ca = NULL;
-    unsigned long license_timeout = 0, timeout = 0;
-    bool want_psk = false;
-    static struct app a;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'l':
-            listen_spec = optarg;
+            o->listen_spec = optarg;
             break;
         case 'c':
-            cert = optarg;
+            o->cert = optarg;
             break;
         case 'k':
-            key = optarg;
+            o->key = optarg;
             break;
         case 'a':
             if (strcmp(optarg, "psk") == 0) {
-                want_psk = true;
+                o->want_psk = true;
                 break;
             }
-            fprintf(stderr, "cc-client: --auth takes psk (nt and kerberos are enabled by --accounts and --keytab)\n");
+            fprintf(stderr, PROG ": --auth takes psk (nt and kerberos are enabled by --accounts and --keytab)\n");
             return EX_USAGE;
         case 'P':
-            psk_file = optarg;
+            o->psk_file = optarg;
             break;
         case 'A':
-            accounts = optarg;
+            o->accounts = optarg;
             break;
         case 'D':
-            dc_realm = optarg;
+            o->dc_realm = optarg;
             break;
         case 'K':
-            krb5_conf = optarg;
+            o->krb5_conf = optarg;
             break;
         case 'M':
-            dc_check = optarg;
+            o->dc_check = optarg;
             break;
         case 'y':
-            keytab = optarg;
+            o->keytab = optarg;
             break;
         case 'S':
-            service = optarg;
+            o->service = optarg;
             break;
         case 'R':
-            realm = optarg;
+            o->realm = optarg;
             break;
         case 'u':
-            license_url = optarg;
+            o->license_url = optarg;
             break;
         case 'n':
-            ns = optarg;
+            o->ns = optarg;
             break;
         case 'f':
-            a.license_file = optarg;
+            o->license_file = optarg;
             break;
         case 'C':
-            license_ca = optarg;
+            o->license_ca = optarg;
             break;
         case 'L':
-            if (!ex_ms_option("cc-client", "license-timeout", optarg, &license_timeout))
+            if (!ex_ms_option(PROG, "license-timeout", optarg, &o->license_timeout))
                 return EX_USAGE;
             break;
         case 't':
-            if (!ex_ms_option("cc-client", "timeout", optarg, &timeout))
+            if (!ex_ms_option(PROG, "timeout", optarg, &o->timeout))
                 return EX_USAGE;
             break;
         case 'e':
-            a.echo = true;
+            o->echo = true;
             break;
         case 'o':
-            a.once = true;
+            o->once = true;
             break;
         case 'j':
-            a.json = true;
+            o->json = true;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -311,203 +314,291 @@ int main(int argc, char **argv)
             return EX_USAGE;
         }
     }
-    if (optind != argc || !listen_spec || !cert || !key || (!!license_url + !!ns + !!a.license_file) > 1 ||
-        (want_psk && !psk_file)) {
+    if (optind != argc) {
         fputs(usage, stderr);
         return EX_USAGE;
     }
-    /* Options that would silently do nothing are mistakes worth saying so. */
-    const char *orphan = !accounts && dc_realm    ? "--dc-realm needs --accounts"
-                         : !accounts && krb5_conf ? "--krb5-conf needs --accounts"
-                         : !accounts && dc_check  ? "--dc-check needs --accounts"
-                         : !keytab && service     ? "--service needs --keytab"
-                         : !keytab && realm       ? "--realm needs --keytab"
-                         : !want_psk && psk_file  ? "--psk-file needs --auth psk"
-                         : !want_psk && !accounts && !keytab
-                             ? "no authentication configured: give --accounts, --keytab or --auth psk"
-                             : NULL;
-    if (orphan) {
-        fprintf(stderr, "cc-client: %s\n", orphan);
-        return EX_USAGE;
-    }
-    {
-        char *h = NULL;
-        unsigned pt;
-        if (!ex_split_host_port(listen_spec, &h, &pt)) {
-            fprintf(stderr, "cc-client: cannot parse --listen \"%s\" as HOST:PORT\n", listen_spec);
-            return EX_USAGE;
-        }
-        free(h);
-    }
-    signal(SIGPIPE, SIG_IGN);
+    return check_options(o);
+}
 
-    int err, rc = EX_OK, lfd = -1;
-    cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, &err);
-    if (!ctx) {
-        fprintf(stderr, "cc-client: %s\n", cc_strerror(err));
+/* ---- the context ---- */
+
+/* An option of a built-in mechanism, when the command line gives it. */
+static int auth_option(cc_context *ctx, const char *mech, const char *key, const char *value)
+{
+    if (value)
+        EX_CHECK(PROG, ctx, cc_context_set_auth_option(ctx, mech, key, value), EX_USAGE);
+    return EX_OK;
+}
+
+/* --keytab: Active Directory (Kerberos). */
+static int add_kerberos(cc_context *ctx, const struct options *o)
+{
+    EX_CHECK(PROG, ctx, cc_context_add_builtin_authenticator(ctx, "kerberos"), EX_AUTH);
+    int rc = auth_option(ctx, "kerberos", "keytab", o->keytab);
+    if (rc == EX_OK)
+        rc = auth_option(ctx, "kerberos", "service", o->service);
+    if (rc == EX_OK)
+        rc = auth_option(ctx, "kerberos", "realm", o->realm);
+    return rc;
+}
+
+/* --accounts: NT security with the local account store and the KDC check. */
+static int add_nt(cc_context *ctx, const struct options *o)
+{
+    EX_CHECK(PROG, ctx, cc_context_add_builtin_authenticator(ctx, "nt"), EX_AUTH);
+    int rc = auth_option(ctx, "nt", "accounts", o->accounts);
+    if (rc == EX_OK)
+        rc = auth_option(ctx, "nt", "realm", o->dc_realm);
+    if (rc == EX_OK)
+        rc = auth_option(ctx, "nt", "krb5-conf", o->krb5_conf);
+    if (rc == EX_OK)
+        rc = auth_option(ctx, "nt", "dc-check", o->dc_check);
+    return rc;
+}
+
+static int make_context(struct app *a, const struct options *o)
+{
+    cc_context *ctx = a->ctx = ex_context_new(PROG, CC_ROLE_CLIENT);
+    if (!ctx)
         return EX_PROTOCOL;
-    }
-#define CHECK(call, code)                                                                                              \
-    do {                                                                                                               \
-        if (ex_config_failed("cc-client", ctx, (call))) {                                                              \
-            rc = (code);                                                                                               \
-            goto out;                                                                                                  \
-        }                                                                                                              \
-    } while (0)
-    CHECK(cc_context_set_certificate(ctx, cert, key), EX_TLS);
-    if (timeout)
-        CHECK(cc_context_set_timeout(ctx, CC_TIMEOUT_HANDSHAKE, (uint32_t)timeout), EX_USAGE);
-    if (license_url)
-        CHECK(cc_context_set_license_url(ctx, license_url), EX_USAGE);
-    if (ns)
-        CHECK(cc_context_set_license_server(ctx, ns), EX_USAGE);
-    if (license_ca)
-        CHECK(cc_context_set_license_ca_file(ctx, license_ca), EX_USAGE);
-    if (license_timeout)
-        CHECK(cc_context_set_timeout(ctx, CC_TIMEOUT_LICENSE, (uint32_t)license_timeout), EX_USAGE);
-    if (keytab) {
-        CHECK(cc_context_add_builtin_authenticator(ctx, "kerberos"), EX_AUTH);
-        CHECK(cc_context_set_auth_option(ctx, "kerberos", "keytab", keytab), EX_USAGE);
-        if (service)
-            CHECK(cc_context_set_auth_option(ctx, "kerberos", "service", service), EX_USAGE);
-        if (realm)
-            CHECK(cc_context_set_auth_option(ctx, "kerberos", "realm", realm), EX_USAGE);
-    }
-    if (accounts) {
-        CHECK(cc_context_add_builtin_authenticator(ctx, "nt"), EX_AUTH);
-        CHECK(cc_context_set_auth_option(ctx, "nt", "accounts", accounts), EX_USAGE);
-        if (dc_realm)
-            CHECK(cc_context_set_auth_option(ctx, "nt", "realm", dc_realm), EX_USAGE);
-        if (krb5_conf)
-            CHECK(cc_context_set_auth_option(ctx, "nt", "krb5-conf", krb5_conf), EX_USAGE);
-        if (dc_check)
-            CHECK(cc_context_set_auth_option(ctx, "nt", "dc-check", dc_check), EX_USAGE);
-    }
-    if (want_psk && psk_register(ctx, psk_file) < 0) {
+    EX_CHECK(PROG, ctx, cc_context_set_certificate(ctx, o->cert, o->key), EX_TLS);
+    if (o->timeout)
+        EX_CHECK(PROG, ctx, cc_context_set_timeout(ctx, CC_TIMEOUT_HANDSHAKE, (uint32_t)o->timeout), EX_USAGE);
+    if (o->license_url)
+        EX_CHECK(PROG, ctx, cc_context_set_license_url(ctx, o->license_url), EX_USAGE);
+    if (o->ns)
+        EX_CHECK(PROG, ctx, cc_context_set_license_server(ctx, o->ns), EX_USAGE);
+    if (o->license_ca)
+        EX_CHECK(PROG, ctx, cc_context_set_license_ca_file(ctx, o->license_ca), EX_USAGE);
+    if (o->license_timeout)
+        EX_CHECK(PROG, ctx, cc_context_set_timeout(ctx, CC_TIMEOUT_LICENSE, (uint32_t)o->license_timeout), EX_USAGE);
+    int rc = EX_OK;
+    if (o->keytab)
+        rc = add_kerberos(ctx, o);
+    if (rc == EX_OK && o->accounts)
+        rc = add_nt(ctx, o);
+    if (rc == EX_OK && o->want_psk && psk_register(ctx, o->psk_file) < 0)
         rc = EX_USAGE;
-        goto out;
+    return rc;
+}
+
+/* ---- the listener ---- */
+
+/* A non-blocking socket listening on --listen HOST:PORT (1680 without a port), or -1 once said why. */
+static int listen_on(const char *spec)
+{
+    char *host = NULL;
+    unsigned port = 0;
+    if (!ex_split_host_port(spec, &host, &port)) {
+        fprintf(stderr, PROG ": cannot parse --listen \"%s\" as HOST:PORT\n", spec);
+        return -1;
     }
-    if ((lfd = listen_on(listen_spec)) < 0) {
-        rc = EX_CONNECT;
-        goto out;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%u", port == EX_NO_PORT ? CC_DEFAULT_PORT : port);
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    int r = getaddrinfo(host, ps, &hints, &res);
+    free(host);
+    if (r != 0) {
+        fprintf(stderr, PROG ": cannot resolve %s: %s\n", spec, gai_strerror(r));
+        return -1;
     }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 64) < 0) {
+        fprintf(stderr, PROG ": cannot listen on %s: %s\n", spec, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+/* The address actually bound (port 0 picks a free one), e.g. "127.0.0.1:40123". */
+static void bound_address(int fd, char *buf, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char h[NI_MAXHOST] = "?", p[NI_MAXSERV] = "?";
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        getnameinfo((struct sockaddr *)&ss, len, h, sizeof h, p, sizeof p, NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(buf, n, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", h, p);
+}
+
+static void print_listening(const struct app *a)
+{
     char where[128];
-    bound_address(lfd, where, sizeof where);
-    if (a.json) {
+    bound_address(a->lfd, where, sizeof where);
+    if (a->json) {
         printf("{\"event\":\"listening\",\"address\":");
         ex_json_string(stdout, where);
         printf("}\n");
         fflush(stdout);
     } else {
-        fprintf(stderr, "cc-client: listening on %s\n", where);
+        fprintf(stderr, PROG ": listening on %s\n", where);
     }
+}
 
-    ex_jobs q;
-    if (ex_jobs_init(&q) < 0) {
+/* ---- start and finish ---- */
+
+/* Everything before the loop: the context, the listening socket, the job queue. */
+static int start(struct app *a, const struct options *o)
+{
+    int rc = make_context(a, o);
+    if (rc != EX_OK)
+        return rc;
+    if ((a->lfd = listen_on(o->listen_spec)) < 0)
+        return EX_CONNECT;
+    print_listening(a);
+    if (ex_jobs_init(&a->q) < 0) {
         perror("pipe");
-        rc = EX_PROTOCOL;
-        goto out;
+        return EX_PROTOCOL;
     }
-    bool stop = false;
-    while (!stop) {
-        struct pollfd p[MAX_CONNS + 2];
-        int idx[MAX_CONNS + 2], n = 0;
-        int32_t wait = -1;
-        p[n] = (struct pollfd){lfd, POLLIN, 0};
-        idx[n++] = -1;
-        p[n] = (struct pollfd){ex_jobs_fd(&q), POLLIN, 0};
-        idx[n++] = -1;
-        for (int i = 0; i < MAX_CONNS; i++) {
-            struct conn *cn = &a.conns[i];
-            if (!cn->s)
-                continue;
-            int32_t t = cc_session_timeout_ms(cn->s);
-            if (t >= 0 && (wait < 0 || t < wait))
-                wait = t;
-            short ev = (short)((cn->mask & CC_WANT_READ ? POLLIN : 0) | (cn->mask & CC_WANT_WRITE ? POLLOUT : 0));
-            int fd = cc_session_fd(cn->s);
-            if (fd >= 0 && ev) {
-                p[n] = (struct pollfd){fd, ev, 0};
-                idx[n++] = i;
-            }
-        }
-        if (poll(p, (nfds_t)n, wait) < 0 && errno != EINTR) {
-            perror("poll");
-            rc = EX_PROTOCOL;
-            break;
-        }
-        /* New consoles. */
-        if (p[0].revents & POLLIN) {
-            int fd;
-            while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
-                int slot = -1;
-                for (int i = 0; i < MAX_CONNS && slot < 0; i++)
-                    if (!a.conns[i].s)
-                        slot = i;
-                cc_session *s = slot >= 0 ? cc_session_new(ctx, &err) : NULL;
-                if (!s || cc_session_accept_fd(s, fd) < 0) {
-                    fprintf(stderr, "cc-client: refusing a console: %s\n",
-                            slot < 0 ? "too many sessions" : cc_strerror(err));
-                    if (s)
-                        cc_session_free(s);
-                    else
-                        close(fd);
-                    continue;
-                }
-                struct conn *cn = &a.conns[slot];
-                cn->s = s;
-                cn->id = ++a.next_id;
-                cn->mask = CC_WANT_READ | CC_WANT_WRITE;
-                cc_session_set_user_data(s, cn);
-                cc_session_set_event_callback(s, on_event, &a);
-            }
-        }
-        /* Finished jobs go back to their sessions, if those still exist. */
-        cc_job *j;
-        unsigned long long id;
-        while (ex_jobs_next(&q, &j, &id)) {
-            struct conn *owner = NULL;
-            for (int i = 0; i < MAX_CONNS && !owner; i++)
-                if (a.conns[i].s && a.conns[i].id == id)
-                    owner = &a.conns[i];
-            if (owner)
-                cc_session_job_done(owner->s, j);
+    a->q_open = true;
+    return EX_OK;
+}
+
+/* The sessions first, so jobs still out are freed rather than handed back. */
+static void finish(struct app *a)
+{
+    for (int i = 0; i < MAX_CONNS; i++) {
+        cc_session_free(a->conns[i].s);
+        a->conns[i].s = NULL;
+    }
+    if (a->q_open) {
+        ex_jobs_drain(&a->q);
+        ex_jobs_close(&a->q);
+    }
+    if (a->lfd >= 0)
+        close(a->lfd);
+    cc_context_free(a->ctx);
+}
+
+/* ---- the event loop ---- */
+
+/* Waits for the listener, finished jobs and what each session asked for, until the nearest
+ * deadline. False when poll fails; *incoming says whether consoles are waiting. */
+static bool wait_for_any(struct app *a, bool *incoming)
+{
+    struct pollfd p[MAX_CONNS + 2];
+    int n = 0;
+    int32_t wait = -1;
+    p[n++] = (struct pollfd){a->lfd, POLLIN, 0};
+    p[n++] = (struct pollfd){ex_jobs_fd(&a->q), POLLIN, 0};
+    for (int i = 0; i < MAX_CONNS; i++) {
+        struct conn *cn = &a->conns[i];
+        if (!cn->s)
+            continue;
+        int32_t t = cc_session_timeout_ms(cn->s);
+        if (t >= 0 && (wait < 0 || t < wait))
+            wait = t;
+        short ev = ex_poll_events(cn->mask);
+        int fd = cc_session_fd(cn->s);
+        if (fd >= 0 && ev)
+            p[n++] = (struct pollfd){fd, ev, 0};
+    }
+    if (poll(p, (nfds_t)n, wait) < 0 && errno != EINTR) {
+        perror("poll");
+        return false;
+    }
+    *incoming = p[0].revents & POLLIN;
+    return true;
+}
+
+/* A session for each console waiting on the listener, while a slot is free. */
+static void accept_consoles(struct app *a)
+{
+    int fd, err = CC_OK;
+    while ((fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+        int slot = -1;
+        for (int i = 0; i < MAX_CONNS && slot < 0; i++)
+            if (!a->conns[i].s)
+                slot = i;
+        cc_session *s = slot >= 0 ? cc_session_new(a->ctx, &err) : NULL;
+        if (!s || (err = cc_session_accept_fd(s, fd)) < 0) {
+            fprintf(stderr, PROG ": refusing a console: %s\n", slot < 0 ? "too many sessions" : cc_strerror(err));
+            if (s)
+                cc_session_free(s);
             else
-                cc_job_free(j);
+                close(fd);
+            continue;
         }
-        /* Step every session: cheap when nothing is ready, and it enforces deadlines. */
-        for (int i = 0; i < MAX_CONNS; i++) {
-            struct conn *cn = &a.conns[i];
-            if (!cn->s)
-                continue;
-            int r = ex_pump(&q, cn->s, cn->id, answer_license, &a);
-            cn->mask = r;
-            if (r <= 0) {
-                cc_session_free(cn->s);
-                cn->s = NULL;
-                if (a.once) {
-                    rc = ex_exit_code(r);
-                    stop = true;
-                }
+        struct conn *cn = &a->conns[slot];
+        cn->s = s;
+        cn->id = ++a->next_id;
+        cn->mask = CC_WANT_READ | CC_WANT_WRITE;
+        cc_session_set_user_data(s, cn);
+        cc_session_set_event_callback(s, on_event, a);
+    }
+}
+
+/* A finished job goes back to its session, if that still exists. */
+static cc_session *job_owner(void *user, unsigned long long id)
+{
+    struct app *a = user;
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (a->conns[i].s && a->conns[i].id == id)
+            return a->conns[i].s;
+    return NULL;
+}
+
+/* Steps every session: cheap when nothing is ready, and it enforces deadlines. A session that
+ * ended is freed; with --once the program then ends with its exit code. */
+static void step_sessions(struct app *a)
+{
+    for (int i = 0; i < MAX_CONNS; i++) {
+        struct conn *cn = &a->conns[i];
+        if (!cn->s)
+            continue;
+        int r = ex_pump(&a->q, cn->s, cn->id, answer_license, a);
+        cn->mask = r;
+        if (r <= 0) {
+            cc_session_free(cn->s);
+            cn->s = NULL;
+            if (a->once) {
+                a->rc = ex_exit_code(r);
+                a->stop = true;
             }
         }
-        (void)idx;
     }
-    for (int i = 0; i < MAX_CONNS; i++)
-        if (a.conns[i].s)
-            cc_session_free(a.conns[i].s), a.conns[i].s = NULL;
-    while (q.out > 0) {
-        struct pollfd p = {ex_jobs_fd(&q), POLLIN, 0};
-        poll(&p, 1, 1000);
-        cc_job *j;
-        unsigned long long id;
-        while (ex_jobs_next(&q, &j, &id))
-            cc_job_free(j);
+}
+
+/* Serves consoles until --once's session ends (or poll fails); returns the exit code. */
+static int run(struct app *a)
+{
+    while (!a->stop) {
+        bool incoming;
+        if (!wait_for_any(a, &incoming))
+            return EX_PROTOCOL;
+        if (incoming)
+            accept_consoles(a);
+        ex_jobs_deliver(&a->q, job_owner, a);
+        step_sessions(a);
     }
-    ex_jobs_close(&q);
-out:
-    if (lfd >= 0)
-        close(lfd);
-    cc_context_free(ctx);
+    return a->rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {0};
+    int rc = parse_options(argc, argv, &o);
+    if (rc != EX_RUN)
+        return rc;
+    signal(SIGPIPE, SIG_IGN);
+    static struct app a;
+    a.echo = o.echo;
+    a.json = o.json;
+    a.once = o.once;
+    a.license_file = o.license_file;
+    a.lfd = -1;
+    rc = start(&a, &o);
+    if (rc == EX_OK)
+        rc = run(&a);
+    finish(&a);
     return rc;
 }

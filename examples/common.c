@@ -1,11 +1,12 @@
 /* common.c -- shared plumbing of the example programs (see common.h): worker
- * threads for jobs, the pump around cc_session_step, small helpers. */
+ * threads for jobs, the pump around cc_session_step, JSON events, small helpers. */
 #define _GNU_SOURCE
 #include "common.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,31 @@ bool ex_jobs_next(ex_jobs *q, cc_job **job, unsigned long long *id)
     return true;
 }
 
+void ex_jobs_deliver(ex_jobs *q, ex_owner_fn owner, void *user)
+{
+    cc_job *j;
+    unsigned long long id;
+    while (ex_jobs_next(q, &j, &id)) {
+        cc_session *s = owner(user, id);
+        if (s)
+            cc_session_job_done(s, j);
+        else
+            cc_job_free(j);
+    }
+}
+
+void ex_jobs_drain(ex_jobs *q)
+{
+    while (q->out > 0) {
+        struct pollfd p = {ex_jobs_fd(q), POLLIN, 0};
+        poll(&p, 1, 1000);
+        cc_job *j;
+        unsigned long long id;
+        while (ex_jobs_next(q, &j, &id))
+            cc_job_free(j);
+    }
+}
+
 int ex_pump(ex_jobs *q, cc_session *s, unsigned long long id, ex_answer_fn answer, void *user)
 {
     for (;;) {
@@ -154,6 +180,48 @@ void ex_json_string(FILE *f, const char *s)
             fputc(c, f);
     }
     fputc('"', f);
+}
+
+void ex_json_begin(const char *event, unsigned long long session)
+{
+    printf("{\"event\":\"%s\"", event);
+    if (session)
+        printf(",\"session\":%llu", session);
+}
+
+void ex_json_license(unsigned long long session, const cc_event *ev)
+{
+    ex_json_begin("license", session);
+    printf(",\"count\":%u,\"in_use\":%u,\"granted\":%s", ev->license_count, ev->license_in_use,
+           ev->granted ? "true" : "false");
+    if (!ev->granted) {
+        printf(",\"code\":\"%s\",\"message\":", cc_err_name(ev->code));
+        ex_json_string(stdout, ev->text);
+    }
+    printf("}\n");
+}
+
+void ex_json_auth(unsigned long long session, const cc_event *ev, bool with_code)
+{
+    ex_json_begin("auth", session);
+    printf(",\"mechanism\":");
+    ex_json_string(stdout, ev->mechanism);
+    printf(",\"ok\":%s,\"%s\":", ev->code ? "false" : "true", ev->code ? "message" : "identity");
+    ex_json_string(stdout, ev->text);
+    if (with_code && ev->code)
+        printf(",\"code\":\"%s\"", cc_err_name(ev->code));
+    printf("}\n");
+}
+
+void ex_json_closed(unsigned long long session, const cc_event *ev)
+{
+    ex_json_begin(ev->code ? "error" : "closed", session);
+    if (ev->code)
+        printf(",\"code\":\"%s\",\"message\":", cc_err_name(ev->code));
+    else
+        printf(",\"reason\":");
+    ex_json_string(stdout, ev->text);
+    printf("}\n");
 }
 
 double ex_now_ms(void)
@@ -245,6 +313,20 @@ bool ex_ms_option(const char *prog, const char *name, const char *arg, unsigned 
         return true;
     fprintf(stderr, "%s: --%s takes milliseconds > 0\n", prog, name);
     return false;
+}
+
+short ex_poll_events(int want)
+{
+    return (short)((want & CC_WANT_READ ? POLLIN : 0) | (want & CC_WANT_WRITE ? POLLOUT : 0));
+}
+
+cc_context *ex_context_new(const char *prog, int role)
+{
+    int err;
+    cc_context *ctx = cc_context_new(role, NULL, &err);
+    if (!ctx)
+        fprintf(stderr, "%s: %s\n", prog, cc_strerror(err));
+    return ctx;
 }
 
 bool ex_config_failed(const char *prog, const cc_context *ctx, int r)

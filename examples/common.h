@@ -1,5 +1,5 @@
 /* common.h -- what cc-console and cc-client share: running jobs on worker
- * threads, JSON/trace output, option helpers, and the documented exit codes. */
+ * threads, JSON event output, context and option helpers, the exit codes. */
 #ifndef CC_EXAMPLES_COMMON_H
 #define CC_EXAMPLES_COMMON_H
 
@@ -16,7 +16,8 @@ enum {
     EX_LICENSE = 5,
     EX_AUTH = 6,
     EX_TIMEOUT = 7,
-    EX_PROTOCOL = 8
+    EX_PROTOCOL = 8,
+    EX_RUN = -1 /* not an exit code: the options are good, go on */
 };
 /* Maps a cc_error to the exit code above. */
 int ex_exit_code(int err);
@@ -34,6 +35,14 @@ int ex_jobs_fd(const ex_jobs *q);
 void ex_jobs_start(ex_jobs *q, cc_job *job, unsigned long long session_id);
 /* Reads one finished job; returns false when none is ready. */
 bool ex_jobs_next(ex_jobs *q, cc_job **job, unsigned long long *session_id);
+/* The session a finished job belongs to, or NULL when it is gone. */
+typedef cc_session *(*ex_owner_fn)(void *user, unsigned long long session_id);
+/* Hands every finished job back to its session, on the loop's thread; frees
+ * the jobs whose session is gone. */
+void ex_jobs_deliver(ex_jobs *q, ex_owner_fn owner, void *user);
+/* Once the sessions are freed: waits for the workers still running and frees
+ * their jobs (a job must not outlive the process's last look at it). */
+void ex_jobs_drain(ex_jobs *q);
 
 /* A host may answer some jobs itself (e.g. cc-client --license-file):
  * return true when the job was answered. */
@@ -43,8 +52,31 @@ typedef bool (*ex_answer_fn)(void *user, cc_job *job);
  * until it waits for I/O, a timer or a worker. Returns step's result. */
 int ex_pump(ex_jobs *q, cc_session *s, unsigned long long id, ex_answer_fn answer, void *user);
 
+/* The poll() events a cc_session_step() result asks for. */
+short ex_poll_events(int want);
+
+/* A new context of `role`, or NULL after printing "PROG: reason". */
+cc_context *ex_context_new(const char *prog, int role);
 /* Reports a failed cc_context_* call as "PROG: error: detail"; true if r < 0. */
 bool ex_config_failed(const char *prog, const cc_context *ctx, int r);
+/* In a function returning an exit code: a failed configuration call is
+ * reported and returns `code`. */
+#define EX_CHECK(prog, ctx, call, code)                                                                                \
+    do {                                                                                                               \
+        if (ex_config_failed((prog), (ctx), (call)))                                                                   \
+            return (code);                                                                                             \
+    } while (0)
+
+/* JSON event lines on stdout, one object each, as both programs print them:
+ * {"event":NAME, then "session":ID unless session is 0 (the console has one). */
+void ex_json_begin(const char *event, unsigned long long session);
+/* The licence verdict with its figures (and code and message when denied). */
+void ex_json_license(unsigned long long session, const cc_event *ev);
+/* The authentication result: mechanism, ok, identity or message (and the
+ * code of a failure when with_code). */
+void ex_json_auth(unsigned long long session, const cc_event *ev, bool with_code);
+/* The end: "closed" with its reason, or "error" with code and message. */
+void ex_json_closed(unsigned long long session, const cc_event *ev);
 
 /* Output helpers. */
 void ex_json_string(FILE *f, const char *s);

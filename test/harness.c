@@ -36,14 +36,20 @@ void t_run(const char *name, void (*fn)(void))
     fflush(stdout);
 }
 
-int t_done(void)
+void t_tmpdir_remove(void)
 {
     if (tmpdir[0]) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
         if (system(cmd) != 0)
             fprintf(stderr, "# could not remove %s\n", tmpdir);
+        tmpdir[0] = 0;
     }
+}
+
+int t_done(void)
+{
+    t_tmpdir_remove();
     printf("# %d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

@@ -15,6 +15,8 @@ void t_run(const char *name, void (*fn)(void));
 int t_done(void);
 /* A fresh temporary directory for this test binary (removed by t_done). */
 const char *t_tmpdir(void);
+/* Removes it now (programs that do not end with t_done: the benchmarks). */
+void t_tmpdir_remove(void);
 /* Path of a data file under test/data, or of an example binary under $CC_BIN. */
 const char *t_data(const char *name);
 const char *t_bin(const char *name);

@@ -1,5 +1,6 @@
-/* pair.c -- shared plumbing for the C tests (see pair.h): two sessions driven side by side,
- * the clock, the test PKI and the KDC fixture, so each test file keeps only what it checks. */
+/* pair.c -- shared plumbing for the C tests and the benchmarks (see pair.h): two sessions driven side
+ * by side, the clock, the test PKI and the KDC fixture, so each file keeps only what it checks. */
+#define _GNU_SOURCE /* accept4 */
 #include "pair.h"
 
 #include "harness.h"
@@ -61,6 +62,46 @@ const char *t_cert(const char *name)
     char *s = p[i++ % 4];
     snprintf(s, sizeof p[0], "%s/%s", certdir, name);
     return s;
+}
+
+const char *t_cert_pin(void)
+{
+    static char pin[65];
+    FILE *f = fopen(t_cert("client.sha256"), "r");
+    if (!f)
+        return NULL;
+    size_t n = fread(pin, 1, 64, f);
+    fclose(f);
+    pin[n] = 0;
+    return n == 64 ? pin : NULL;
+}
+
+const char *t_psk(const char *name)
+{
+    static char p[4][700];
+    static int i;
+    char *path = p[i++ % 4];
+    snprintf(path, sizeof p[0], "%s/psk-%s.key", t_tmpdir(), name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return NULL;
+    fprintf(f, "%s-0123456789abcdef-secret\n", name);
+    return fclose(f) == 0 ? path : NULL;
+}
+
+int t_listen(struct sockaddr_in *addr)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    socklen_t len = sizeof *addr;
+    memset(addr, 0, sizeof *addr);
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)addr, sizeof *addr) == 0 && listen(fd, 128) == 0 &&
+        getsockname(fd, (struct sockaddr *)addr, &len) == 0)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    return -1;
 }
 
 static char kdc_script[512], kdc_dir[512];
@@ -214,6 +255,10 @@ void tp_on_event(void *user, cc_session *s, const cc_event *ev)
     case CC_EVENT_DATA:
         if (sd->echo)
             cc_session_send(s, (uint16_t)ev->channel, ev->data, ev->len);
+        if (sd->drop_rx) {
+            sd->rx_len += ev->len;
+            break;
+        }
         sd->rx = realloc(sd->rx, sd->rx_len + ev->len);
         memcpy(sd->rx + sd->rx_len, ev->data, ev->len);
         sd->rx_len += ev->len;
@@ -227,14 +272,18 @@ void tp_on_event(void *user, cc_session *s, const cc_event *ev)
         break;
     case CC_EVENT_SEND_READY:
         sd->send_ready++;
+        sd->send_blocked = false;
         break;
     }
 }
 
-/* The default answer: licence jobs get the side's figures (or fail), others are run. */
+/* The default answer: licence jobs get the side's figures (or fail), resolve jobs the side's
+ * address if it has one, others are run. */
 static bool answer_default(struct tp_side *sd, cc_job *j)
 {
-    if (cc_job_type(j) != CC_JOB_LICENSE)
+    if (cc_job_type(j) == CC_JOB_RESOLVE && sd->resolve_to)
+        cc_job_resolve_add_address(j, sd->resolve_to, sizeof *sd->resolve_to);
+    else if (cc_job_type(j) != CC_JOB_LICENSE)
         cc_job_run(j);
     else if (sd->lic_fail)
         cc_job_fail(j, sd->lic_fail, "test: management server unreachable");
@@ -268,7 +317,7 @@ static int answer_jobs(struct tp_side *sd)
 
 int tp_step_once(struct tp_side *sd)
 {
-    if (sd->ended)
+    if (sd->ended || !sd->s)
         return sd->result;
     uint64_t t0 = t_now_us();
     sd->result = cc_session_step(sd->s);
@@ -297,7 +346,7 @@ void tp_poll(struct tp_side *a, struct tp_side *b, int ms)
     int n = 0;
     struct tp_side *sides[2] = {a, b};
     for (int i = 0; i < 2; i++) {
-        if (sides[i]->ended)
+        if (!sides[i] || sides[i]->ended || !sides[i]->s)
             continue;
         int fd = cc_session_fd(sides[i]->s);
         if (fd < 0 && sides[i]->poll_fd)
@@ -327,8 +376,8 @@ bool tp_drive(struct tp_side *a, struct tp_side *b, tp_done_fn done, int ms)
 
 bool tp_both_established(struct tp_side *a, struct tp_side *b)
 {
-    return (a->ended || cc_session_state(a->s) == CC_STATE_ESTABLISHED) &&
-           (b->ended || cc_session_state(b->s) == CC_STATE_ESTABLISHED);
+    return (a->ended || (a->s && cc_session_state(a->s) == CC_STATE_ESTABLISHED)) &&
+           (b->ended || (b->s && cc_session_state(b->s) == CC_STATE_ESTABLISHED));
 }
 
 bool tp_both_ended(struct tp_side *a, struct tp_side *b)
@@ -336,7 +385,7 @@ bool tp_both_ended(struct tp_side *a, struct tp_side *b)
     return a->ended && b->ended;
 }
 
-/* ---- a console and a client over a socketpair ---- */
+/* ---- a console and a client over a socketpair or loopback TCP ---- */
 
 int tp_pair_open(struct tp_pair *p, const char *user, const char *password)
 {
@@ -355,16 +404,86 @@ int tp_pair_open(struct tp_pair *p, const char *user, const char *password)
     return cc_session_set_transport(p->con.s, t_fd_send, t_fd_recv, &p->sv[1], "localhost") == CC_OK ? 0 : -1;
 }
 
-void tp_pair_free(struct tp_pair *p)
+int tp_pair_connect(struct tp_pair *p, int lfd, const struct sockaddr_in *addr, const char *user, const char *password)
+{
+    char host[INET_ADDRSTRLEN];
+    p->sv[0] = p->sv[1] = -1;
+    p->lfd = lfd;
+    p->addr = *addr;
+    p->accepting = true;
+    p->con.resolve_to = &p->addr;
+    if (!p->cctx || !p->sctx || !inet_ntop(AF_INET, &addr->sin_addr, host, sizeof host) ||
+        !(p->con.s = cc_session_new(p->cctx, NULL)))
+        return -1;
+    cc_session_set_event_callback(p->con.s, tp_on_event, &p->con);
+    if ((user || password) && cc_session_set_credentials(p->con.s, user, NULL, password) != CC_OK)
+        return -1;
+    return cc_session_connect(p->con.s, host, ntohs(addr->sin_port)) == CC_OK ? 0 : -1;
+}
+
+/* TCP: the client's session on the console's connection, once the listener has it. */
+static void pair_accept(struct tp_pair *p)
+{
+    int fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+        return;
+    p->accepting = false;
+    int r = CC_ERR_NOMEM;
+    if ((p->cli.s = cc_session_new(p->sctx, &r)) != NULL) {
+        cc_session_set_event_callback(p->cli.s, tp_on_event, &p->cli);
+        r = cc_session_accept_fd(p->cli.s, fd);
+    } else {
+        close(fd);
+    }
+    if (r != CC_OK) {
+        p->cli.result = r;
+        p->cli.ended = true;
+    }
+}
+
+void tp_pair_step(struct tp_pair *p)
+{
+    tp_step(&p->con);
+    if (p->accepting)
+        pair_accept(p);
+    tp_step(&p->cli);
+}
+
+void tp_pair_poll(struct tp_pair *p, int ms)
+{
+    if (!p->accepting) {
+        tp_poll(&p->con, &p->cli, ms);
+        return;
+    }
+    /* the console's connection is not accepted yet: the listener too */
+    struct pollfd fds[2] = {{p->lfd, POLLIN, 0}, {cc_session_fd(p->con.s), 0, 0}};
+    if (!p->con.ended)
+        fds[1].events =
+            (short)((p->con.result & CC_WANT_READ ? POLLIN : 0) | (p->con.result & CC_WANT_WRITE ? POLLOUT : 0));
+    poll(fds, 2, ms);
+}
+
+void tp_pair_end(struct tp_pair *p)
 {
     cc_session_free(p->con.s);
-    cc_session_free(p->cli.s); /* closes sv[0] */
+    cc_session_free(p->cli.s); /* closes sv[0], or the accepted connection */
     cc_job_free(p->con.held);
     cc_job_free(p->cli.held);
     if (p->sv[1] >= 0)
         close(p->sv[1]);
-    cc_context_free(p->cctx);
-    cc_context_free(p->sctx);
     free(p->con.rx);
     free(p->cli.rx);
+    p->con.s = p->cli.s = NULL;
+    p->con.held = p->cli.held = NULL;
+    p->con.rx = p->cli.rx = NULL;
+    p->sv[0] = p->sv[1] = -1;
+    p->accepting = false;
+}
+
+void tp_pair_free(struct tp_pair *p)
+{
+    tp_pair_end(p);
+    cc_context_free(p->cctx);
+    cc_context_free(p->sctx);
+    p->cctx = p->sctx = NULL;
 }

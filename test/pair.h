@@ -1,9 +1,11 @@
-/* pair.h -- shared plumbing for the C tests: a console and a client session driven side by side in
- * one process (socketpair, events, jobs, poll), a monotonic clock, the test PKI and the KDC fixture. */
+/* pair.h -- shared plumbing for the C tests and the benchmarks: a console and a client session driven
+ * side by side in one process (socketpair or loopback TCP, events, jobs, poll), a monotonic clock, the
+ * test PKI and psk keys, and the KDC fixture. */
 #ifndef CC_TEST_PAIR_H
 #define CC_TEST_PAIR_H
 
 #include <carboncopy.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +22,14 @@ int t_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int t_make_certs(void);
 /* Path of `name` in that directory (one of four buffers, reused in turn). */
 const char *t_cert(const char *name);
+/* The SHA-256 fingerprint of client.pem as cc_context_set_pin_sha256 takes it (64 hex digits), or NULL. */
+const char *t_cert_pin(void);
+/* A pre-shared key file for the example psk mechanism, t_tmpdir()/psk-NAME.key, holding the same key
+ * as test/lib.sh's `t_psk NAME`; its path (one of four buffers), or NULL. */
+const char *t_psk(const char *name);
+
+/* A non-blocking TCP listener on 127.0.0.1, on a port the kernel picks (in *addr); the fd or -1. */
+int t_listen(struct sockaddr_in *addr);
 
 /* The KDC fixture test/fixtures/kdc.sh, and its directory t_tmpdir()/kdc. */
 const char *t_kdc_script(void);
@@ -66,6 +76,10 @@ struct tp_side {
     int *poll_fd;                   /* the host transport's socket to wait on when the session has no fd */
     uint64_t max_step_us;           /* the slowest cc_session_step so far */
     bool echo;                      /* send received data back */
+    bool drop_rx;                   /* count received data in rx_len but keep none (benchmarks) */
+    bool send_blocked;              /* the host waits for CC_EVENT_SEND_READY, which clears it */
+    /* answer resolve jobs with this address instead of running the resolver */
+    const struct sockaddr_in *resolve_to;
     /* what tp_on_event saw */
     int license_events, license_granted, license_code;
     uint32_t license_count, license_in_use;
@@ -85,13 +99,14 @@ void tp_on_event(void *user, cc_session *s, const cc_event *ev);
  * unanswered (none is expected). */
 bool tp_keep_job(struct tp_side *sd, cc_job *job);
 
-/* One cc_session_step (timed) unless the side has ended; returns the result. */
+/* One cc_session_step (timed) unless the side has ended or has no session yet; returns the result. */
 int tp_step_once(struct tp_side *sd);
 /* Steps the session and answers the jobs it asks for (see one_step). */
 void tp_step(struct tp_side *sd);
 
 typedef bool (*tp_done_fn)(struct tp_side *a, struct tp_side *b);
-/* Waits up to ms for what the sides' last steps asked for (ended sides are skipped). */
+/* Waits up to ms for what the sides' last steps asked for (ended sides, sides without a session and
+ * a NULL b are skipped). */
 void tp_poll(struct tp_side *a, struct tp_side *b, int ms);
 /* Steps both sides (a first) until done(a, b) or ms pass; returns done(a, b). */
 bool tp_drive(struct tp_side *a, struct tp_side *b, tp_done_fn done, int ms);
@@ -99,18 +114,35 @@ bool tp_drive(struct tp_side *a, struct tp_side *b, tp_done_fn done, int ms);
 bool tp_both_established(struct tp_side *a, struct tp_side *b); /* each established or ended */
 bool tp_both_ended(struct tp_side *a, struct tp_side *b);
 
-/* ---- a console and a client over a socketpair ---- */
+/* ---- a console and a client over a socketpair or loopback TCP ---- */
 
 struct tp_pair {
     cc_context *cctx, *sctx; /* the console's and the client's; tp_pair_free frees them */
     struct tp_side con, cli;
-    int sv[2]; /* the client's session owns sv[0]; sv[1] is the console's host transport */
+    int sv[2]; /* socketpair: the client's session owns sv[0]; sv[1] is the console's host transport */
+    /* TCP (tp_pair_connect): the caller's listener, and whether the console's connection is still
+     * to be accepted there (the client's session starts then) */
+    int lfd;
+    struct sockaddr_in addr;
+    bool accepting;
 };
 
 /* Opens both sessions with p->cctx and p->sctx (the caller makes them): the client on its end of a
  * new socketpair, the console through t_fd_send/t_fd_recv on the other; both report to tp_on_event;
  * the console gets the credentials when user or password is set. Returns 0 or -1. */
 int tp_pair_open(struct tp_pair *p, const char *user, const char *password);
+/* The same over TCP, the way hosts run: the console's session connects to the caller's listener lfd
+ * at addr (t_listen), its resolve job answered with addr; the client's session starts on the
+ * connection tp_pair_step accepts. p must stay where it is while the sessions run. Returns 0 or -1. */
+int tp_pair_connect(struct tp_pair *p, int lfd, const struct sockaddr_in *addr, const char *user, const char *password);
+/* Steps the console, accepts its connection if still due (TCP), steps the client. */
+void tp_pair_step(struct tp_pair *p);
+/* Waits up to ms for what the last steps asked for, or for the connection still to accept. */
+void tp_pair_poll(struct tp_pair *p, int ms);
+/* Frees the sessions, the jobs held and the data received, but keeps the contexts, so the pair can
+ * open again (reset the sides first); the rest of what the sides saw stays readable. */
+void tp_pair_end(struct tp_pair *p);
+/* tp_pair_end, and the contexts (the sides stay readable). */
 void tp_pair_free(struct tp_pair *p);
 
 #endif

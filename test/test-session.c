@@ -627,13 +627,9 @@ static void t_bad_frames(void)
 /* ---- the console resolves, skips a dead address, connects over TCP ---- */
 static void t_tcp_connect_tries_each_address(void)
 {
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    struct sockaddr_in a = {0}, dead = {0};
-    socklen_t al = sizeof a;
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    T_ASSERT(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(lfd, 4) == 0);
-    getsockname(lfd, (struct sockaddr *)&a, &al);
+    struct sockaddr_in a, dead;
+    int lfd = t_listen(&a);
+    T_ASSERT(lfd >= 0);
     dead = a;
     dead.sin_port = htons(1); /* refused */
 
