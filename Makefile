@@ -31,7 +31,8 @@ ALL_CFLAGS   = $(WARNFLAGS) $(CFLAGS) $(SANFLAGS) $(DEFS) -Iinclude $(DEP_CFLAGS
 LIB_CFLAGS   = $(ALL_CFLAGS) -fPIC -fvisibility=hidden
 LDFLAGS     ?=
 
-LIB_SRCS  := $(sort $(wildcard lib/*/*.c lib/*/*/*.c))
+# Every .c under lib/, however deep the layers nest.
+LIB_SRCS  := $(sort $(shell find lib -name '*.c'))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 SONAME    := libcarboncopy.so.$(SOVERSION)
 SHLIB     := $(B)/libcarboncopy.so.$(VERSION)
@@ -47,6 +48,9 @@ TEST_HELPER_SRCS := $(filter-out $(TEST_SRCS),$(wildcard test/*.c))
 TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(B)/obj/%.o)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+# Every object the pattern rule compiles; each has a .d file (-MMD -MP), so
+# touching any header rebuilds exactly the objects that include it.
+ALL_OBJS  := $(LIB_OBJS) $(patsubst %.c,$(B)/obj/%.o,$(wildcard examples/*.c test/*.c bench/*.c))
 # Man pages (doc/man): section 1 for the programs, 3 for the library.
 MAN1 := $(sort $(wildcard doc/man/*.1))
 MAN3 := $(sort $(wildcard doc/man/*.3))
@@ -95,8 +99,14 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(EX_COMMON) $(STLIB)
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(EX_COMMON) $(STLIB) $(DEP_LIBS)
 
 # Runs every test (C binaries and shell scripts); ends with "N passed, N failed".
-check: tests
-	@CC="$(CC)" SANITIZE="$(SANITIZE)" test/run.sh $(B)
+# T=test-session (or T=test-abi.sh) runs one test file, building only what it needs.
+ifeq ($(T),)
+CHECK_DEPS := tests
+else
+CHECK_DEPS := all $(if $(wildcard test/$(T:%.sh=%).c),$(B)/test/$(T:%.sh=%))
+endif
+check: $(CHECK_DEPS)
+	@CC="$(CC)" SANITIZE="$(SANITIZE)" test/run.sh $(B) $(T)
 
 # The same C tests under valgrind's leak checker (no sanitizer build).
 valgrind: tests
@@ -191,6 +201,7 @@ help:
 	@echo "make            build the libraries and build/bin/cc-console, cc-client"
 	@echo "make demo       run a console and a client on loopback through the whole process"
 	@echo "make check      build and run all tests (SANITIZE=1 for ASan/UBSan)"
+	@echo "make check T=test-session   run one test file (a C test or test/NAME.sh)"
 	@echo "make valgrind   run the C tests under valgrind"
 	@echo "make bench      print benchmark figures"
 	@echo "make install    install (PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, MANDIR honoured)"
@@ -201,5 +212,5 @@ FORCE:
 # Keep intermediate objects (examples/common.o, harness.o) between links.
 .SECONDARY:
 
--include $(LIB_OBJS:.o=.d) $(TEST_BINS:$(B)/test/%=$(B)/obj/test/%.d)
--include $(wildcard $(FUZZ_B)/obj/*/*.d $(FUZZ_B)/obj/*/*/*.d $(FUZZ_B)/obj/*/*/*/*.d)
+-include $(ALL_OBJS:.o=.d)
+-include $(FUZZ_OBJS:.o=.d) $(FUZZ_SRCS:%.c=$(FUZZ_B)/obj/%.d)

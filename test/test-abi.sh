@@ -32,7 +32,7 @@ if [ "${SANITIZE:-}" != 1 ]; then
     check "make abi-check passes" sh -c "make -s abi-check >'$T_DIR/abi.log' 2>&1"
     grep -v 'cc_session_ping;' lib/carboncopy.map >"$T_DIR/broken.map"
     if cc -shared -Wl,-soname,libcarboncopy.so.1 -Wl,--version-script="$T_DIR/broken.map" -o "$T_DIR/broken.so" \
-        $(ls "$B"/obj/lib/*/*.o "$B"/obj/lib/*/*/*.o) $(pkg-config --libs openssl libcurl expat krb5-gssapi krb5) 2>"$T_DIR/link.log"; then
+        $(find "$B/obj/lib" -name "*.o" | sort) $(pkg-config --libs openssl libcurl expat krb5-gssapi krb5) 2>"$T_DIR/link.log"; then
         abidiff --headers-dir2 include abi/libcarboncopy.abi "$T_DIR/broken.so" >"$T_DIR/abidiff.txt"
         rc=$?
         check "abidiff flags a removed function as incompatible (exit $rc has bit 8)" [ $((rc & 8)) -ne 0 ]
