@@ -4,7 +4,10 @@
 VERSION      := 1.0.0
 SOVERSION    := 1
 PREFIX       ?= /usr/local
-LIBDIR       ?= $(PREFIX)/lib
+# Debian's multiarch library directory (lib/x86_64-linux-gnu) where the
+# compiler names one, else lib: the places ld.so, pkg-config and CMake search.
+MULTIARCH    := $(shell $(CC) -print-multiarch 2>/dev/null)
+LIBDIR       ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 BINDIR       ?= $(PREFIX)/bin
@@ -23,6 +26,7 @@ endif
 DEPS        := openssl libcurl expat krb5-gssapi krb5
 DEP_CFLAGS  := $(shell pkg-config --cflags $(DEPS))
 DEP_LIBS    := $(shell pkg-config --libs $(DEPS)) -lpthread
+comma       := ,
 CFLAGS      ?= -O2 -g
 WARNFLAGS   := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                -Wno-unused-parameter -Wformat=2 -Wvla
@@ -36,7 +40,14 @@ LIB_SRCS  := $(sort $(shell find lib -name '*.c'))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 SONAME    := libcarboncopy.so.$(SOVERSION)
 SHLIB     := $(B)/libcarboncopy.so.$(VERSION)
-STLIB     := $(B)/libcarboncopy.a
+# The installed archive holds one object whose only global symbols are the
+# cc_* functions of the version script, as the shared library exports; the
+# tests, the benchmarks and whoever reaches internal (cc__) functions link
+# the internal archive, which is never installed.
+STLIB     := $(B)/libcarboncopy-internal.a
+STLIB_PUB := $(B)/libcarboncopy.a
+LD        ?= ld
+OBJCOPY   ?= objcopy
 MAP       := lib/carboncopy.map
 
 EX_COMMON := $(B)/obj/examples/common.o $(B)/obj/examples/psk.o
@@ -60,7 +71,7 @@ MAN3 := $(sort $(wildcard doc/man/*.3))
 
 all: lib examples
 
-lib: $(SHLIB) $(B)/$(SONAME) $(B)/libcarboncopy.so $(STLIB)
+lib: $(SHLIB) $(B)/$(SONAME) $(B)/libcarboncopy.so $(STLIB) $(STLIB_PUB)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -79,6 +90,16 @@ $(STLIB): $(LIB_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $(LIB_OBJS)
 
+# ld -r links the objects into one, so calls between them are resolved inside
+# it; objcopy then makes every symbol but the exported ones local.
+$(STLIB_PUB): $(LIB_OBJS) $(MAP)
+	rm -f $@ $(B)/carboncopy.o $(B)/carboncopy-r.o
+	grep -oE '^ +cc_[a-z0-9_]+;' $(MAP) | tr -d ' ;' > $(B)/exports.txt
+	$(LD) -r -o $(B)/carboncopy-r.o $(LIB_OBJS)
+	$(OBJCOPY) --keep-global-symbols=$(B)/exports.txt $(B)/carboncopy-r.o $(B)/carboncopy.o
+	$(AR) rcs $@ $(B)/carboncopy.o
+	rm -f $(B)/carboncopy-r.o
+
 examples: $(EX_BINS)
 
 # Examples link the shared library the way a user's program would.
@@ -89,7 +110,7 @@ $(B)/bin/%: $(B)/obj/examples/%.o $(EX_COMMON) $(B)/libcarboncopy.so
 
 tests: all $(TEST_BINS) $(BENCH_BINS)
 
-# Tests link the static library so they can reach internal (cc__) functions too.
+# Tests link the internal archive so they can reach internal (cc__) functions too.
 $(B)/test/%: $(B)/obj/test/%.o $(TEST_HELPER_OBJS) $(EX_COMMON) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(EX_COMMON) $(STLIB) $(DEP_LIBS)
@@ -144,24 +165,43 @@ $(FUZZ_OBJS) $(FUZZ_SRCS:%.c=$(FUZZ_B)/obj/%.o): $(FUZZ_B)/obj/%.o: %.c
 $(FUZZ_BINS): $(FUZZ_B)/%: $(FUZZ_B)/obj/test/fuzz/%.o $(FUZZ_OBJS)
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(DEP_LIBS)
 
-# Paths under PREFIX are written relative to ${prefix}, so the installed tree can move.
-PC_LIBDIR     = $(patsubst $(PREFIX)%,$${prefix}%,$(LIBDIR))
-PC_INCLUDEDIR = $(patsubst $(PREFIX)%,$${prefix}%,$(INCLUDEDIR))
+# --- install ---------------------------------------------------------------
+# Everything that names an install directory (carboncopy.pc, the tools' run
+# path) is written by the install recipe itself, from the variables of that
+# very `make install`: a file made once and kept would carry the first PREFIX.
 
-$(B)/carboncopy.pc: pkgconfig/carboncopy.pc.in Makefile FORCE
-	@mkdir -p $(B)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(PC_LIBDIR)|g' \
-	    -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    -e 's|@REQUIRES_PRIVATE@|$(DEPS)|g' $< > $@
+# The tools installed into BINDIR (the other examples are for reading).
+TOOLS        := cc-console cc-client
+# The installed tools find the library through a run path to LIBDIR, unless
+# LIBDIR is one the dynamic linker searches anyway (or TOOLS_RPATH= is given).
+TOOLS_RPATH  ?= $(if $(filter /lib /usr/lib /lib/$(MULTIARCH) /usr/lib/$(MULTIARCH),$(LIBDIR)),,$(LIBDIR))
+# carboncopy.pc: paths under PREFIX relative to ${prefix}. The dependencies go
+# to Libs.private as the linker flags they are on this system, not as
+# Requires.private: pkg-config would add their Cflags (krb5's include
+# directory) to every consumer's compile, and with --static their own static
+# dependencies, which Debian does not install.
+PC_LIBDIR     = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+PC_LIBS_PRIVATE := $(strip $(DEP_LIBS))
 
-install: lib $(B)/carboncopy.pc
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+install: lib examples
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
 	install -m 0644 include/carboncopy.h $(DESTDIR)$(INCLUDEDIR)/carboncopy.h
 	install -m 0755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
 	ln -sf $(notdir $(SHLIB)) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcarboncopy.so
-	install -m 0644 $(STLIB) $(DESTDIR)$(LIBDIR)/
-	install -m 0644 $(B)/carboncopy.pc $(DESTDIR)$(PKGCONFIGDIR)/carboncopy.pc
+	install -m 0644 $(STLIB_PUB) $(DESTDIR)$(LIBDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(PC_LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|g' pkgconfig/carboncopy.pc.in \
+	    > $(DESTDIR)$(PKGCONFIGDIR)/carboncopy.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/carboncopy.pc
+	@# The tools are linked again, straight into BINDIR, with the run path of this install.
+	for t in $(TOOLS); do \
+	  $(CC) $(SANFLAGS) $(LDFLAGS) -o $(DESTDIR)$(BINDIR)/$$t $(B)/obj/examples/$$t.o $(EX_COMMON) \
+	    -L$(B) -lcarboncopy $(if $(TOOLS_RPATH),-Wl$(comma)-rpath$(comma)$(TOOLS_RPATH)) -lcrypto -lpthread || exit 1; \
+	  chmod 0755 $(DESTDIR)$(BINDIR)/$$t; \
+	done
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
@@ -170,6 +210,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/carboncopy.h $(DESTDIR)$(LIBDIR)/$(notdir $(SHLIB)) \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libcarboncopy.so \
 	      $(DESTDIR)$(LIBDIR)/libcarboncopy.a $(DESTDIR)$(PKGCONFIGDIR)/carboncopy.pc \
+	      $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS)) \
 	      $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
 	      $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3)))
 
@@ -207,10 +248,10 @@ help:
 	@echo "make install    install (PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, MANDIR honoured)"
 	@echo "make abi-check  compare the ABI with abi/libcarboncopy.abi"
 
-FORCE:
-
-# Keep intermediate objects (examples/common.o, harness.o) between links.
-.SECONDARY:
+# Keep the objects that only pattern rules name (examples/common.o, the test
+# mains) between links. Not a bare .SECONDARY:, which would make every target
+# secondary, phony ones included.
+.SECONDARY: $(ALL_OBJS)
 
 -include $(ALL_OBJS:.o=.d)
 -include $(FUZZ_OBJS:.o=.d) $(FUZZ_SRCS:%.c=$(FUZZ_B)/obj/%.d)
