@@ -10,6 +10,7 @@ MULTIARCH    := $(shell $(CC) -print-multiarch 2>/dev/null)
 LIBDIR       ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR     ?= $(LIBDIR)/cmake/carboncopy
 BINDIR       ?= $(PREFIX)/bin
 MANDIR       ?= $(PREFIX)/share/man
 DESTDIR      ?=
@@ -27,6 +28,8 @@ DEPS        := openssl libcurl expat krb5-gssapi krb5
 DEP_CFLAGS  := $(shell pkg-config --cflags $(DEPS))
 DEP_LIBS    := $(shell pkg-config --libs $(DEPS)) -lpthread
 comma       := ,
+empty       :=
+space       := $(empty) $(empty)
 CFLAGS      ?= -O2 -g
 WARNFLAGS   := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                -Wno-unused-parameter -Wformat=2 -Wvla
@@ -184,6 +187,20 @@ PC_LIBDIR     = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
 PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
 PC_LIBS_PRIVATE := $(strip $(DEP_LIBS))
 
+# The CMake package finds its prefix from its own directory (CMAKEDIR), when
+# that is under PREFIX: as many "/.." as CMAKEDIR has components below PREFIX.
+CM_UP          = $(subst $(space),/,$(patsubst %,..,$(subst /, ,$(patsubst $(PREFIX)/%,%,$(CMAKEDIR)))))
+CM_PREFIX_LINE = $(if $(filter $(PREFIX)/%,$(CMAKEDIR)),get_filename_component(_carboncopy_prefix \
+                 "$${CMAKE_CURRENT_LIST_DIR}/$(CM_UP)" ABSOLUTE),set(_carboncopy_prefix "$(PREFIX)"))
+CM_LIBDIR      = $(patsubst $(PREFIX)/%,$${_carboncopy_prefix}/%,$(LIBDIR))
+CM_INCLUDEDIR  = $(patsubst $(PREFIX)/%,$${_carboncopy_prefix}/%,$(INCLUDEDIR))
+SIZEOF_VOID_P := $(shell echo __SIZEOF_POINTER__ | $(CC) -E -P -x c - 2>/dev/null | tail -n 1)
+VERSION_MAJOR := $(firstword $(subst ., ,$(VERSION)))
+CM_SED = sed -e 's|@CM_PREFIX_LINE@|$(CM_PREFIX_LINE)|' -e 's|@CM_LIBDIR@|$(CM_LIBDIR)|g' \
+	     -e 's|@CM_INCLUDEDIR@|$(CM_INCLUDEDIR)|g' -e 's|@CM_LIBS_PRIVATE@|$(subst $(space),;,$(PC_LIBS_PRIVATE))|g' \
+	     -e 's|@VERSION@|$(VERSION)|g' -e 's|@SOVERSION@|$(SOVERSION)|g' \
+	     -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' -e 's|@SIZEOF_VOID_P@|$(SIZEOF_VOID_P)|g'
+
 install: lib examples
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
 	install -m 0644 include/carboncopy.h $(DESTDIR)$(INCLUDEDIR)/carboncopy.h
@@ -196,6 +213,10 @@ install: lib examples
 	    -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|g' pkgconfig/carboncopy.pc.in \
 	    > $(DESTDIR)$(PKGCONFIGDIR)/carboncopy.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/carboncopy.pc
+	install -d $(DESTDIR)$(CMAKEDIR)
+	$(CM_SED) pkgconfig/carboncopyConfig.cmake.in > $(DESTDIR)$(CMAKEDIR)/carboncopyConfig.cmake
+	$(CM_SED) pkgconfig/carboncopyConfigVersion.cmake.in > $(DESTDIR)$(CMAKEDIR)/carboncopyConfigVersion.cmake
+	chmod 0644 $(DESTDIR)$(CMAKEDIR)/carboncopyConfig.cmake $(DESTDIR)$(CMAKEDIR)/carboncopyConfigVersion.cmake
 	@# The tools are linked again, straight into BINDIR, with the run path of this install.
 	for t in $(TOOLS); do \
 	  $(CC) $(SANFLAGS) $(LDFLAGS) -o $(DESTDIR)$(BINDIR)/$$t $(B)/obj/examples/$$t.o $(EX_COMMON) \
@@ -210,6 +231,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/carboncopy.h $(DESTDIR)$(LIBDIR)/$(notdir $(SHLIB)) \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libcarboncopy.so \
 	      $(DESTDIR)$(LIBDIR)/libcarboncopy.a $(DESTDIR)$(PKGCONFIGDIR)/carboncopy.pc \
+	      $(DESTDIR)$(CMAKEDIR)/carboncopyConfig.cmake $(DESTDIR)$(CMAKEDIR)/carboncopyConfigVersion.cmake \
 	      $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS)) \
 	      $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
 	      $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3)))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test-install.sh -- what `make install` gives a consumer, into real prefixes (no DESTDIR, no
-# --define-variable): carboncopy.pc right for each prefix, the static recipe, the tools, uninstall.
+# test-install.sh -- what `make install` gives a consumer, into real prefixes (no --define-variable):
+# carboncopy.pc right for each prefix, the static recipe, the tools, the CMake package, uninstall.
 . "$(dirname "$0")/lib.sh"
 cd "$CC_SRC" || exit 2
 CC=${CC:-cc}
@@ -99,10 +99,56 @@ for t in cc-console cc-client; do
     fi
 done
 
-# 5. make uninstall leaves nothing but directories behind.
+# 5. The CMake package, from a staged (DESTDIR) tree: find_package(carboncopy CONFIG REQUIRED)
+#    and the imported targets, shared and static; a wrong major version is not taken.
+D=$T_DIR/stage
+DL=$D/opt/cc/lib${ma:+/$ma}
+if ! command -v cmake >/dev/null; then
+    not_ok "cmake is installed (.ci/packages lists it)"
+elif ! mk install DESTDIR="$D" PREFIX=/opt/cc >"$T_DIR/install-stage.log" 2>&1; then
+    not_ok "make install DESTDIR=... PREFIX=/opt/cc" "$(tail -5 "$T_DIR/install-stage.log")"
+else
+    check "carboncopyConfig.cmake and carboncopyConfigVersion.cmake are in LIBDIR/cmake/carboncopy" \
+        test -f "$DL/cmake/carboncopy/carboncopyConfig.cmake" -a -f "$DL/cmake/carboncopy/carboncopyConfigVersion.cmake"
+    mkdir -p "$T_DIR/cm"
+    cp "$T_DIR/app.c" "$T_DIR/cm/app.c"
+    cat >"$T_DIR/cm/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.16)
+project(consumer C)
+find_package(carboncopy 2 CONFIG QUIET)
+message(STATUS "major-2-found=${carboncopy_FOUND}")
+find_package(carboncopy 1.0 CONFIG REQUIRED)
+message(STATUS "found=${carboncopy_FOUND} version=${carboncopy_VERSION}")
+add_executable(app app.c)
+target_link_libraries(app PRIVATE carboncopy::carboncopy)
+add_executable(app-static app.c)
+target_link_libraries(app-static PRIVATE carboncopy::carboncopy_static)
+CM
+    if cmake -S "$T_DIR/cm" -B "$T_DIR/cm/build" -DCMAKE_PREFIX_PATH="$D/opt/cc" >"$T_DIR/cmake.log" 2>&1 &&
+        cmake --build "$T_DIR/cm/build" >>"$T_DIR/cmake.log" 2>&1; then
+        ok "a CMake project builds with find_package(carboncopy CONFIG REQUIRED) from a DESTDIR install"
+        check "find_package reports version 1.0.0" grep -q 'found=1 version=1.0.0' "$T_DIR/cmake.log"
+        check "find_package(carboncopy 2) does not take it" grep -q 'major-2-found=0' "$T_DIR/cmake.log"
+        out=$(env -u LD_LIBRARY_PATH "$T_DIR/cm/build/app" 2>&1)
+        check "carboncopy::carboncopy links the shared library and runs: \"$out\"" [ "$out" = "$want" ]
+        check "carboncopy::carboncopy_static does not need libcarboncopy.so" \
+            sh -c "! readelf -d '$T_DIR/cm/build/app-static' | grep -q 'NEEDED.*libcarboncopy'"
+        out=$(env -u LD_LIBRARY_PATH "$T_DIR/cm/build/app-static" 2>&1)
+        check "and runs: \"$out\"" [ "$out" = "$want" ]
+    else
+        not_ok "a CMake project builds with find_package(carboncopy CONFIG REQUIRED)" "$(tail -30 "$T_DIR/cmake.log")"
+    fi
+fi
+
+# 6. make uninstall leaves nothing but directories behind.
 for name in a b; do
     mk uninstall PREFIX="$T_DIR/$name" >>"$T_DIR/uninstall.log" 2>&1
     left=$(find "$T_DIR/$name" ! -type d | head -5 | tr '\n' ' ')
     check "make uninstall PREFIX=.../$name removes every file${left:+ (left: $left)}" [ -z "$left" ]
 done
+if [ -d "$D" ]; then
+    mk uninstall DESTDIR="$D" PREFIX=/opt/cc >>"$T_DIR/uninstall.log" 2>&1
+    left=$(find "$D" ! -type d | head -5 | tr '\n' ' ')
+    check "make uninstall DESTDIR=... removes every file${left:+ (left: $left)}" [ -z "$left" ]
+fi
 t_done
