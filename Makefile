@@ -70,7 +70,7 @@ MAN1 := $(sort $(wildcard doc/man/*.1))
 MAN3 := $(sort $(wildcard doc/man/*.3))
 
 .PHONY: all lib examples tests check bench install uninstall abi-check abi-baseline demo \
-        format clean help valgrind
+        format clean help valgrind dist
 
 all: lib examples
 
@@ -236,6 +236,22 @@ uninstall:
 	      $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
 	      $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3)))
 
+# `make dist`: build/carboncopy-VERSION.tar.gz, the files git tracks (as they
+# are in the working tree) under carboncopy-VERSION/, owned by root, dated by
+# the last commit. test/test-dist.sh builds the library from it.
+DIST := build/carboncopy-$(VERSION).tar.gz
+dist:
+	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "make dist: needs the git checkout (it packs what git tracks)" >&2; exit 1; }
+	@mkdir -p build
+	git ls-files > build/dist-tracked.txt
+	git ls-files --deleted > build/dist-deleted.txt
+	grep -vxF -f build/dist-deleted.txt build/dist-tracked.txt > build/dist-files.txt || true
+	tar --create --gzip --file $(DIST) --verbatim-files-from --files-from build/dist-files.txt \
+	    --transform 'flags=r;s|^|carboncopy-$(VERSION)/|' --sort=name --owner=0 --group=0 --numeric-owner \
+	    --mtime=@$$(git log -1 --format=%ct)
+	rm -f build/dist-tracked.txt build/dist-deleted.txt build/dist-files.txt
+	@echo "make dist: $(DIST) ($$(tar -tzf $(DIST) | wc -l) files)"
+
 # Compares the built library with the committed baseline. Added functions and
 # fields appended to struct_size structs pass; anything else abidiff reports
 # fails, and so does a changed or removed enumerator or constant.
@@ -269,6 +285,7 @@ help:
 	@echo "make bench      print benchmark figures"
 	@echo "make install    install (PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, MANDIR honoured)"
 	@echo "make abi-check  compare the ABI with abi/libcarboncopy.abi"
+	@echo "make dist       build/carboncopy-$(VERSION).tar.gz (the tracked files)"
 
 # Keep the objects that only pattern rules name (examples/common.o, the test
 # mains) between links. Not a bare .SECONDARY:, which would make every target
