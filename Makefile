@@ -13,6 +13,7 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 CMAKEDIR     ?= $(LIBDIR)/cmake/carboncopy
 BINDIR       ?= $(PREFIX)/bin
 MANDIR       ?= $(PREFIX)/share/man
+DOCDIR       ?= $(PREFIX)/share/doc/carboncopy
 DESTDIR      ?=
 
 # SANITIZE=1 builds everything with AddressSanitizer + UBSan into build/asan.
@@ -65,9 +66,14 @@ BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 # Every object the pattern rule compiles; each has a .d file (-MMD -MP), so
 # touching any header rebuilds exactly the objects that include it.
 ALL_OBJS  := $(LIB_OBJS) $(patsubst %.c,$(B)/obj/%.o,$(wildcard examples/*.c test/*.c bench/*.c))
-# Man pages (doc/man): section 1 for the programs, 3 for the library.
+# Man pages (doc/man): section 1 for the programs, 3 for the library. The
+# other names of a page's NAME section become symlinks at install
+# (doc/man/links.sh), so every function has its page.
 MAN1 := $(sort $(wildcard doc/man/*.1))
 MAN3 := $(sort $(wildcard doc/man/*.3))
+# Installed with the library into DOCDIR, where the man pages point.
+DOCS     := $(sort $(wildcard doc/*.md)) README.md CHANGELOG.md LICENSE
+DOC_EXAMPLES := $(sort $(wildcard examples/*.c examples/*.h))
 
 .PHONY: all lib examples tests check bench install uninstall abi-check abi-baseline demo \
         format clean help valgrind dist
@@ -201,6 +207,13 @@ CM_SED = sed -e 's|@CM_PREFIX_LINE@|$(CM_PREFIX_LINE)|' -e 's|@CM_LIBDIR@|$(CM_L
 	     -e 's|@VERSION@|$(VERSION)|g' -e 's|@SOVERSION@|$(SOVERSION)|g' \
 	     -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' -e 's|@SIZEOF_VOID_P@|$(SIZEOF_VOID_P)|g'
 
+# The man pages name the installed files by the paths of this install (in roff,
+# with escaped hyphens).
+roff_path = $(subst -,\\-,$(1))
+MAN_SED = sed -e 's|@DOCDIR@|$(call roff_path,$(DOCDIR))|g' -e 's|@INCLUDEDIR@|$(call roff_path,$(INCLUDEDIR))|g' \
+	      -e 's|@LIBDIR@|$(call roff_path,$(LIBDIR))|g' -e 's|@PKGCONFIGDIR@|$(call roff_path,$(PKGCONFIGDIR))|g' \
+	      -e 's|@CMAKEDIR@|$(call roff_path,$(CMAKEDIR))|g'
+
 install: lib examples
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
 	install -m 0644 include/carboncopy.h $(DESTDIR)$(INCLUDEDIR)/carboncopy.h
@@ -223,9 +236,15 @@ install: lib examples
 	    -L$(B) -lcarboncopy $(if $(TOOLS_RPATH),-Wl$(comma)-rpath$(comma)$(TOOLS_RPATH)) -lcrypto -lpthread || exit 1; \
 	  chmod 0755 $(DESTDIR)$(BINDIR)/$$t; \
 	done
-	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
-	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
-	install -m 0644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(DOCDIR)/examples
+	for p in $(MAN1) $(MAN3); do \
+	  d=$(DESTDIR)$(MANDIR)/man$${p##*.}/$${p##*/}; $(MAN_SED) $$p > $$d && chmod 0644 $$d || exit 1; \
+	done
+	doc/man/links.sh | while read -r alias page; do \
+	  ln -sf $$page $(DESTDIR)$(MANDIR)/man$${alias##*.}/$$alias || exit 1; \
+	done
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 $(DOC_EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/carboncopy.h $(DESTDIR)$(LIBDIR)/$(notdir $(SHLIB)) \
@@ -234,7 +253,11 @@ uninstall:
 	      $(DESTDIR)$(CMAKEDIR)/carboncopyConfig.cmake $(DESTDIR)$(CMAKEDIR)/carboncopyConfigVersion.cmake \
 	      $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS)) \
 	      $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
-	      $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3)))
+	      $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
+	      $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS))) \
+	      $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(DOC_EXAMPLES)))
+	doc/man/links.sh | while read -r alias page; do rm -f $(DESTDIR)$(MANDIR)/man$${alias##*.}/$$alias; done
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CMAKEDIR) 2>/dev/null
 
 # `make dist`: build/carboncopy-VERSION.tar.gz, the files git tracks (as they
 # are in the working tree) under carboncopy-VERSION/, owned by root, dated by
