@@ -257,7 +257,7 @@ uninstall:
 	      $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS))) \
 	      $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(DOC_EXAMPLES)))
 	doc/man/links.sh | while read -r alias page; do rm -f $(DESTDIR)$(MANDIR)/man$${alias##*.}/$$alias; done
-	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CMAKEDIR) 2>/dev/null
+	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
 
 # `make dist`: build/carboncopy-VERSION.tar.gz, the files git tracks (as they
 # are in the working tree) under carboncopy-VERSION/, owned by root, dated by
@@ -306,7 +306,8 @@ help:
 	@echo "make check T=test-session   run one test file (a C test or test/NAME.sh)"
 	@echo "make valgrind   run the C tests under valgrind"
 	@echo "make bench      print benchmark figures"
-	@echo "make install    install (PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, MANDIR honoured)"
+	@echo "make install    install (DESTDIR, PREFIX, LIBDIR, INCLUDEDIR, BINDIR, MANDIR, DOCDIR,"
+	@echo "                PKGCONFIGDIR, CMAKEDIR honoured; make uninstall with the same)"
 	@echo "make abi-check  compare the ABI with abi/libcarboncopy.abi"
 	@echo "make dist       build/carboncopy-$(VERSION).tar.gz (the tracked files)"
 
