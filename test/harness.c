@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 int t_failed_now;
-static int n_pass, n_fail;
+static int n_pass, n_fail, n_selected;
 static char tmpdir[256];
 static char pathbuf[4][1024];
 static int pathidx;
@@ -24,6 +24,12 @@ void t_fail(const char *file, int line, const char *fmt, ...)
 
 void t_run(const char *name, void (*fn)(void))
 {
+    /* T_CASE=substring runs only the cases whose name contains it, so one
+     * failing case can be rerun (or debugged) alone. */
+    const char *only = getenv("T_CASE");
+    if (only && *only && !strstr(name, only))
+        return;
+    n_selected++;
     t_failed_now = 0;
     fn();
     if (t_failed_now) {
@@ -38,6 +44,11 @@ void t_run(const char *name, void (*fn)(void))
 
 void t_tmpdir_remove(void)
 {
+    const char *only = getenv("T_CASE");
+    if (only && *only && n_selected == 0) {
+        printf("not ok - T_CASE=\"%s\" names no test case of this file\n", only);
+        n_fail++;
+    }
     if (tmpdir[0]) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -9,7 +9,8 @@
 extern int t_failed_now; /* set by a failing assertion inside the running test */
 
 void t_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Runs one test function and prints "ok - name" or "not ok - name". */
+/* Runs one test function and prints "ok - name" or "not ok - name". With the
+ * environment variable T_CASE set, only tests whose name contains it run. */
 void t_run(const char *name, void (*fn)(void));
 /* Prints the summary; returns the process exit status. */
 int t_done(void);

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # run.sh -- runs every test (build/test/test-* binaries and test/test-*.sh
 # scripts), one line per test, and closes with "N passed, N failed".
-# Usage: test/run.sh BUILD_DIR   (VALGRIND=1 runs the C tests under valgrind)
+# Usage: test/run.sh BUILD_DIR [TEST...]   (VALGRIND=1 runs the C tests under valgrind)
+# TEST names one test file: test-session (a C test) or test-abi.sh / test-abi (a script).
 set -u
 B=${1:-build}
+[ $# -gt 0 ] && shift
+only=("$@")
 cd "$(dirname "$0")/.." || exit 2
 export CC_BUILD=$PWD/$B CC_BIN=$PWD/$B/bin CC_TEST_DATA=$PWD/test/data CC_SRC=$PWD
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=86}
@@ -35,8 +38,24 @@ run_one() { # name, command...
     [ "$f" -gt 0 ] && failed_names+=("$name")
 }
 
+# wanted FILE: is FILE one of the TEST arguments (all are, without arguments)?
+wanted() {
+    [ ${#only[@]} -eq 0 ] && return 0
+    local base o
+    base=$(basename "$1")
+    for o in "${only[@]}"; do
+        [ "$o" = "$base" ] || [ "$o.sh" = "$base" ] && return 0
+    done
+    return 1
+}
+for o in "${only[@]}"; do
+    [ -x "$B/test/$o" ] || [ -f "test/$o" ] || [ -f "test/$o.sh" ] ||
+        { echo "run.sh: no test file $o (not $B/test/$o, not test/$o.sh)" >&2; exit 2; }
+done
+
 for t in "$B"/test/test-*; do
     [ -x "$t" ] || continue
+    wanted "$t" || continue
     name=$(basename "$t")
     if [ "${VALGRIND:-}" = 1 ]; then
         run_one "$name" valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
@@ -48,6 +67,7 @@ done
 if [ "${VALGRIND:-}" != 1 ]; then
     for t in test/test-*.sh; do
         [ -f "$t" ] || continue
+        wanted "$t" || continue
         run_one "$(basename "$t")" bash "$t"
     done
 fi
