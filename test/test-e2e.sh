@@ -12,6 +12,8 @@ FULL=$(t_license_page 10 10)
 CLIENT_ARGS=(--cert "$C/client.pem" --key "$C/client.key" --auth psk --psk-file "$PSK")
 console() { "$CC_BIN/cc-console" "127.0.0.1:$CLIENT_PORT" "$@"; }
 has() { grep -q -- "$2" "$1"; }
+# exited RC WANT FILE PATTERN: the exit status is WANT and FILE has PATTERN (both asserted)
+exited() { [ "$1" -eq "$2" ] && has "$3" "$4"; }
 
 # --- the whole process, 64 MiB echoed intact, on a client serving many consoles ---
 start_client main "${CLIENT_ARGS[@]}" --license-file "$GRANT" --echo || exit 1
@@ -44,7 +46,7 @@ check "untrusted certificate: exit 4" [ "$rc" -eq 4 ]
 check "untrusted certificate: CC_ERR_CERT_UNTRUSTED" has "$T_DIR/u.out" '"code":"CC_ERR_CERT_UNTRUSTED"'
 console --pin "0000000000000000000000000000000000000000000000000000000000000000" --auth psk --psk-file "$PSK" --json >"$T_DIR/p.out" 2>&1
 rc=$?
-check "pin mismatch: exit 4 with CC_ERR_CERT_MISMATCH" [ "$rc" -eq 4 ] && has "$T_DIR/p.out" '"code":"CC_ERR_CERT_MISMATCH"'
+check "pin mismatch: exit 4 with CC_ERR_CERT_MISMATCH" exited "$rc" 4 "$T_DIR/p.out" '"code":"CC_ERR_CERT_MISMATCH"'
 
 # --- authentication failure: exit 6 ---
 console --ca "$C/ca.pem" --auth psk --psk-file "$BAD" --json >"$T_DIR/a.out" 2>&1
@@ -71,7 +73,7 @@ kill "$CLIENT_PID"
 start_client other --cert "$C/other.pem" --key "$C/other.key" --auth psk --psk-file "$PSK" --license-file "$GRANT" || exit 1
 console --ca "$C/ca.pem" --auth psk --psk-file "$PSK" --json >"$T_DIR/n.out" 2>&1
 rc=$?
-check "certificate for another name: exit 4 with CC_ERR_CERT_MISMATCH" [ "$rc" -eq 4 ] && has "$T_DIR/n.out" '"code":"CC_ERR_CERT_MISMATCH"'
+check "certificate for another name: exit 4 with CC_ERR_CERT_MISMATCH" exited "$rc" 4 "$T_DIR/n.out" '"code":"CC_ERR_CERT_MISMATCH"'
 kill "$CLIENT_PID"
 
 # --- licence denied: exit 5 on the console, the figures in the message ---
@@ -87,10 +89,10 @@ check "client --once exits 5 after a denied licence" [ "$WAIT_RC" -eq 5 ]
 # --- connecting: refused port, unknown name, a peer that never answers ---
 CLIENT_PORT=1 console --ca "$C/ca.pem" --auth psk --psk-file "$PSK" --json >"$T_DIR/r.out" 2>&1
 rc=$?
-check "connection refused: exit 3 with CC_ERR_CONNECT" [ "$rc" -eq 3 ] && has "$T_DIR/r.out" '"code":"CC_ERR_CONNECT"'
+check "connection refused: exit 3 with CC_ERR_CONNECT" exited "$rc" 3 "$T_DIR/r.out" '"code":"CC_ERR_CONNECT"'
 "$CC_BIN/cc-console" no-such-host.invalid --auth psk --psk-file "$PSK" --timeout 5000 --json >"$T_DIR/d.out" 2>&1
 rc=$?
-check "unknown name: exit 3 with CC_ERR_RESOLVE" [ "$rc" -eq 3 ] && has "$T_DIR/d.out" '"code":"CC_ERR_RESOLVE"'
+check "unknown name: exit 3 with CC_ERR_RESOLVE" exited "$rc" 3 "$T_DIR/d.out" '"code":"CC_ERR_RESOLVE"'
 /usr/bin/python3 -c '
 import socket, sys, time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
@@ -103,7 +105,7 @@ start=$(date +%s%N)
 console --ca "$C/ca.pem" --auth psk --psk-file "$PSK" --timeout 400 --json >"$T_DIR/s.out" 2>&1
 rc=$?
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
-check "a peer that stalls: exit 7 with CC_ERR_TIMEOUT" [ "$rc" -eq 7 ] && has "$T_DIR/s.out" '"code":"CC_ERR_TIMEOUT"'
+check "a peer that stalls: exit 7 with CC_ERR_TIMEOUT" exited "$rc" 7 "$T_DIR/s.out" '"code":"CC_ERR_TIMEOUT"'
 check "the stall is cut at the deadline (400 ms, took $ms ms)" [ "$ms" -lt 3000 ]
 
 # --- usage ---
