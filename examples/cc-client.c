@@ -39,7 +39,8 @@ static const char usage[] =
     "  --echo                         send back the data each console sends\n"
     "  --once                         exit after the first session ends (its exit code)\n"
     "  --timeout MS                   handshake deadline (default 30000)\n"
-    "  --json                         one JSON object per line per event on stdout\n";
+    "  --json                         one JSON object per line per event on stdout\n"
+    "  --version                      print the library's version and exit\n";
 
 /* What the command line asks for. */
 struct options {
@@ -232,6 +233,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                                          {"once", no_argument, 0, 'o'},
                                          {"timeout", required_argument, 0, 't'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"version", no_argument, 0, 'V'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -306,6 +308,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'j':
             o->json = true;
             break;
+        case 'V':
+            printf(PROG " %s\n", cc_version_string());
+            return EX_OK;
         case 'h':
             fputs(usage, stdout);
             return EX_OK;

@@ -29,6 +29,7 @@ static const char usage[] = "usage: cc-console HOST[:PORT] [options]\n"
                             "  --timeout MS           handshake deadline (default 30000)\n"
                             "  --json                 one JSON object per line per event on stdout\n"
                             "  --trace                print each step with its duration on stderr\n"
+                            "  --version              print the library's version and exit\n"
                             "exit codes: 0 ok, 2 usage, 3 resolve/connect, 4 TLS/certificate, 5 licence,\n"
                             "            6 authentication, 7 timeout, 8 protocol\n";
 
@@ -160,6 +161,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                                          {"timeout", required_argument, 0, 't'},
                                          {"json", no_argument, 0, 'j'},
                                          {"trace", no_argument, 0, 'T'},
+                                         {"version", no_argument, 0, 'V'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -206,6 +208,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'T':
             o->trace = true;
             break;
+        case 'V':
+            printf(PROG " %s\n", cc_version_string());
+            return EX_OK;
         case 'h':
             fputs(usage, stdout);
             return EX_OK;

@@ -109,6 +109,11 @@ check "a peer that stalls: exit 7 with CC_ERR_TIMEOUT" exited "$rc" 7 "$T_DIR/s.
 check "the stall is cut at the deadline (400 ms, took $ms ms)" [ "$ms" -lt 3000 ]
 
 # --- usage ---
+for prog in cc-console cc-client; do
+    v=$("$CC_BIN/$prog" --version)
+    check "$prog --version: exit 0, prints the library's version" \
+        sh -c "[ $? -eq 0 ] && [ '$v' = '$prog $(sed -n 's/^#define CC_VERSION_STRING "\(.*\)"$/\1/p' "$CC_SRC/include/carboncopy.h")' ]"
+done
 "$CC_BIN/cc-console" >/dev/null 2>&1
 check "cc-console without a host: exit 2" [ $? -eq 2 ]
 "$CC_BIN/cc-client" --listen 127.0.0.1:0 >/dev/null 2>&1
