@@ -1,5 +1,5 @@
 /* cc-client.c -- the managed machine's side: accepts consoles on port 1680
- * and serves many at once on one poll() loop; jobs run on worker threads. */
+ * and serves many at once on one poll() loop; jobs run on a worker pool. */
 #define _GNU_SOURCE
 #include "common.h"
 #include "psk.h"
@@ -16,6 +16,9 @@
 
 #define PROG      "cc-client"
 #define MAX_CONNS 256
+/* Jobs (a licence fetch, KDC traffic) block for at most their timeouts; a few
+ * workers keep up with consoles arriving, and bound the threads. */
+#define DEFAULT_WORKERS 4
 
 static const char usage[] =
     "usage: cc-client --listen HOST:PORT --cert FILE --key FILE [options]\n"
@@ -39,6 +42,7 @@ static const char usage[] =
     "  --echo                         send back the data each console sends\n"
     "  --once                         exit after the first session ends (its exit code)\n"
     "  --timeout MS                   handshake deadline (default 30000)\n"
+    "  --workers N                    threads running jobs (licence, KDC), 1 to 64 (default 4)\n"
     "  --json                         one JSON object per line per event on stdout\n"
     "  --version                      print the library's version and exit\n";
 
@@ -47,7 +51,7 @@ struct options {
     const char *listen_spec, *cert, *key;
     const char *psk_file, *accounts, *dc_realm, *krb5_conf, *dc_check, *keytab, *service, *realm;
     const char *license_url, *ns, *license_file, *license_ca;
-    unsigned long license_timeout, timeout;
+    unsigned long license_timeout, timeout, workers;
     bool want_psk, echo, json, once;
 };
 
@@ -232,6 +236,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                                          {"echo", no_argument, 0, 'e'},
                                          {"once", no_argument, 0, 'o'},
                                          {"timeout", required_argument, 0, 't'},
+                                         {"workers", required_argument, 0, 'W'},
                                          {"json", no_argument, 0, 'j'},
                                          {"version", no_argument, 0, 'V'},
                                          {"help", no_argument, 0, 'h'},
@@ -298,6 +303,12 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 't':
             if (!ex_ms_option(PROG, "timeout", optarg, &o->timeout))
                 return EX_USAGE;
+            break;
+        case 'W':
+            if (!ex_parse_uint(optarg, EX_MAX_WORKERS, &o->workers) || o->workers == 0) {
+                fprintf(stderr, PROG ": --workers takes 1 to %d\n", EX_MAX_WORKERS);
+                return EX_USAGE;
+            }
             break;
         case 'e':
             o->echo = true;
@@ -460,8 +471,8 @@ static int start(struct app *a, const struct options *o)
     if ((a->lfd = listen_on(o->listen_spec)) < 0)
         return EX_CONNECT;
     print_listening(a);
-    if (ex_jobs_init(&a->q) < 0) {
-        perror("pipe");
+    if (ex_jobs_init(&a->q, o->workers ? (unsigned)o->workers : DEFAULT_WORKERS, 2 * MAX_CONNS) < 0) {
+        perror(PROG ": the job queue");
         return EX_PROTOCOL;
     }
     a->q_open = true;
@@ -565,6 +576,7 @@ static void step_sessions(struct app *a)
         if (r <= 0) {
             cc_session_free(cn->s);
             cn->s = NULL;
+            ex_jobs_cancel(&a->q, cn->id);
             if (a->once) {
                 a->rc = ex_exit_code(r);
                 a->stop = true;

@@ -318,8 +318,9 @@ static int start(struct app *a, const struct options *o)
     a->t0 = a->t_last = ex_now_ms();
     EX_CHECK(PROG, a->ctx,
              cc_session_connect(a->s, o->host, o->port == EX_NO_PORT ? CC_DEFAULT_PORT : (uint16_t)o->port), EX_USAGE);
-    if (ex_jobs_init(&a->q) < 0) {
-        perror("pipe");
+    /* one session: a resolve, at most a KDC job alongside */
+    if (ex_jobs_init(&a->q, 2, 8) < 0) {
+        perror(PROG ": the job queue");
         return EX_PROTOCOL;
     }
     a->q_open = true;

@@ -1,5 +1,5 @@
-/* common.c -- shared plumbing of the example programs (see common.h): worker
- * threads for jobs, the pump around cc_session_step, JSON events, small helpers. */
+/* common.c -- shared plumbing of the example programs (see common.h): a worker
+ * pool for jobs, the pump around cc_session_step, JSON events, small helpers. */
 #define _GNU_SOURCE
 #include "common.h"
 
@@ -30,28 +30,46 @@ int ex_exit_code(int e)
     return EX_PROTOCOL;
 }
 
-struct msg {
-    cc_job *job;
-    unsigned long long id;
-};
-
-struct work {
-    ex_jobs *q;
-    struct msg m;
-};
-
-int ex_jobs_init(ex_jobs *q)
+int ex_jobs_init(ex_jobs *q, unsigned workers, size_t queue_max)
 {
-    q->out = 0;
-    if (pipe2(q->fds, O_CLOEXEC | O_NONBLOCK) < 0)
+    *q = (ex_jobs){.max_workers = workers < 1                ? 1
+                                  : workers > EX_MAX_WORKERS ? EX_MAX_WORKERS
+                                                             : workers,
+                   .cap = queue_max < 1 ? 1 : queue_max};
+    q->fifo = calloc(q->cap, sizeof *q->fifo);
+    q->threads = calloc(q->max_workers, sizeof *q->threads);
+    if (!q->fifo || !q->threads) {
+        free(q->fifo);
+        free(q->threads);
+        errno = ENOMEM;
         return -1;
+    }
+    /* The loop's end never blocks; a worker's write may, until the loop reads
+     * (it always does: the pipe is in every poll). */
+    if (pipe2(q->fds, O_CLOEXEC) < 0 || fcntl(q->fds[0], F_SETFL, O_NONBLOCK) < 0) {
+        free(q->fifo);
+        free(q->threads);
+        return -1;
+    }
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->more, NULL);
     return 0;
 }
 
 void ex_jobs_close(ex_jobs *q)
 {
+    pthread_mutex_lock(&q->mu);
+    q->stopping = true;
+    pthread_cond_broadcast(&q->more);
+    pthread_mutex_unlock(&q->mu);
+    for (unsigned i = 0; i < q->started; i++)
+        pthread_join(q->threads[i], NULL);
+    pthread_cond_destroy(&q->more);
+    pthread_mutex_destroy(&q->mu);
     close(q->fds[0]);
     close(q->fds[1]);
+    free(q->fifo);
+    free(q->threads);
 }
 
 int ex_jobs_fd(const ex_jobs *q)
@@ -59,59 +77,94 @@ int ex_jobs_fd(const ex_jobs *q)
     return q->fds[0];
 }
 
+/* A worker: takes jobs from the FIFO until ex_jobs_close. */
 static void *worker(void *arg)
 {
-    struct work *w = arg;
-    struct msg m = w->m;
-    int fd = w->q->fds[1];
-    free(w);
-    cc_job_run(m.job); /* blocks, bounded by the job's own timeouts */
-    /* This detached thread ends now; free OpenSSL's per-thread state (an
-     * HTTPS licence fetch leaves some) before the main thread may exit. */
+    ex_jobs *q = arg;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        q->idle++;
+        while (q->len == 0 && !q->stopping)
+            pthread_cond_wait(&q->more, &q->mu);
+        q->idle--;
+        if (q->len == 0)
+            break; /* stopping, and nothing left */
+        ex_job_msg m = q->fifo[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->len--;
+        pthread_mutex_unlock(&q->mu);
+        cc_job_run(m.job); /* blocks, bounded by the job's own timeouts */
+        const char *p = (const char *)&m;
+        size_t left = sizeof m; /* < PIPE_BUF: written whole */
+        while (left > 0) {
+            ssize_t r = write(q->fds[1], p, left);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                break; /* cannot happen while the loop holds the read end */
+            p += r;
+            left -= (size_t)r;
+        }
+        pthread_mutex_lock(&q->mu);
+    }
+    pthread_mutex_unlock(&q->mu);
+    /* Free OpenSSL's per-thread state (an HTTPS licence fetch leaves some)
+     * before the main thread may exit. */
     OPENSSL_thread_stop();
-    ssize_t r;
-    do
-        r = write(fd, &m, sizeof m); /* < PIPE_BUF: atomic */
-    while (r < 0 && errno == EINTR);
     return NULL;
 }
 
-void ex_jobs_start(ex_jobs *q, cc_job *job, unsigned long long id)
+bool ex_jobs_start(ex_jobs *q, cc_job *job, unsigned long long id)
 {
-    struct work *w = malloc(sizeof *w);
-    pthread_t t;
-    pthread_attr_t at;
-    if (!w) {
-        cc_job_fail(job, CC_ERR_NOMEM, "cannot start a worker: out of memory");
-        struct msg m = {job, id};
-        if (write(q->fds[1], &m, sizeof m) < 0)
-            cc_job_free(job);
-        else
-            q->out++;
-        return;
+    pthread_mutex_lock(&q->mu);
+    if (q->len == q->cap) {
+        pthread_mutex_unlock(&q->mu);
+        return false;
     }
-    w->q = q;
-    w->m.job = job;
-    w->m.id = id;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &at, worker, w) != 0) {
-        cc_job_fail(job, CC_ERR_NOMEM, "cannot start a worker thread");
-        free(w);
-        struct msg m = {job, id};
-        if (write(q->fds[1], &m, sizeof m) < 0)
-            cc_job_free(job);
-        else
-            q->out++;
-    } else {
+    q->fifo[(q->head + q->len) % q->cap] = (ex_job_msg){job, id};
+    q->len++;
+    /* Another worker only when the queued jobs outnumber the idle ones: a
+     * signalled worker may not have woken yet, and counts as idle. */
+    if (q->len > q->idle && q->started < q->max_workers &&
+        pthread_create(&q->threads[q->started], NULL, worker, q) == 0)
+        q->started++;
+    bool ok = q->started > 0;
+    if (ok)
+        pthread_cond_signal(&q->more);
+    else
+        q->len--; /* no worker at all: the job is the caller's again */
+    pthread_mutex_unlock(&q->mu);
+    if (ok)
         q->out++;
+    return ok;
+}
+
+/* Removes the queued jobs of session `id` (every one when `all`) and frees them. */
+static void unqueue(ex_jobs *q, unsigned long long id, bool all)
+{
+    pthread_mutex_lock(&q->mu);
+    size_t kept = 0;
+    for (size_t i = 0; i < q->len; i++) {
+        ex_job_msg m = q->fifo[(q->head + i) % q->cap];
+        if (all || m.id == id) {
+            cc_job_free(m.job);
+            q->out--;
+        } else {
+            q->fifo[(q->head + kept++) % q->cap] = m;
+        }
     }
-    pthread_attr_destroy(&at);
+    q->len = kept;
+    pthread_mutex_unlock(&q->mu);
+}
+
+void ex_jobs_cancel(ex_jobs *q, unsigned long long id)
+{
+    unqueue(q, id, false);
 }
 
 bool ex_jobs_next(ex_jobs *q, cc_job **job, unsigned long long *id)
 {
-    struct msg m;
+    ex_job_msg m;
     ssize_t r = read(q->fds[0], &m, sizeof m);
     if (r != (ssize_t)sizeof m)
         return false;
@@ -136,6 +189,7 @@ void ex_jobs_deliver(ex_jobs *q, ex_owner_fn owner, void *user)
 
 void ex_jobs_drain(ex_jobs *q)
 {
+    unqueue(q, 0, true);
     while (q->out > 0) {
         struct pollfd p = {ex_jobs_fd(q), POLLIN, 0};
         poll(&p, 1, 1000);
@@ -158,8 +212,10 @@ int ex_pump(ex_jobs *q, cc_session *s, unsigned long long id, ex_answer_fn answe
             if (answer && answer(user, j)) {
                 cc_session_job_done(s, j);
                 answered = true;
-            } else {
-                ex_jobs_start(q, j, id);
+            } else if (!ex_jobs_start(q, j, id)) {
+                cc_job_fail(j, CC_ERR_AGAIN, "the host's job queue is full: no worker will take this job");
+                cc_session_job_done(s, j);
+                answered = true;
             }
         }
         if (!answered)

@@ -1,9 +1,10 @@
-/* common.h -- what cc-console and cc-client share: running jobs on worker
- * threads, JSON event output, context and option helpers, the exit codes. */
+/* common.h -- what cc-console and cc-client share: running jobs on a pool of
+ * worker threads, JSON event output, context and option helpers, exit codes. */
 #ifndef CC_EXAMPLES_COMMON_H
 #define CC_EXAMPLES_COMMON_H
 
 #include <carboncopy.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -22,17 +23,43 @@ enum {
 /* Maps a cc_error to the exit code above. */
 int ex_exit_code(int err);
 
-/* Jobs run on detached worker threads; the result comes back through a pipe
- * the event loop polls, tagged with the session's id so a job whose session
- * is gone is freed instead of handed back. */
+/* Jobs run on a fixed pool of worker threads, started as work arrives, at
+ * most `workers` of them, never one per job: a stranger who connects a
+ * thousand times must not cost a thousand threads. Jobs wait for a worker in
+ * a bounded FIFO; a job that finds it full is refused (ex_jobs_start returns
+ * false) rather than queued without end. A finished job comes back through a
+ * pipe the event loop polls, tagged with its session's id so that a job
+ * whose session is gone is freed instead of handed back. Everything but the
+ * workers' own loop runs on the event loop's thread. */
+typedef struct ex_job_msg {
+    cc_job *job;
+    unsigned long long id;
+} ex_job_msg;
 typedef struct ex_jobs {
-    int fds[2];
-    int out; /* jobs currently on workers */
+    int fds[2];             /* finished jobs: the workers write, the loop reads */
+    int out;                /* jobs taken and not yet read back: queued, running or finished */
+    unsigned max_workers;   /* the pool's size */
+    unsigned started, idle; /* workers running, and of those the ones waiting for a job */
+    ex_job_msg *fifo;       /* jobs waiting for a worker: a ring of `cap` */
+    size_t cap, head, len;
+    pthread_t *threads;
+    pthread_mutex_t mu; /* guards fifo, head, len, idle, stopping */
+    pthread_cond_t more;
+    bool stopping;
 } ex_jobs;
-int ex_jobs_init(ex_jobs *q);
+/* At most EX_MAX_WORKERS workers; the FIFO holds at most `queue_max` jobs.
+ * Returns -1 (errno set) when the pipe or the tables cannot be had. */
+#define EX_MAX_WORKERS 64
+int ex_jobs_init(ex_jobs *q, unsigned workers, size_t queue_max);
+/* Once drained: stops and joins the workers, closes the pipe. */
 void ex_jobs_close(ex_jobs *q);
 int ex_jobs_fd(const ex_jobs *q);
-void ex_jobs_start(ex_jobs *q, cc_job *job, unsigned long long session_id);
+/* Queues the job for a worker. False when the FIFO is full (or no worker can
+ * be started at all): the job is still the caller's, to fail and hand back. */
+bool ex_jobs_start(ex_jobs *q, cc_job *job, unsigned long long session_id);
+/* The session is gone: its jobs still waiting for a worker are freed unrun
+ * (one already running finishes, and is freed when it comes back). */
+void ex_jobs_cancel(ex_jobs *q, unsigned long long session_id);
 /* Reads one finished job; returns false when none is ready. */
 bool ex_jobs_next(ex_jobs *q, cc_job **job, unsigned long long *session_id);
 /* The session a finished job belongs to, or NULL when it is gone. */
@@ -40,16 +67,18 @@ typedef cc_session *(*ex_owner_fn)(void *user, unsigned long long session_id);
 /* Hands every finished job back to its session, on the loop's thread; frees
  * the jobs whose session is gone. */
 void ex_jobs_deliver(ex_jobs *q, ex_owner_fn owner, void *user);
-/* Once the sessions are freed: waits for the workers still running and frees
- * their jobs (a job must not outlive the process's last look at it). */
+/* Once the sessions are freed: frees the jobs still queued, waits for the
+ * running ones and frees them (a job must not outlive the process's last
+ * look at it). */
 void ex_jobs_drain(ex_jobs *q);
 
 /* A host may answer some jobs itself (e.g. cc-client --license-file):
  * return true when the job was answered. */
 typedef bool (*ex_answer_fn)(void *user, cc_job *job);
 
-/* Steps the session and hands out its jobs (answering what `answer` can)
- * until it waits for I/O, a timer or a worker. Returns step's result. */
+/* Steps the session and hands out its jobs (answering what `answer` can, and
+ * failing with CC_ERR_AGAIN what the full FIFO refuses) until it waits for
+ * I/O, a timer or a worker. Returns step's result. */
 int ex_pump(ex_jobs *q, cc_session *s, unsigned long long id, ex_answer_fn answer, void *user);
 
 /* The poll() events a cc_session_step() result asks for. */
