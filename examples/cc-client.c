@@ -6,16 +6,26 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PROG      "cc-client"
-#define MAX_CONNS 256
+#define PROG "cc-client"
+/* Sessions at once (--max-sessions) and from one address (--max-per-source):
+ * a console is a technician, a few at a time; many more are an attack. */
+#define DEFAULT_MAX_SESSIONS   1024
+#define MAX_MAX_SESSIONS       65536
+#define DEFAULT_MAX_PER_SOURCE 8
+/* Descriptors beyond the sessions': listener, job pipe, stdio, and what the
+ * workers' licence fetches and KDC exchanges open. */
+#define FD_RESERVE 64
 /* Jobs (a licence fetch, KDC traffic) block for at most their timeouts; a few
  * workers keep up with consoles arriving, and bound the threads. */
 #define DEFAULT_WORKERS 4
@@ -43,6 +53,9 @@ static const char usage[] =
     "  --once                         exit after the first session ends (its exit code)\n"
     "  --timeout MS                   handshake deadline (default 30000)\n"
     "  --workers N                    threads running jobs (licence, KDC), 1 to 64 (default 4)\n"
+    "  --max-sessions N               sessions at once (default 1024): when full, the oldest\n"
+    "                                 unauthenticated one makes way for a new console\n"
+    "  --max-per-source N             sessions from one IP address (default 8, 0: no limit)\n"
     "  --json                         one JSON object per line per event on stdout\n"
     "  --version                      print the library's version and exit\n";
 
@@ -51,14 +64,24 @@ struct options {
     const char *listen_spec, *cert, *key;
     const char *psk_file, *accounts, *dc_realm, *krb5_conf, *dc_check, *keytab, *service, *realm;
     const char *license_url, *ns, *license_file, *license_ca;
-    unsigned long license_timeout, timeout, workers;
-    bool want_psk, echo, json, once;
+    unsigned long license_timeout, timeout, workers, max_sessions, max_per_source;
+    bool want_psk, echo, json, once, max_per_source_set;
+};
+
+/* A console's IP address, for --max-per-source: IPv4 also when it came as
+ * IPv4-mapped IPv6. */
+struct source {
+    int family;
+    unsigned char addr[16];
+    char text[INET6_ADDRSTRLEN];
 };
 
 struct conn {
     cc_session *s;
-    unsigned long long id;
-    int mask; /* the last step's result */
+    unsigned long long id; /* in order of arrival: the lowest is the oldest */
+    int mask;              /* the last step's result */
+    bool established;      /* authenticated: never evicted */
+    struct source src;
 };
 
 struct app {
@@ -68,7 +91,10 @@ struct app {
     int lfd;
     ex_jobs q;
     bool q_open;
-    struct conn conns[MAX_CONNS];
+    struct conn *conns; /* max_conns slots; s == NULL when free */
+    size_t max_conns;
+    unsigned long max_per_source; /* 0: no limit */
+    struct pollfd *pfds;          /* max_conns + 2 */
     unsigned long long next_id;
     bool stop; /* --once: the first session ended with exit code rc */
     int rc;
@@ -144,8 +170,10 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
         print_auth(a, c, ev);
         break;
     case CC_EVENT_STATE:
-        if (ev->state == CC_STATE_ESTABLISHED)
+        if (ev->state == CC_STATE_ESTABLISHED) {
+            c->established = true;
             print_established(a, c);
+        }
         break;
     case CC_EVENT_CLOSED:
         print_closed(a, c, ev);
@@ -237,6 +265,8 @@ static int parse_options(int argc, char **argv, struct options *o)
                                          {"once", no_argument, 0, 'o'},
                                          {"timeout", required_argument, 0, 't'},
                                          {"workers", required_argument, 0, 'W'},
+                                         {"max-sessions", required_argument, 0, 'm'},
+                                         {"max-per-source", required_argument, 0, 's'},
                                          {"json", no_argument, 0, 'j'},
                                          {"version", no_argument, 0, 'V'},
                                          {"help", no_argument, 0, 'h'},
@@ -309,6 +339,19 @@ static int parse_options(int argc, char **argv, struct options *o)
                 fprintf(stderr, PROG ": --workers takes 1 to %d\n", EX_MAX_WORKERS);
                 return EX_USAGE;
             }
+            break;
+        case 'm':
+            if (!ex_parse_uint(optarg, MAX_MAX_SESSIONS, &o->max_sessions) || o->max_sessions == 0) {
+                fprintf(stderr, PROG ": --max-sessions takes 1 to %d\n", MAX_MAX_SESSIONS);
+                return EX_USAGE;
+            }
+            break;
+        case 's':
+            if (!ex_parse_uint(optarg, MAX_MAX_SESSIONS, &o->max_per_source)) {
+                fprintf(stderr, PROG ": --max-per-source takes 0 (no limit) to %d\n", MAX_MAX_SESSIONS);
+                return EX_USAGE;
+            }
+            o->max_per_source_set = true;
             break;
         case 'e':
             o->echo = true;
@@ -416,6 +459,7 @@ static int listen_on(const char *spec)
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
     int r = getaddrinfo(host, ps, &hints, &res);
+    int backlog = SOMAXCONN > 64 ? SOMAXCONN : 64;
     free(host);
     if (r != 0) {
         fprintf(stderr, PROG ": cannot resolve %s: %s\n", spec, gai_strerror(r));
@@ -425,7 +469,7 @@ static int listen_on(const char *spec)
     int one = 1;
     if (fd >= 0)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 64) < 0) {
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
         fprintf(stderr, PROG ": cannot listen on %s: %s\n", spec, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -462,16 +506,47 @@ static void print_listening(const struct app *a)
 
 /* ---- start and finish ---- */
 
-/* Everything before the loop: the context, the listening socket, the job queue. */
+/* Every session holds a descriptor: raises the soft limit on open files to the hard limit,
+ * and serves fewer sessions than asked, saying so, when even that is too low. */
+static void fit_open_files(struct app *a)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur != want)
+            fprintf(stderr, PROG ": cannot raise the limit on open files to its hard limit (%llu): %s\n",
+                    (unsigned long long)want, strerror(errno));
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= a->max_conns + FD_RESERVE)
+        return;
+    size_t fit = rl.rlim_cur > FD_RESERVE + 1 ? (size_t)rl.rlim_cur - FD_RESERVE : 1;
+    fprintf(stderr, PROG ": only %llu open files allowed (RLIMIT_NOFILE): serving at most %zu sessions, not %zu\n",
+            (unsigned long long)rl.rlim_cur, fit, a->max_conns);
+    a->max_conns = fit;
+}
+
+/* Everything before the loop: the session table, the context, the listening socket, the job
+ * queue. */
 static int start(struct app *a, const struct options *o)
 {
+    a->max_conns = o->max_sessions ? o->max_sessions : DEFAULT_MAX_SESSIONS;
+    fit_open_files(a);
+    a->conns = calloc(a->max_conns, sizeof *a->conns);
+    a->pfds = calloc(a->max_conns + 2, sizeof *a->pfds);
+    if (!a->conns || !a->pfds) {
+        fprintf(stderr, PROG ": no memory for %zu sessions\n", a->max_conns);
+        return EX_PROTOCOL;
+    }
     int rc = make_context(a, o);
     if (rc != EX_OK)
         return rc;
     if ((a->lfd = listen_on(o->listen_spec)) < 0)
         return EX_CONNECT;
     print_listening(a);
-    if (ex_jobs_init(&a->q, o->workers ? (unsigned)o->workers : DEFAULT_WORKERS, 2 * MAX_CONNS) < 0) {
+    if (ex_jobs_init(&a->q, o->workers ? (unsigned)o->workers : DEFAULT_WORKERS, 2 * a->max_conns) < 0) {
         perror(PROG ": the job queue");
         return EX_PROTOCOL;
     }
@@ -482,7 +557,7 @@ static int start(struct app *a, const struct options *o)
 /* The sessions first, so jobs still out are freed rather than handed back. */
 static void finish(struct app *a)
 {
-    for (int i = 0; i < MAX_CONNS; i++) {
+    for (size_t i = 0; a->conns && i < a->max_conns; i++) {
         cc_session_free(a->conns[i].s);
         a->conns[i].s = NULL;
     }
@@ -493,6 +568,8 @@ static void finish(struct app *a)
     if (a->lfd >= 0)
         close(a->lfd);
     cc_context_free(a->ctx);
+    free(a->conns);
+    free(a->pfds);
 }
 
 /* ---- the event loop ---- */
@@ -501,12 +578,12 @@ static void finish(struct app *a)
  * deadline. False when poll fails; *incoming says whether consoles are waiting. */
 static bool wait_for_any(struct app *a, bool *incoming)
 {
-    struct pollfd p[MAX_CONNS + 2];
+    struct pollfd *p = a->pfds;
     int n = 0;
     int32_t wait = -1;
     p[n++] = (struct pollfd){a->lfd, POLLIN, 0};
     p[n++] = (struct pollfd){ex_jobs_fd(&a->q), POLLIN, 0};
-    for (int i = 0; i < MAX_CONNS; i++) {
+    for (size_t i = 0; i < a->max_conns; i++) {
         struct conn *cn = &a->conns[i];
         if (!cn->s)
             continue;
@@ -526,28 +603,153 @@ static bool wait_for_any(struct app *a, bool *incoming)
     return true;
 }
 
-/* A session for each console waiting on the listener, while a slot is free. */
+/* ---- admission: session slots and sources ---- */
+
+static struct source source_of(const struct sockaddr_storage *ss)
+{
+    struct source src = {.family = ss->ss_family};
+    if (ss->ss_family == AF_INET) {
+        memcpy(src.addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            src.family = AF_INET;
+            memcpy(src.addr, a6->s6_addr + 12, 4);
+        } else {
+            memcpy(src.addr, a6->s6_addr, 16);
+        }
+    }
+    if (!inet_ntop(src.family, src.addr, src.text, sizeof src.text))
+        strcpy(src.text, "?");
+    return src;
+}
+
+static bool same_source(const struct source *x, const struct source *y)
+{
+    return x->family == y->family && memcmp(x->addr, y->addr, x->family == AF_INET ? 4 : 16) == 0;
+}
+
+/* The session `victim` gives way to a console from `newcomer`, because of `limit`. */
+static void print_evicted(const struct app *a, const struct conn *victim, const struct source *newcomer,
+                          const char *limit)
+{
+    const char *state = cc_state_name(cc_session_state(victim->s));
+    if (a->json) {
+        ex_json_begin("evicted", victim->id);
+        printf(",\"address\":");
+        ex_json_string(stdout, victim->src.text);
+        printf(",\"state\":");
+        ex_json_string(stdout, state);
+        printf(",\"limit\":\"%s\",\"for\":", limit);
+        ex_json_string(stdout, newcomer->text);
+        printf("}\n");
+        fflush(stdout);
+    } else {
+        fprintf(stderr,
+                "session %llu: evicted (from %s, still in %s): --%s reached, a console from %s takes its place\n",
+                victim->id, victim->src.text, state, limit, newcomer->text);
+    }
+}
+
+/* A console from `src` is turned away: `why`, and the library's error `code` if one. */
+static void print_refused(const struct app *a, const struct source *src, int code, const char *why)
+{
+    if (a->json) {
+        printf("{\"event\":\"refused\",\"address\":");
+        ex_json_string(stdout, src->text);
+        if (code)
+            printf(",\"code\":\"%s\"", cc_err_name(code));
+        printf(",\"message\":");
+        ex_json_string(stdout, why);
+        printf("}\n");
+        fflush(stdout);
+    } else {
+        fprintf(stderr, PROG ": refusing a console from %s: %s\n", src->text, why);
+    }
+}
+
+static void evict(struct app *a, struct conn *victim, const struct source *newcomer, const char *limit)
+{
+    print_evicted(a, victim, newcomer, limit);
+    cc_session_free(victim->s);
+    victim->s = NULL;
+    ex_jobs_cancel(&a->q, victim->id);
+}
+
+/* The oldest session not yet authenticated, among those from `src` (all when NULL); *n counts
+ * the sessions looked at. */
+static struct conn *oldest_unauthenticated(struct app *a, const struct source *src, size_t *n)
+{
+    struct conn *oldest = NULL;
+    *n = 0;
+    for (size_t i = 0; i < a->max_conns; i++) {
+        struct conn *c = &a->conns[i];
+        if (!c->s || (src && !same_source(&c->src, src)))
+            continue;
+        ++*n;
+        if (!c->established && (!oldest || c->id < oldest->id))
+            oldest = c;
+    }
+    return oldest;
+}
+
+/* A free slot for a console from `src`, making room as the limits say: a source at
+ * --max-per-source loses its own oldest unauthenticated session, a full table its oldest
+ * unauthenticated one; authenticated sessions are never evicted, so with only those the new
+ * console is refused (NULL). */
+static struct conn *make_room(struct app *a, const struct source *src)
+{
+    char why[160];
+    size_t n;
+    struct conn *victim;
+    if (a->max_per_source) {
+        victim = oldest_unauthenticated(a, src, &n);
+        if (n >= a->max_per_source && !victim) {
+            snprintf(why, sizeof why, "its %zu sessions are all authenticated (--max-per-source %lu)", n,
+                     a->max_per_source);
+            print_refused(a, src, 0, why);
+            return NULL;
+        }
+        if (n >= a->max_per_source)
+            evict(a, victim, src, "max-per-source");
+    }
+    for (size_t i = 0; i < a->max_conns; i++)
+        if (!a->conns[i].s)
+            return &a->conns[i];
+    victim = oldest_unauthenticated(a, NULL, &n);
+    if (!victim) {
+        snprintf(why, sizeof why, "all %zu sessions are authenticated (--max-sessions %zu)", n, a->max_conns);
+        print_refused(a, src, 0, why);
+        return NULL;
+    }
+    evict(a, victim, src, "max-sessions");
+    return victim;
+}
+
+/* A session for each console waiting on the listener, as the limits allow. */
 static void accept_consoles(struct app *a)
 {
     int fd, err = CC_OK;
-    while ((fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
-        int slot = -1;
-        for (int i = 0; i < MAX_CONNS && slot < 0; i++)
-            if (!a->conns[i].s)
-                slot = i;
-        cc_session *s = slot >= 0 ? cc_session_new(a->ctx, &err) : NULL;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    while ((fd = accept4(a->lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+        struct source src = source_of(&ss);
+        len = sizeof ss;
+        struct conn *cn = make_room(a, &src);
+        if (!cn) {
+            close(fd);
+            continue;
+        }
+        cc_session *s = cc_session_new(a->ctx, &err);
         if (!s || (err = cc_session_accept_fd(s, fd)) < 0) {
-            fprintf(stderr, PROG ": refusing a console: %s\n", slot < 0 ? "too many sessions" : cc_strerror(err));
+            print_refused(a, &src, err, cc_strerror(err));
             if (s)
-                cc_session_free(s);
+                cc_session_free(s); /* it owns fd now */
             else
                 close(fd);
             continue;
         }
-        struct conn *cn = &a->conns[slot];
-        cn->s = s;
-        cn->id = ++a->next_id;
-        cn->mask = CC_WANT_READ | CC_WANT_WRITE;
+        *cn = (struct conn){.s = s, .id = ++a->next_id, .mask = CC_WANT_READ | CC_WANT_WRITE, .src = src};
         cc_session_set_user_data(s, cn);
         cc_session_set_event_callback(s, on_event, a);
     }
@@ -557,7 +759,7 @@ static void accept_consoles(struct app *a)
 static cc_session *job_owner(void *user, unsigned long long id)
 {
     struct app *a = user;
-    for (int i = 0; i < MAX_CONNS; i++)
+    for (size_t i = 0; i < a->max_conns; i++)
         if (a->conns[i].s && a->conns[i].id == id)
             return a->conns[i].s;
     return NULL;
@@ -567,7 +769,7 @@ static cc_session *job_owner(void *user, unsigned long long id)
  * ended is freed; with --once the program then ends with its exit code. */
 static void step_sessions(struct app *a)
 {
-    for (int i = 0; i < MAX_CONNS; i++) {
+    for (size_t i = 0; i < a->max_conns; i++) {
         struct conn *cn = &a->conns[i];
         if (!cn->s)
             continue;
@@ -612,6 +814,7 @@ int main(int argc, char **argv)
     a.json = o.json;
     a.once = o.once;
     a.license_file = o.license_file;
+    a.max_per_source = o.max_per_source_set ? o.max_per_source : DEFAULT_MAX_PER_SOURCE;
     a.lfd = -1;
     rc = start(&a, &o);
     if (rc == EX_OK)
