@@ -104,20 +104,22 @@ struct app {
 
 static void print_license(const struct app *a, const struct conn *c, const cc_event *ev)
 {
+    char text[EX_SHOW_MAX];
     if (a->json)
         ex_json_license(c->id, ev);
     else
         fprintf(stderr, "session %llu: licence %s: %s\n", c->id, ev->granted ? "granted" : "denied",
-                ev->granted ? "" : ev->text);
+                ev->granted ? "" : ex_show(text, ev->text));
 }
 
 static void print_auth(const struct app *a, const struct conn *c, const cc_event *ev)
 {
+    char mech[EX_SHOW_MAX], text[EX_SHOW_MAX];
     if (a->json)
         ex_json_auth(c->id, ev, true);
     else
-        fprintf(stderr, "session %llu: %s %s: %s\n", c->id, ev->mechanism, ev->code ? "refused" : "authenticated",
-                ev->text);
+        fprintf(stderr, "session %llu: %s %s: %s\n", c->id, ex_show(mech, ev->mechanism),
+                ev->code ? "refused" : "authenticated", ex_show(text, ev->text));
 }
 
 static void print_established(const struct app *a, const struct conn *c)
@@ -132,10 +134,11 @@ static void print_established(const struct app *a, const struct conn *c)
 
 static void print_closed(const struct app *a, const struct conn *c, const cc_event *ev)
 {
+    char text[EX_SHOW_MAX];
     if (a->json)
         ex_json_closed(c->id, ev);
     else if (ev->code)
-        fprintf(stderr, "session %llu: %s: %s\n", c->id, cc_strerror(ev->code), ev->text);
+        fprintf(stderr, "session %llu: %s: %s\n", c->id, cc_strerror(ev->code), ex_show(text, ev->text));
 }
 
 /* ---- events and jobs ---- */
@@ -664,7 +667,8 @@ static void print_refused(const struct app *a, const struct source *src, int cod
         printf("}\n");
         fflush(stdout);
     } else {
-        fprintf(stderr, PROG ": refusing a console from %s: %s\n", src->text, why);
+        char text[EX_SHOW_MAX];
+        fprintf(stderr, PROG ": refusing a console from %s: %s\n", src->text, ex_show(text, why));
     }
 }
 

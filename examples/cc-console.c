@@ -89,10 +89,11 @@ static void print_license(const struct app *a, const cc_event *ev)
 
 static void print_auth(const struct app *a, const cc_event *ev)
 {
+    char mech[EX_SHOW_MAX], text[EX_SHOW_MAX];
     if (a->json)
         ex_json_auth(0, ev, false);
     else if (!ev->code)
-        fprintf(stderr, "authenticated by %s as %s\n", ev->mechanism, ev->text);
+        fprintf(stderr, "authenticated by %s as %s\n", ex_show(mech, ev->mechanism), ex_show(text, ev->text));
 }
 
 /* Failures in text mode are reported by the loop, with the session's detail. */
@@ -278,7 +279,8 @@ static int make_session(struct app *a, const struct options *o)
     a->s = cc_session_new(a->ctx, &err);
     int rc = EX_OK;
     if (!a->s) {
-        fprintf(stderr, PROG ": %s: %s\n", cc_strerror(err), cc_context_errmsg(a->ctx));
+        char text[EX_SHOW_MAX];
+        fprintf(stderr, PROG ": %s: %s\n", cc_strerror(err), ex_show(text, cc_context_errmsg(a->ctx)));
         rc = ex_exit_code(err);
     } else if ((o->user || password) &&
                ex_config_failed(PROG, a->ctx,
@@ -425,8 +427,9 @@ static int run(struct app *a)
     for (;;) {
         int r = ex_pump(&a->q, a->s, 1, NULL, NULL);
         if (r <= 0) {
+            char text[EX_SHOW_MAX];
             if (r < 0 && !a->json)
-                fprintf(stderr, PROG ": %s: %s\n", cc_strerror(r), cc_session_errmsg(a->s));
+                fprintf(stderr, PROG ": %s: %s\n", cc_strerror(r), ex_show(text, cc_session_errmsg(a->s)));
             return r == 0 && a->mismatch ? EX_PROTOCOL : ex_exit_code(r);
         }
         if (cc_session_state(a->s) == CC_STATE_ESTABLISHED && !a->closing && transfer(a, &r))

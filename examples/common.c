@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -223,19 +224,114 @@ int ex_pump(ex_jobs *q, cc_session *s, unsigned long long id, ex_answer_fn answe
     }
 }
 
+/* The length (1 to 4) of the well-formed UTF-8 character at p, with its code
+ * point in *cp; 0 when p does not start one (overlong forms, surrogates and
+ * code points past U+10FFFF are not UTF-8). The NUL ends any sequence. */
+static int utf8_char(const unsigned char *p, uint32_t *cp)
+{
+    unsigned char c = p[0];
+    int n;
+    uint32_t v, lo = 0x80, hi = 0xBF;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        v = c & 0x0F;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        v = c & 0x07;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (int i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        v = v << 6 | (p[i] & 0x3F);
+    }
+    *cp = v;
+    return n;
+}
+
+/* Code points that are well-formed but change how a line reads: C1 controls
+ * (U+009B is a CSI to some terminals), bidirectional overrides and isolates,
+ * the line and paragraph separators. */
+static bool deceptive(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202A && cp <= 0x202E) ||
+           (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200E || cp == 0x200F || cp == 0x061C;
+}
+
+char *ex_escape(char *out, size_t cap, const char *s, enum ex_esc mode)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t o = 0, mark = 0; /* mark: the end of the last piece that leaves room for "..." */
+    bool cut = false;
+    while (*p) {
+        char piece[16];
+        uint32_t cp = 0;
+        int n = utf8_char(p, &cp);
+        int len;
+        if (n == 0) /* not UTF-8: one byte at a time */
+            len = mode == EX_ESC_JSON ? snprintf(piece, sizeof piece, "\\ufffd")
+                                      : snprintf(piece, sizeof piece, "\\x%02x", *p);
+        else if (cp == '\\' || (mode == EX_ESC_JSON && cp == '"'))
+            len = snprintf(piece, sizeof piece, "\\%c", (char)cp);
+        else if (cp < 0x20 || cp == 0x7F)
+            len = mode == EX_ESC_JSON ? snprintf(piece, sizeof piece, "\\u%04x", (unsigned)cp)
+                                      : snprintf(piece, sizeof piece, "\\x%02x", (unsigned)cp);
+        else if (deceptive(cp))
+            len = snprintf(piece, sizeof piece, "\\u%04x", (unsigned)cp);
+        else
+            memcpy(piece, p, (size_t)(len = n));
+        if (o + (size_t)len > cap - 1) {
+            cut = true;
+            break;
+        }
+        memcpy(out + o, piece, (size_t)len);
+        o += (size_t)len;
+        if (o + 3 <= cap - 1)
+            mark = o;
+        p += n ? n : 1;
+    }
+    if (cut) {
+        o = mark;
+        if (o + 3 <= cap - 1) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
+const char *ex_show(char buf[EX_SHOW_MAX], const char *s)
+{
+    return ex_escape(buf, EX_SHOW_MAX, s, EX_ESC_TEXT);
+}
+
 void ex_json_string(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
+    char small[512];
+    size_t need = 6 * strlen(s ? s : "") + 1; /* each byte at most "\u00XX" */
+    char *buf = need <= sizeof small ? small : malloc(need);
+    if (!buf) /* out of memory: cut short, still valid */
+        ex_escape(small, sizeof small, s, EX_ESC_JSON);
+    else
+        ex_escape(buf, need, s, EX_ESC_JSON);
+    fprintf(f, "\"%s\"", buf ? buf : small);
+    if (buf != small)
+        free(buf);
 }
 
 void ex_json_begin(const char *event, unsigned long long session)
@@ -389,6 +485,7 @@ bool ex_config_failed(const char *prog, const cc_context *ctx, int r)
 {
     if (r >= 0)
         return false;
-    fprintf(stderr, "%s: %s: %s\n", prog, cc_strerror(r), cc_context_errmsg(ctx));
+    char text[EX_SHOW_MAX];
+    fprintf(stderr, "%s: %s: %s\n", prog, cc_strerror(r), ex_show(text, cc_context_errmsg(ctx)));
     return true;
 }

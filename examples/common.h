@@ -107,8 +107,29 @@ void ex_json_auth(unsigned long long session, const cc_event *ev, bool with_code
 /* The end: "closed" with its reason, or "error" with code and message. */
 void ex_json_closed(unsigned long long session, const cc_event *ev);
 
-/* Output helpers. */
+/* Strings from outside -- a peer's CLOSE reason, identity or mechanism name,
+ * a licence page's detail, an error detail quoting any of them -- reach the
+ * output only through ex_escape, so that none can move the cursor, rewrite a
+ * terminal, forge a log line or break a JSON line:
+ *   EX_ESC_TEXT (human lines): printable ASCII and well-formed UTF-8 as they
+ *     are; control bytes (ESC, BEL, CR, LF, ...), DEL and bytes that are
+ *     not UTF-8 as \xNN, the backslash as \\ (so an escape cannot be forged
+ *     either); C1 controls, bidirectional overrides and marks, and the line
+ *     separators U+2028/9 as \uXXXX;
+ *   EX_ESC_JSON (the inside of a JSON string): '"' and '\' escaped, control
+ *     characters and the same code points as \uXXXX, each byte that is not
+ *     UTF-8 as \ufffd (U+FFFD), so every line is valid JSON.
+ * Writes at most cap - 1 bytes and a NUL into out (cap > 0); a string too
+ * long is cut at a character and ends in "...". Returns out. */
+enum ex_esc { EX_ESC_TEXT, EX_ESC_JSON };
+char *ex_escape(char *out, size_t cap, const char *s, enum ex_esc mode);
+/* For human lines: `s` escaped into buf (EX_SHOW_MAX bytes), NULL as "". */
+#define EX_SHOW_MAX 1024
+const char *ex_show(char buf[EX_SHOW_MAX], const char *s);
+/* `s` as a JSON string, quotes included, escaped (whole, however long). */
 void ex_json_string(FILE *f, const char *s);
+
+/* Output helpers. */
 double ex_now_ms(void);
 /* Reads a whole small file (secrets: password, key); strips one trailing
  * newline. Returns a malloc'd NUL-terminated buffer or NULL (message printed). */
