@@ -14,6 +14,7 @@ C=$(t_certs) || { echo "not ok - certificates"; exit 1; }
 PSK=$(t_psk good)
 GRANT=$(t_license_page 25 7)
 CLIENT_ARGS=(--cert "$C/client.pem" --key "$C/client.key" --auth psk --psk-file "$PSK" --license-file "$GRANT")
+# shellcheck disable=SC2059 # the escapes in $1 are the point
 hex() { printf "$1" | od -An -tx1 | tr -d ' \n'; }
 FORGED='x\033[2J\033]0;owned\007\rdone\nsession 99: psk authenticated: psk:admin\ncc-console: forged\n'
 NOT_UTF8='bad \377\376 \303\050 C1 \302\233 RLO \342\200\256 end'
