@@ -64,7 +64,7 @@ open_from() { # N SRC...: opens one connection from each SRC
 }
 # wait_lines FILE PATTERN N: until FILE has at least N lines matching
 wait_lines() {
-    for _ in $(seq 1 100); do [ "$(grep -ac -- "$2" "$1")" -ge "$3" ] && return 0; sleep 0.05; done
+    for _ in $(seq 1 100); do [ "$(grep -ac -- "$2" "$1" 2>/dev/null)" -ge "$3" ] 2>/dev/null && return 0; sleep 0.05; done
     return 1
 }
 good() { # OUT: a good console now, JSON in OUT

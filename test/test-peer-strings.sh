@@ -20,7 +20,7 @@ FORGED='x\033[2J\033]0;owned\007\rdone\nsession 99: psk authenticated: psk:admin
 NOT_UTF8='bad \377\376 \303\050 C1 \302\233 RLO \342\200\256 end'
 # wait_lines FILE PATTERN N: until FILE has at least N lines matching
 wait_lines() {
-    for _ in $(seq 1 100); do [ "$(grep -ac -- "$2" "$1")" -ge "$3" ] && return 0; sleep 0.05; done
+    for _ in $(seq 1 100); do [ "$(grep -ac -- "$2" "$1" 2>/dev/null)" -ge "$3" ] 2>/dev/null && return 0; sleep 0.05; done
     return 1
 }
 
