@@ -235,6 +235,10 @@ static void write_store(void)
         "nohash:1003:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:[U          ]:LCT-5F5E1000:\n");
     fprintf(f, "host$:1004:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:%s:[W          ]:LCT-5F5E1000:\n", hx);
     fprintf(f, "locked:1005:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:%s:[LU         ]:LCT-5F5E1000:\n", hx);
+    cc__nt_hash_password(ctx, "gina-pw", h);
+    for (int i = 0; i < 16; i++)
+        sprintf(hx + 2 * i, "%02X", h[i]);
+    fprintf(f, "gina:1006:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:%s:[U          ]:LCT-5F5E1000:\n", hx);
     fclose(f);
     cc_context_free(ctx);
     store_path = path;
@@ -451,22 +455,99 @@ static void test_replay(void)
     pair_close(&p, true);
 }
 
+/* A full cache forgets its oldest entry instead of refusing logons. */
 static void test_replay_cache_bounded(void)
 {
+    struct pair first, last, q;
     cc_context *s = client_ctx();
     T_EQ(cc_context_set_auth_option(s, "nt", "replay-cache-size", "16"), 0);
     for (int i = 0; i < 17; i++) {
         struct pair p;
         pair_open(&p, s, "alice", "CCTEST", "alice-pw", cb_a, cb_a);
         T_EQ(pair_to_auth(&p), 0);
-        int rc = pair_finish(&p);
+        T_EQ(pair_finish(&p), CC_AUTH_DONE); /* the 17th too: the oldest entry made room */
+        if (i == 0)
+            first = p;
+        else if (i == 16)
+            last = p;
         pair_close(&p, false);
-        if (i < 16)
-            T_EQ(rc, CC_AUTH_DONE);
-        else
-            T_EQ(rc, CC_ERR_AUTH_REPLAY); /* full: fails closed rather than forgetting */
     }
+    /* the newest AUTHENTICATE is still known: a replay is refused as a replay */
+    pair_open(&q, s, "alice", "CCTEST", "alice-pw", cb_a, cb_a);
+    T_EQ(cc__auth_step(q.cli, last.neg, last.neg_len), CC_AUTH_CONTINUE);
+    T_EQ(cc__auth_step(q.cli, last.auth, last.auth_len), CC_ERR_AUTH_REPLAY);
+    pair_close(&q, false);
+    /* the oldest was forgotten, and its replay still fails: the proof covers the
+     * first session's server challenge, not this one's */
+    pair_open(&q, s, "alice", "CCTEST", "alice-pw", cb_a, cb_a);
+    T_EQ(cc__auth_step(q.cli, first.neg, first.neg_len), CC_AUTH_CONTINUE);
+    T_EQ(cc__auth_step(q.cli, first.auth, first.auth_len), CC_ERR_AUTH_BAD_CREDENTIALS);
+    T_CONTAINS(cc__auth_detail(q.cli), "NTProofStr");
+    pair_close(&q, false);
     cc_context_free(s);
+}
+
+/* One whole exchange into client context s, with one console context kept
+ * for all of them (making an SSL_CTX per logon would cost more than the logon). */
+static int quick_exchange(cc_context *s, const char *user, const char *password)
+{
+    static cc_context *console;
+    if (!s) {
+        cc_context_free(console);
+        console = NULL;
+        return 0;
+    }
+    if (!console && (!(console = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL)) ||
+                     cc_context_add_builtin_authenticator(console, "nt") != 0))
+        return CC_ERR_NOMEM;
+    cc_auth *con = cc__auth_new(console, &console->auth.entry[0], CC_ROLE_CONSOLE, NULL);
+    cc_auth *cli = cc__auth_new(s, &s->auth.entry[0], CC_ROLE_CLIENT, NULL);
+    cc__auth_set_credentials(con, user, "CCTEST", password);
+    cc__auth_set_binding(con, cb_a);
+    cc__auth_set_binding(cli, cb_a);
+    uint8_t tok[4096];
+    size_t n;
+    int rc = cc__auth_step(con, NULL, 0);
+    for (int round = 0; rc >= 0 && round < 3; round++) {
+        cc_auth *from = (round % 2 == 0) ? con : cli, *to = (round % 2 == 0) ? cli : con;
+        n = t_out_len(from);
+        memcpy(tok, t_out(from), n);
+        rc = cc__auth_step(to, tok, n);
+    }
+    cc__auth_free(con);
+    cc__auth_free(cli);
+    return rc;
+}
+
+/* One account logging on over and over cannot lock anyone out: with the
+ * default cache (4096 entries for twice the 300 s window), 5000 logons in a
+ * row all pass, another account passes after 4100 of them, and a replay
+ * inside the window is still refused. */
+static void test_replay_cache_no_lockout(void)
+{
+    struct pair p, q;
+    cc_context *s = client_ctx();
+    T_ASSERT(s);
+    int refused = 0;
+    uint64_t t0 = cc__now_ms();
+    for (int i = 0; i < 5000; i++) {
+        if (quick_exchange(s, "alice", "alice-pw") != CC_AUTH_DONE)
+            refused++;
+        if (i == 4099)
+            T_EQ(quick_exchange(s, "gina", "gina-pw"), CC_AUTH_DONE);
+    }
+    T_EQ(refused, 0);
+    printf("# 5000 logons of one account in %llu ms, none refused\n", (unsigned long long)(cc__now_ms() - t0));
+    pair_open(&p, s, "gina", "CCTEST", "gina-pw", cb_a, cb_a);
+    T_EQ(pair_to_auth(&p), 0);
+    T_EQ(pair_finish(&p), CC_AUTH_DONE);
+    pair_open(&q, s, "gina", "CCTEST", "gina-pw", cb_a, cb_a);
+    T_EQ(cc__auth_step(q.cli, p.neg, p.neg_len), CC_AUTH_CONTINUE);
+    T_EQ(cc__auth_step(q.cli, p.auth, p.auth_len), CC_ERR_AUTH_REPLAY);
+    T_CONTAINS(cc__auth_detail(q.cli), "already used");
+    pair_close(&q, false);
+    pair_close(&p, true);
+    quick_exchange(NULL, NULL, NULL);
 }
 
 static void test_clock_skew(void)
@@ -811,6 +892,7 @@ int main(void)
     t_run("channel_binding_missing", test_channel_binding_missing);
     t_run("replay", test_replay);
     t_run("replay_cache_bounded", test_replay_cache_bounded);
+    t_run("replay_cache_no_lockout", test_replay_cache_no_lockout);
     t_run("clock_skew", test_clock_skew);
     t_run("mic_and_tampering", test_mic_and_tampering);
     t_run("tokens_malformed", test_tokens_malformed);

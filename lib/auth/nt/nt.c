@@ -27,8 +27,9 @@ struct nt_mech {
     cc_nt_lookup_fn lookup;
     void *lookup_user;
     pthread_mutex_t lock;
+    /* a ring in acceptance order: replay[replay_head] is the oldest of replay_n */
     struct replay_entry *replay;
-    size_t replay_n, replay_cap;
+    size_t replay_head, replay_n, replay_cap;
 };
 
 enum { ST_START, ST_SENT_NEG, ST_DONE, ST_WAIT_NEG, ST_WAIT_AUTH, ST_WAIT_DC };
@@ -99,45 +100,81 @@ static void replay_key(const struct cc__nt_authenticate *a, uint8_t key[16])
         key[8 + i] = (uint8_t)(a->client_time >> (8 * i));
 }
 
-/* Expired entries out; returns whether key is present. Lock held. */
+/* Expired entries out of the head; returns whether key is present and live.
+ * Entries expire in acceptance order unless the window changed between them,
+ * so the scan still checks each one's own expiry. Lock held. */
 static bool replay_seen_locked(struct nt_mech *m, const uint8_t key[16], uint64_t now)
 {
-    bool seen = false;
-    for (size_t i = 0; i < m->replay_n;) {
-        if (m->replay[i].expires_ms <= now) {
-            m->replay[i] = m->replay[--m->replay_n];
-            continue;
-        }
-        if (memcmp(m->replay[i].key, key, 16) == 0)
-            seen = true;
-        i++;
+    while (m->replay_n && m->replay[m->replay_head].expires_ms <= now) {
+        cc__wipe(&m->replay[m->replay_head], sizeof *m->replay);
+        m->replay_head = (m->replay_head + 1) % m->replay_cap;
+        m->replay_n--;
     }
-    return seen;
+    for (size_t i = 0; i < m->replay_n; i++) {
+        const struct replay_entry *e = &m->replay[(m->replay_head + i) % m->replay_cap];
+        if (e->expires_ms > now && memcmp(e->key, key, 16) == 0)
+            return true;
+    }
+    return false;
 }
 
-/* insert = false: only looks. Returns 0, CC_ERR_AUTH_REPLAY, or CC_ERR_AGAIN when full. */
-static int replay_check(struct nt_mech *m, const struct cc__nt_authenticate *a, bool insert)
+/* insert = false: only looks. Returns 0 or CC_ERR_AUTH_REPLAY; *evicted tells
+ * that a full cache forgot its oldest entry to make room.
+ *
+ * A full cache evicts rather than refuses: refusing would let one valid
+ * account lock every user out for twice the window. Forgetting is safe
+ * because the cache is not what stops a replay from working: the proof covers
+ * the per-session server challenge and the MsvAvChannelBindings of this TLS
+ * connection, so an AUTHENTICATE replayed into another connection fails the
+ * proof anyway (see doc/AUTH-NT.md, "Replay cache"). */
+static int replay_check(struct nt_mech *m, const struct cc__nt_authenticate *a, bool insert, bool *evicted)
 {
     uint8_t key[16];
     uint64_t now = cc__now_ms();
     int rc = 0;
+    if (evicted)
+        *evicted = false;
     replay_key(a, key);
     pthread_mutex_lock(&m->lock);
-    if (replay_seen_locked(m, key, now))
+    if (replay_seen_locked(m, key, now)) {
         rc = CC_ERR_AUTH_REPLAY;
-    else if (insert) {
+    } else if (insert) {
         if (m->replay_n == m->replay_cap) {
-            rc = CC_ERR_AGAIN;
-        } else {
-            memcpy(m->replay[m->replay_n].key, key, 16);
-            /* accepted while |now - timestamp| <= window, so it can come back
-             * for up to twice the window */
-            m->replay[m->replay_n].expires_ms = now + 2000ull * m->window_s;
-            m->replay_n++;
+            m->replay_head = (m->replay_head + 1) % m->replay_cap;
+            m->replay_n--;
+            if (evicted)
+                *evicted = true;
         }
+        struct replay_entry *e = &m->replay[(m->replay_head + m->replay_n) % m->replay_cap];
+        memcpy(e->key, key, 16);
+        /* accepted while |now - timestamp| <= window, so it can come back
+         * for up to twice the window */
+        e->expires_ms = now + 2000ull * m->window_s;
+        m->replay_n++;
     }
     pthread_mutex_unlock(&m->lock);
+    cc__wipe(key, sizeof key);
     return rc;
+}
+
+/* replay-cache-size: a new ring holding the newest entries that fit. */
+static int replay_resize(struct nt_mech *m, size_t cap)
+{
+    struct replay_entry *r = cc__calloc(m->ctx, cap * sizeof *r);
+    if (!r)
+        return CC_ERR_NOMEM;
+    pthread_mutex_lock(&m->lock);
+    size_t keep = m->replay_n < cap ? m->replay_n : cap;
+    for (size_t i = 0; i < keep; i++)
+        r[i] = m->replay[(m->replay_head + m->replay_n - keep + i) % m->replay_cap];
+    cc__wipe(m->replay, m->replay_cap * sizeof *m->replay);
+    cc__free(m->ctx, m->replay);
+    m->replay = r;
+    m->replay_cap = cap;
+    m->replay_head = 0;
+    m->replay_n = keep;
+    pthread_mutex_unlock(&m->lock);
+    return 0;
 }
 
 /* ---- console (initiator) ---- */
@@ -234,14 +271,18 @@ static int finish_accept(struct nt_state *st, cc_auth *auth, const char *dc_note
     cc__wipe(hash, sizeof hash);
     if (rc)
         return fail(auth, rc, "nt: %s", detail);
-    rc = replay_check(st->m, &st->a, true);
+    bool evicted;
+    rc = replay_check(st->m, &st->a, true, &evicted);
     if (rc == CC_ERR_AUTH_REPLAY)
         return fail(auth, rc, "nt: this AUTHENTICATE message (client challenge) was already used");
-    if (rc == CC_ERR_AGAIN)
-        return fail(auth, CC_ERR_AUTH_REPLAY,
-                    "nt: the replay cache is full (%zu logons within %u s); "
-                    "refusing rather than forgetting",
-                    st->m->replay_cap, 2 * st->m->window_s);
+    if (evicted) {
+        char note[CC__DETAIL_MAX];
+        cc__fmt(note, sizeof note,
+                "nt: the replay cache is full (%zu logons within %u s): the oldest entry made room "
+                "(option replay-cache-size)",
+                st->m->replay_cap, 2 * st->m->window_s);
+        cc_auth_log(auth, CC_LOG_DEBUG, note);
+    }
     if (strlen(domain) + 1 + strlen(canon) > CC__NAME_MAX)
         return fail(auth, CC_ERR_AUTH_TOKEN, "nt: DOMAIN\\user is longer than %d bytes", CC__NAME_MAX);
     cc__fmt(id, sizeof id, "%s\\%s", domain, canon);
@@ -289,7 +330,7 @@ static int accept_authenticate(struct nt_state *st, cc_auth *auth, const uint8_t
         return fail(auth, CC_ERR_AUTH_CLOCK_SKEW, "nt: AUTHENTICATE timestamp is %s by %llu s, outside the %u s window",
                     t > now ? "ahead" : "behind", (unsigned long long)((t > now ? t - now : now - t) / 10000000ull),
                     m->window_s);
-    if (replay_check(m, &st->a, false) == CC_ERR_AUTH_REPLAY)
+    if (replay_check(m, &st->a, false, NULL) == CC_ERR_AUTH_REPLAY)
         return fail(auth, CC_ERR_AUTH_REPLAY, "nt: this AUTHENTICATE message (client challenge) was already used");
 
     /* bound to this TLS connection */
@@ -520,14 +561,7 @@ static int nt_set_option(void *mech_data, const char *key, const char *value)
         long v = value ? strtol(value, &end, 10) : DEFAULT_REPLAY_SIZE;
         if (value && (!*value || *end || v < 16 || v > 1000000))
             return cc__ctx_error(m->ctx, CC_ERR_INVALID, "nt: replay-cache-size is 16..1000000 entries");
-        struct replay_entry *r = cc__realloc(m->ctx, m->replay, (size_t)v * sizeof *r);
-        if (!r)
-            return CC_ERR_NOMEM;
-        m->replay = r;
-        m->replay_cap = (size_t)v;
-        if (m->replay_n > m->replay_cap)
-            m->replay_n = m->replay_cap;
-        return 0;
+        return replay_resize(m, (size_t)v);
     }
     return cc__ctx_error(m->ctx, CC_ERR_INVALID,
                          "nt: unknown option \"%s\" (accounts, realm, dc-check, krb5-conf, "
