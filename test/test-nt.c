@@ -272,6 +272,52 @@ static void test_store(void)
     T_CONTAINS(detail, "NT hash");
 }
 
+/* The reader's edges: lines across its 4 KiB reads, CRLF, no final newline,
+ * the 1024-byte line limit. */
+static void test_store_reader_edges(void)
+{
+    uint8_t h[16], want[16];
+    char canon[64], detail[CC__DETAIL_MAX], path[512];
+    const char *hx = "D061EF15E9494B458016FA760CECDD63";
+    hex("d061ef15e9494b458016fa760cecdd63", want);
+    snprintf(path, sizeof path, "%s/edges-smbpasswd", t_tmpdir());
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 300; i++) /* ~25 KiB: many reads, lines cut between them */
+        fprintf(f, "user%03d:%d:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:%s:[U ]:LCT-5F5E1000:\r\n", i, i, hx);
+    fprintf(f, "# %01000d\n", 0); /* a comment of 1002 bytes */
+    fprintf(f, "last:1:XX:%s:[U ]:", hx);
+    fclose(f);
+    T_EQ(cc__nt_store_lookup(path, "user000", h, canon, sizeof canon, detail, sizeof detail), 0);
+    T_ASSERT(memcmp(h, want, 16) == 0);
+    T_EQ(cc__nt_store_lookup(path, "user299", h, canon, sizeof canon, detail, sizeof detail), 0);
+    T_STREQ(canon, "user299");
+    T_ASSERT(memcmp(h, want, 16) == 0);
+    for (int i = 0; i < 300; i += 7) {
+        char u[16];
+        snprintf(u, sizeof u, "USER%03d", i);
+        T_EQ(cc__nt_store_lookup(path, u, h, canon, sizeof canon, detail, sizeof detail), 0);
+    }
+    T_EQ(cc__nt_store_lookup(path, "last", h, canon, sizeof canon, detail, sizeof detail), 0); /* no final newline */
+    T_ASSERT(memcmp(h, want, 16) == 0);
+    T_EQ(cc__nt_store_lookup(path, "absent", h, canon, sizeof canon, detail, sizeof detail), CC_ERR_AUTH_UNKNOWN_USER);
+    T_CONTAINS(detail, "not in the local account store");
+    /* one byte over the line limit, before the account: a configuration error */
+    f = fopen(path, "w");
+    fprintf(f, "# %01023d\nlast:1:XX:%s:[U ]:\n", 0, hx);
+    fclose(f);
+    T_EQ(cc__nt_store_lookup(path, "last", h, canon, sizeof canon, detail, sizeof detail), CC_ERR_CONFIG);
+    T_CONTAINS(detail, "line 1 is longer than 1024 bytes");
+    /* exactly at the limit is fine */
+    f = fopen(path, "w");
+    fprintf(f, "# %01022d\nlast:1:XX:%s:[U ]:\n", 0, hx);
+    fclose(f);
+    T_EQ(cc__nt_store_lookup(path, "last", h, canon, sizeof canon, detail, sizeof detail), 0);
+    /* an empty file */
+    f = fopen(path, "w");
+    fclose(f);
+    T_EQ(cc__nt_store_lookup(path, "last", h, canon, sizeof canon, detail, sizeof detail), CC_ERR_AUTH_UNKNOWN_USER);
+}
+
 /* ---- in-process exchanges ---- */
 struct pair {
     cc_context *cctx, *sctx; /* console, client */
@@ -886,6 +932,7 @@ int main(void)
     t_run("channel_binding_format", test_channel_binding_format);
     t_run("utf16", test_utf16);
     t_run("smbpasswd_store", test_store);
+    t_run("smbpasswd_reader_edges", test_store_reader_edges);
     t_run("exchange_ok", test_exchange_ok);
     t_run("exchange_refusals", test_exchange_refusals);
     t_run("channel_binding_mismatch", test_channel_binding_mismatch);
