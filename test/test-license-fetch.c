@@ -338,6 +338,31 @@ static void test_https(void)
     T_EQ(fetch(http("to-https"), NULL), CC_ERR_LICENSE_TLS);
 }
 
+/* An https URL is never followed down to http: whoever sits on the path
+ * could answer the plain request with any verdict. https -> https still works. */
+static void test_https_never_redirects_to_http(void)
+{
+    char u[128];
+    snprintf(u, sizeof u, "https://localhost:%u/to-http", port_https);
+    T_EQ(fetch(u, cert("ca.pem")), CC_ERR_LICENSE_REDIRECT);
+    T_ASSERT(!v.granted);
+    T_CONTAINS(v.detail, u);
+    T_CONTAINS(v.detail, "redirected to http://127.0.0.1:");
+    T_CONTAINS(v.detail, "never followed to plain http");
+    printf("# %s\n", v.detail);
+    /* also when the downgrade comes after an https hop */
+    snprintf(u, sizeof u, "https://localhost:%u/to-https-to-http", port_https);
+    T_EQ(fetch(u, cert("ca.pem")), CC_ERR_LICENSE_REDIRECT);
+    T_CONTAINS(v.detail, "never followed to plain http");
+    /* https -> https is followed (denied-equal: a verdict that can only come from the target) */
+    snprintf(u, sizeof u, "https://localhost:%u/to-https-self", port_https);
+    T_EQ(fetch(u, cert("ca.pem")), CC_ERR_LICENSE_DENIED);
+    T_EQ(v.count, 10);
+    T_EQ(v.in_use, 10);
+    /* the plain-http page itself is fine when asked for as http */
+    T_EQ(fetch(http("granted.xml"), NULL), 0);
+}
+
 static void test_server_name(void)
 {
     cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
@@ -398,6 +423,7 @@ int main(void)
     t_run("connect timeout (accept queue full)", test_connect_timeout);
     t_run("closed port and unknown host", test_closed_port);
     t_run("https: verified, untrusted, wrong name, redirect", test_https);
+    t_run("https never redirects to http; https to https does", test_https_never_redirects_to_http);
     t_run("server name builds the default URL", test_server_name);
     t_run("verdict cache", test_cache);
     stop_nginx();

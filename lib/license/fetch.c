@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <string.h>
+#include <strings.h>
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc = CURLE_FAILED_INIT;
@@ -28,6 +29,7 @@ void cc__license_curl_init(void)
 struct fetch {
     cc__license_job *lj;
     CURL *curl;
+    bool https; /* the configured URL is https: redirects must stay https */
 };
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
@@ -103,10 +105,15 @@ static void classify(struct fetch *f, CURLcode rc, const char *errbuf)
             target = "?";
         char shown[80] = "";
         cc__printable(shown, sizeof shown, (const uint8_t *)target, strlen(target));
-        cc__job_set_result(&lj->base, CC_ERR_LICENSE_REDIRECT,
-                           "licence fetch of %s was redirected to %s, which is not http or https: "
-                           "%s",
-                           url, shown, why);
+        if (f->https && strncasecmp(target, "http://", 7) == 0)
+            cc__job_set_result(&lj->base, CC_ERR_LICENSE_REDIRECT,
+                               "licence fetch of %s was redirected to %s: an https licence URL is never "
+                               "followed to plain http, where anyone on the path could forge the verdict",
+                               url, shown);
+        else
+            cc__job_set_result(&lj->base, CC_ERR_LICENSE_REDIRECT,
+                               "licence fetch of %s was redirected to %s, which is not %s: %s", url, shown,
+                               f->https ? "https" : "http or https", why);
         break;
     }
     case CURLE_FILESIZE_EXCEEDED:
@@ -158,15 +165,17 @@ int cc__license_fetch(cc_job *job)
     if (!curl)
         return cc__job_set_result(job, CC_ERR_NOMEM, "out of memory starting the licence fetch");
 
-    struct fetch f = {lj, curl};
+    struct fetch f = {lj, curl, strncasecmp(lj->url, "https://", 8) == 0};
     char errbuf[CURL_ERROR_SIZE] = "";
     CURLcode rc = CURLE_OK;
     SET(CURLOPT_ERRORBUFFER, errbuf);
     SET(CURLOPT_URL, lj->url);
     SET(CURLOPT_NOSIGNAL, 1L); /* we run on the host's threads */
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https"); /* never file:, ftp:, ... */
-    SET(CURLOPT_FOLLOWLOCATION, 1L);                /* with MAXREDIRS 0 a redirect fails as too many */
+    /* Never file:, ftp:, ...; and an https URL never goes down to http, where
+     * anyone on the path could answer in the server's name. */
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, f.https ? "https" : "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, 1L); /* with MAXREDIRS 0 a redirect fails as too many */
     SET(CURLOPT_MAXREDIRS, (long)lj->max_redirects);
     SET(CURLOPT_CONNECTTIMEOUT_MS, (long)lj->connect_timeout_ms);
     SET(CURLOPT_TIMEOUT_MS, (long)lj->total_timeout_ms);
