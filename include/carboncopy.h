@@ -235,7 +235,9 @@ int cc_context_set_license_url(cc_context *ctx, const char *url);
 int cc_context_set_license_server(cc_context *ctx, const char *name);
 /* CA file for an https licence URL; default: the system store. */
 int cc_context_set_license_ca_file(cc_context *ctx, const char *ca_file);
-/* Reuse the last verdict for this long (per context). Default 0 = off. */
+/* Reuse the last granted, denied or expired verdict for this long (per
+ * context), and make licence jobs that run at the same time share one fetch.
+ * Default 5000 ms; 0 = off (every session asks the server). */
 int cc_context_set_license_cache_ttl(cc_context *ctx, uint32_t ms);
 
 /* -- Authentication -- */

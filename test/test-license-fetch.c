@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -399,6 +400,200 @@ static void test_cache(void)
     cc_context_free(ctx);
 }
 
+/* ---- coalescing: concurrent jobs of one context, one request ---- */
+
+/* Requests for /path nginx has answered so far (its access log). */
+static int requests_for(const char *path)
+{
+    char log[700], line[1024], needle[128];
+    snprintf(log, sizeof log, "%s/logs/access.log", dir);
+    snprintf(needle, sizeof needle, "\"GET /%s ", path);
+    FILE *f = fopen(log, "r");
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* nginx logs a request once it has sent the last byte, which can be just after
+ * the client has it: waits (up to 3 s) for `expect` new lines, then a little
+ * longer for any more, and returns how many requests came since `before`. */
+static int new_requests(const char *path, int before, int expect)
+{
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    for (int i = 0; i < 150 && requests_for(path) - before < expect; i++)
+        nanosleep(&ts, NULL);
+    ts.tv_nsec = 300 * 1000 * 1000;
+    nanosleep(&ts, NULL);
+    return requests_for(path) - before;
+}
+
+#define N_JOBS 6
+struct runner {
+    cc_job *job;
+    int rc;
+    pthread_barrier_t *go;
+};
+
+static void *run_job(void *arg)
+{
+    struct runner *r = arg;
+    if (r->go)
+        pthread_barrier_wait(r->go);
+    r->rc = cc_job_run(r->job);
+    return NULL;
+}
+
+/* Starts n jobs of ctx, runs them on n threads at once, decides each (as
+ * the sessions would, on their own thread) into vs. Returns how many jobs
+ * cc__license_start made (n unless the cache answered). */
+static int run_concurrently(cc_context *ctx, int n, cc__license_verdict *vs)
+{
+    struct runner r[N_JOBS];
+    pthread_t th[N_JOBS];
+    pthread_barrier_t go;
+    int made = 0;
+    pthread_barrier_init(&go, NULL, (unsigned)n);
+    for (int i = 0; i < n; i++) {
+        r[i] = (struct runner){NULL, 0, &go};
+        if (cc__license_start(ctx, &ctx->license, &r[i].job, &vs[i]) == 0 && r[i].job)
+            made++;
+    }
+    if (made != n) {
+        for (int i = 0; i < n; i++)
+            cc_job_free(r[i].job);
+        pthread_barrier_destroy(&go);
+        return made;
+    }
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, run_job, &r[i]);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < n; i++) {
+        cc__license_decide(ctx, &ctx->license, r[i].job, &vs[i]);
+        cc_job_free(r[i].job);
+    }
+    pthread_barrier_destroy(&go);
+    return made;
+}
+
+static void test_coalesced(void)
+{
+    cc__license_verdict vs[N_JOBS];
+    cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL); /* the default cache TTL */
+    T_ASSERT(ctx);
+    T_EQ(cc_context_set_license_url(ctx, http("coalesce.xml")), 0);
+    int before = requests_for("coalesce.xml");
+    uint64_t t0 = now_ms();
+    T_EQ(run_concurrently(ctx, N_JOBS, vs), N_JOBS);
+    uint64_t took = now_ms() - t0;
+    T_EQ(new_requests("coalesce.xml", before, 1), 1); /* one request for all six */
+    int leaders = 0, waited = 0;
+    for (int i = 0; i < N_JOBS; i++) {
+        T_EQ(vs[i].code, 0);
+        T_ASSERT(vs[i].granted);
+        T_EQ(vs[i].count, 25);
+        T_EQ(vs[i].in_use, 7);
+        T_CONTAINS(vs[i].detail, "licence granted: 7 of 25 in use per");
+        if (strstr(vs[i].detail, "from a concurrent fetch of this context"))
+            waited++;
+        else if (!strstr(vs[i].detail, "cached verdict"))
+            leaders++;
+    }
+    printf("# %d jobs, 1 request in %llu ms: %d fetched, %d waited for it\n", N_JOBS, (unsigned long long)took, leaders,
+           waited);
+    T_EQ(leaders, 1);
+    T_EQ(waited, N_JOBS - 1); /* they all ran while the ~1 s fetch was out */
+    /* the next session takes the cached verdict without a job */
+    cc_job *job = NULL;
+    T_EQ(cc__license_start(ctx, &ctx->license, &job, &v), 1);
+    T_ASSERT(job == NULL && v.granted);
+    T_EQ(new_requests("coalesce.xml", before, 1), 1);
+    cc_context_free(ctx);
+}
+
+static void test_not_coalesced_with_ttl_0(void)
+{
+    cc__license_verdict vs[N_JOBS];
+    cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
+    T_ASSERT(ctx);
+    T_EQ(cc_context_set_license_url(ctx, http("coalesce.xml")), 0);
+    T_EQ(cc_context_set_license_cache_ttl(ctx, 0), 0);
+    int before = requests_for("coalesce.xml");
+    T_EQ(run_concurrently(ctx, N_JOBS, vs), N_JOBS);
+    T_EQ(new_requests("coalesce.xml", before, N_JOBS), N_JOBS); /* each its own */
+    for (int i = 0; i < N_JOBS; i++) {
+        T_ASSERT(vs[i].granted);
+        T_ASSERT(!strstr(vs[i].detail, "concurrent") && !strstr(vs[i].detail, "cached"));
+    }
+    cc_context_free(ctx);
+}
+
+/* A failed fetch is every waiter's answer, and is still not cached. */
+static void test_coalesced_failure_not_cached(void)
+{
+    cc__license_verdict vs[4];
+    cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
+    T_ASSERT(ctx);
+    T_EQ(cc_context_set_license_url(ctx, http("coalesce-bad.xml")), 0);
+    int before = requests_for("coalesce-bad.xml");
+    T_EQ(run_concurrently(ctx, 4, vs), 4);
+    T_EQ(new_requests("coalesce-bad.xml", before, 1), 1);
+    int waited = 0;
+    for (int i = 0; i < 4; i++) {
+        T_EQ(vs[i].code, CC_ERR_LICENSE_PARSE);
+        T_ASSERT(!vs[i].granted);
+        waited += strstr(vs[i].detail, "from a concurrent fetch") != NULL;
+    }
+    T_EQ(waited, 3);
+    /* not cached: the next session asks again */
+    T_EQ(fetch_with(ctx), CC_ERR_LICENSE_PARSE);
+    T_EQ(new_requests("coalesce-bad.xml", before, 2), 2);
+    cc_context_free(ctx);
+}
+
+/* A waiting job is bounded by its own CC_TIMEOUT_LICENSE, and a job the host
+ * answers itself decides at once while a fetch is out. */
+static void test_waiter_deadline_and_host_answer(void)
+{
+    cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
+    T_ASSERT(ctx);
+    T_EQ(cc_context_set_license_url(ctx, http("slow.xml")), 0);
+    T_EQ(cc_context_set_timeout(ctx, CC_TIMEOUT_LICENSE, 1500), 0);
+    struct runner a = {NULL, 0, NULL};
+    T_EQ(cc__license_start(ctx, &ctx->license, &a.job, &v), 0);
+    T_EQ(cc_context_set_timeout(ctx, CC_TIMEOUT_LICENSE, 300), 0); /* the jobs made from now on */
+    cc_job *b = NULL, *c = NULL;
+    T_EQ(cc__license_start(ctx, &ctx->license, &b, &v), 0);
+    T_EQ(cc__license_start(ctx, &ctx->license, &c, &v), 0);
+    pthread_t th;
+    pthread_create(&th, NULL, run_job, &a);
+    struct timespec ts = {0, 150 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* a's fetch is out */
+    /* the host answers c itself */
+    T_EQ(cc_job_license_set_figures(c, 10, 3), 0);
+    cc__license_decide(ctx, &ctx->license, c, &v);
+    T_ASSERT(v.granted);
+    T_EQ(v.in_use, 3);
+    cc_job_free(c);
+    /* b waits for a's fetch, until its own 300 ms run out */
+    uint64_t t0 = now_ms();
+    T_EQ(cc_job_run(b), CC_ERR_LICENSE_TIMEOUT);
+    uint64_t took = now_ms() - t0;
+    cc__license_decide(ctx, &ctx->license, b, &v);
+    T_EQ(v.code, CC_ERR_LICENSE_TIMEOUT);
+    T_CONTAINS(v.detail, "waited 300 ms");
+    printf("# waiting job gave up after %llu ms (its limit 300 ms)\n", (unsigned long long)took);
+    T_ASSERT(took >= 250 && took < 1200);
+    cc_job_free(b);
+    pthread_join(th, NULL);
+    T_EQ(a.rc, CC_ERR_LICENSE_TIMEOUT); /* slow.xml: a's own 1500 ms */
+    cc_job_free(a.job);
+    cc_context_free(ctx);
+}
+
 int main(void)
 {
     if (start_nginx() != 0) {
@@ -426,6 +621,10 @@ int main(void)
     t_run("https never redirects to http; https to https does", test_https_never_redirects_to_http);
     t_run("server name builds the default URL", test_server_name);
     t_run("verdict cache", test_cache);
+    t_run("concurrent jobs of one context: one request, every job gets the verdict", test_coalesced);
+    t_run("cache TTL 0: each job makes its own request", test_not_coalesced_with_ttl_0);
+    t_run("a coalesced failure reaches every job and is not cached", test_coalesced_failure_not_cached);
+    t_run("a waiting job keeps its own deadline; host answers decide at once", test_waiter_deadline_and_host_answer);
     stop_nginx();
     return t_done();
 }

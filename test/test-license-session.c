@@ -79,7 +79,7 @@ static void test_job_before_tls(void)
 }
 
 /* Both sessions over a socketpair; the client's licence job stays out (in cli.held) for the test. */
-/* ttl_ms: the client context's verdict cache, set before any session exists. */
+/* ttl_ms: the client context's verdict cache, set before any session exists (0 = off). */
 static int pair_open(struct tp_pair *p, uint32_t ttl_ms)
 {
     memset(p, 0, sizeof *p);
@@ -89,7 +89,7 @@ static int pair_open(struct tp_pair *p, uint32_t ttl_ms)
     p->cli.keep_type = CC_JOB_LICENSE;
     if (!(p->sctx = client_ctx()) || !(p->cctx = console_ctx()))
         return -1;
-    if (ttl_ms && cc_context_set_license_cache_ttl(p->sctx, ttl_ms) != 0)
+    if (cc_context_set_license_cache_ttl(p->sctx, ttl_ms) != 0)
         return -1;
     return tp_pair_open(p, "tester", NULL);
 }

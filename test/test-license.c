@@ -9,9 +9,16 @@
 static cc_context *ctx;
 static cc__license_verdict v;
 
+/* These tests hand several jobs of one context different answers, so the
+ * verdict cache (on by default) is turned off; test_cache tests it. */
 static cc_context *client(void)
 {
-    return cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
+    cc_context *c = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
+    if (c && cc_context_set_license_cache_ttl(c, 0) != 0) {
+        cc_context_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 static cc_job *start(cc_context *c)
@@ -310,12 +317,21 @@ static void test_page_limit(void)
 
 static void test_cache(void)
 {
-    cc_context *c = client();
+    cc_context *c = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
     T_ASSERT(c);
+    T_EQ(c->license.cache_ttl_ms, 5000); /* the default doc/LICENSE-PAGE.md and the man page give */
     T_EQ(cc_context_set_license_url(c, "http://ns/p"), 0);
-    /* off by default: every session gets a job */
+    /* on by default: the next session takes the verdict, no job */
     T_EQ(feed_page(c, 200, granted_page, 50), 0);
-    cc_job *job = start(c);
+    cc_job *job = (cc_job *)1;
+    T_EQ(cc__license_start(c, &c->license, &job, &v), 1);
+    T_ASSERT(job == NULL);
+    T_ASSERT(v.granted);
+    T_CONTAINS(v.detail, "cached verdict");
+    /* 0 turns it off: every session gets a job */
+    T_EQ(cc_context_set_license_cache_ttl(c, 0), 0);
+    T_EQ(feed_page(c, 200, granted_page, 50), 0);
+    job = start(c);
     T_ASSERT(job);
     cc_job_free(job);
 

@@ -14,6 +14,8 @@ typedef struct cc__license_job {
     char *ca_file;   /* NULL: the system store */
     char shown[208]; /* the URL as details show it: long ones cut to 200 + "..." */
     uint32_t connect_timeout_ms, total_timeout_ms, max_page, max_redirects;
+    cc__license_conf *conf; /* the context's licence part: its cache and the fetch in flight */
+    uint32_t cache_ttl_ms;  /* copied when made: 0 = neither cache nor coalescing */
 
     /* the answer */
     int32_t http_status; /* 0 until known */
@@ -23,6 +25,11 @@ typedef struct cc__license_job {
     size_t body_len;
     cc__lic_parser *parser; /* made on the first chunk */
     cc__lic_page page;      /* figures once known */
+    /* run() took the verdict of another job's fetch (or the cache) instead
+     * of asking the server itself */
+    bool have_verdict;
+    cc__license_verdict verdict;
+    bool cached_by_run; /* run() already put this job's outcome into the cache */
 } cc__license_job;
 
 /* cc_job_license_* helpers shared with the fetch: feed one chunk, counting
@@ -31,7 +38,7 @@ int cc__license_job_feed(cc__license_job *lj, const void *data, size_t len);
 /* Ends the body: parses to the end and records figures or the error. */
 int cc__license_job_finish(cc__license_job *lj);
 
-/* ops->run, in fetch.c */
+/* The fetch itself (fetch.c); ops->run is license.c's coalescing wrapper. */
 int cc__license_fetch(cc_job *job);
 /* libcurl's global init, once per process (fetch.c). */
 void cc__license_curl_init(void);

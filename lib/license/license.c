@@ -20,13 +20,28 @@
 int cc__license_conf_init(cc__license_conf *c)
 {
     memset(c, 0, sizeof *c);
-    return pthread_mutex_init(&c->cache_lock, NULL) == 0 ? CC_OK : CC_ERR_NOMEM;
+    c->cache_ttl_ms = CC__LICENSE_CACHE_TTL_DEFAULT;
+    if (pthread_mutex_init(&c->cache_lock, NULL) != 0)
+        return CC_ERR_NOMEM;
+    /* waits are bounded by deadlines on the monotonic clock, like every other */
+    pthread_condattr_t ca;
+    int ok = pthread_condattr_init(&ca) == 0;
+    if (ok) {
+        ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&c->flight_done, &ca) == 0;
+        pthread_condattr_destroy(&ca);
+    }
+    if (!ok) {
+        pthread_mutex_destroy(&c->cache_lock);
+        return CC_ERR_NOMEM;
+    }
+    return CC_OK;
 }
 
 void cc__license_conf_free(cc_context *ctx, cc__license_conf *c)
 {
     cc__free(ctx, c->url);
     cc__free(ctx, c->ca_file);
+    pthread_cond_destroy(&c->flight_done);
     pthread_mutex_destroy(&c->cache_lock);
     cc__wipe(c, sizeof *c);
 }
@@ -228,8 +243,10 @@ static void license_job_destroy(cc_job *job)
     lj->url = lj->ca_file = NULL;
 }
 
+static int license_run(cc_job *job);
+
 static const struct cc__job_ops license_ops = {
-    .run = cc__license_fetch,
+    .run = license_run,
     .destroy = license_job_destroy,
 };
 
@@ -344,29 +361,34 @@ CC_API int cc_job_license_set_figures(cc_job *job, uint32_t count, uint32_t in_u
 
 /* ---- start, decide, cache -------------------------------------------- */
 
+/* A fresh cached verdict into *v (detail saying how old). Lock held. */
+static bool cache_take_locked(cc__license_conf *c, cc__license_verdict *v)
+{
+    uint64_t now = cc__now_ms();
+    if (c->cache_ttl_ms == 0 || !c->cache_valid || now - c->cache_at_ms >= c->cache_ttl_ms)
+        return false;
+    memset(v, 0, sizeof *v);
+    v->code = c->cache_code;
+    v->granted = c->cache_code == 0;
+    v->count = c->cache_count;
+    v->in_use = c->cache_in_use;
+    cc__fmt(v->detail, sizeof v->detail, "%s (cached verdict, %llu ms old)", c->cache_detail,
+            (unsigned long long)(now - c->cache_at_ms));
+    return true;
+}
+
 int cc__license_start(cc_context *ctx, cc__license_conf *c, cc_job **job, cc__license_verdict *cached)
 {
     *job = NULL;
     if (cached)
         memset(cached, 0, sizeof *cached);
-    if (c->cache_ttl_ms > 0 && cached) {
-        int hit = 0;
-        pthread_mutex_lock(&c->cache_lock);
-        uint64_t now = cc__now_ms();
-        if (c->cache_valid && now - c->cache_at_ms < c->cache_ttl_ms) {
-            cached->code = c->cache_code;
-            cached->granted = c->cache_code == 0;
-            cached->count = c->cache_count;
-            cached->in_use = c->cache_in_use;
-            cc__fmt(cached->detail, sizeof cached->detail, "%s (cached verdict, %llu ms old)", c->cache_detail,
-                    (unsigned long long)(now - c->cache_at_ms));
-            hit = 1;
-        }
-        pthread_mutex_unlock(&c->cache_lock);
-        if (hit) {
-            cc__log(ctx, CC_LOG_DEBUG, "licence: %s", cached->detail);
-            return 1;
-        }
+    pthread_mutex_lock(&c->cache_lock);
+    uint32_t ttl = c->cache_ttl_ms;
+    bool hit = cached && cache_take_locked(c, cached);
+    pthread_mutex_unlock(&c->cache_lock);
+    if (hit) {
+        cc__log(ctx, CC_LOG_DEBUG, "licence: %s", cached->detail);
+        return 1;
     }
     cc__license_job *lj = (cc__license_job *)cc__job_alloc(ctx, sizeof *lj, CC_JOB_LICENSE, &license_ops);
     if (!lj)
@@ -389,6 +411,8 @@ int cc__license_start(cc_context *ctx, cc__license_conf *c, cc_job **job, cc__li
     lj->max_redirects = cc__cbase(ctx)->limit[CC_LIMIT_REDIRECTS];
     if (lj->max_redirects > 10)
         lj->max_redirects = 10;
+    lj->conf = c;
+    lj->cache_ttl_ms = ttl;
     *job = &lj->base;
     return 0;
 }
@@ -402,12 +426,11 @@ static int64_t wall_now(void)
 
 /* Only what a server (or the host) actually said is worth remembering: a
  * grant, a denial or an expiry. Failures to ask are never cached, so the next
- * session asks again instead of repeating an outage for a whole TTL. */
-static void cache_update(cc__license_conf *c, const cc__license_verdict *v, bool sound)
+ * session asks again instead of repeating an outage for a whole TTL. Lock held. */
+static void cache_update_locked(cc__license_conf *c, const cc__license_verdict *v, bool sound)
 {
     if (c->cache_ttl_ms == 0)
         return;
-    pthread_mutex_lock(&c->cache_lock);
     if (sound) {
         c->cache_valid = true;
         c->cache_at_ms = cc__now_ms();
@@ -418,25 +441,15 @@ static void cache_update(cc__license_conf *c, const cc__license_verdict *v, bool
     } else {
         c->cache_valid = false;
     }
-    pthread_mutex_unlock(&c->cache_lock);
 }
 
-void cc__license_decide(cc_context *ctx, cc__license_conf *c, cc_job *job, cc__license_verdict *out)
+/* The verdict of a job that was run or answered (not of one that took
+ * another's verdict); *sound tells whether the server or host said it. */
+static void verdict_of(const cc__license_job *lj, cc__license_verdict *out, bool *sound)
 {
+    const cc_job *job = &lj->base;
     memset(out, 0, sizeof *out);
-    out->code = CC_ERR_INTERNAL;
-    cc__license_job *lj = as_license(job);
-    if (!lj) {
-        cc__fmt(out->detail, sizeof out->detail, "internal error: not a licence job");
-        return;
-    }
-    /* A host that fed a body ends it by handing the job back. */
-    if (job->result == 0 && !lj->have_figures && lj->body_started)
-        cc__license_job_finish(lj);
-    else if (job->result == 0 && !lj->have_figures && lj->http_status)
-        cc__license_job_finish(lj); /* a status with an empty body */
-
-    bool sound = false;
+    *sound = false;
     if (job->result < 0) {
         out->code = job->result;
         if (lj->ran || lj->body_started || lj->http_status)
@@ -454,7 +467,7 @@ void cc__license_decide(cc_context *ctx, cc__license_conf *c, cc_job *job, cc__l
         const cc__lic_page *pg = &lj->page;
         out->count = pg->count;
         out->in_use = pg->in_use;
-        sound = true;
+        *sound = true;
         if (pg->have_expiry && wall_now() >= pg->expires_at) {
             out->code = CC_ERR_LICENSE_EXPIRED;
             cc__fmt(out->detail, sizeof out->detail, "licence expired (expiry date %s) per %s", pg->expiry_text,
@@ -470,6 +483,110 @@ void cc__license_decide(cc_context *ctx, cc__license_conf *c, cc_job *job, cc__l
                     (unsigned)pg->count, shown_url(lj));
         }
     }
-    cache_update(c, out, sound);
+}
+
+/* ---- coalescing: one request for all the jobs that ask at once ---------- */
+
+/* A job that takes a verdict someone else got is answered by it; how, when
+ * not NULL, is added to the detail. */
+static int take_verdict(cc__license_job *lj, const cc__license_verdict *v, const char *how)
+{
+    lj->ran = true;
+    lj->have_verdict = true;
+    lj->verdict = *v;
+    if (how)
+        cc__fmt(lj->verdict.detail, sizeof lj->verdict.detail, "%s (%s)", v->detail, how);
+    lj->base.answered = true;
+    /* a denial is still a successful check: the session decides on the verdict */
+    bool asked = v->code == 0 || v->code == CC_ERR_LICENSE_DENIED || v->code == CC_ERR_LICENSE_EXPIRED;
+    lj->base.result = asked ? 0 : v->code;
+    cc__fmt(lj->base.detail, sizeof lj->base.detail, "%s", lj->verdict.detail);
+    return lj->base.result;
+}
+
+/* ops->run. With the cache on (TTL > 0) a context asks its server once at a
+ * time: the first job to run fetches; jobs that run meanwhile wait, bounded by
+ * their own CC_TIMEOUT_LICENSE, and take that fetch's verdict, whatever it is
+ * (a failure to ask included: it is theirs too, though it is never cached);
+ * a job that runs after it takes the cached verdict. Hosts that answer jobs
+ * themselves never get here. */
+static int license_run(cc_job *job)
+{
+    cc__license_job *lj = (cc__license_job *)job;
+    cc__license_conf *c = lj->conf;
+    if (lj->ran || lj->body_started || lj->have_figures || lj->http_status)
+        return CC_ERR_STATE; /* the host answered it already */
+    if (!c || lj->cache_ttl_ms == 0 || !lj->url)
+        return cc__license_fetch(job);
+    uint64_t deadline = cc__now_ms() + lj->total_timeout_ms;
+    cc__license_verdict v;
+    pthread_mutex_lock(&c->cache_lock);
+    while (c->fetching) {
+        uint64_t gen = c->flight_gen, now = cc__now_ms();
+        if (now >= deadline) {
+            pthread_mutex_unlock(&c->cache_lock);
+            return cc__job_set_result(job, CC_ERR_LICENSE_TIMEOUT,
+                                      "licence check of %s: waited %u ms (CC_TIMEOUT_LICENSE) for the context's "
+                                      "fetch of the same page, which did not finish",
+                                      shown_url(lj), (unsigned)lj->total_timeout_ms);
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (deadline - now) * 1000000ull;
+        ts.tv_sec += (time_t)(ns / 1000000000ull);
+        ts.tv_nsec = (long)(ns % 1000000000ull);
+        pthread_cond_timedwait(&c->flight_done, &c->cache_lock, &ts);
+        if (c->flight_gen != gen) {
+            v = c->flight;
+            pthread_mutex_unlock(&c->cache_lock);
+            return take_verdict(lj, &v, "from a concurrent fetch of this context");
+        }
+    }
+    if (cache_take_locked(c, &v)) {
+        pthread_mutex_unlock(&c->cache_lock);
+        return take_verdict(lj, &v, NULL); /* the detail says "cached verdict" */
+    }
+    c->fetching = true;
+    pthread_mutex_unlock(&c->cache_lock);
+
+    int rc = cc__license_fetch(job);
+    bool sound;
+    verdict_of(lj, &v, &sound);
+    pthread_mutex_lock(&c->cache_lock);
+    cache_update_locked(c, &v, sound);
+    lj->cached_by_run = true;
+    c->flight = v;
+    c->flight_gen++;
+    c->fetching = false;
+    pthread_cond_broadcast(&c->flight_done);
+    pthread_mutex_unlock(&c->cache_lock);
+    return rc;
+}
+
+void cc__license_decide(cc_context *ctx, cc__license_conf *c, cc_job *job, cc__license_verdict *out)
+{
+    memset(out, 0, sizeof *out);
+    out->code = CC_ERR_INTERNAL;
+    cc__license_job *lj = as_license(job);
+    if (!lj) {
+        cc__fmt(out->detail, sizeof out->detail, "internal error: not a licence job");
+        return;
+    }
+    if (lj->have_verdict) {
+        *out = lj->verdict; /* whoever asked the server has cached it */
+    } else {
+        /* A host that fed a body ends it by handing the job back. */
+        if (job->result == 0 && !lj->have_figures && lj->body_started)
+            cc__license_job_finish(lj);
+        else if (job->result == 0 && !lj->have_figures && lj->http_status)
+            cc__license_job_finish(lj); /* a status with an empty body */
+        bool sound;
+        verdict_of(lj, out, &sound);
+        if (!lj->cached_by_run) {
+            pthread_mutex_lock(&c->cache_lock);
+            cache_update_locked(c, out, sound);
+            pthread_mutex_unlock(&c->cache_lock);
+        }
+    }
     cc__log(ctx, out->granted ? CC_LOG_INFO : CC_LOG_WARN, "licence: %s", out->detail);
 }

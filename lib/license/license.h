@@ -14,18 +14,29 @@ typedef struct cc__license_verdict {
     char detail[CC__DETAIL_MAX]; /* names the URL and the cause */
 } cc__license_verdict;
 
+/* The verdict cache's default lifetime (cc_context_set_license_cache_ttl). */
+#define CC__LICENSE_CACHE_TTL_DEFAULT 5000
+
 /* The licence part of a context (embedded in struct cc_context). The cache
- * is the only state here that sessions change; cache_lock guards it. */
+ * and the fetch in flight are the only state here that sessions change;
+ * cache_lock guards both. */
 typedef struct cc__license_conf {
     char *url;
     char *ca_file;
-    uint32_t cache_ttl_ms;
+    uint32_t cache_ttl_ms; /* 0: no cache and no coalescing */
     pthread_mutex_t cache_lock;
     bool cache_valid;
     uint64_t cache_at_ms;
     int cache_code;
     uint32_t cache_count, cache_in_use;
     char cache_detail[CC__DETAIL_MAX];
+    /* Coalescing: while one job's run() asks the server (fetching), the
+     * other jobs' run() wait on flight_done (CLOCK_MONOTONIC) until
+     * flight_gen moves on, then take that fetch's verdict from flight. */
+    pthread_cond_t flight_done;
+    bool fetching;
+    uint64_t flight_gen;
+    cc__license_verdict flight;
 } cc__license_conf;
 
 int cc__license_conf_init(cc__license_conf *c);

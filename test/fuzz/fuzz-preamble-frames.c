@@ -211,7 +211,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         cc_context_add_authenticator(client_ctx, &nop, NULL) < 0 ||
         cc_context_add_builtin_authenticator(client_ctx, "nt") < 0 ||
         cc_context_set_nt_account_lookup(client_ctx, nt_lookup, NULL) < 0 ||
-        cc_context_set_license_url(client_ctx, "http://127.0.0.1:9/licence") < 0) {
+        cc_context_set_license_url(client_ctx, "http://127.0.0.1:9/licence") < 0 ||
+        cc_context_set_license_cache_ttl(client_ctx, 0) < 0) { /* every input gets its licence job */
         fprintf(stderr, "fuzz: client context: %s\n", client_ctx ? cc_context_errmsg(client_ctx) : "no memory");
         abort();
     }
