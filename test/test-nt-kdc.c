@@ -1,5 +1,5 @@
 /* test-nt-kdc.c -- the nt authenticator's domain-controller account check against a
- * real MIT KDC on loopback (test/fixtures/kdc.sh): exists, unknown, revoked, stopped. */
+ * real MIT KDC on loopback (test/fixtures/kdc.sh): only after the proof; exists, unknown, revoked, stopped. */
 #include "../lib/auth/nt/nt.h"
 #include "auth-peek.h"
 #include "harness.h"
@@ -18,6 +18,7 @@ static const uint8_t cb[32] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
                                7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
 static double probe_ms_total;
 static int probes;
+static const char *console_domain = "CC"; /* the domain run() logs on to */
 
 static cc_context *client_ctx(const char *mode)
 {
@@ -43,7 +44,7 @@ static void run(cc_context *s, const char *user, const char *pw, bool host_fails
     cc_context_add_builtin_authenticator(c, "nt");
     cc_auth *con = cc__auth_new(c, &c->auth.entry[0], CC_ROLE_CONSOLE, NULL),
             *cli = cc__auth_new(s, &s->auth.entry[0], CC_ROLE_CLIENT, NULL);
-    cc__auth_set_credentials(con, user, "CC", pw);
+    cc__auth_set_credentials(con, user, console_domain, pw);
     cc__auth_set_binding(con, cb);
     cc__auth_set_binding(cli, cb);
     uint8_t tok[4096];
@@ -87,7 +88,10 @@ static int setup(void)
     if (t_sh("bash '%s' addprinc '%s' alice alice-kdc-pw", fixture, kdc_dir) ||
         t_sh("bash '%s' addprinc '%s' dave dave-kdc-pw", fixture, kdc_dir) ||
         t_sh("bash '%s' addprinc '%s' frank frank-kdc-pw", fixture, kdc_dir) ||
-        t_sh("bash '%s' admin '%s' 'modprinc -allow_tix frank'", fixture, kdc_dir))
+        t_sh("bash '%s' admin '%s' 'modprinc -allow_tix frank'", fixture, kdc_dir) ||
+        t_sh("bash '%s' addprinc '%s' gina gina-kdc-pw", fixture, kdc_dir) ||
+        t_sh("bash '%s' addprinc '%s' hank hank-kdc-pw", fixture, kdc_dir) ||
+        t_sh("bash '%s' addprinc '%s' ivan ivan-kdc-pw", fixture, kdc_dir))
         return -1;
     /* the NT password is the store's business, unrelated to the Kerberos key */
     cc_context *ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
@@ -100,9 +104,11 @@ static int setup(void)
     FILE *f = fopen(store, "w");
     if (!f)
         return -1;
-    const char *users[] = {"alice", "bob", "frank"}; /* bob: not in the KDC; dave: only in the KDC */
-    for (int i = 0; i < 3; i++)
+    /* bob: not in the KDC; dave and ivan: only in the KDC; hank: disabled in the store */
+    const char *users[] = {"alice", "bob", "frank", "gina"};
+    for (int i = 0; i < 4; i++)
         fprintf(f, "%s:%d:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:%s:[U          ]:LCT-5F5E1000:\n", users[i], 1000 + i, hx);
+    fprintf(f, "hank:1010:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:%s:[DU         ]:LCT-5F5E1000:\n", hx);
     fclose(f);
     return 0;
 }
@@ -124,9 +130,76 @@ static void test_existing_account_passes(void)
     T_EQ(r.rc, CC_AUTH_DONE);
     T_STREQ(r.identity, "CC\\alice");
     T_STREQ(r.dc, "passed");
-    /* the KDC check comes first; the local password check still decides */
+    /* the password proof comes first: a wrong one never gets to the KDC */
     run(s, "alice", "wrong", false, &r);
     T_EQ(r.rc, CC_ERR_AUTH_BAD_CREDENTIALS);
+    T_ASSERT(!r.had_job);
+    run(s, "alice", "nt-pw", false, &r);
+    T_EQ(r.rc, CC_AUTH_DONE);
+    T_ASSERT(r.had_job);
+    cc_context_free(s);
+}
+
+/* AS requests the KDC logged for name@CC.TEST so far. */
+static int kdc_requests_for(const char *name)
+{
+    char log[700], line[1024], needle[128];
+    snprintf(log, sizeof log, "%s/kdc.log", t_kdc_dir());
+    snprintf(needle, sizeof needle, " %s@CC.TEST", name);
+    FILE *f = fopen(log, "r");
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, "AS_REQ") && strstr(line, needle);
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Nothing a stranger types reaches the KDC before the password proof has
+ * verified, and each refusal keeps its own code and detail. */
+static void test_dc_check_only_after_the_proof(void)
+{
+    struct result r;
+    cc_context *s = client_ctx("required");
+    T_ASSERT(s && kdc_running);
+    T_EQ(kdc_requests_for("gina"), 0);
+    /* a wrong password for an account the store and the KDC both know */
+    run(s, "gina", "guess-1", false, &r);
+    T_EQ(r.rc, CC_ERR_AUTH_BAD_CREDENTIALS);
+    T_CONTAINS(r.detail, "NTProofStr does not match");
+    T_ASSERT(!r.had_job);
+    run(s, "gina", "guess-2", false, &r);
+    T_EQ(r.rc, CC_ERR_AUTH_BAD_CREDENTIALS);
+    /* unknown to the store (though the KDC knows ivan), disabled in the store */
+    run(s, "ivan", "nt-pw", false, &r);
+    T_EQ(r.rc, CC_ERR_AUTH_UNKNOWN_USER);
+    T_CONTAINS(r.detail, "not in the local account store");
+    T_ASSERT(!r.had_job);
+    run(s, "hank", "nt-pw", false, &r);
+    T_EQ(r.rc, CC_ERR_AUTH_DISABLED);
+    T_CONTAINS(r.detail, "disabled (D flag)");
+    T_ASSERT(!r.had_job);
+    /* a foreign domain */
+    console_domain = "ELSEWHERE";
+    run(s, "gina", "nt-pw", false, &r);
+    console_domain = "CC";
+    T_EQ(r.rc, CC_ERR_AUTH_UNKNOWN_USER);
+    T_CONTAINS(r.detail, "not served here");
+    T_ASSERT(!r.had_job);
+    T_EQ(kdc_requests_for("gina"), 0);
+    T_EQ(kdc_requests_for("ivan"), 0);
+    T_EQ(kdc_requests_for("hank"), 0);
+    /* the right password: now the KDC is asked (libkrb5 may send its AS-REQ more than once) */
+    run(s, "gina", "nt-pw", false, &r);
+    T_EQ(r.rc, CC_AUTH_DONE);
+    T_ASSERT(r.had_job);
+    T_STREQ(r.dc, "passed");
+    T_ASSERT(kdc_requests_for("gina") >= 1);
+    /* an account missing from the domain is refused by the KDC, after its proof */
+    run(s, "bob", "nt-pw", false, &r);
+    T_EQ(r.rc, CC_ERR_AUTH_UNKNOWN_USER);
+    T_ASSERT(r.had_job);
+    T_CONTAINS(r.detail, "KDC of CC.TEST does not know the account bob");
     cc_context_free(s);
 }
 
@@ -182,7 +255,7 @@ static void test_no_password_guessing(void)
     }
     pclose(p);
     T_EQ(failed, 0);       /* the probe never sent anything derived from a password */
-    T_ASSERT(needed >= 2); /* and it did reach the KDC for alice, twice above */
+    T_ASSERT(needed >= 2); /* and it did reach the KDC for alice's two good logons above */
     (void)other;
 }
 
@@ -324,6 +397,7 @@ int main(void)
     t_run("revoked_in_kdc", test_revoked_in_kdc);
     t_run("missing_from_store_present_in_kdc", test_missing_from_store);
     t_run("kdc_log_has_no_failed_preauth", test_no_password_guessing);
+    t_run("dc_check_only_after_the_proof", test_dc_check_only_after_the_proof);
     t_run("host_fails_job", test_host_fails_job);
     t_run("session_freed_while_job_out", test_session_freed_while_job_out);
     t_run("dc_check_off", test_dc_check_off);

@@ -43,6 +43,8 @@ struct nt_state {
     uint8_t server_challenge[8];
     struct cc__nt_authenticate a; /* points into auth */
     struct cc__nt_dc_job *dc;
+    /* the account once its proof verified: name as the store spells it, domain */
+    char canon[CC__NT_NAME_BUF], id_domain[CC__NT_NAME_BUF];
 };
 
 static int fail(cc_auth *auth, int code, const char *fmt, ...) CC__PRINTF(3, 4);
@@ -257,12 +259,14 @@ static int lookup_account(struct nt_state *st, cc_auth *auth, uint8_t hash[16], 
     return 0;
 }
 
-static int finish_accept(struct nt_state *st, cc_auth *auth, const char *dc_note)
+/* The account store and the proof: lookup, NTProofStr and MIC, then the
+ * client challenge into the replay cache. Each cause fails with its own code
+ * and detail; nothing here leaves the machine. */
+static int verify_account(struct nt_state *st, cc_auth *auth)
 {
     uint8_t hash[16];
-    char canon[CC__NT_NAME_BUF], domain[CC__NT_NAME_BUF], detail[CC__DETAIL_MAX] = "";
-    char id[CC__NAME_MAX + 1];
-    int rc = lookup_account(st, auth, hash, canon, sizeof canon, domain, sizeof domain);
+    char detail[CC__DETAIL_MAX] = "";
+    int rc = lookup_account(st, auth, hash, st->canon, sizeof st->canon, st->id_domain, sizeof st->id_domain);
     if (rc)
         return rc;
     rc = cc__nt_verify_proof(st->ctx, hash, &st->a, st->server_challenge, cc__buf_head(&st->neg),
@@ -283,13 +287,21 @@ static int finish_accept(struct nt_state *st, cc_auth *auth, const char *dc_note
                 st->m->replay_cap, 2 * st->m->window_s);
         cc_auth_log(auth, CC_LOG_DEBUG, note);
     }
-    if (strlen(domain) + 1 + strlen(canon) > CC__NAME_MAX)
+    if (strlen(st->id_domain) + 1 + strlen(st->canon) > CC__NAME_MAX)
         return fail(auth, CC_ERR_AUTH_TOKEN, "nt: DOMAIN\\user is longer than %d bytes", CC__NAME_MAX);
-    cc__fmt(id, sizeof id, "%s\\%s", domain, canon);
+    return 0;
+}
+
+/* The proof verified and the domain controller (if asked) agreed. */
+static int finish_accept(struct nt_state *st, cc_auth *auth, const char *dc_note)
+{
+    char id[CC__NAME_MAX + 1];
+    int rc;
+    cc__fmt(id, sizeof id, "%s\\%s", st->id_domain, st->canon);
     if ((rc = cc_auth_set_identity(auth, id)) < 0)
         return rc;
-    cc_auth_add_attribute(auth, "nt-domain", domain);
-    cc_auth_add_attribute(auth, "nt-user", canon);
+    cc_auth_add_attribute(auth, "nt-domain", st->id_domain);
+    cc_auth_add_attribute(auth, "nt-user", st->canon);
     if (st->a.workstation[0])
         cc_auth_add_attribute(auth, "nt-workstation", st->a.workstation);
     cc_auth_add_attribute(auth, "dc-check", dc_note);
@@ -347,13 +359,19 @@ static int accept_authenticate(struct nt_state *st, cc_auth *auth, const uint8_t
         return fail(auth, CC_ERR_AUTH_CHANNEL_BINDING,
                     "nt: AUTHENTICATE MsvAvChannelBindings belong to another TLS connection (relayed?)");
 
-    /* The smbpasswd file holds one domain's accounts: ours. Refused before any KDC traffic. */
+    /* The smbpasswd file holds one domain's accounts: ours. */
     char dbuf[32];
     const char *dom = our_domain(m, dbuf, sizeof dbuf);
     if (!m->lookup && st->a.domain[0] && strcasecmp(st->a.domain, dom) != 0 &&
         !(m->realm && strcasecmp(st->a.domain, m->realm) == 0))
         return fail(auth, CC_ERR_AUTH_UNKNOWN_USER,
                     "nt: domain \"%s\" is not served here; this client's accounts are in domain %s", st->a.domain, dom);
+
+    /* The password proof comes before the domain controller is asked, so a
+     * stranger's guesses (any name, any password) never reach the KDC: only
+     * a console that proved it knows the account's password gets a DC check. */
+    if ((rc = verify_account(st, auth)) != 0)
+        return rc;
 
     int mode = dc_mode(m);
     if (mode == CC__NT_DC_OFF)
