@@ -1,6 +1,5 @@
 /* test-nt-memory.c -- secrets at rest: after one account logs on to the real cc-client, no
  * other account's NT hash (raw or hex) is left anywhere in the client's memory (/proc/PID/mem). */
-#define _GNU_SOURCE /* memmem */
 #include "../lib/auth/nt/nt.h"
 #include "harness.h"
 #include "pair.h"
@@ -51,8 +50,12 @@ struct needle {
 struct scan {
     struct needle n[MAX_NEEDLES];
     size_t count;
-    size_t bytes, regions;
+    size_t bytes, regions, skipped;
 };
+
+/* Larger mappings are address space reserved, not memory a program wrote:
+ * AddressSanitizer's shadow (256 MiB and terabytes of zero pages) would take hours. */
+#define MAX_REGION (64ul << 20)
 
 static void add_needle(struct scan *sc, const void *p, size_t len, const char *what)
 {
@@ -60,16 +63,19 @@ static void add_needle(struct scan *sc, const void *p, size_t len, const char *w
         sc->n[sc->count++] = (struct needle){p, len, what, 0};
 }
 
+/* memchr + memcmp rather than memmem: AddressSanitizer's memmem checks the
+ * whole haystack on every call. */
 static void search(struct scan *sc, const uint8_t *buf, size_t len)
 {
     for (size_t i = 0; i < sc->count; i++) {
         struct needle *nd = &sc->n[i];
         const uint8_t *p = buf, *end = buf + len;
         while (p + nd->len <= end) {
-            const uint8_t *hit = memmem(p, (size_t)(end - p), nd->p, nd->len);
+            const uint8_t *hit = memchr(p, nd->p[0], (size_t)(end - p) - nd->len + 1);
             if (!hit)
                 break;
-            nd->found++;
+            if (memcmp(hit, nd->p, nd->len) == 0)
+                nd->found++;
             p = hit + 1;
         }
     }
@@ -99,6 +105,10 @@ static int scan_process(pid_t pid, struct scan *sc)
         if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' || strstr(line, "[vvar]") ||
             strstr(line, "[vsyscall]"))
             continue;
+        if (hi - lo > MAX_REGION) {
+            sc->skipped++;
+            continue;
+        }
         size_t carry = 0;
         bool any = false;
         for (unsigned long at = lo; at < hi;) {
@@ -292,7 +302,8 @@ static void test_no_other_hash_in_client_memory(void)
     add_needle(&sc, plant_hex, 32, "planted hex");
     add_hash(&sc, hashes[LOGON], hexes[LOGON], names[LOGON]);
     T_EQ(scan_process(client_pid, &sc), 0);
-    printf("# scanned %zu bytes in %zu regions of cc-client (pid %d)\n", sc.bytes, sc.regions, (int)client_pid);
+    printf("# scanned %zu bytes in %zu regions of cc-client (pid %d); %zu regions over 64 MiB skipped\n", sc.bytes,
+           sc.regions, (int)client_pid, sc.skipped);
     T_ASSERT(sc.bytes > 1000000);
     /* the scan sees the client's memory: the planted copies are found there */
     T_ASSERT(sc.n[others].found >= 1);
