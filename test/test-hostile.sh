@@ -9,7 +9,7 @@
 # the cases named (default: all). Loopback only; every attack is bounded.
 . "$(dirname "$0")/lib.sh"
 
-PENDING_DEFAULT="ping-flood stranger-work account-oracle kdc-before-proof replay-cache fake-success
+PENDING_DEFAULT="ping-flood stranger-work account-oracle fake-success
  license-url-leak name8-check str16-check"
 CC_HOSTILE_PENDING=${CC_HOSTILE_PENDING-$PENDING_DEFAULT}
 CC_HOSTILE_CASES=${CC_HOSTILE_CASES:-all}
@@ -101,6 +101,9 @@ if want stranger-work; then
     rc=$?
     [ "$rc" -eq 0 ] && [ "$(cat "$LS_COUNT")" -ge 1 ]
     check "stranger-work: a good console is served, and the licence server counts its request" [ $? -eq 0 ]
+    # The context keeps a verdict for 5 s by default (doc/LICENSE-PAGE.md): let the
+    # good console's expire, or it would answer the strangers' licence jobs too.
+    sleep 5.5
     "${ATTACK[@]}" strangers --port "$CLIENT_PORT" --pid "$CLIENT_PID" --connect-close 300 --preamble-only 100 \
         --count-file "$LS_COUNT" --during "$(good_cmd strangers-during)" >"$T_DIR/strangers.res" 2>&1
     n=$(val "$T_DIR/strangers.res" license_requests) th=$(val "$T_DIR/strangers.res" threads_peak)
