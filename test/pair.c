@@ -191,11 +191,25 @@ int t_silent_kdc_start(struct t_silent_kdc *k)
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     snprintf(k->old_config, sizeof k->old_config, "%s", getenv("KRB5_CONFIG") ? getenv("KRB5_CONFIG") : "");
-    k->udp = socket(AF_INET, SOCK_DGRAM, 0);
-    k->tcp = socket(AF_INET, SOCK_STREAM, 0);
-    if (k->udp < 0 || k->tcp < 0 || bind(k->udp, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(k->udp, (struct sockaddr *)&a, &al) != 0 || bind(k->tcp, (struct sockaddr *)&a, sizeof a) != 0 ||
-        listen(k->tcp, 8) != 0)
+    /* The UDP port's number may be taken for TCP, e.g. by one of the thousands of
+     * connections in TIME_WAIT the hostile tests leave: then try another port. */
+    k->udp = k->tcp = -1;
+    for (int attempt = 0; attempt < 50; attempt++) {
+        a.sin_port = 0;
+        al = sizeof a;
+        k->udp = socket(AF_INET, SOCK_DGRAM, 0);
+        k->tcp = socket(AF_INET, SOCK_STREAM, 0);
+        if (k->udp >= 0 && k->tcp >= 0 && bind(k->udp, (struct sockaddr *)&a, sizeof a) == 0 &&
+            getsockname(k->udp, (struct sockaddr *)&a, &al) == 0 &&
+            bind(k->tcp, (struct sockaddr *)&a, sizeof a) == 0 && listen(k->tcp, 8) == 0)
+            break;
+        if (k->udp >= 0)
+            close(k->udp);
+        if (k->tcp >= 0)
+            close(k->tcp);
+        k->udp = k->tcp = -1;
+    }
+    if (k->udp < 0)
         return -1;
     snprintf(conf, sizeof conf, "%s/silent.conf", t_kdc_dir());
     FILE *f = fopen(conf, "w");
