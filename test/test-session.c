@@ -624,6 +624,66 @@ static void t_bad_frames(void)
     T_EQ(raw_frame_result(lying, sizeof lying, d, sizeof d), CC_ERR_BAD_FRAME);
 }
 
+static void t_bad_names_and_text(void)
+{
+    char d[600];
+    /* a mechanism name outside [a-z0-9-] */
+    const unsigned char upper[] = {CC__F_HELLO, 0, 0, 0, 0, 0, 0, 7, 0, 0, 1, 3, 'P', 's', 'k'};
+    T_EQ(raw_frame_result(upper, sizeof upper, d, sizeof d), CC_ERR_BAD_FRAME);
+    T_CONTAINS(d, "malformed HELLO frame: a mechanism name is not made of [a-z0-9-]");
+    const unsigned char space[] = {CC__F_HELLO, 0, 0, 0, 0, 0, 0, 7, 0, 0, 1, 3, 'p', ' ', 'k'};
+    T_EQ(raw_frame_result(space, sizeof space, d, sizeof d), CC_ERR_BAD_FRAME);
+    const unsigned char empty[] = {CC__F_HELLO, 0, 0, 0, 0, 0, 0, 4, 0, 0, 1, 0};
+    T_EQ(raw_frame_result(empty, sizeof empty, d, sizeof d), CC_ERR_BAD_FRAME);
+    T_CONTAINS(d, "a mechanism name is not 1..32 bytes long");
+    const unsigned char none[] = {CC__F_HELLO, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0};
+    T_EQ(raw_frame_result(none, sizeof none, d, sizeof d), CC_ERR_BAD_FRAME);
+    T_CONTAINS(d, "HELLO frame names 0 mechanisms");
+    /* str16 must be UTF-8: a stray byte, an overlong '/', a surrogate, a NUL */
+    const unsigned char stray[] = {CC__F_CLOSE, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 3, 'a', 0xff, 'b'};
+    T_EQ(raw_frame_result(stray, sizeof stray, d, sizeof d), CC_ERR_BAD_FRAME);
+    T_CONTAINS(d, "malformed CLOSE frame: the reason is not valid UTF-8");
+    const unsigned char overlong[] = {CC__F_CLOSE, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 2, 0xc0, 0xaf};
+    T_EQ(raw_frame_result(overlong, sizeof overlong, d, sizeof d), CC_ERR_BAD_FRAME);
+    T_CONTAINS(d, "not valid UTF-8");
+    const unsigned char surrogate[] = {CC__F_CLOSE, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 3, 0xed, 0xa0, 0x80};
+    T_EQ(raw_frame_result(surrogate, sizeof surrogate, d, sizeof d), CC_ERR_BAD_FRAME);
+    T_CONTAINS(d, "not valid UTF-8");
+    const unsigned char cut[] = {CC__F_CLOSE, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 2, 'a', 0xc3};
+    T_EQ(raw_frame_result(cut, sizeof cut, d, sizeof d), CC_ERR_BAD_FRAME);
+    T_CONTAINS(d, "not valid UTF-8");
+    const unsigned char nul[] = {CC__F_CLOSE, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 3, 'a', 0, 'b'};
+    T_EQ(raw_frame_result(nul, sizeof nul, d, sizeof d), CC_ERR_BAD_FRAME);
+    T_CONTAINS(d, "the reason holds a NUL byte");
+    /* valid UTF-8 (two, three and four byte forms) is an orderly close */
+    const unsigned char fine[] = {CC__F_CLOSE, 0, 0,    0,    0,    0,    0,    15,   0,    0,    0,   0,
+                                  0,           9, 0xc3, 0xbc, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80};
+    T_EQ(raw_frame_result(fine, sizeof fine, d, sizeof d), 0);
+
+    /* What we send is what a peer accepts: cut at a character, stray bytes as '?'. */
+    char t[8];
+    cc__text_copy(t, sizeof t,
+                  "a\xff"
+                  "b");
+    T_STREQ(t, "a?b");
+    cc__text_copy(t, 5, "ab\xc3\xbc!");
+    T_STREQ(t, "ab\xc3\xbc");
+    cc__text_copy(t, 4, "ab\xc3\xbc");
+    T_STREQ(t, "ab");
+    cc__close_msg cm = {-5, "x\xc3(\xed\xa0\x80y"}, back;
+    cc__buf b = {0};
+    cc_context *ctx = client_ctx();
+    T_EQ(cc__close_pack(&b, ctx, &cm), CC_OK);
+    cc__frame_hdr h;
+    T_EQ(cc__frame_hdr_parse(cc__buf_head(&b), cc__buf_size(&b), 1024, &h, d, sizeof d), 1);
+    T_EQ(h.type, CC__F_CLOSE);
+    T_EQ(cc__close_parse(cc__buf_head(&b) + CC__FRAME_HDR, h.len, &back, d, sizeof d), CC_OK);
+    T_EQ(back.code, -5);
+    T_STREQ(back.reason, "x?(???y");
+    cc__buf_free(ctx, &b);
+    cc_context_free(ctx);
+}
+
 /* ---- the console resolves, skips a dead address, connects over TCP ---- */
 static void t_tcp_connect_tries_each_address(void)
 {
@@ -826,6 +886,7 @@ int main(void)
     t_run("the verify callback rejects a good certificate", t_verify_callback_rejects);
     t_run("a connection cut at any point of the handshake", t_cut_at_every_point);
     t_run("bad frames from a raw TLS peer", t_bad_frames);
+    t_run("mechanism names and text fields are checked (name8, UTF-8)", t_bad_names_and_text);
     t_run("TCP connect skips a dead address from a host-answered resolve job", t_tcp_connect_tries_each_address);
     t_run("connection refused and a failed resolve job", t_resolve_failure_and_refused);
     t_run("log lines are useful and never carry a secret", t_log_never_has_secrets);

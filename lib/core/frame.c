@@ -1,5 +1,5 @@
-/* frame.c -- encodes and decodes the preamble, frame headers and payload
- * fields; nothing here trusts a length it has not checked. */
+/* frame.c -- encodes and decodes the preamble, frame headers and every frame
+ * type's payload; nothing here trusts a length or a byte it has not checked. */
 #include "frame.h"
 
 #include <string.h>
@@ -79,10 +79,85 @@ int cc__frame_hdr_parse(const uint8_t *p, size_t avail, uint32_t max_len, cc__fr
     return 1;
 }
 
+/* ------------------------------------------------------------ text rules */
+
+/* Length of the valid UTF-8 sequence at p (at most `left` bytes), 0 if there is none. */
+static size_t utf8_seq(const uint8_t *p, size_t left)
+{
+    uint8_t c = p[0];
+    size_t n;
+    uint32_t min, v;
+    if (c < 0x80)
+        return c ? 1 : 0;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, min = 0x80, v = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, min = 0x800, v = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, min = 0x10000, v = c & 0x07;
+    else
+        return 0;
+    if (left < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        v = v << 6 | (p[i] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    return n;
+}
+
+bool cc__utf8_valid(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0, n; i < len; i += n)
+        if (!(n = utf8_seq(p + i, len - i)))
+            return false;
+    return true;
+}
+
+void cc__text_copy(char *dst, size_t size, const char *src)
+{
+    const uint8_t *s = (const uint8_t *)(src ? src : "");
+    size_t o = 0, left = strlen((const char *)s);
+    if (!size)
+        return;
+    while (left) {
+        size_t n = utf8_seq(s, left);
+        const uint8_t *from = n ? s : (const uint8_t *)"?";
+        size_t out = n ? n : 1;
+        if (o + out >= size)
+            break;
+        memcpy(dst + o, from, out);
+        o += out;
+        s += n ? n : 1;
+        left -= n ? n : 1;
+    }
+    dst[o] = 0;
+}
+
+static bool name8_char(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+/* --------------------------------------------------------------- reading */
+
+/* Records the first problem a parser met, for the detail: "<field> <problem>". */
+static void rd_fail(cc__rd *r, const char *field, const char *problem)
+{
+    if (!r->bad) {
+        r->field = field;
+        r->problem = problem;
+    }
+    r->bad = true;
+}
+
 static const uint8_t *take(cc__rd *r, size_t n)
 {
     if (r->bad || r->left < n) {
-        r->bad = true;
+        rd_fail(r, "it", "is cut short");
         return NULL;
     }
     const uint8_t *p = r->p;
@@ -115,18 +190,30 @@ uint64_t cc__rd_u64(cc__rd *r)
     return hi << 32 | cc__rd_u32(r);
 }
 
-void cc__rd_str(cc__rd *r, char *dst, size_t size)
+/* str16 into dst: fits, no NUL, UTF-8. */
+static void rd_text(cc__rd *r, char *dst, size_t size, const char *field)
 {
     size_t len = cc__rd_u16(r);
     const uint8_t *p = take(r, len);
-    if (!p || len >= size || memchr(p, 0, len)) {
-        r->bad = true;
-        if (size)
-            dst[0] = 0;
+    if (size)
+        dst[0] = 0;
+    if (!p)
         return;
-    }
+    if (len >= size)
+        rd_fail(r, field, "is too long");
+    else if (memchr(p, 0, len))
+        rd_fail(r, field, "holds a NUL byte");
+    else if (!cc__utf8_valid(p, len))
+        rd_fail(r, field, "is not valid UTF-8");
+    if (r->bad)
+        return;
     memcpy(dst, p, len);
     dst[len] = 0;
+}
+
+void cc__rd_str(cc__rd *r, char *dst, size_t size)
+{
+    rd_text(r, dst, size, "a string");
 }
 
 const uint8_t *cc__rd_blob(cc__rd *r, size_t *len)
@@ -138,15 +225,49 @@ const uint8_t *cc__rd_blob(cc__rd *r, size_t *len)
     return p;
 }
 
+/* name8 into dst (CC__MECH_MAX + 1 bytes): 1..32 of [a-z0-9-]. */
+static void rd_name8(cc__rd *r, char dst[CC__MECH_MAX + 1])
+{
+    size_t len = cc__rd_u8(r);
+    dst[0] = 0;
+    if (!r->bad && (len == 0 || len > CC__MECH_MAX)) {
+        rd_fail(r, "a mechanism name", "is not 1..32 bytes long");
+        return;
+    }
+    const uint8_t *p = take(r, len);
+    if (!p)
+        return;
+    for (size_t i = 0; i < len; i++)
+        if (!name8_char(p[i])) {
+            rd_fail(r, "a mechanism name", "is not made of [a-z0-9-]");
+            return;
+        }
+    memcpy(dst, p, len);
+    dst[len] = 0;
+}
+
+/* CC_OK, or CC_ERR_BAD_FRAME with "malformed TYPE frame: <field> <problem>". */
+static int rd_end(const cc__rd *r, int type, char *detail, size_t dn)
+{
+    if (!r->bad)
+        return CC_OK;
+    cc__fmt(detail, dn, "malformed %s frame: %s %s", cc__frame_name(type), r->field, r->problem);
+    return CC_ERR_BAD_FRAME;
+}
+
+/* --------------------------------------------------------------- writing */
+
+/* With p == NULL a writer only counts, so a packer runs once to size the frame. */
 static void put(cc__wr *w, const void *p, size_t n)
 {
-    if (n == 0)
+    if (n == 0 || w->bad)
         return;
-    if (w->bad || w->cap - w->len < n) {
+    if (w->cap - w->len < n) {
         w->bad = true;
         return;
     }
-    memcpy(w->p + w->len, p, n);
+    if (w->p)
+        memcpy(w->p + w->len, p, n);
     w->len += n;
 }
 
@@ -187,4 +308,276 @@ void cc__wr_blob(cc__wr *w, const uint8_t *p, size_t n)
     }
     cc__wr_u32(w, (uint32_t)n);
     put(w, p, n);
+}
+
+/* str16 as the receiver's field of `size` bytes accepts it. */
+static void wr_text(cc__wr *w, const char *s, size_t size)
+{
+    char t[CC__DETAIL_MAX];
+    cc__text_copy(t, size < sizeof t ? size : sizeof t, s);
+    cc__wr_str(w, t);
+}
+
+static void wr_name8(cc__wr *w, const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CC__MECH_MAX) {
+        w->bad = true;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!name8_char((uint8_t)s[i]))
+            w->bad = true;
+    cc__wr_u8(w, (uint8_t)n);
+    put(w, s, n);
+}
+
+typedef void (*body_fn)(cc__wr *w, const void *msg);
+
+/* Appends header + body to out: sizes the body, reserves, writes. */
+static int pack(cc__buf *out, const cc_context *ctx, int type, uint16_t channel, body_fn body, const void *msg)
+{
+    cc__wr count = {NULL, 0, 0xffffffffu, false};
+    body(&count, msg);
+    if (count.bad)
+        return CC_ERR_INTERNAL;
+    uint8_t *d = cc__buf_reserve(ctx, out, CC__FRAME_HDR + count.len);
+    if (!d)
+        return CC_ERR_NOMEM;
+    cc__frame_hdr h = {(uint8_t)type, 0, channel, (uint32_t)count.len};
+    cc__frame_hdr_write(d, &h);
+    cc__wr w = {d + CC__FRAME_HDR, 0, count.len, false};
+    body(&w, msg);
+    out->len += CC__FRAME_HDR + w.len;
+    return CC_OK;
+}
+
+/* ------------------------------------------------------------ frame types */
+
+int cc__hello_parse(const uint8_t *p, size_t len, cc__hello *m, char *detail, size_t dn)
+{
+    cc__rd r = {p, len, false, "", ""};
+    memset(m, 0, sizeof *m);
+    m->caps = cc__rd_u16(&r);
+    size_t n = cc__rd_u8(&r);
+    if (!r.bad && (n < 1 || n > CC__MAX_AUTH)) {
+        cc__fmt(detail, dn, "HELLO frame names %zu mechanisms (1..%d allowed)", n, CC__MAX_AUTH);
+        return CC_ERR_BAD_FRAME;
+    }
+    for (size_t i = 0; i < n && !r.bad; i++)
+        rd_name8(&r, m->mech[i]);
+    m->n = r.bad ? 0 : (uint8_t)n;
+    return rd_end(&r, CC__F_HELLO, detail, dn);
+}
+
+static void hello_body(cc__wr *w, const void *msg)
+{
+    const cc__hello *m = msg;
+    if (m->n < 1 || m->n > CC__MAX_AUTH)
+        w->bad = true;
+    cc__wr_u16(w, m->caps);
+    cc__wr_u8(w, m->n);
+    for (size_t i = 0; i < m->n && !w->bad; i++)
+        wr_name8(w, m->mech[i]);
+}
+
+int cc__hello_pack(cc__buf *out, const cc_context *ctx, const cc__hello *m)
+{
+    return pack(out, ctx, CC__F_HELLO, 0, hello_body, m);
+}
+
+int cc__license_parse(const uint8_t *p, size_t len, cc__license_msg *m, char *detail, size_t dn)
+{
+    cc__rd r = {p, len, false, "", ""};
+    m->code = (int32_t)cc__rd_u32(&r);
+    m->count = cc__rd_u32(&r);
+    m->in_use = cc__rd_u32(&r);
+    m->granted = cc__rd_u8(&r) == 1;
+    rd_text(&r, m->detail, sizeof m->detail, "the detail");
+    return rd_end(&r, CC__F_LICENSE, detail, dn);
+}
+
+static void license_body(cc__wr *w, const void *msg)
+{
+    const cc__license_msg *m = msg;
+    cc__wr_u32(w, (uint32_t)m->code);
+    cc__wr_u32(w, m->count);
+    cc__wr_u32(w, m->in_use);
+    cc__wr_u8(w, m->granted ? 1 : 0);
+    wr_text(w, m->detail, sizeof m->detail);
+}
+
+int cc__license_pack(cc__buf *out, const cc_context *ctx, const cc__license_msg *m)
+{
+    return pack(out, ctx, CC__F_LICENSE, 0, license_body, m);
+}
+
+int cc__auth_token_parse(const uint8_t *p, size_t len, cc__auth_token *m, char *detail, size_t dn)
+{
+    m->data = p;
+    m->len = len;
+    return CC_OK;
+}
+
+static void token_body(cc__wr *w, const void *msg)
+{
+    const cc__auth_token *m = msg;
+    put(w, m->data, m->len);
+}
+
+int cc__auth_token_pack(cc__buf *out, const cc_context *ctx, const cc__auth_token *m)
+{
+    return pack(out, ctx, CC__F_AUTH_TOKEN, 0, token_body, m);
+}
+
+int cc__auth_result_parse(const uint8_t *p, size_t len, cc__auth_result *m, char *detail, size_t dn)
+{
+    cc__rd r = {p, len, false, "", ""};
+    m->code = (int32_t)cc__rd_u32(&r);
+    if (!r.bad && m->code > 0)
+        rd_fail(&r, "the code", "is positive");
+    rd_text(&r, m->text, sizeof m->text, "the text");
+    m->token = cc__rd_blob(&r, &m->token_len);
+    if (r.bad) {
+        m->token = NULL;
+        m->token_len = 0;
+    }
+    return rd_end(&r, CC__F_AUTH_RESULT, detail, dn);
+}
+
+static void result_body(cc__wr *w, const void *msg)
+{
+    const cc__auth_result *m = msg;
+    if (m->code > 0)
+        w->bad = true;
+    cc__wr_u32(w, (uint32_t)m->code);
+    wr_text(w, m->text, sizeof m->text);
+    cc__wr_blob(w, m->token, m->token_len);
+}
+
+int cc__auth_result_pack(cc__buf *out, const cc_context *ctx, const cc__auth_result *m)
+{
+    return pack(out, ctx, CC__F_AUTH_RESULT, 0, result_body, m);
+}
+
+int cc__data_parse(uint16_t channel, const uint8_t *p, size_t len, cc__data_msg *m, char *detail, size_t dn)
+{
+    m->channel = channel;
+    m->data = p;
+    m->len = len;
+    return CC_OK;
+}
+
+static void data_body(cc__wr *w, const void *msg)
+{
+    const cc__data_msg *m = msg;
+    put(w, m->data, m->len);
+}
+
+int cc__data_pack(cc__buf *out, const cc_context *ctx, const cc__data_msg *m)
+{
+    return pack(out, ctx, CC__F_DATA, m->channel, data_body, m);
+}
+
+void cc__ping_stamp(cc__ping_msg *m, uint64_t ms)
+{
+    m->len = 8;
+    for (int i = 0; i < 8; i++)
+        m->data[i] = (uint8_t)(ms >> (56 - 8 * i));
+}
+
+int cc__ping_parse(const uint8_t *p, size_t len, cc__ping_msg *m, char *detail, size_t dn)
+{
+    m->len = (uint8_t)(len < sizeof m->data ? len : sizeof m->data);
+    if (m->len)
+        memcpy(m->data, p, m->len);
+    return CC_OK;
+}
+
+static void ping_body(cc__wr *w, const void *msg)
+{
+    const cc__ping_msg *m = msg;
+    put(w, m->data, m->len <= sizeof m->data ? m->len : sizeof m->data);
+}
+
+int cc__ping_pack(cc__buf *out, const cc_context *ctx, const cc__ping_msg *m)
+{
+    return pack(out, ctx, CC__F_PING, 0, ping_body, m);
+}
+
+int cc__pong_parse(const uint8_t *p, size_t len, cc__ping_msg *m, char *detail, size_t dn)
+{
+    return cc__ping_parse(p, len, m, detail, dn);
+}
+
+int cc__pong_pack(cc__buf *out, const cc_context *ctx, const cc__ping_msg *m)
+{
+    return pack(out, ctx, CC__F_PONG, 0, ping_body, m);
+}
+
+int cc__close_parse(const uint8_t *p, size_t len, cc__close_msg *m, char *detail, size_t dn)
+{
+    cc__rd r = {p, len, false, "", ""};
+    m->code = (int32_t)cc__rd_u32(&r);
+    rd_text(&r, m->reason, sizeof m->reason, "the reason");
+    return rd_end(&r, CC__F_CLOSE, detail, dn);
+}
+
+static void close_body(cc__wr *w, const void *msg)
+{
+    const cc__close_msg *m = msg;
+    cc__wr_u32(w, (uint32_t)m->code);
+    wr_text(w, m->reason, sizeof m->reason);
+}
+
+int cc__close_pack(cc__buf *out, const cc_context *ctx, const cc__close_msg *m)
+{
+    return pack(out, ctx, CC__F_CLOSE, 0, close_body, m);
+}
+
+int cc__frame_parse(const cc__frame_hdr *h, const uint8_t *p, cc__msg *m, char *detail, size_t dn)
+{
+    switch (h->type) {
+    case CC__F_HELLO:
+        return cc__hello_parse(p, h->len, &m->hello, detail, dn);
+    case CC__F_LICENSE:
+        return cc__license_parse(p, h->len, &m->license, detail, dn);
+    case CC__F_AUTH_TOKEN:
+        return cc__auth_token_parse(p, h->len, &m->token, detail, dn);
+    case CC__F_AUTH_RESULT:
+        return cc__auth_result_parse(p, h->len, &m->result, detail, dn);
+    case CC__F_DATA:
+        return cc__data_parse(h->channel, p, h->len, &m->data, detail, dn);
+    case CC__F_PING:
+        return cc__ping_parse(p, h->len, &m->ping, detail, dn);
+    case CC__F_PONG:
+        return cc__pong_parse(p, h->len, &m->ping, detail, dn);
+    case CC__F_CLOSE:
+        return cc__close_parse(p, h->len, &m->close, detail, dn);
+    }
+    cc__fmt(detail, dn, "unknown frame type %u", h->type);
+    return CC_ERR_BAD_FRAME;
+}
+
+int cc__frame_pack(cc__buf *out, const cc_context *ctx, int type, const cc__msg *m)
+{
+    switch (type) {
+    case CC__F_HELLO:
+        return cc__hello_pack(out, ctx, &m->hello);
+    case CC__F_LICENSE:
+        return cc__license_pack(out, ctx, &m->license);
+    case CC__F_AUTH_TOKEN:
+        return cc__auth_token_pack(out, ctx, &m->token);
+    case CC__F_AUTH_RESULT:
+        return cc__auth_result_pack(out, ctx, &m->result);
+    case CC__F_DATA:
+        return cc__data_pack(out, ctx, &m->data);
+    case CC__F_PING:
+        return cc__ping_pack(out, ctx, &m->ping);
+    case CC__F_PONG:
+        return cc__pong_pack(out, ctx, &m->ping);
+    case CC__F_CLOSE:
+        return cc__close_pack(out, ctx, &m->close);
+    }
+    return CC_ERR_INTERNAL;
 }

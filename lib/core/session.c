@@ -113,18 +113,20 @@ static void end_mechanism(cc_session *s)
 
 /* ------------------------------------------------------------ the outputs */
 
-static int queue_frame(cc_session *s, int type, uint16_t channel, const uint8_t *payload, size_t len)
+/* Queues one frame (the member of *m for `type`). */
+static int send_msg(cc_session *s, int type, const cc__msg *m)
 {
     if (s->tls_shut)
         return CC_OK; /* after close_notify nothing more can reach the peer */
-    uint8_t hdr[CC__FRAME_HDR];
-    cc__frame_hdr h = {(uint8_t)type, 0, channel, (uint32_t)len};
-    assert(len <= 0xffffffffu);
-    cc__frame_hdr_write(hdr, &h);
-    if (cc__buf_append(s->ctx, &s->plain_out, hdr, sizeof hdr) < 0 ||
-        cc__buf_append(s->ctx, &s->plain_out, payload, len) < 0)
-        return CC_ERR_NOMEM;
-    return CC_OK;
+    return cc__frame_pack(&s->plain_out, s->ctx, type, m);
+}
+
+static int send_token(cc_session *s, const uint8_t *tok, size_t len)
+{
+    cc__msg m;
+    m.token.data = tok;
+    m.token.len = len;
+    return send_msg(s, CC__F_AUTH_TOKEN, &m);
 }
 
 /* Encrypts queued plaintext and moves TLS output to the raw queue. */
@@ -225,16 +227,13 @@ static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
     cc__log(s->ctx, CC_LOG_WARN, "session %p failed in state %s: %s: %s", (void *)s, cc_state_name(s->state),
             cc_err_name(code), s->errmsg);
     if (tell_peer && s->tls && s->state >= CC_STATE_HELLO && !s->peer_eof) {
-        uint8_t buf[8 + CC__REASON_MAX];
-        cc__wr w = {buf, 0, sizeof buf, false};
-        char reason[CC__REASON_MAX - 8];
-        cc__fmt(reason, sizeof reason, "%s", s->errmsg);
-        cc__wr_u32(&w, (uint32_t)code);
-        cc__wr_str(&w, reason);
+        cc__msg m;
+        m.close.code = code;
+        cc__text_copy(m.close.reason, CC__REASON_MAX - 8, s->errmsg); /* doc/PROTOCOL.md 4.5: 247 bytes */
         /* Best effort: the session is over whatever happens, and the detail already set is kept. */
         char keep[sizeof s->errmsg];
         memcpy(keep, s->errmsg, sizeof keep);
-        if (!w.bad && queue_frame(s, CC__F_CLOSE, 0, buf, w.len) == CC_OK && end_tls(s) == CC_OK)
+        if (send_msg(s, CC__F_CLOSE, &m) == CC_OK && end_tls(s) == CC_OK)
             flush(s);
         memcpy(s->errmsg, keep, sizeof keep);
     }
@@ -560,29 +559,21 @@ static int drive_connect(cc_session *s, uint64_t now)
 
 /* ------------------------------------------------------------- handshake */
 
+/* Console: every mechanism it has, in its order; client: the one it chose. */
 static int send_hello(cc_session *s)
 {
-    uint8_t buf[4 + CC__MAX_AUTH * (1 + CC__MECH_MAX)];
-    cc__wr w = {buf, 0, sizeof buf, false};
-    cc__wr_u16(&w, 0); /* capabilities: none defined in version 1 */
+    cc__msg m;
+    m.hello.caps = 0; /* none defined in version 1 */
     if (s->role == CC_ROLE_CONSOLE) {
-        cc__wr_u8(&w, (uint8_t)s->ctx->auth.n);
-        for (size_t i = 0; i < s->ctx->auth.n; i++) {
-            const char *n = s->ctx->auth.entry[i].vt.name;
-            cc__wr_u8(&w, (uint8_t)strlen(n));
-            for (const char *p = n; *p; p++)
-                cc__wr_u8(&w, (uint8_t)*p);
-        }
+        m.hello.n = (uint8_t)s->ctx->auth.n;
+        for (size_t i = 0; i < s->ctx->auth.n; i++)
+            cc__fmt(m.hello.mech[i], sizeof m.hello.mech[i], "%s", s->ctx->auth.entry[i].vt.name);
     } else {
-        const char *n = cc__auth_name(s->auth);
-        cc__wr_u8(&w, 1);
-        cc__wr_u8(&w, (uint8_t)strlen(n));
-        for (const char *p = n; *p; p++)
-            cc__wr_u8(&w, (uint8_t)*p);
+        m.hello.n = 1;
+        cc__fmt(m.hello.mech[0], sizeof m.hello.mech[0], "%s", cc__auth_name(s->auth));
     }
-    assert(!w.bad);
     s->hello_sent = true;
-    return queue_frame(s, CC__F_HELLO, 0, buf, w.len);
+    return send_msg(s, CC__F_HELLO, &m);
 }
 
 static int new_auth(cc_session *s, const struct cc__auth_entry *e)
@@ -615,18 +606,13 @@ static void established(cc_session *s)
 
 static int send_auth_result(cc_session *s, int code, const char *text, const uint8_t *tok, size_t tok_len)
 {
-    size_t cap = 16 + CC__DETAIL_MAX + tok_len;
-    uint8_t *buf = cc__malloc(s->ctx, cap);
-    if (!buf)
-        return CC_ERR_NOMEM;
-    cc__wr w = {buf, 0, cap, false};
-    cc__wr_u32(&w, (uint32_t)code);
-    cc__wr_str(&w, text);
-    cc__wr_blob(&w, tok, tok_len);
-    int r = w.bad ? CC_ERR_INTERNAL : queue_frame(s, CC__F_AUTH_RESULT, 0, buf, w.len);
-    cc__free(s->ctx, buf);
+    cc__msg m;
+    m.result.code = code;
+    cc__text_copy(m.result.text, sizeof m.result.text, text);
+    m.result.token = tok;
+    m.result.token_len = tok_len;
     s->auth_final_sent = true;
-    return r;
+    return send_msg(s, CC__F_AUTH_RESULT, &m);
 }
 
 /* Acts on the result `r` of a mechanism step. */
@@ -648,7 +634,7 @@ static int auth_after_step(cc_session *s, int r)
             return fail(s, r, true, "%s", cc__auth_detail(a));
         }
         if (r == CC_AUTH_CONTINUE)
-            return have_tok ? queue_frame(s, CC__F_AUTH_TOKEN, 0, tok, tok_len)
+            return have_tok ? send_token(s, tok, tok_len)
                             : fail(s, CC_ERR_INTERNAL, true, "%s continued without a token", cc__auth_name(a));
         /* DONE: the mechanism is satisfied; now the host's policy. */
         if (s->ctx->auth.policy_fn) {
@@ -672,7 +658,7 @@ static int auth_after_step(cc_session *s, int r)
     if (r < 0)
         return fail(s, r, true, "%s", cc__auth_detail(a));
     if (have_tok)
-        return queue_frame(s, CC__F_AUTH_TOKEN, 0, tok, tok_len);
+        return send_token(s, tok, tok_len);
     if (r == CC_AUTH_CONTINUE)
         return fail(s, CC_ERR_INTERNAL, true, "%s continued without a token", cc__auth_name(a));
     return CC_OK; /* done on our side; the client's AUTH_RESULT decides */
@@ -709,14 +695,13 @@ static int client_progress(cc_session *s)
     cc__license_verdict *v = &s->license;
     /* The console learns the figures and the cause, URL included: support
      * staff at the console need it to tell "server down" from "seats full". */
-    uint8_t buf[32 + CC__DETAIL_MAX];
-    cc__wr w = {buf, 0, sizeof buf, false};
-    cc__wr_u32(&w, (uint32_t)v->code);
-    cc__wr_u32(&w, v->count);
-    cc__wr_u32(&w, v->in_use);
-    cc__wr_u8(&w, v->granted ? 1 : 0);
-    cc__wr_str(&w, v->detail);
-    int r = queue_frame(s, CC__F_LICENSE, 0, buf, w.len);
+    cc__msg m;
+    m.license.code = v->code;
+    m.license.count = v->count;
+    m.license.in_use = v->in_use;
+    m.license.granted = v->granted;
+    cc__text_copy(m.license.detail, sizeof m.license.detail, v->detail);
+    int r = send_msg(s, CC__F_LICENSE, &m);
     if (r < 0)
         return fail(s, r, false, NULL);
     s->license_sent = true;
@@ -753,151 +738,175 @@ static int map_peer_code(int code)
     return code < 0 && cc__err_known(code) ? code : CC_ERR_PEER_ERROR;
 }
 
+/* ------------------------------------------------------ frames received */
+
+static int on_hello(cc_session *s, const cc__hello *m)
+{
+    if (s->role == CC_ROLE_CLIENT) {
+        memcpy(s->offered, m->mech, sizeof s->offered);
+        s->n_offered = m->n;
+        s->hello_received = true;
+        return client_progress(s);
+    }
+    if (m->n != 1)
+        return fail(s, CC_ERR_BAD_FRAME, true, "HELLO frame names %u mechanisms; the client chooses one", m->n);
+    const struct cc__auth_entry *e = cc__auth_conf_find(&s->ctx->auth, m->mech[0]);
+    if (!e)
+        return fail(s, CC_ERR_AUTH_NO_MECHANISM, true, "the client chose \"%s\", which this console did not offer",
+                    m->mech[0]);
+    memcpy(s->offered[0], m->mech[0], sizeof s->offered[0]);
+    s->n_offered = 1;
+    s->hello_received = true;
+    int r = new_auth(s, e);
+    if (r < 0)
+        return fail(s, r, false, NULL);
+    set_state(s, CC_STATE_AUTHENTICATING);
+    return auth_advance(s, NULL, 0);
+}
+
+static int on_license(cc_session *s, const cc__license_msg *m)
+{
+    cc__license_verdict *v = &s->license;
+    v->code = m->code;
+    v->count = m->count;
+    v->in_use = m->in_use;
+    v->granted = m->granted;
+    cc__fmt(v->detail, sizeof v->detail, "%s", m->detail);
+    /* Trust the figures only as far as they agree with the verdict. */
+    if (v->granted && (v->code != 0 || v->count <= v->in_use))
+        return fail(s, CC_ERR_PROTOCOL, false, "the client reported a licence grant with %u of %u in use", v->in_use,
+                    v->count);
+    s->license_known = true;
+    license_event(s);
+    if (!v->granted)
+        return fail(s, map_peer_code(v->code ? v->code : CC_ERR_LICENSE_DENIED), false, "client: %s", v->detail);
+    return CC_OK;
+}
+
+static int on_auth_result(cc_session *s, const cc__auth_result *m)
+{
+    if (m->code < 0) {
+        auth_event(s, map_peer_code(m->code), m->text);
+        return fail(s, map_peer_code(m->code), false, "client: %s", m->text);
+    }
+    cc_auth *a = s->auth;
+    if (!cc__auth_done(a)) {
+        /* The mechanism expects the client's proof (mutual authentication). */
+        int r = m->token_len ? cc__auth_step(a, m->token, m->token_len) : CC_ERR_AUTH_MUTUAL;
+        if (r != CC_AUTH_DONE) {
+            if (r >= 0)
+                r = CC_ERR_AUTH_MUTUAL;
+            const char *d = m->token_len ? cc__auth_detail(a) : "";
+            return fail(s, r, true, "%s", d[0] ? d : "the client did not complete mutual authentication");
+        }
+    } else if (m->token_len) {
+        return fail(s, CC_ERR_PROTOCOL, true, "AUTH_RESULT carries a token the mechanism did not expect");
+    }
+    if (cc_auth_set_identity(a, m->text[0] ? m->text : "(unnamed)") < 0)
+        return fail(s, CC_ERR_BAD_FRAME, true, "AUTH_RESULT carries an invalid identity");
+    established(s);
+    return CC_OK;
+}
+
+static int on_data(cc_session *s, const cc__data_msg *m)
+{
+    cc_event ev = {0};
+    ev.type = CC_EVENT_DATA;
+    ev.channel = m->channel;
+    ev.data = m->data;
+    ev.len = m->len;
+    emit(s, &ev);
+    return CC_OK;
+}
+
+static int on_pong(cc_session *s)
+{
+    if (!s->ping_outstanding)
+        return CC_OK;
+    s->ping_outstanding = false;
+    cc_event ev = {0};
+    ev.type = CC_EVENT_PONG;
+    ev.value = cc__now_ms() - s->ping_sent;
+    emit(s, &ev);
+    return CC_OK;
+}
+
+static int on_close(cc_session *s, const cc__close_msg *m)
+{
+    if (m->code < 0)
+        return fail(s, map_peer_code(m->code), false, "%s: %s", s->role == CC_ROLE_CONSOLE ? "client" : "console",
+                    m->reason);
+    s->close_code = 0;
+    cc__fmt(s->close_reason, sizeof s->close_reason, "%s", m->reason);
+    if (!s->closing) {
+        /* Answer with our own close so both sides end cleanly. */
+        s->closing = true;
+        set_state(s, CC_STATE_CLOSING);
+        int r = end_tls(s); /* what the host already queued still goes out first */
+        if (r < 0)
+            return r;
+    }
+    s->peer_eof = true;
+    return CC_OK;
+}
+
+/* Whether a frame of `type` may arrive in the session's state (doc/PROTOCOL.md 4.6). */
+static bool frame_allowed(const cc_session *s, int type)
+{
+    bool console = s->role == CC_ROLE_CONSOLE;
+    switch (type) {
+    case CC__F_HELLO: /* the console hears the client's choice only after its licence verdict */
+        return !s->hello_received && (!console || (s->state == CC_STATE_LICENSE && s->license_known));
+    case CC__F_LICENSE:
+        return console && !s->license_known && s->state == CC_STATE_LICENSE;
+    case CC__F_AUTH_TOKEN:
+        return s->state == CC_STATE_AUTHENTICATING && s->auth && !s->auth_final_sent && !s->auth_job_out &&
+               !(console && cc__auth_done(s->auth));
+    case CC__F_AUTH_RESULT:
+        return console && s->state == CC_STATE_AUTHENTICATING && s->auth;
+    case CC__F_DATA:
+        return s->state == CC_STATE_ESTABLISHED || s->state == CC_STATE_CLOSING;
+    default: /* PING, PONG and CLOSE: in every state after TLS */
+        return true;
+    }
+}
+
+/* A malformed LICENSE, AUTH_RESULT or CLOSE is the peer's report of its own
+ * end: nothing is sent back. Any other malformed frame is ours to report. */
+static bool tell_peer_malformed(int type)
+{
+    return type != CC__F_LICENSE && type != CC__F_AUTH_RESULT && type != CC__F_CLOSE;
+}
+
+/* One frame: may it come now, is it well-formed, then what it means. */
 static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
 {
-    cc__rd rd = {p, h->len, false};
-    bool console = s->role == CC_ROLE_CONSOLE;
-
+    if (!frame_allowed(s, h->type))
+        return fail(s, CC_ERR_PROTOCOL, true, "unexpected %s frame in state %s", cc__frame_name(h->type),
+                    cc_state_name(s->state));
+    cc__msg m;
+    int r = cc__frame_parse(h, p, &m, s->errmsg, sizeof s->errmsg);
+    if (r < 0)
+        return fail(s, r, tell_peer_malformed(h->type), NULL);
     switch (h->type) {
-    case CC__F_DATA: {
-        if (s->state != CC_STATE_ESTABLISHED && s->state != CC_STATE_CLOSING)
-            break;
-        cc_event ev = {0};
-        ev.type = CC_EVENT_DATA;
-        ev.channel = h->channel;
-        ev.data = p;
-        ev.len = h->len;
-        emit(s, &ev);
-        return CC_OK;
-    }
-    case CC__F_PING:
-        return queue_frame(s, CC__F_PONG, 0, p, h->len > 8 ? 8 : h->len);
-    case CC__F_PONG: {
-        if (!s->ping_outstanding)
-            return CC_OK;
-        s->ping_outstanding = false;
-        cc_event ev = {0};
-        ev.type = CC_EVENT_PONG;
-        ev.value = cc__now_ms() - s->ping_sent;
-        emit(s, &ev);
-        return CC_OK;
-    }
-    case CC__F_CLOSE: {
-        uint32_t code = cc__rd_u32(&rd);
-        char reason[CC__REASON_MAX];
-        cc__rd_str(&rd, reason, sizeof reason);
-        if (rd.bad)
-            return fail(s, CC_ERR_BAD_FRAME, false, "malformed CLOSE frame");
-        if ((int32_t)code < 0)
-            return fail(s, map_peer_code((int32_t)code), false, "%s: %s", console ? "client" : "console", reason);
-        s->close_code = 0;
-        cc__fmt(s->close_reason, sizeof s->close_reason, "%s", reason);
-        if (!s->closing) {
-            /* Answer with our own close so both sides end cleanly. */
-            s->closing = true;
-            set_state(s, CC_STATE_CLOSING);
-            int r = end_tls(s); /* what the host already queued still goes out first */
-            if (r < 0)
-                return r;
-        }
-        s->peer_eof = true;
-        return CC_OK;
-    }
-    case CC__F_HELLO: {
-        if (s->hello_received || (console && s->state != CC_STATE_LICENSE))
-            break;
-        cc__rd_u16(&rd); /* capabilities */
-        size_t n = cc__rd_u8(&rd);
-        if (n > CC__MAX_AUTH || (!console && n == 0) || (console && n != 1))
-            return fail(s, CC_ERR_BAD_FRAME, true, "HELLO frame names %zu mechanisms", n);
-        for (size_t i = 0; i < n; i++) {
-            size_t l = cc__rd_u8(&rd);
-            if (l == 0 || l > CC__MECH_MAX)
-                rd.bad = true;
-            for (size_t k = 0; k < l && !rd.bad; k++)
-                s->offered[i][k] = (char)cc__rd_u8(&rd);
-            s->offered[i][l <= CC__MECH_MAX ? l : 0] = 0;
-        }
-        if (rd.bad)
-            return fail(s, CC_ERR_BAD_FRAME, true, "malformed HELLO frame");
-        s->n_offered = n;
-        s->hello_received = true;
-        if (!console)
-            return client_progress(s);
-        if (!s->license_known || !s->license.granted)
-            break;
-        const struct cc__auth_entry *e = cc__auth_conf_find(&s->ctx->auth, s->offered[0]);
-        if (!e)
-            return fail(s, CC_ERR_AUTH_NO_MECHANISM, true, "the client chose \"%s\", which this console did not offer",
-                        s->offered[0]);
-        int r = new_auth(s, e);
-        if (r < 0)
-            return fail(s, r, false, NULL);
-        set_state(s, CC_STATE_AUTHENTICATING);
-        return auth_advance(s, NULL, 0);
-    }
-    case CC__F_LICENSE: {
-        if (!console || s->license_known || s->state != CC_STATE_LICENSE)
-            break;
-        cc__license_verdict *v = &s->license;
-        v->code = (int32_t)cc__rd_u32(&rd);
-        v->count = cc__rd_u32(&rd);
-        v->in_use = cc__rd_u32(&rd);
-        v->granted = cc__rd_u8(&rd) == 1;
-        cc__rd_str(&rd, v->detail, sizeof v->detail);
-        if (rd.bad)
-            return fail(s, CC_ERR_BAD_FRAME, false, "malformed LICENSE frame");
-        /* Trust the figures only as far as they agree with the verdict. */
-        if (v->granted && (v->code != 0 || v->count <= v->in_use))
-            return fail(s, CC_ERR_PROTOCOL, false, "the client reported a licence grant with %u of %u in use",
-                        v->in_use, v->count);
-        s->license_known = true;
-        license_event(s);
-        if (!v->granted)
-            return fail(s, map_peer_code(v->code ? v->code : CC_ERR_LICENSE_DENIED), false, "client: %s", v->detail);
-        return CC_OK;
-    }
+    case CC__F_HELLO:
+        return on_hello(s, &m.hello);
+    case CC__F_LICENSE:
+        return on_license(s, &m.license);
     case CC__F_AUTH_TOKEN:
-        if (s->state != CC_STATE_AUTHENTICATING || !s->auth || s->auth_final_sent || s->auth_job_out)
-            break;
-        if (console && cc__auth_done(s->auth))
-            break;
-        return auth_advance(s, p, h->len);
-    case CC__F_AUTH_RESULT: {
-        if (!console || s->state != CC_STATE_AUTHENTICATING || !s->auth)
-            break;
-        int32_t code = (int32_t)cc__rd_u32(&rd);
-        char text[CC__DETAIL_MAX];
-        size_t tok_len;
-        cc__rd_str(&rd, text, sizeof text);
-        const uint8_t *tok = cc__rd_blob(&rd, &tok_len);
-        if (rd.bad || code > 0)
-            return fail(s, CC_ERR_BAD_FRAME, false, "malformed AUTH_RESULT frame");
-        if (code < 0) {
-            auth_event(s, map_peer_code(code), text);
-            return fail(s, map_peer_code(code), false, "client: %s", text);
-        }
-        cc_auth *a = s->auth;
-        if (!cc__auth_done(a)) {
-            /* The mechanism expects the client's proof (mutual authentication). */
-            int r = tok_len ? cc__auth_step(a, tok, tok_len) : CC_ERR_AUTH_MUTUAL;
-            if (r != CC_AUTH_DONE) {
-                if (r >= 0)
-                    r = CC_ERR_AUTH_MUTUAL;
-                const char *d = tok_len ? cc__auth_detail(a) : "";
-                return fail(s, r, true, "%s", d[0] ? d : "the client did not complete mutual authentication");
-            }
-        } else if (tok_len) {
-            return fail(s, CC_ERR_PROTOCOL, true, "AUTH_RESULT carries a token the mechanism did not expect");
-        }
-        if (cc_auth_set_identity(a, text[0] ? text : "(unnamed)") < 0)
-            return fail(s, CC_ERR_BAD_FRAME, true, "AUTH_RESULT carries an invalid identity");
-        established(s);
-        return CC_OK;
+        return auth_advance(s, m.token.data, m.token.len);
+    case CC__F_AUTH_RESULT:
+        return on_auth_result(s, &m.result);
+    case CC__F_DATA:
+        return on_data(s, &m.data);
+    case CC__F_PING:
+        return send_msg(s, CC__F_PONG, &m); /* the same payload, cut to 8 bytes */
+    case CC__F_PONG:
+        return on_pong(s);
+    case CC__F_CLOSE:
+        return on_close(s, &m.close);
     }
-    }
-    return fail(s, CC_ERR_PROTOCOL, true, "unexpected %s frame in state %s", cc__frame_name(h->type),
-                cc_state_name(s->state));
+    return CC_OK;
 }
 
 /* Feeds received network bytes through preamble and TLS and handles every
@@ -1223,14 +1232,14 @@ CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, si
     /* Reserve the whole message first, so running out of memory queues nothing. */
     if (!cc__buf_reserve(s->ctx, &s->plain_out, len + (frames ? frames : 1) * CC__FRAME_HDR))
         return CC_ERR_NOMEM;
-    const uint8_t *p = data;
+    cc__data_msg m = {channel, data, 0};
     do {
-        size_t n = len > DATA_FRAME_MAX ? DATA_FRAME_MAX : len;
-        int r = queue_frame(s, CC__F_DATA, channel, p, n);
+        m.len = len > DATA_FRAME_MAX ? DATA_FRAME_MAX : len;
+        int r = cc__data_pack(&s->plain_out, s->ctx, &m);
         if (r < 0)
             return r;
-        p += n;
-        len -= n;
+        m.data += m.len;
+        len -= m.len;
     } while (len);
     if (cc_session_pending(s) > s->ctx->base.limit[CC_LIMIT_SEND_BUFFER] / 2) {
         s->send_blocked = true; /* CC_EVENT_SEND_READY once it drains */
@@ -1255,12 +1264,11 @@ CC_API int cc_session_ping(cc_session *s)
         return CC_ERR_INVALID;
     if (s->state != CC_STATE_ESTABLISHED || s->closing)
         return CC_ERR_STATE;
-    uint8_t buf[8];
-    cc__wr w = {buf, 0, sizeof buf, false};
+    cc__msg m;
     s->ping_sent = cc__now_ms();
-    cc__wr_u64(&w, s->ping_sent);
+    cc__ping_stamp(&m.ping, s->ping_sent);
     s->ping_outstanding = true;
-    return queue_frame(s, CC__F_PING, 0, buf, w.len);
+    return send_msg(s, CC__F_PING, &m);
 }
 
 CC_API int cc_session_close(cc_session *s, int code, const char *reason)
@@ -1280,11 +1288,10 @@ CC_API int cc_session_close(cc_session *s, int code, const char *reason)
         fail(s, CC_ERR_CANCELLED, true, "cancelled by the host%s%s", reason ? ": " : "", reason ? reason : "");
         return CC_OK;
     }
-    uint8_t buf[8 + CC__REASON_MAX];
-    cc__wr w = {buf, 0, sizeof buf, false};
-    cc__wr_u32(&w, 0);
-    cc__wr_str(&w, s->close_reason);
-    int r = queue_frame(s, CC__F_CLOSE, 0, buf, w.len);
+    cc__msg m;
+    m.close.code = 0;
+    cc__text_copy(m.close.reason, sizeof m.close.reason, s->close_reason);
+    int r = send_msg(s, CC__F_CLOSE, &m);
     if (r < 0)
         return r;
     s->closing = true;
