@@ -144,8 +144,16 @@ static bool name8_char(uint8_t c)
 
 /* --------------------------------------------------------------- reading */
 
+/* Payload reader: every read checks bounds; `bad` sticks once set. */
+typedef struct rd {
+    const uint8_t *p;
+    size_t left;
+    bool bad;
+    const char *field, *problem; /* the first problem met, for the detail */
+} rd;
+
 /* Records the first problem a parser met, for the detail: "<field> <problem>". */
-static void rd_fail(cc__rd *r, const char *field, const char *problem)
+static void rd_fail(rd *r, const char *field, const char *problem)
 {
     if (!r->bad) {
         r->field = field;
@@ -154,10 +162,10 @@ static void rd_fail(cc__rd *r, const char *field, const char *problem)
     r->bad = true;
 }
 
-static const uint8_t *take(cc__rd *r, size_t n)
+static const uint8_t *take(rd *r, size_t n)
 {
     if (r->bad || r->left < n) {
-        rd_fail(r, "it", "is cut short");
+        rd_fail(r, "the payload", "ends inside a field");
         return NULL;
     }
     const uint8_t *p = r->p;
@@ -166,34 +174,28 @@ static const uint8_t *take(cc__rd *r, size_t n)
     return p;
 }
 
-uint8_t cc__rd_u8(cc__rd *r)
+static uint8_t rd_u8(rd *r)
 {
     const uint8_t *p = take(r, 1);
     return p ? p[0] : 0;
 }
 
-uint16_t cc__rd_u16(cc__rd *r)
+static uint16_t rd_u16(rd *r)
 {
     const uint8_t *p = take(r, 2);
     return p ? (uint16_t)(p[0] << 8 | p[1]) : 0;
 }
 
-uint32_t cc__rd_u32(cc__rd *r)
+static uint32_t rd_u32(rd *r)
 {
     const uint8_t *p = take(r, 4);
     return p ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
 }
 
-uint64_t cc__rd_u64(cc__rd *r)
-{
-    uint64_t hi = cc__rd_u32(r);
-    return hi << 32 | cc__rd_u32(r);
-}
-
 /* str16 into dst: fits, no NUL, UTF-8. */
-static void rd_text(cc__rd *r, char *dst, size_t size, const char *field)
+static void rd_text(rd *r, char *dst, size_t size, const char *field)
 {
-    size_t len = cc__rd_u16(r);
+    size_t len = rd_u16(r);
     const uint8_t *p = take(r, len);
     if (size)
         dst[0] = 0;
@@ -211,14 +213,9 @@ static void rd_text(cc__rd *r, char *dst, size_t size, const char *field)
     dst[len] = 0;
 }
 
-void cc__rd_str(cc__rd *r, char *dst, size_t size)
+static const uint8_t *rd_blob(rd *r, size_t *len)
 {
-    rd_text(r, dst, size, "a string");
-}
-
-const uint8_t *cc__rd_blob(cc__rd *r, size_t *len)
-{
-    *len = cc__rd_u32(r);
+    *len = rd_u32(r);
     const uint8_t *p = take(r, *len);
     if (!p)
         *len = 0;
@@ -226,9 +223,9 @@ const uint8_t *cc__rd_blob(cc__rd *r, size_t *len)
 }
 
 /* name8 into dst (CC__MECH_MAX + 1 bytes): 1..32 of [a-z0-9-]. */
-static void rd_name8(cc__rd *r, char dst[CC__MECH_MAX + 1])
+static void rd_name8(rd *r, char dst[CC__MECH_MAX + 1])
 {
-    size_t len = cc__rd_u8(r);
+    size_t len = rd_u8(r);
     dst[0] = 0;
     if (!r->bad && (len == 0 || len > CC__MECH_MAX)) {
         rd_fail(r, "a mechanism name", "is not 1..32 bytes long");
@@ -247,7 +244,7 @@ static void rd_name8(cc__rd *r, char dst[CC__MECH_MAX + 1])
 }
 
 /* CC_OK, or CC_ERR_BAD_FRAME with "malformed TYPE frame: <field> <problem>". */
-static int rd_end(const cc__rd *r, int type, char *detail, size_t dn)
+static int rd_end(const rd *r, int type, char *detail, size_t dn)
 {
     if (!r->bad)
         return CC_OK;
@@ -257,8 +254,14 @@ static int rd_end(const cc__rd *r, int type, char *detail, size_t dn)
 
 /* --------------------------------------------------------------- writing */
 
-/* With p == NULL a writer only counts, so a packer runs once to size the frame. */
-static void put(cc__wr *w, const void *p, size_t n)
+/* Payload writer; with p == NULL it only counts, so a packer runs once to size its frame. */
+typedef struct wr {
+    uint8_t *p;
+    size_t len, cap;
+    bool bad;
+} wr;
+
+static void put(wr *w, const void *p, size_t n)
 {
     if (n == 0 || w->bad)
         return;
@@ -271,54 +274,49 @@ static void put(cc__wr *w, const void *p, size_t n)
     w->len += n;
 }
 
-void cc__wr_u8(cc__wr *w, uint8_t v)
+static void wr_u8(wr *w, uint8_t v)
 {
     put(w, &v, 1);
 }
-void cc__wr_u16(cc__wr *w, uint16_t v)
+static void wr_u16(wr *w, uint16_t v)
 {
     uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
     put(w, b, 2);
 }
-void cc__wr_u32(cc__wr *w, uint32_t v)
+static void wr_u32(wr *w, uint32_t v)
 {
     uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
     put(w, b, 4);
 }
-void cc__wr_u64(cc__wr *w, uint64_t v)
-{
-    cc__wr_u32(w, (uint32_t)(v >> 32));
-    cc__wr_u32(w, (uint32_t)v);
-}
-void cc__wr_str(cc__wr *w, const char *s)
+static void wr_str(wr *w, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
     if (n > 0xffff) {
         w->bad = true;
         return;
     }
-    cc__wr_u16(w, (uint16_t)n);
+    wr_u16(w, (uint16_t)n);
     put(w, s, n);
 }
-void cc__wr_blob(cc__wr *w, const uint8_t *p, size_t n)
+static void wr_blob(wr *w, const uint8_t *p, size_t n)
 {
     if (n > 0xffffffffu) {
         w->bad = true;
         return;
     }
-    cc__wr_u32(w, (uint32_t)n);
+    wr_u32(w, (uint32_t)n);
     put(w, p, n);
 }
 
 /* str16 as the receiver's field of `size` bytes accepts it. */
-static void wr_text(cc__wr *w, const char *s, size_t size)
+static void wr_text(wr *w, const char *s, size_t size)
 {
     char t[CC__DETAIL_MAX];
     cc__text_copy(t, size < sizeof t ? size : sizeof t, s);
-    cc__wr_str(w, t);
+    wr_str(w, t);
 }
 
-static void wr_name8(cc__wr *w, const char *s)
+static void wr_name8(wr *w, const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > CC__MECH_MAX) {
@@ -328,16 +326,16 @@ static void wr_name8(cc__wr *w, const char *s)
     for (size_t i = 0; i < n; i++)
         if (!name8_char((uint8_t)s[i]))
             w->bad = true;
-    cc__wr_u8(w, (uint8_t)n);
+    wr_u8(w, (uint8_t)n);
     put(w, s, n);
 }
 
-typedef void (*body_fn)(cc__wr *w, const void *msg);
+typedef void (*body_fn)(wr *w, const void *msg);
 
 /* Appends header + body to out: sizes the body, reserves, writes. */
 static int pack(cc__buf *out, const cc_context *ctx, int type, uint16_t channel, body_fn body, const void *msg)
 {
-    cc__wr count = {NULL, 0, 0xffffffffu, false};
+    wr count = {NULL, 0, 0xffffffffu, false};
     body(&count, msg);
     if (count.bad)
         return CC_ERR_INTERNAL;
@@ -346,7 +344,7 @@ static int pack(cc__buf *out, const cc_context *ctx, int type, uint16_t channel,
         return CC_ERR_NOMEM;
     cc__frame_hdr h = {(uint8_t)type, 0, channel, (uint32_t)count.len};
     cc__frame_hdr_write(d, &h);
-    cc__wr w = {d + CC__FRAME_HDR, 0, count.len, false};
+    wr w = {d + CC__FRAME_HDR, 0, count.len, false};
     body(&w, msg);
     out->len += CC__FRAME_HDR + w.len;
     return CC_OK;
@@ -356,10 +354,10 @@ static int pack(cc__buf *out, const cc_context *ctx, int type, uint16_t channel,
 
 int cc__hello_parse(const uint8_t *p, size_t len, cc__hello *m, char *detail, size_t dn)
 {
-    cc__rd r = {p, len, false, "", ""};
+    rd r = {p, len, false, "", ""};
     memset(m, 0, sizeof *m);
-    m->caps = cc__rd_u16(&r);
-    size_t n = cc__rd_u8(&r);
+    m->caps = rd_u16(&r);
+    size_t n = rd_u8(&r);
     if (!r.bad && (n < 1 || n > CC__MAX_AUTH)) {
         cc__fmt(detail, dn, "HELLO frame names %zu mechanisms (1..%d allowed)", n, CC__MAX_AUTH);
         return CC_ERR_BAD_FRAME;
@@ -370,13 +368,13 @@ int cc__hello_parse(const uint8_t *p, size_t len, cc__hello *m, char *detail, si
     return rd_end(&r, CC__F_HELLO, detail, dn);
 }
 
-static void hello_body(cc__wr *w, const void *msg)
+static void hello_body(wr *w, const void *msg)
 {
     const cc__hello *m = msg;
     if (m->n < 1 || m->n > CC__MAX_AUTH)
         w->bad = true;
-    cc__wr_u16(w, m->caps);
-    cc__wr_u8(w, m->n);
+    wr_u16(w, m->caps);
+    wr_u8(w, m->n);
     for (size_t i = 0; i < m->n && !w->bad; i++)
         wr_name8(w, m->mech[i]);
 }
@@ -388,22 +386,22 @@ int cc__hello_pack(cc__buf *out, const cc_context *ctx, const cc__hello *m)
 
 int cc__license_parse(const uint8_t *p, size_t len, cc__license_msg *m, char *detail, size_t dn)
 {
-    cc__rd r = {p, len, false, "", ""};
-    m->code = (int32_t)cc__rd_u32(&r);
-    m->count = cc__rd_u32(&r);
-    m->in_use = cc__rd_u32(&r);
-    m->granted = cc__rd_u8(&r) == 1;
+    rd r = {p, len, false, "", ""};
+    m->code = (int32_t)rd_u32(&r);
+    m->count = rd_u32(&r);
+    m->in_use = rd_u32(&r);
+    m->granted = rd_u8(&r) == 1;
     rd_text(&r, m->detail, sizeof m->detail, "the detail");
     return rd_end(&r, CC__F_LICENSE, detail, dn);
 }
 
-static void license_body(cc__wr *w, const void *msg)
+static void license_body(wr *w, const void *msg)
 {
     const cc__license_msg *m = msg;
-    cc__wr_u32(w, (uint32_t)m->code);
-    cc__wr_u32(w, m->count);
-    cc__wr_u32(w, m->in_use);
-    cc__wr_u8(w, m->granted ? 1 : 0);
+    wr_u32(w, (uint32_t)m->code);
+    wr_u32(w, m->count);
+    wr_u32(w, m->in_use);
+    wr_u8(w, m->granted ? 1 : 0);
     wr_text(w, m->detail, sizeof m->detail);
 }
 
@@ -419,7 +417,7 @@ int cc__auth_token_parse(const uint8_t *p, size_t len, cc__auth_token *m, char *
     return CC_OK;
 }
 
-static void token_body(cc__wr *w, const void *msg)
+static void token_body(wr *w, const void *msg)
 {
     const cc__auth_token *m = msg;
     put(w, m->data, m->len);
@@ -432,12 +430,12 @@ int cc__auth_token_pack(cc__buf *out, const cc_context *ctx, const cc__auth_toke
 
 int cc__auth_result_parse(const uint8_t *p, size_t len, cc__auth_result *m, char *detail, size_t dn)
 {
-    cc__rd r = {p, len, false, "", ""};
-    m->code = (int32_t)cc__rd_u32(&r);
+    rd r = {p, len, false, "", ""};
+    m->code = (int32_t)rd_u32(&r);
     if (!r.bad && m->code > 0)
         rd_fail(&r, "the code", "is positive");
     rd_text(&r, m->text, sizeof m->text, "the text");
-    m->token = cc__rd_blob(&r, &m->token_len);
+    m->token = rd_blob(&r, &m->token_len);
     if (r.bad) {
         m->token = NULL;
         m->token_len = 0;
@@ -445,14 +443,14 @@ int cc__auth_result_parse(const uint8_t *p, size_t len, cc__auth_result *m, char
     return rd_end(&r, CC__F_AUTH_RESULT, detail, dn);
 }
 
-static void result_body(cc__wr *w, const void *msg)
+static void result_body(wr *w, const void *msg)
 {
     const cc__auth_result *m = msg;
     if (m->code > 0)
         w->bad = true;
-    cc__wr_u32(w, (uint32_t)m->code);
+    wr_u32(w, (uint32_t)m->code);
     wr_text(w, m->text, sizeof m->text);
-    cc__wr_blob(w, m->token, m->token_len);
+    wr_blob(w, m->token, m->token_len);
 }
 
 int cc__auth_result_pack(cc__buf *out, const cc_context *ctx, const cc__auth_result *m)
@@ -468,7 +466,7 @@ int cc__data_parse(uint16_t channel, const uint8_t *p, size_t len, cc__data_msg 
     return CC_OK;
 }
 
-static void data_body(cc__wr *w, const void *msg)
+static void data_body(wr *w, const void *msg)
 {
     const cc__data_msg *m = msg;
     put(w, m->data, m->len);
@@ -494,7 +492,7 @@ int cc__ping_parse(const uint8_t *p, size_t len, cc__ping_msg *m, char *detail, 
     return CC_OK;
 }
 
-static void ping_body(cc__wr *w, const void *msg)
+static void ping_body(wr *w, const void *msg)
 {
     const cc__ping_msg *m = msg;
     put(w, m->data, m->len <= sizeof m->data ? m->len : sizeof m->data);
@@ -517,16 +515,16 @@ int cc__pong_pack(cc__buf *out, const cc_context *ctx, const cc__ping_msg *m)
 
 int cc__close_parse(const uint8_t *p, size_t len, cc__close_msg *m, char *detail, size_t dn)
 {
-    cc__rd r = {p, len, false, "", ""};
-    m->code = (int32_t)cc__rd_u32(&r);
+    rd r = {p, len, false, "", ""};
+    m->code = (int32_t)rd_u32(&r);
     rd_text(&r, m->reason, sizeof m->reason, "the reason");
     return rd_end(&r, CC__F_CLOSE, detail, dn);
 }
 
-static void close_body(cc__wr *w, const void *msg)
+static void close_body(wr *w, const void *msg)
 {
     const cc__close_msg *m = msg;
-    cc__wr_u32(w, (uint32_t)m->code);
+    wr_u32(w, (uint32_t)m->code);
     wr_text(w, m->reason, sizeof m->reason);
 }
 

@@ -141,34 +141,4 @@ void cc__text_copy(char *dst, size_t n, const char *src);
  * surrogates, nothing past U+10FFFF) and holds no NUL. */
 bool cc__utf8_valid(const uint8_t *p, size_t len);
 
-/* Payload reader: every read checks bounds; `bad` sticks once set. */
-typedef struct cc__rd {
-    const uint8_t *p;
-    size_t left;
-    bool bad;
-    const char *field, *problem; /* the first problem met, for the detail */
-} cc__rd;
-uint8_t cc__rd_u8(cc__rd *r);
-uint16_t cc__rd_u16(cc__rd *r);
-uint32_t cc__rd_u32(cc__rd *r);
-uint64_t cc__rd_u64(cc__rd *r);
-/* A u16-length-prefixed string copied into dst (NUL-terminated); bad if it
- * does not fit, holds a NUL or is not UTF-8. */
-void cc__rd_str(cc__rd *r, char *dst, size_t dst_size);
-/* A u32-length-prefixed byte string; returns a pointer into the payload. */
-const uint8_t *cc__rd_blob(cc__rd *r, size_t *len);
-
-/* Payload writer into a small fixed buffer. */
-typedef struct cc__wr {
-    uint8_t *p;
-    size_t len, cap;
-    bool bad;
-} cc__wr;
-void cc__wr_u8(cc__wr *w, uint8_t v);
-void cc__wr_u16(cc__wr *w, uint16_t v);
-void cc__wr_u32(cc__wr *w, uint32_t v);
-void cc__wr_u64(cc__wr *w, uint64_t v);
-void cc__wr_str(cc__wr *w, const char *s);
-void cc__wr_blob(cc__wr *w, const uint8_t *p, size_t len);
-
 #endif

@@ -1,5 +1,5 @@
-/* fuzz-preamble-frames.c -- libFuzzer target for what a console sends a client: the preamble check,
- * the frame header and payload readers as session.c uses them, and a whole client session fed the input. */
+/* fuzz-preamble-frames.c -- libFuzzer target for what a peer sends a session: the preamble check, the
+ * frame header and the typed frame parsers session.c uses (with a pack round trip), and a whole session. */
 #define _GNU_SOURCE
 #include <carboncopy.h>
 
@@ -22,67 +22,129 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ---- (a) and (b): the parsers on their own ---- */
 
-/* Reads a payload the way on_frame() reads each frame type, and checks that
- * what the reader accepts survives a write/read round trip unchanged. */
-static void read_payload(int type, const uint8_t *p, size_t len)
+static cc_context *client_ctx, *console_ctx;
+
+static void check_text(const char *t, size_t size)
 {
-    cc__rd rd = {p, len, false};
-    char text[CC__DETAIL_MAX], again[CC__DETAIL_MAX];
-    size_t tok_len = 0;
+    size_t n = strnlen(t, size);
+    if (n == size || !cc__utf8_valid((const uint8_t *)t, n))
+        abort(); /* a parsed text field is terminated inside its field and UTF-8 */
+}
+
+/* What a parser accepted is well-formed by the rules it promises. */
+static void check_parsed(int type, const cc__msg *m, const uint8_t *p, size_t len)
+{
     switch (type) {
-    case CC__F_CLOSE: {
-        char reason[256];
-        cc__rd_u32(&rd);
-        cc__rd_str(&rd, reason, sizeof reason);
-        if (!rd.bad) {
-            uint8_t buf[300];
-            cc__wr w = {buf, 0, sizeof buf, false};
-            cc__wr_str(&w, reason);
-            cc__rd back = {buf, w.len, false};
-            cc__rd_str(&back, again, sizeof again);
-            if (w.bad || back.bad || strcmp(reason, again) != 0)
+    case CC__F_HELLO:
+        if (m->hello.n < 1 || m->hello.n > CC__MAX_AUTH)
+            abort();
+        for (size_t i = 0; i < m->hello.n; i++) {
+            size_t l = strnlen(m->hello.mech[i], CC__MECH_MAX + 1);
+            if (l == 0 || l > CC__MECH_MAX || strspn(m->hello.mech[i], "abcdefghijklmnopqrstuvwxyz0123456789-") != l)
                 abort();
         }
         break;
-    }
-    case CC__F_HELLO: {
-        char offered[8][33];
-        cc__rd_u16(&rd);
-        size_t n = cc__rd_u8(&rd);
-        for (size_t i = 0; i < n && i < 8; i++) {
-            size_t l = cc__rd_u8(&rd);
-            if (l == 0 || l > 32)
-                rd.bad = true;
-            for (size_t k = 0; k < l && !rd.bad; k++)
-                offered[i][k] = (char)cc__rd_u8(&rd);
-            offered[i][l <= 32 ? l : 0] = 0;
-        }
-        break;
-    }
     case CC__F_LICENSE:
-        cc__rd_u32(&rd);
-        cc__rd_u32(&rd);
-        cc__rd_u32(&rd);
-        cc__rd_u8(&rd);
-        cc__rd_str(&rd, text, sizeof text);
+        check_text(m->license.detail, sizeof m->license.detail);
         break;
-    case CC__F_AUTH_RESULT: {
-        cc__rd_u32(&rd);
-        cc__rd_str(&rd, text, sizeof text);
-        const uint8_t *tok = cc__rd_blob(&rd, &tok_len);
-        if (!rd.bad && tok_len && (tok < p || tok + tok_len > p + len))
+    case CC__F_AUTH_RESULT:
+        check_text(m->result.text, sizeof m->result.text);
+        if (m->result.code > 0)
+            abort();
+        if (m->result.token_len && (m->result.token < p || m->result.token + m->result.token_len > p + len))
             abort(); /* a blob must point inside the payload */
-        if (rd.bad && tok_len)
+        break;
+    case CC__F_CLOSE:
+        check_text(m->close.reason, sizeof m->close.reason);
+        break;
+    case CC__F_PING:
+    case CC__F_PONG:
+        if (m->ping.len > 8 || m->ping.len > len)
             abort();
         break;
     }
-    default:
-        cc__rd_u64(&rd);
-        cc__rd_blob(&rd, &tok_len);
-        break;
+}
+
+static bool same(int type, const cc__msg *a, const cc__msg *b)
+{
+    switch (type) {
+    case CC__F_HELLO:
+        if (a->hello.caps != b->hello.caps || a->hello.n != b->hello.n)
+            return false;
+        for (size_t i = 0; i < a->hello.n; i++)
+            if (strcmp(a->hello.mech[i], b->hello.mech[i]) != 0)
+                return false;
+        return true;
+    case CC__F_LICENSE:
+        return a->license.code == b->license.code && a->license.count == b->license.count &&
+               a->license.in_use == b->license.in_use && a->license.granted == b->license.granted &&
+               strcmp(a->license.detail, b->license.detail) == 0;
+    case CC__F_AUTH_TOKEN:
+        return a->token.len == b->token.len &&
+               (!a->token.len || memcmp(a->token.data, b->token.data, a->token.len) == 0);
+    case CC__F_AUTH_RESULT:
+        return a->result.code == b->result.code && strcmp(a->result.text, b->result.text) == 0 &&
+               a->result.token_len == b->result.token_len &&
+               (!a->result.token_len || memcmp(a->result.token, b->result.token, a->result.token_len) == 0);
+    case CC__F_DATA:
+        return a->data.channel == b->data.channel && a->data.len == b->data.len &&
+               (!a->data.len || memcmp(a->data.data, b->data.data, a->data.len) == 0);
+    case CC__F_PING:
+    case CC__F_PONG:
+        return a->ping.len == b->ping.len && memcmp(a->ping.data, b->ping.data, a->ping.len) == 0;
+    case CC__F_CLOSE:
+        return a->close.code == b->close.code && strcmp(a->close.reason, b->close.reason) == 0;
     }
-    if (rd.left > len)
+    return false;
+}
+
+/* The session's own parser for `type` (cc__frame_parse); what it accepts must
+ * obey its rules and survive a pack/parse round trip unchanged. */
+static void read_payload(int type, uint16_t channel, const uint8_t *p, size_t len)
+{
+    char detail[CC__DETAIL_MAX] = "";
+    cc__frame_hdr h = {(uint8_t)type, 0, channel, (uint32_t)len};
+    cc__msg m, back;
+    int r = cc__frame_parse(&h, p, &m, detail, sizeof detail);
+    if (r != CC_OK && r != CC_ERR_BAD_FRAME)
         abort();
+    if (r < 0) {
+        if (!detail[0])
+            abort(); /* every refusal says why */
+        return;
+    }
+    check_parsed(type, &m, p, len);
+    cc__buf out = {0};
+    r = cc__frame_pack(&out, client_ctx, type, &m);
+    if (r == CC_ERR_NOMEM) /* allocator_may_return_null: a huge payload may not fit */
+        return;
+    cc__frame_hdr h2;
+    if (r != CC_OK ||
+        cc__frame_hdr_parse(cc__buf_head(&out), cc__buf_size(&out), 0xffffffffu, &h2, detail, sizeof detail) != 1)
+        abort();
+    if (h2.type != type || cc__buf_size(&out) != CC__FRAME_HDR + (size_t)h2.len ||
+        (type == CC__F_DATA && h2.channel != channel))
+        abort();
+    if (cc__frame_parse(&h2, cc__buf_head(&out) + CC__FRAME_HDR, &back, detail, sizeof detail) != CC_OK ||
+        !same(type, &m, &back))
+        abort();
+    cc__buf_free(client_ctx, &out);
+}
+
+/* Whatever the text, cc__text_copy makes of it fits and is UTF-8. */
+static void text_copy(const uint8_t *data, size_t size)
+{
+    char src[600], dst[300];
+    size_t n = size < sizeof src - 1 ? size : sizeof src - 1;
+    memcpy(src, data, n);
+    src[n] = 0;
+    size_t cap = size ? 1 + data[0] % sizeof dst : sizeof dst;
+    cc__text_copy(dst, cap, src);
+    size_t l = strnlen(dst, cap);
+    if (l == cap || !cc__utf8_valid((const uint8_t *)dst, l))
+        abort();
+    if (cc__utf8_valid((const uint8_t *)src, strlen(src)) && strlen(src) < cap && strcmp(src, dst) != 0)
+        abort(); /* valid text that fits is left alone */
 }
 
 static void parsers(const uint8_t *data, size_t size)
@@ -93,7 +155,7 @@ static void parsers(const uint8_t *data, size_t size)
         if (v > CC__PROTO_MAX || v == 0)
             abort();
     }
-    /* A stream of frames, as pump_tls walks plain_in; the limit comes from the input. */
+    /* A stream of frames, as the session reassembles them; the limit comes from the input. */
     uint32_t max = size >= 2 ? 16384u + (uint32_t)(data[0] << 8 | data[1]) * 8u : 16384u;
     size_t off = 0;
     while (off < size) {
@@ -105,17 +167,16 @@ static void parsers(const uint8_t *data, size_t size)
             abort();
         if (size - off - CC__FRAME_HDR < h.len)
             break;
-        read_payload(h.type, data + off + CC__FRAME_HDR, h.len);
+        read_payload(h.type, h.channel, data + off + CC__FRAME_HDR, h.len);
         off += CC__FRAME_HDR + h.len;
     }
     /* Every layout over the whole input too, header or not. */
     for (int t = CC__F_HELLO; t <= CC__F_CLOSE; t++)
-        read_payload(t, data, size);
+        read_payload(t, 7, data, size);
+    text_copy(data, size);
 }
 
 /* ---- (c): a client session ---- */
-
-static cc_context *client_ctx, *console_ctx;
 static char tmpdir[64];
 static SSL_CTX *peer_as_console, *peer_as_client; /* the harness's own TLS ends */
 static bool debug;                                /* CC_FUZZ_DEBUG set: say how each session went, to check the seeds */
