@@ -4,13 +4,12 @@
 
 #include "../transport/transport.h"
 #include "frame.h"
+#include "pipe.h"
 
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
-#define READ_CHUNK      16384
-#define READ_BUDGET     (256u * 1024)           /* bytes read per step, so one busy session cannot starve others */
 #define DATA_FRAME_MAX  (16384 - CC__FRAME_HDR) /* one data frame fills one TLS record */
 #define CLOSE_LINGER_MS 2000u
 
@@ -24,9 +23,8 @@ struct cc_session {
     void *ev_user;
     void *user_data;
 
-    /* transport */
-    cc__transport tr;
-    bool have_transport, peer_eof, write_shut;
+    /* bytes: preamble, TLS, frames (lib/core/pipe.c) */
+    cc__pipe *pipe;
     char *peer_name; /* console: the name connected to */
     uint16_t port;
 
@@ -41,13 +39,7 @@ struct cc_session {
     cc_job *queued, *back;
     unsigned jobs_out;
 
-    /* preamble and TLS */
-    uint8_t pre_in[CC__PREAMBLE_LEN];
-    size_t pre_in_len;
-    int version;
-    cc__tls *tls;
-    uint8_t cb[CC__BINDING_LEN];
-    cc__buf rawout, plain_in, plain_out;
+    uint8_t cb[CC__BINDING_LEN]; /* the TLS channel binding */
 
     /* handshake */
     bool hello_sent, hello_received, license_sent;
@@ -67,7 +59,7 @@ struct cc_session {
     uint64_t close_deadline;
 
     /* close */
-    bool closing, send_blocked, read_paused, tls_shut;
+    bool closing, send_blocked, read_paused;
     int close_code;
     char close_reason[CC__REASON_MAX];
 };
@@ -116,9 +108,10 @@ static void end_mechanism(cc_session *s)
 /* Queues one frame (the member of *m for `type`). */
 static int send_msg(cc_session *s, int type, const cc__msg *m)
 {
-    if (s->tls_shut)
+    cc__buf *out = cc__pipe_out(s->pipe);
+    if (!out)
         return CC_OK; /* after close_notify nothing more can reach the peer */
-    return cc__frame_pack(&s->plain_out, s->ctx, type, m);
+    return cc__frame_pack(out, s->ctx, type, m);
 }
 
 static int send_token(cc_session *s, const uint8_t *tok, size_t len)
@@ -129,62 +122,14 @@ static int send_token(cc_session *s, const uint8_t *tok, size_t len)
     return send_msg(s, CC__F_AUTH_TOKEN, &m);
 }
 
-/* Encrypts queued plaintext and moves TLS output to the raw queue. */
-static int seal(cc_session *s)
-{
-    if (!s->tls)
-        return CC_OK;
-    size_t n = cc__buf_size(&s->plain_out);
-    if (n) {
-        int r = cc__tls_write(s->tls, cc__buf_head(&s->plain_out), n, s->errmsg, sizeof s->errmsg);
-        if (r < 0)
-            return r;
-        cc__wipe(cc__buf_head(&s->plain_out), n);
-        cc__buf_consume(&s->plain_out, n);
-    }
-    size_t pend = cc__tls_out_pending(s->tls);
-    if (pend) {
-        uint8_t *d = cc__buf_reserve(s->ctx, &s->rawout, pend);
-        if (!d)
-            return CC_ERR_NOMEM;
-        s->rawout.len += cc__tls_out_take(s->tls, d, pend);
-    }
-    return CC_OK;
-}
-
-/* Encrypts what is queued, then ends TLS with close_notify. */
 static int end_tls(cc_session *s)
 {
-    int r = seal(s);
-    if (r < 0 || !s->tls || s->tls_shut)
-        return r;
-    cc__tls_shutdown(s->tls);
-    s->tls_shut = true;
-    return seal(s);
-}
-
-/* Writes the raw queue until the transport would block. */
-static int flush(cc_session *s)
-{
-    while (cc__buf_size(&s->rawout)) {
-        long w =
-            cc__transport_send(&s->tr, cc__buf_head(&s->rawout), cc__buf_size(&s->rawout), s->errmsg, sizeof s->errmsg);
-        if (w == CC_IO_WOULD_BLOCK)
-            return CC_OK;
-        if (w == CC__IO_RESET) {
-            cc__fmt(s->errmsg, sizeof s->errmsg, "the peer reset the connection during %s", cc_state_name(s->state));
-            return CC_ERR_CLOSED;
-        }
-        if (w < 0)
-            return CC_ERR_IO;
-        cc__buf_consume(&s->rawout, (size_t)w);
-    }
-    return CC_OK;
+    return cc__pipe_end_tls(s->pipe, s->errmsg, sizeof s->errmsg);
 }
 
 CC_API size_t cc_session_pending(const cc_session *s)
 {
-    return s ? cc__buf_size(&s->rawout) + cc__buf_size(&s->plain_out) : 0;
+    return s ? cc__pipe_pending(s->pipe) : 0;
 }
 
 /* --------------------------------------------------------------- failing */
@@ -199,7 +144,7 @@ CC_API const char *cc_state_name(int st)
 
 static void release_transport(cc_session *s)
 {
-    cc__transport_close(&s->tr);
+    cc__pipe_close(s->pipe);
     if (s->connect_fd >= 0) {
         cc__transport tmp = {s->connect_fd, NULL, NULL, NULL};
         cc__transport_close(&tmp);
@@ -226,7 +171,7 @@ static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
     s->error = code;
     cc__log(s->ctx, CC_LOG_WARN, "session %p failed in state %s: %s: %s", (void *)s, cc_state_name(s->state),
             cc_err_name(code), s->errmsg);
-    if (tell_peer && s->tls && s->state >= CC_STATE_HELLO && !s->peer_eof) {
+    if (tell_peer && cc__pipe_tls(s->pipe) && s->state >= CC_STATE_HELLO && !cc__pipe_in_done(s->pipe)) {
         cc__msg m;
         m.close.code = code;
         cc__text_copy(m.close.reason, CC__REASON_MAX - 8, s->errmsg); /* doc/PROTOCOL.md 4.5: 247 bytes */
@@ -234,7 +179,7 @@ static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
         char keep[sizeof s->errmsg];
         memcpy(keep, s->errmsg, sizeof keep);
         if (send_msg(s, CC__F_CLOSE, &m) == CC_OK && end_tls(s) == CC_OK)
-            flush(s);
+            cc__pipe_flush(s->pipe, s->errmsg, sizeof s->errmsg);
         memcpy(s->errmsg, keep, sizeof keep);
     }
     end_mechanism(s);
@@ -286,6 +231,10 @@ CC_API cc_session *cc_session_new(cc_context *ctx, int *err)
         return NULL;
     }
     cc_session *s = cc__calloc(ctx, sizeof *s);
+    if (s && !(s->pipe = cc__pipe_new(ctx, &ctx->tls, s))) {
+        cc__free(ctx, s);
+        s = NULL;
+    }
     if (!s) {
         *err = CC_ERR_NOMEM;
         return NULL;
@@ -294,7 +243,6 @@ CC_API cc_session *cc_session_new(cc_context *ctx, int *err)
     atomic_fetch_add(&ctx->base.sessions, 1);
     s->role = ctx->base.role;
     s->state = CC_STATE_NEW;
-    s->tr.fd = -1;
     s->connect_fd = -1;
     *err = CC_OK;
     return s;
@@ -306,7 +254,7 @@ CC_API void cc_session_free(cc_session *s)
         return;
     const cc_context *ctx = s->ctx;
     release_transport(s);
-    cc__tls_free(s->tls);
+    cc__pipe_free(s->pipe);
     wipe_credentials(s);
     cc__auth_free(s->auth);
     s->auth = NULL;
@@ -319,9 +267,6 @@ CC_API void cc_session_free(cc_session *s)
         cc_job_free(j);
     }
     cc_job_free(s->addrs);
-    cc__buf_free(ctx, &s->rawout);
-    cc__buf_free(ctx, &s->plain_in);
-    cc__buf_free(ctx, &s->plain_out);
     cc__free(ctx, s->peer_name);
     cc__wipe(s, sizeof *s);
     cc__free(ctx, s);
@@ -384,7 +329,7 @@ CC_API int cc_session_connect(cc_session *s, const char *host, uint16_t port)
 {
     if (!s || !host || !*host || strlen(host) > CC__NAME_MAX)
         return CC_ERR_INVALID;
-    if (s->role != CC_ROLE_CONSOLE || s->state != CC_STATE_NEW || s->have_transport)
+    if (s->role != CC_ROLE_CONSOLE || s->state != CC_STATE_NEW || cc__pipe_started(s->pipe))
         return CC_ERR_STATE;
     s->peer_name = cc__strdup(s->ctx, host);
     cc_job *j = s->peer_name ? cc__resolve_job_new(s->ctx, host, port ? port : CC_DEFAULT_PORT) : NULL;
@@ -397,20 +342,16 @@ CC_API int cc_session_connect(cc_session *s, const char *host, uint16_t port)
     return CC_OK;
 }
 
-static int begin_transport(cc_session *s)
+/* The transport is the pipe's from here on, whatever happens. */
+static int begin_transport(cc_session *s, const cc__transport *t)
 {
-    s->have_transport = true;
+    int r = cc__pipe_start(s->pipe, t, s->peer_name);
+    if (r < 0)
+        return r;
     if (!s->handshake_deadline) /* a console's clock started at cc_session_connect() */
         start_handshake_clock(s);
-    if (s->role == CC_ROLE_CLIENT) {
-        int r = start_license(s);
-        if (r < 0)
-            return r;
-    }
-    uint8_t pre[CC__PREAMBLE_LEN];
-    cc__preamble_write(pre);
-    if (cc__buf_append(s->ctx, &s->rawout, pre, sizeof pre) < 0)
-        return CC_ERR_NOMEM;
+    if (s->role == CC_ROLE_CLIENT && (r = start_license(s)) < 0)
+        return r;
     set_state(s, CC_STATE_PREAMBLE);
     return CC_OK;
 }
@@ -419,19 +360,19 @@ CC_API int cc_session_accept_fd(cc_session *s, int fd)
 {
     if (!s || fd < 0)
         return CC_ERR_INVALID;
-    if (s->role != CC_ROLE_CLIENT || s->state != CC_STATE_NEW || s->have_transport)
+    if (s->role != CC_ROLE_CLIENT || s->state != CC_STATE_NEW || cc__pipe_started(s->pipe))
         return CC_ERR_STATE;
     if (cc__fd_set_nonblock(fd) < 0)
         return CC_ERR_IO;
-    s->tr.fd = fd;
-    return begin_transport(s);
+    cc__transport t = {fd, NULL, NULL, NULL};
+    return begin_transport(s, &t);
 }
 
 CC_API int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn recv, void *user, const char *peer_name)
 {
     if (!s || !send || !recv || (peer_name && strlen(peer_name) > CC__NAME_MAX))
         return CC_ERR_INVALID;
-    if (s->state != CC_STATE_NEW || s->have_transport)
+    if (s->state != CC_STATE_NEW || cc__pipe_started(s->pipe))
         return CC_ERR_STATE;
     if (s->role == CC_ROLE_CONSOLE && !peer_name && !s->ctx->tls.have_pin && !s->ctx->tls.verify_fn) {
         cc__fmt(s->errmsg, sizeof s->errmsg,
@@ -441,11 +382,8 @@ CC_API int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn r
     }
     if (s->role == CC_ROLE_CONSOLE && peer_name && !(s->peer_name = cc__strdup(s->ctx, peer_name)))
         return CC_ERR_NOMEM;
-    s->tr.fd = -1;
-    s->tr.send = send;
-    s->tr.recv = recv;
-    s->tr.user = user;
-    return begin_transport(s);
+    cc__transport t = {-1, send, recv, user};
+    return begin_transport(s, &t);
 }
 
 CC_API int cc_session_set_credentials(cc_session *s, const char *user, const char *domain, const char *password)
@@ -548,11 +486,11 @@ static int drive_connect(cc_session *s, uint64_t now)
             }
         }
         /* connected */
-        s->tr.fd = s->connect_fd;
+        cc__transport t = {s->connect_fd, NULL, NULL, NULL};
         s->connect_fd = -1;
         cc_job_free(s->addrs);
         s->addrs = NULL;
-        r = begin_transport(s);
+        r = begin_transport(s, &t);
         return r < 0 ? fail(s, r, false, NULL) : 0;
     }
 }
@@ -846,7 +784,7 @@ static int on_close(cc_session *s, const cc__close_msg *m)
         if (r < 0)
             return r;
     }
-    s->peer_eof = true;
+    cc__pipe_stop_reading(s->pipe); /* the peer sends nothing after its CLOSE */
     return CC_OK;
 }
 
@@ -909,50 +847,39 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
     return CC_OK;
 }
 
-/* Feeds received network bytes through preamble and TLS and handles every
- * complete frame. */
-static int on_bytes(cc_session *s, const uint8_t *p, size_t n)
+/* What the pipe reported, as the session's failure; an end of stream is
+ * expected only while closing. */
+static int pipe_failed(cc_session *s, int r)
 {
-    if (s->pre_in_len < CC__PREAMBLE_LEN) {
-        size_t take = CC__PREAMBLE_LEN - s->pre_in_len;
-        if (take > n)
-            take = n;
-        memcpy(s->pre_in + s->pre_in_len, p, take);
-        s->pre_in_len += take;
-        p += take;
-        n -= take;
-        if (s->pre_in_len < CC__PREAMBLE_LEN)
-            return CC_OK;
-        int v = cc__preamble_check(s->pre_in, s->errmsg, sizeof s->errmsg);
-        if (v < 0)
-            return fail(s, v, false, NULL);
-        s->version = v;
-        s->tls = cc__tls_new(s->ctx, &s->ctx->tls, s, s->peer_name, s->errmsg, sizeof s->errmsg);
-        if (!s->tls)
-            return fail(s, s->errmsg[0] ? CC_ERR_INVALID : CC_ERR_NOMEM, false, NULL);
-        set_state(s, CC_STATE_TLS);
+    const char *st = cc_state_name(s->state);
+    switch (r) {
+    case CC__PIPE_RESET:
+        return fail(s, CC_ERR_CLOSED, false, "the peer reset the connection during %s", st);
+    case CC__PIPE_EOF:
+        return s->closing ? CC_OK : fail(s, CC_ERR_CLOSED, false, "the peer closed the connection during %s", st);
+    case CC__PIPE_BYE:
+        return s->closing ? CC_OK
+                          : fail(s, CC_ERR_CLOSED, false, "the peer ended TLS during %s without a CLOSE frame", st);
+    default:
+        return fail(s, r, false, NULL);
     }
-    if (n && cc__tls_feed(s->tls, p, n) < 0)
-        return fail(s, CC_ERR_NOMEM, false, NULL);
-    return CC_OK;
 }
 
+/* The TLS handshake, then every complete frame. */
 static int pump_tls(cc_session *s)
 {
-    if (!s->tls)
-        return CC_OK;
+    if (s->state == CC_STATE_PREAMBLE && cc__pipe_tls(s->pipe))
+        set_state(s, CC_STATE_TLS);
     if (s->state == CC_STATE_TLS) {
-        int r = cc__tls_handshake(s->tls, s->errmsg, sizeof s->errmsg);
-        if (r < 0) {
-            seal(s); /* let the alert out */
-            flush(s);
+        const cc__tls *tls = cc__pipe_tls(s->pipe);
+        int r = cc__pipe_handshake(s->pipe, s->errmsg, sizeof s->errmsg);
+        if (r < 0)
             return fail(s, r, false, NULL);
-        }
         if (r == 0)
             return CC_OK;
-        if ((r = cc__tls_channel_binding(s->tls, s->cb)) < 0)
+        if ((r = cc__tls_channel_binding(tls, s->cb)) < 0)
             return fail(s, r, false, "cannot derive the TLS channel binding");
-        cc__log(s->ctx, CC_LOG_INFO, "TLS established: %s %s", cc__tls_version(s->tls), cc__tls_cipher(s->tls));
+        cc__log(s->ctx, CC_LOG_INFO, "TLS established: %s %s", cc__tls_version(tls), cc__tls_cipher(tls));
         set_state(s, CC_STATE_HELLO);
         if (s->role == CC_ROLE_CONSOLE) {
             if ((r = send_hello(s)) < 0)
@@ -960,46 +887,25 @@ static int pump_tls(cc_session *s)
             set_state(s, CC_STATE_LICENSE);
         }
     }
-    uint32_t max = s->ctx->base.limit[CC_LIMIT_FRAME_SIZE];
-    if (max < s->ctx->base.limit[CC_LIMIT_AUTH_TOKEN] + 1024 && s->state < CC_STATE_ESTABLISHED)
-        max = s->ctx->base.limit[CC_LIMIT_AUTH_TOKEN] + 1024;
     for (;;) {
-        /* Handle complete frames already decrypted. */
-        for (;;) {
-            cc__frame_hdr h;
-            size_t avail = cc__buf_size(&s->plain_in);
-            int r = cc__frame_hdr_parse(cc__buf_head(&s->plain_in), avail, max, &h, s->errmsg, sizeof s->errmsg);
-            if (r < 0)
-                return fail(s, r, true, NULL);
-            if (r == 0 || avail - CC__FRAME_HDR < h.len)
-                break;
-            const uint8_t *payload = cc__buf_head(&s->plain_in) + CC__FRAME_HDR;
-            r = on_frame(s, &h, payload);
-            if (s->state >= CC_STATE_CLOSED)
-                return s->error;
-            if (r < 0)
-                return fail(s, r, false, NULL);
-            cc__wipe(cc__buf_head(&s->plain_in), CC__FRAME_HDR + h.len);
-            cc__buf_consume(&s->plain_in, CC__FRAME_HDR + h.len);
-        }
-        if (s->peer_eof)
-            return CC_OK;
-        uint8_t *d = cc__buf_reserve(s->ctx, &s->plain_in, READ_CHUNK);
-        if (!d)
-            return fail(s, CC_ERR_NOMEM, false, NULL);
-        int r = cc__tls_read(s->tls, d, READ_CHUNK, s->errmsg, sizeof s->errmsg);
+        uint32_t max = s->ctx->base.limit[CC_LIMIT_FRAME_SIZE];
+        if (max < s->ctx->base.limit[CC_LIMIT_AUTH_TOKEN] + 1024 && s->state < CC_STATE_ESTABLISHED)
+            max = s->ctx->base.limit[CC_LIMIT_AUTH_TOKEN] + 1024;
+        cc__frame_hdr h;
+        const uint8_t *payload;
+        int r = cc__pipe_frame(s->pipe, max, &h, &payload, s->errmsg, sizeof s->errmsg);
         if (r == 0)
             return CC_OK;
-        if (r == CC__TLS_EOF) {
-            s->peer_eof = true;
-            if (s->closing)
-                return CC_OK;
-            return fail(s, CC_ERR_CLOSED, false, "the peer ended TLS during %s without a CLOSE frame",
-                        cc_state_name(s->state));
-        }
+        if (r == CC_ERR_BAD_FRAME || r == CC_ERR_FRAME_TOO_LARGE)
+            return fail(s, r, true, NULL);
+        if (r < 0)
+            return pipe_failed(s, r);
+        r = on_frame(s, &h, payload);
+        if (s->state >= CC_STATE_CLOSED)
+            return s->error;
         if (r < 0)
             return fail(s, r, false, NULL);
-        s->plain_in.len += (size_t)r;
+        cc__pipe_frame_done(s->pipe);
     }
 }
 
@@ -1067,42 +973,32 @@ static int wait_mask(cc_session *s)
         m |= CC_WANT_JOB;
     if (s->state == CC_STATE_CONNECTING)
         return m | CC_WANT_WRITE;
-    if (!s->have_transport)
+    if (!cc__pipe_started(s->pipe))
         return m;
-    if (cc__buf_size(&s->rawout))
+    if (cc__pipe_want_write(s->pipe))
         m |= CC_WANT_WRITE;
-    if (!s->peer_eof && !s->read_paused)
+    if (!cc__pipe_in_done(s->pipe) && !s->read_paused)
         m |= CC_WANT_READ;
     return m;
 }
 
+/* Writes what is queued, reads what the transport has (within the step's
+ * budget) and handles it, until neither side can move. */
 static int io_round(cc_session *s)
 {
-    size_t budget = READ_BUDGET;
-    uint8_t buf[READ_CHUNK];
+    cc__pipe_refill(s->pipe);
     for (;;) {
-        int r;
-        if ((r = seal(s)) < 0 || (r = flush(s)) < 0)
-            return fail(s, r, false, NULL);
-        if (s->peer_eof || budget == 0 || s->read_paused)
+        int r = cc__pipe_flush(s->pipe, s->errmsg, sizeof s->errmsg);
+        if (r < 0)
+            return pipe_failed(s, r);
+        if (s->read_paused)
             return CC_OK;
-        long got = cc__transport_recv(&s->tr, buf, sizeof buf, s->errmsg, sizeof s->errmsg);
-        if (got == CC_IO_WOULD_BLOCK)
+        long got = cc__pipe_recv(s->pipe, s->errmsg, sizeof s->errmsg);
+        if (got == 0)
             return CC_OK;
-        if (got == CC__IO_RESET)
-            return fail(s, CC_ERR_CLOSED, false, "the peer reset the connection during %s", cc_state_name(s->state));
         if (got < 0)
-            return fail(s, CC_ERR_IO, false, NULL);
-        if (got == 0) {
-            s->peer_eof = true;
-            if (s->closing)
-                return CC_OK;
-            return fail(s, CC_ERR_CLOSED, false, "the peer closed the connection during %s", cc_state_name(s->state));
-        }
+            return pipe_failed(s, (int)got);
         s->last_rx = cc__now_ms();
-        budget = (size_t)got > budget ? 0 : budget - (size_t)got;
-        if ((r = on_bytes(s, buf, (size_t)got)) < 0)
-            return r;
         if ((r = pump_tls(s)) < 0)
             return r;
         if (s->state >= CC_STATE_CLOSED)
@@ -1155,18 +1051,17 @@ CC_API int cc_session_step(cc_session *s)
 
     if (s->closing) {
         /* Orderly close: everything flushed, then half-close, then wait for the peer. */
-        if (!cc__buf_size(&s->rawout) && !cc__buf_size(&s->plain_out)) {
-            if (!s->write_shut) {
-                cc__transport_shutdown_write(&s->tr);
-                s->write_shut = true;
+        if (!cc__pipe_pending(s->pipe)) {
+            if (!cc__pipe_write_shut(s->pipe)) {
+                cc__pipe_shutdown_write(s->pipe);
                 if (!s->close_deadline)
                     s->close_deadline = now + CLOSE_LINGER_MS;
             }
-            if (s->peer_eof || now >= s->close_deadline) {
+            if (cc__pipe_in_done(s->pipe) || now >= s->close_deadline) {
                 finish_closed(s);
                 return 0;
             }
-        } else if (s->peer_eof && !s->close_deadline) {
+        } else if (cc__pipe_in_done(s->pipe) && !s->close_deadline) {
             s->close_deadline = now + CLOSE_LINGER_MS;
         }
         if (s->close_deadline && now >= s->close_deadline) {
@@ -1181,7 +1076,7 @@ CC_API int cc_session_fd(const cc_session *s)
 {
     if (!s)
         return -1;
-    return s->state == CC_STATE_CONNECTING ? s->connect_fd : s->tr.fd;
+    return s->state == CC_STATE_CONNECTING ? s->connect_fd : cc__pipe_fd(s->pipe);
 }
 
 static uint64_t min_deadline(uint64_t a, uint64_t b)
@@ -1230,12 +1125,13 @@ CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, si
         return CC_ERR_AGAIN;
     }
     /* Reserve the whole message first, so running out of memory queues nothing. */
-    if (!cc__buf_reserve(s->ctx, &s->plain_out, len + (frames ? frames : 1) * CC__FRAME_HDR))
+    cc__buf *out = cc__pipe_out(s->pipe);
+    if (!cc__buf_reserve(s->ctx, out, len + (frames ? frames : 1) * CC__FRAME_HDR))
         return CC_ERR_NOMEM;
     cc__data_msg m = {channel, data, 0};
     do {
         m.len = len > DATA_FRAME_MAX ? DATA_FRAME_MAX : len;
-        int r = cc__data_pack(&s->plain_out, s->ctx, &m);
+        int r = cc__data_pack(out, s->ctx, &m);
         if (r < 0)
             return r;
         m.data += m.len;
@@ -1362,7 +1258,7 @@ CC_API int cc_session_channel_binding(const cc_session *s, uint8_t *out, size_t 
 {
     if (!s || !out || out_len < CC__BINDING_LEN)
         return CC_ERR_INVALID;
-    if (!s->tls || s->state < CC_STATE_HELLO)
+    if (!cc__pipe_tls(s->pipe) || s->state < CC_STATE_HELLO)
         return CC_ERR_STATE;
     memcpy(out, s->cb, CC__BINDING_LEN);
     return CC_OK;
@@ -1370,9 +1266,9 @@ CC_API int cc_session_channel_binding(const cc_session *s, uint8_t *out, size_t 
 
 CC_API const char *cc_session_tls_version(const cc_session *s)
 {
-    return s ? cc__tls_version(s->tls) : NULL;
+    return s ? cc__tls_version(cc__pipe_tls(s->pipe)) : NULL;
 }
 CC_API const char *cc_session_tls_cipher(const cc_session *s)
 {
-    return s ? cc__tls_cipher(s->tls) : NULL;
+    return s ? cc__tls_cipher(cc__pipe_tls(s->pipe)) : NULL;
 }

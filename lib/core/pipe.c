@@ -1,0 +1,288 @@
+/* pipe.c -- moves a session's bytes: preamble out and in, TLS over memory
+ * BIOs, plaintext sealed into records and flushed, records back into frames. */
+#include "pipe.h"
+
+#include <string.h>
+
+#define READ_CHUNK  16384
+#define READ_BUDGET (256u * 1024) /* bytes read per step */
+
+struct cc__pipe {
+    const cc_context *ctx;
+    const cc__tls_conf *conf;
+    cc_session *owner;
+    const char *peer_name;
+
+    cc__transport tr;
+    bool started, in_done, open, tls_ended, write_shut;
+    size_t budget;
+
+    uint8_t pre_in[CC__PREAMBLE_LEN];
+    size_t pre_in_len;
+    cc__tls *tls;
+
+    cc__buf rawout;    /* sealed bytes (and our preamble) for the transport */
+    cc__buf plain_in;  /* decrypted bytes not yet taken as frames */
+    cc__buf plain_out; /* frames not yet sealed */
+    size_t frame_len;  /* the frame cc__pipe_frame returned, to drop */
+};
+
+cc__pipe *cc__pipe_new(const cc_context *ctx, const cc__tls_conf *conf, cc_session *owner)
+{
+    cc__pipe *p = cc__calloc(ctx, sizeof *p);
+    if (!p)
+        return NULL;
+    p->ctx = ctx;
+    p->conf = conf;
+    p->owner = owner;
+    p->tr.fd = -1;
+    p->budget = READ_BUDGET;
+    return p;
+}
+
+void cc__pipe_free(cc__pipe *p)
+{
+    if (!p)
+        return;
+    const cc_context *ctx = p->ctx;
+    cc__transport_close(&p->tr);
+    cc__tls_free(p->tls);
+    cc__buf_free(ctx, &p->rawout);
+    cc__buf_free(ctx, &p->plain_in);
+    cc__buf_free(ctx, &p->plain_out);
+    cc__wipe(p, sizeof *p);
+    cc__free(ctx, p);
+}
+
+int cc__pipe_start(cc__pipe *p, const cc__transport *t, const char *peer_name)
+{
+    p->tr = *t;
+    p->started = true;
+    p->peer_name = peer_name;
+    uint8_t pre[CC__PREAMBLE_LEN];
+    cc__preamble_write(pre);
+    return cc__buf_append(p->ctx, &p->rawout, pre, sizeof pre) < 0 ? CC_ERR_NOMEM : CC_OK;
+}
+
+bool cc__pipe_started(const cc__pipe *p)
+{
+    return p->started;
+}
+
+int cc__pipe_fd(const cc__pipe *p)
+{
+    return p->tr.fd;
+}
+
+void cc__pipe_close(cc__pipe *p)
+{
+    cc__transport_close(&p->tr);
+}
+
+/* ------------------------------------------------------------------- in */
+
+void cc__pipe_refill(cc__pipe *p)
+{
+    p->budget = READ_BUDGET;
+}
+
+/* The peer's preamble first; what follows it in the same read is TLS. */
+static int take_bytes(cc__pipe *p, const uint8_t *b, size_t n, char *detail, size_t dn)
+{
+    if (p->pre_in_len < CC__PREAMBLE_LEN) {
+        size_t take = CC__PREAMBLE_LEN - p->pre_in_len;
+        if (take > n)
+            take = n;
+        memcpy(p->pre_in + p->pre_in_len, b, take);
+        p->pre_in_len += take;
+        b += take;
+        n -= take;
+        if (p->pre_in_len < CC__PREAMBLE_LEN)
+            return CC_OK;
+        int v = cc__preamble_check(p->pre_in, detail, dn);
+        if (v < 0)
+            return v;
+        detail[0] = 0;
+        p->tls = cc__tls_new(p->ctx, p->conf, p->owner, p->peer_name, detail, dn);
+        if (!p->tls)
+            return detail[0] ? CC_ERR_INVALID : CC_ERR_NOMEM;
+    }
+    if (n && cc__tls_feed(p->tls, b, n) < 0)
+        return CC_ERR_NOMEM;
+    return CC_OK;
+}
+
+long cc__pipe_recv(cc__pipe *p, char *detail, size_t dn)
+{
+    uint8_t buf[READ_CHUNK];
+    if (p->in_done || !p->budget)
+        return 0;
+    long got = cc__transport_recv(&p->tr, buf, sizeof buf, detail, dn);
+    if (got == CC_IO_WOULD_BLOCK)
+        return 0;
+    if (got == CC__IO_RESET)
+        return CC__PIPE_RESET;
+    if (got < 0)
+        return CC_ERR_IO;
+    if (got == 0) {
+        p->in_done = true;
+        return CC__PIPE_EOF;
+    }
+    p->budget = (size_t)got > p->budget ? 0 : p->budget - (size_t)got;
+    int r = take_bytes(p, buf, (size_t)got, detail, dn);
+    return r < 0 ? r : got;
+}
+
+void cc__pipe_stop_reading(cc__pipe *p)
+{
+    p->in_done = true;
+}
+
+bool cc__pipe_in_done(const cc__pipe *p)
+{
+    return p->in_done;
+}
+
+const cc__tls *cc__pipe_tls(const cc__pipe *p)
+{
+    return p->tls;
+}
+
+static int seal(cc__pipe *p, char *detail, size_t dn)
+{
+    if (!p->tls)
+        return CC_OK;
+    size_t n = cc__buf_size(&p->plain_out);
+    if (n) {
+        int r = cc__tls_write(p->tls, cc__buf_head(&p->plain_out), n, detail, dn);
+        if (r < 0)
+            return r;
+        cc__wipe(cc__buf_head(&p->plain_out), n);
+        cc__buf_consume(&p->plain_out, n);
+    }
+    size_t pend = cc__tls_out_pending(p->tls);
+    if (pend) {
+        uint8_t *d = cc__buf_reserve(p->ctx, &p->rawout, pend);
+        if (!d)
+            return CC_ERR_NOMEM;
+        p->rawout.len += cc__tls_out_take(p->tls, d, pend);
+    }
+    return CC_OK;
+}
+
+int cc__pipe_handshake(cc__pipe *p, char *detail, size_t dn)
+{
+    if (!p->tls)
+        return 0;
+    if (p->open)
+        return 1;
+    int r = cc__tls_handshake(p->tls, detail, dn);
+    if (r < 0) {
+        char scratch[CC__DETAIL_MAX]; /* the handshake's reason is the one to keep */
+        if (seal(p, scratch, sizeof scratch) == CC_OK)
+            cc__pipe_flush(p, scratch, sizeof scratch); /* let the alert out */
+        return r;
+    }
+    p->open = r == 1;
+    return r;
+}
+
+int cc__pipe_frame(cc__pipe *p, uint32_t max_len, cc__frame_hdr *h, const uint8_t **payload, char *detail, size_t dn)
+{
+    for (;;) {
+        size_t avail = cc__buf_size(&p->plain_in);
+        int r = cc__frame_hdr_parse(cc__buf_head(&p->plain_in), avail, max_len, h, detail, dn);
+        if (r < 0)
+            return r;
+        if (r == 1 && avail - CC__FRAME_HDR >= h->len) {
+            *payload = cc__buf_head(&p->plain_in) + CC__FRAME_HDR;
+            p->frame_len = CC__FRAME_HDR + h->len;
+            return 1;
+        }
+        if (p->in_done || !p->open)
+            return 0;
+        uint8_t *d = cc__buf_reserve(p->ctx, &p->plain_in, READ_CHUNK);
+        if (!d)
+            return CC_ERR_NOMEM;
+        r = cc__tls_read(p->tls, d, READ_CHUNK, detail, dn);
+        if (r == 0)
+            return 0;
+        if (r == CC__TLS_EOF) {
+            p->in_done = true;
+            return CC__PIPE_BYE;
+        }
+        if (r < 0)
+            return r;
+        p->plain_in.len += (size_t)r;
+    }
+}
+
+void cc__pipe_frame_done(cc__pipe *p)
+{
+    cc__wipe(cc__buf_head(&p->plain_in), p->frame_len);
+    cc__buf_consume(&p->plain_in, p->frame_len);
+    p->frame_len = 0;
+}
+
+/* ------------------------------------------------------------------ out */
+
+cc__buf *cc__pipe_out(cc__pipe *p)
+{
+    return p->tls_ended ? NULL : &p->plain_out;
+}
+
+size_t cc__pipe_pending(const cc__pipe *p)
+{
+    return cc__buf_size(&p->rawout) + cc__buf_size(&p->plain_out);
+}
+
+bool cc__pipe_want_write(const cc__pipe *p)
+{
+    return cc__buf_size(&p->rawout) > 0;
+}
+
+int cc__pipe_flush(cc__pipe *p, char *detail, size_t dn)
+{
+    int r = seal(p, detail, dn);
+    if (r < 0)
+        return r;
+    while (cc__buf_size(&p->rawout)) {
+        long w = cc__transport_send(&p->tr, cc__buf_head(&p->rawout), cc__buf_size(&p->rawout), detail, dn);
+        if (w == CC_IO_WOULD_BLOCK)
+            return CC_OK;
+        if (w == CC__IO_RESET)
+            return CC__PIPE_RESET;
+        if (w < 0)
+            return CC_ERR_IO;
+        cc__buf_consume(&p->rawout, (size_t)w);
+    }
+    return CC_OK;
+}
+
+int cc__pipe_end_tls(cc__pipe *p, char *detail, size_t dn)
+{
+    int r = seal(p, detail, dn);
+    if (r < 0 || !p->tls || p->tls_ended)
+        return r;
+    cc__tls_shutdown(p->tls);
+    p->tls_ended = true;
+    return seal(p, detail, dn);
+}
+
+bool cc__pipe_tls_ended(const cc__pipe *p)
+{
+    return p->tls_ended;
+}
+
+void cc__pipe_shutdown_write(cc__pipe *p)
+{
+    if (p->write_shut)
+        return;
+    cc__transport_shutdown_write(&p->tr);
+    p->write_shut = true;
+}
+
+bool cc__pipe_write_shut(const cc__pipe *p)
+{
+    return p->write_shut;
+}

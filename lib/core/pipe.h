@@ -1,0 +1,83 @@
+/* pipe.h -- a session's bytes between the transport and whole frames: the
+ * preamble both ways, TLS, sealing, flushing, frame reassembly, the read budget. */
+#ifndef CC_PIPE_H
+#define CC_PIPE_H
+
+#include "../base/base.h"
+#include "../tls/tls.h"
+#include "../transport/transport.h"
+#include "frame.h"
+
+/* The pipe knows bytes, records and frames, never what a frame means or which
+ * state the session is in: the session asks it to move bytes and decides. */
+typedef struct cc__pipe cc__pipe;
+
+/* Results besides CC_OK and the cc_errors. */
+#define CC__PIPE_EOF   (-1100) /* the transport reached end of stream */
+#define CC__PIPE_RESET (-1101) /* the peer reset the connection */
+#define CC__PIPE_BYE   (-1102) /* the peer's TLS close_notify */
+
+/* `owner` is handed to TLS for the certificate callback. NULL on OOM. */
+cc__pipe *cc__pipe_new(const cc_context *ctx, const cc__tls_conf *conf, cc_session *owner);
+/* Closes the transport, frees TLS, wipes the buffers. NULL is fine. */
+void cc__pipe_free(cc__pipe *p);
+
+/* Takes the transport (its socket is the pipe's to close from now on, even on
+ * error) and queues our preamble. `peer_name` (borrowed, may be NULL) is the
+ * name TLS checks. CC_OK or CC_ERR_NOMEM. */
+int cc__pipe_start(cc__pipe *p, const cc__transport *t, const char *peer_name);
+bool cc__pipe_started(const cc__pipe *p);
+int cc__pipe_fd(const cc__pipe *p); /* -1 for host transports and once closed */
+/* Closes the transport now; buffers and TLS stay for the queries. */
+void cc__pipe_close(cc__pipe *p);
+
+/* ---- in ---- */
+
+/* A fresh read budget: each step reads at most 256 KiB, so one busy session
+ * cannot starve the others on the same loop. */
+void cc__pipe_refill(cc__pipe *p);
+/* Reads one chunk from the transport and feeds it through the preamble (the
+ * peer's is checked and TLS starts) into TLS. > 0 bytes read; 0 when the
+ * transport would block, the budget is spent or reading has ended;
+ * CC__PIPE_EOF, CC__PIPE_RESET; or < 0 a cc_error with a detail
+ * (CC_ERR_BAD_MAGIC, CC_ERR_BAD_VERSION, CC_ERR_IO, CC_ERR_NOMEM, ...). */
+long cc__pipe_recv(cc__pipe *p, char *detail, size_t dn);
+/* Reads nothing more (the peer's CLOSE said it is done sending). */
+void cc__pipe_stop_reading(cc__pipe *p);
+/* true once reading has ended: end of stream, close_notify, or stopped. */
+bool cc__pipe_in_done(const cc__pipe *p);
+
+/* NULL until the peer's preamble has been accepted. */
+const cc__tls *cc__pipe_tls(const cc__pipe *p);
+/* Drives the TLS handshake: 1 once complete, 0 while it goes on (or before
+ * TLS started), < 0 a cc_error with a detail (the alert has been flushed). */
+int cc__pipe_handshake(cc__pipe *p, char *detail, size_t dn);
+
+/* The next complete frame once the handshake is done, decrypting as needed:
+ * 1 with *h and *payload (valid until cc__pipe_frame_done), 0 when more bytes
+ * are needed, CC__PIPE_BYE, or < 0 a cc_error with a detail (a bad header,
+ * a frame over max_len, TLS). */
+int cc__pipe_frame(cc__pipe *p, uint32_t max_len, cc__frame_hdr *h, const uint8_t **payload, char *detail, size_t dn);
+/* Wipes and drops the frame cc__pipe_frame returned. */
+void cc__pipe_frame_done(cc__pipe *p);
+
+/* ---- out ---- */
+
+/* The plaintext queue frames are packed into; NULL once close_notify is out,
+ * since nothing queued after it could reach the peer. */
+cc__buf *cc__pipe_out(cc__pipe *p);
+/* Bytes not yet handed to the transport, plaintext included. */
+size_t cc__pipe_pending(const cc__pipe *p);
+/* true while sealed bytes wait for the transport. */
+bool cc__pipe_want_write(const cc__pipe *p);
+/* Seals the queued plaintext into TLS records and writes until the transport
+ * would block: CC_OK, CC__PIPE_RESET, or < 0 a cc_error with a detail. */
+int cc__pipe_flush(cc__pipe *p, char *detail, size_t dn);
+/* Seals what is queued, then ends TLS with close_notify (once). */
+int cc__pipe_end_tls(cc__pipe *p, char *detail, size_t dn);
+bool cc__pipe_tls_ended(const cc__pipe *p);
+/* Half-closes the socket's write side, once (host transports cannot). */
+void cc__pipe_shutdown_write(cc__pipe *p);
+bool cc__pipe_write_shut(const cc__pipe *p);
+
+#endif /* CC_PIPE_H */
