@@ -6,27 +6,32 @@
 #include "frame.h"
 #include "pipe.h"
 
-#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
 #define DATA_FRAME_MAX  (16384 - CC__FRAME_HDR) /* one data frame fills one TLS record */
 #define CLOSE_LINGER_MS 2000u
 
+/* How far the licence verdict has got. */
+enum { LIC_NONE, LIC_KNOWN /* client: decided, not yet told */, LIC_TOLD /* the LICENSE frame went out or came in */ };
+
+/* The state says where the session is; the fields below hold only what the
+ * state does not: what has been heard and decided, which advance() turns
+ * into the next state. */
 struct cc_session {
     cc_context *ctx;
     int role;
     int state;
-    int error;
+    int error; /* set by fail(): advance() then ends the session */
     char errmsg[CC__DETAIL_MAX];
     cc_event_fn ev_fn;
     void *ev_user;
     void *user_data;
 
-    /* bytes: preamble, TLS, frames (lib/core/pipe.c) */
-    cc__pipe *pipe;
+    /* the way to the peer */
     char *peer_name; /* console: the name connected to */
-    uint16_t port;
+    uint16_t port;   /* console: set by cc_session_connect(), so the session resolves and connects */
+    cc__pipe *pipe;  /* preamble, TLS and frames (pipe.c) */
 
     /* console connect: the addresses of the resolve job, tried in turn */
     cc_job *addrs;
@@ -39,30 +44,31 @@ struct cc_session {
     cc_job *queued, *back;
     unsigned jobs_out;
 
+    /* the handshake */
     uint8_t cb[CC__BINDING_LEN]; /* the TLS channel binding */
-
-    /* handshake */
-    bool hello_sent, hello_received, license_sent;
-    bool license_known, license_pending;
+    int license_stage;
     cc__license_verdict license;
-    char offered[CC__MAX_AUTH][CC__MECH_MAX + 1];
-    size_t n_offered;
+    char offered[CC__MAX_AUTH][CC__MECH_MAX + 1]; /* the peer's HELLO */
+    size_t n_offered;                             /* 0 until it arrived */
     cc_auth *auth;
-    bool auth_final_sent, auth_job_out;
+    bool auth_job_out; /* the mechanism waits for its job */
+    bool auth_ok;      /* the client sent AUTH_RESULT 0, or the console accepted it */
 
     /* console credentials, wiped when authentication ends */
     char *cred_user, *cred_domain, *cred_password;
 
-    /* timers */
-    uint64_t handshake_deadline, last_rx, ping_sent;
+    /* clocks: every deadline is computed from these by next_deadline() */
+    uint64_t handshake_deadline; /* 0 until the host started the connection */
+    uint64_t last_rx, ping_sent, close_deadline;
     bool ping_outstanding;
-    uint64_t close_deadline;
 
-    /* close */
-    bool closing, send_blocked, read_paused;
+    /* what the host asked for */
+    bool send_blocked, read_paused;
     int close_code;
     char close_reason[CC__REASON_MAX];
 };
+
+static void advance(cc_session *s);
 
 /* ------------------------------------------------------------------ events */
 
@@ -76,14 +82,33 @@ static void emit(cc_session *s, cc_event *ev)
         s->ev_fn(s->ev_user, s, ev);
 }
 
-static void set_state(cc_session *s, int st)
+static const char *const state_names[] = {"new",     "resolving",      "connecting",  "preamble", "tls",    "hello",
+                                          "license", "authenticating", "established", "closing",  "closed", "failed"};
+
+CC_API const char *cc_state_name(int st)
 {
-    if (s->state == st)
+    return st >= 0 && st <= CC_STATE_FAILED ? state_names[st] : "unknown";
+}
+
+/* Only advance() calls this. A host callback may end the session while a
+ * step's work is under way; an ended session stays ended. */
+static void enter(cc_session *s, int st)
+{
+    if (s->state == st || s->state >= CC_STATE_CLOSED)
         return;
     cc__log(s->ctx, CC_LOG_DEBUG, "session %p: %s -> %s", (void *)s, cc_state_name(s->state), cc_state_name(st));
     s->state = st;
     cc_event ev = {0};
     ev.type = CC_EVENT_STATE;
+    emit(s, &ev);
+}
+
+static void closed_event(cc_session *s, int code, const char *text)
+{
+    cc_event ev = {0};
+    ev.type = CC_EVENT_CLOSED;
+    ev.code = code;
+    ev.text = text;
     emit(s, &ev);
 }
 
@@ -122,6 +147,14 @@ static int send_token(cc_session *s, const uint8_t *tok, size_t len)
     return send_msg(s, CC__F_AUTH_TOKEN, &m);
 }
 
+static int send_close(cc_session *s, int code, const char *reason, size_t max)
+{
+    cc__msg m;
+    m.close.code = code;
+    cc__text_copy(m.close.reason, max, reason);
+    return send_msg(s, CC__F_CLOSE, &m);
+}
+
 static int end_tls(cc_session *s)
 {
     return cc__pipe_end_tls(s->pipe, s->errmsg, sizeof s->errmsg);
@@ -133,14 +166,6 @@ CC_API size_t cc_session_pending(const cc_session *s)
 }
 
 /* --------------------------------------------------------------- failing */
-
-static const char *const state_names[] = {"new",     "resolving",      "connecting",  "preamble", "tls",    "hello",
-                                          "license", "authenticating", "established", "closing",  "closed", "failed"};
-
-CC_API const char *cc_state_name(int st)
-{
-    return st >= 0 && st <= CC_STATE_FAILED ? state_names[st] : "unknown";
-}
 
 static void release_transport(cc_session *s)
 {
@@ -157,9 +182,10 @@ static void release_transport(cc_session *s)
 static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...) CC__PRINTF(4, 5);
 static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
 {
-    assert(code < 0);
     if (s->state == CC_STATE_FAILED || s->state == CC_STATE_CLOSED)
         return s->error ? s->error : code;
+    if (code >= 0) /* a caller's bug; the session still ends with an error */
+        code = CC_ERR_INTERNAL;
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
@@ -172,40 +198,17 @@ static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
     cc__log(s->ctx, CC_LOG_WARN, "session %p failed in state %s: %s: %s", (void *)s, cc_state_name(s->state),
             cc_err_name(code), s->errmsg);
     if (tell_peer && cc__pipe_tls(s->pipe) && s->state >= CC_STATE_HELLO && !cc__pipe_in_done(s->pipe)) {
-        cc__msg m;
-        m.close.code = code;
-        cc__text_copy(m.close.reason, CC__REASON_MAX - 8, s->errmsg); /* doc/PROTOCOL.md 4.5: 247 bytes */
         /* Best effort: the session is over whatever happens, and the detail already set is kept. */
         char keep[sizeof s->errmsg];
         memcpy(keep, s->errmsg, sizeof keep);
-        if (send_msg(s, CC__F_CLOSE, &m) == CC_OK && end_tls(s) == CC_OK)
+        if (send_close(s, code, keep, CC__REASON_MAX - 8) == CC_OK && end_tls(s) == CC_OK) /* PROTOCOL.md 4.5 */
             cc__pipe_flush(s->pipe, s->errmsg, sizeof s->errmsg);
         memcpy(s->errmsg, keep, sizeof keep);
     }
     end_mechanism(s);
     release_transport(s);
-    s->state = CC_STATE_FAILED;
-    cc_event ev = {0};
-    ev.type = CC_EVENT_STATE;
-    emit(s, &ev);
-    cc_event cl = {0};
-    cl.type = CC_EVENT_CLOSED;
-    cl.code = code;
-    cl.text = s->errmsg;
-    emit(s, &cl);
+    advance(s);
     return code;
-}
-
-static void finish_closed(cc_session *s)
-{
-    release_transport(s);
-    end_mechanism(s);
-    set_state(s, CC_STATE_CLOSED);
-    cc_event ev = {0};
-    ev.type = CC_EVENT_CLOSED;
-    ev.code = s->close_code;
-    ev.text = s->close_reason;
-    emit(s, &ev);
 }
 
 /* ------------------------------------------------------------- lifecycle */
@@ -316,12 +319,10 @@ static int start_license(cc_session *s)
     int r = cc__license_start(s->ctx, &s->ctx->license, &j, &s->license);
     if (r < 0)
         return r;
-    if (r == 1) {
-        s->license_known = true;
-        return CC_OK;
-    }
-    s->license_pending = true;
-    queue_job(s, j);
+    if (r == 1)
+        s->license_stage = LIC_KNOWN; /* a cached verdict */
+    else
+        queue_job(s, j);
     return CC_OK;
 }
 
@@ -338,21 +339,21 @@ CC_API int cc_session_connect(cc_session *s, const char *host, uint16_t port)
     s->port = port ? port : CC_DEFAULT_PORT;
     queue_job(s, j);
     start_handshake_clock(s);
-    set_state(s, CC_STATE_RESOLVING);
+    advance(s);
     return CC_OK;
 }
 
-/* The transport is the pipe's from here on, whatever happens. */
+/* Accepted socket or host callbacks: the transport is the pipe's from here
+ * on, whatever happens; the session starts once everything is in place. */
 static int begin_transport(cc_session *s, const cc__transport *t)
 {
     int r = cc__pipe_start(s->pipe, t, s->peer_name);
+    if (r == CC_OK && s->role == CC_ROLE_CLIENT)
+        r = start_license(s);
     if (r < 0)
         return r;
-    if (!s->handshake_deadline) /* a console's clock started at cc_session_connect() */
-        start_handshake_clock(s);
-    if (s->role == CC_ROLE_CLIENT && (r = start_license(s)) < 0)
-        return r;
-    set_state(s, CC_STATE_PREAMBLE);
+    start_handshake_clock(s);
+    advance(s);
     return CC_OK;
 }
 
@@ -455,6 +456,7 @@ static int try_next_address(cc_session *s, uint64_t now)
                 s->connect_detail[0] ? s->connect_detail : "no address left to try");
 }
 
+/* 0 connected (the pipe has the socket), 1 in progress, < 0 failed. */
 static int drive_connect(cc_session *s, uint64_t now)
 {
     for (;;) {
@@ -464,11 +466,11 @@ static int drive_connect(cc_session *s, uint64_t now)
             if (r < 0)
                 return r;
             if (r == 1)
-                return CC_WANT_WRITE;
+                return 1;
         } else {
             if (cc__tcp_connect_pending(s->connect_fd)) {
                 if (now < s->attempt_deadline)
-                    return CC_WANT_WRITE;
+                    return 1;
                 char where[64] = "?";
                 socklen_t len;
                 cc__sockaddr_str(cc__resolve_job_addr(s->addrs, s->addr_next - 1, &len), where, sizeof where);
@@ -490,12 +492,12 @@ static int drive_connect(cc_session *s, uint64_t now)
         s->connect_fd = -1;
         cc_job_free(s->addrs);
         s->addrs = NULL;
-        r = begin_transport(s, &t);
+        r = cc__pipe_start(s->pipe, &t, s->peer_name);
         return r < 0 ? fail(s, r, false, NULL) : 0;
     }
 }
 
-/* ------------------------------------------------------------- handshake */
+/* ------------------------------------------------------ the handshake's work */
 
 /* Console: every mechanism it has, in its order; client: the one it chose. */
 static int send_hello(cc_session *s)
@@ -510,7 +512,6 @@ static int send_hello(cc_session *s)
         m.hello.n = 1;
         cc__fmt(m.hello.mech[0], sizeof m.hello.mech[0], "%s", cc__auth_name(s->auth));
     }
-    s->hello_sent = true;
     return send_msg(s, CC__F_HELLO, &m);
 }
 
@@ -534,14 +535,6 @@ static void auth_event(cc_session *s, int code, const char *text)
     emit(s, &ev);
 }
 
-static void established(cc_session *s)
-{
-    end_mechanism(s);
-    s->last_rx = cc__now_ms();
-    auth_event(s, 0, cc__auth_identity(s->auth) ? cc__auth_identity(s->auth) : "");
-    set_state(s, CC_STATE_ESTABLISHED);
-}
-
 static int send_auth_result(cc_session *s, int code, const char *text, const uint8_t *tok, size_t tok_len)
 {
     cc__msg m;
@@ -549,7 +542,6 @@ static int send_auth_result(cc_session *s, int code, const char *text, const uin
     cc__text_copy(m.result.text, sizeof m.result.text, text);
     m.result.token = tok;
     m.result.token_len = tok_len;
-    s->auth_final_sent = true;
     return send_msg(s, CC__F_AUTH_RESULT, &m);
 }
 
@@ -589,7 +581,7 @@ static int auth_after_step(cc_session *s, int r)
         r = send_auth_result(s, 0, cc__auth_identity(a), tok, tok_len);
         if (r < 0)
             return fail(s, r, false, NULL);
-        established(s);
+        s->auth_ok = true;
         return CC_OK;
     }
     /* console */
@@ -603,7 +595,7 @@ static int auth_after_step(cc_session *s, int r)
 }
 
 /* Runs the mechanism one step with `in` and acts on the result. */
-static int auth_advance(cc_session *s, const uint8_t *in, size_t len)
+static int auth_step(cc_session *s, const uint8_t *in, size_t len)
 {
     return auth_after_step(s, cc__auth_step(s->auth, in, len));
 }
@@ -621,15 +613,11 @@ static void license_event(cc_session *s)
     emit(s, &ev);
 }
 
-/* Client: once the console's hello and the licence verdict are both in. */
-static int client_progress(cc_session *s)
+/* Client, with the console's HELLO and the licence verdict both in: tells
+ * the console the verdict, then picks the mechanism and answers with its
+ * own HELLO. CC_OK, or the session has failed. */
+static int client_answer(cc_session *s)
 {
-    if (!s->hello_received || s->license_sent)
-        return CC_OK;
-    if (!s->license_known) {
-        set_state(s, CC_STATE_LICENSE);
-        return CC_OK;
-    }
     cc__license_verdict *v = &s->license;
     /* The console learns the figures and the cause, URL included: support
      * staff at the console need it to tell "server down" from "seats full". */
@@ -642,8 +630,10 @@ static int client_progress(cc_session *s)
     int r = send_msg(s, CC__F_LICENSE, &m);
     if (r < 0)
         return fail(s, r, false, NULL);
-    s->license_sent = true;
+    s->license_stage = LIC_TOLD;
     license_event(s);
+    if (s->state >= CC_STATE_CLOSED)
+        return s->error; /* the host ended the session from its callback */
     if (!v->granted)
         return fail(s, v->code ? v->code : CC_ERR_LICENSE_DENIED, true, "%s", v->detail);
 
@@ -667,39 +657,151 @@ static int client_progress(cc_session *s)
     }
     if ((r = new_auth(s, pick)) < 0 || (r = send_hello(s)) < 0)
         return fail(s, r, false, NULL);
-    set_state(s, CC_STATE_AUTHENTICATING);
     return CC_OK;
 }
+
+/* Console, with the licence granted and the client's choice in: the
+ * mechanism starts, and the console sends the first token. */
+static int console_start_auth(cc_session *s)
+{
+    int r = new_auth(s, cc__auth_conf_find(&s->ctx->auth, s->offered[0])); /* on_hello checked it is ours */
+    return r < 0 ? fail(s, r, false, NULL) : CC_OK;
+}
+
+/* TLS is up: the channel binding for the mechanisms, a line for the log. */
+static int tls_up(cc_session *s)
+{
+    const cc__tls *tls = cc__pipe_tls(s->pipe);
+    int r = cc__tls_channel_binding(tls, s->cb);
+    if (r < 0)
+        return fail(s, r, false, "cannot derive the TLS channel binding");
+    cc__log(s->ctx, CC_LOG_INFO, "TLS established: %s %s", cc__tls_version(tls), cc__tls_cipher(tls));
+    return CC_OK;
+}
+
+/* Orderly close, once our close_notify is out: everything flushed, then the
+ * half-close, then the peer's end or the linger time. true when done. */
+static bool close_done(cc_session *s, uint64_t now)
+{
+    bool flushed = !cc__pipe_pending(s->pipe), peer_done = cc__pipe_in_done(s->pipe);
+    if (flushed)
+        cc__pipe_shutdown_write(s->pipe);
+    if ((flushed || peer_done) && !s->close_deadline)
+        s->close_deadline = now + CLOSE_LINGER_MS;
+    return (flushed && peer_done) || (s->close_deadline && now >= s->close_deadline);
+}
+
+/* ------------------------------------------------------------- advance() */
+
+/* The one place the state changes. Each case says what moves the session out
+ * of that state and does the work of the way in; the loop goes on while the
+ * state changes, so one call takes the session as far as it can go now.
+ * Whoever changes what the session has heard or decided calls advance(). */
+static void advance(cc_session *s)
+{
+    bool console = s->role == CC_ROLE_CONSOLE;
+    for (int from = -1; from != s->state && s->state < CC_STATE_CLOSED;) {
+        from = s->state;
+        if (s->error) {
+            enter(s, CC_STATE_FAILED);
+            closed_event(s, s->error, s->errmsg);
+            return;
+        }
+        /* Our close_notify went out (the host closed, or the peer's CLOSE is answered). */
+        if (s->state >= CC_STATE_HELLO && s->state <= CC_STATE_ESTABLISHED && cc__pipe_tls_ended(s->pipe)) {
+            enter(s, CC_STATE_CLOSING);
+            continue;
+        }
+        switch (s->state) {
+        case CC_STATE_NEW: /* the host connected, accepted or handed a transport */
+            if (s->handshake_deadline)
+                enter(s, cc__pipe_started(s->pipe) ? CC_STATE_PREAMBLE : CC_STATE_RESOLVING);
+            break;
+        case CC_STATE_RESOLVING: /* the resolve job came back with addresses */
+            if (s->addrs)
+                enter(s, CC_STATE_CONNECTING);
+            break;
+        case CC_STATE_CONNECTING: /* an address accepted the connection */
+            if (drive_connect(s, cc__now_ms()) == 0)
+                enter(s, CC_STATE_PREAMBLE);
+            break;
+        case CC_STATE_PREAMBLE: /* the peer's preamble is accepted: TLS starts */
+            if (cc__pipe_tls(s->pipe))
+                enter(s, CC_STATE_TLS);
+            break;
+        case CC_STATE_TLS: { /* the handshake is complete */
+            int r = cc__pipe_handshake(s->pipe, s->errmsg, sizeof s->errmsg);
+            if (r < 0)
+                fail(s, r, false, NULL);
+            else if (r == 1 && tls_up(s) == CC_OK)
+                enter(s, CC_STATE_HELLO);
+            break;
+        }
+        case CC_STATE_HELLO:
+            if (console) { /* the console speaks first */
+                int r = send_hello(s);
+                if (r < 0)
+                    fail(s, r, false, NULL);
+                else
+                    enter(s, CC_STATE_LICENSE);
+            } else if (s->n_offered) { /* the console's HELLO: answer at once if the verdict is in */
+                if (s->license_stage != LIC_KNOWN)
+                    enter(s, CC_STATE_LICENSE);
+                else if (client_answer(s) == CC_OK)
+                    enter(s, CC_STATE_AUTHENTICATING);
+            }
+            break;
+        case CC_STATE_LICENSE:
+            if (console && s->license_stage == LIC_TOLD && s->n_offered) { /* granted, and the client chose */
+                if (console_start_auth(s) == CC_OK) {
+                    enter(s, CC_STATE_AUTHENTICATING);
+                    if (s->state == CC_STATE_AUTHENTICATING)
+                        auth_step(s, NULL, 0);
+                }
+            } else if (!console && s->license_stage == LIC_KNOWN) { /* the licence job came back */
+                if (client_answer(s) == CC_OK)
+                    enter(s, CC_STATE_AUTHENTICATING);
+            }
+            break;
+        case CC_STATE_AUTHENTICATING: /* the client let the console in */
+            if (s->auth_ok) {
+                end_mechanism(s);
+                s->last_rx = cc__now_ms();
+                auth_event(s, 0, cc__auth_identity(s->auth) ? cc__auth_identity(s->auth) : "");
+                enter(s, CC_STATE_ESTABLISHED);
+            }
+            break;
+        case CC_STATE_CLOSING:
+            if (close_done(s, cc__now_ms())) {
+                release_transport(s);
+                end_mechanism(s);
+                enter(s, CC_STATE_CLOSED);
+                closed_event(s, s->close_code, s->close_reason);
+            }
+            break;
+        }
+    }
+}
+
+/* ------------------------------------------------------ frames received */
 
 static int map_peer_code(int code)
 {
     return code < 0 && cc__err_known(code) ? code : CC_ERR_PEER_ERROR;
 }
 
-/* ------------------------------------------------------ frames received */
-
 static int on_hello(cc_session *s, const cc__hello *m)
 {
-    if (s->role == CC_ROLE_CLIENT) {
-        memcpy(s->offered, m->mech, sizeof s->offered);
-        s->n_offered = m->n;
-        s->hello_received = true;
-        return client_progress(s);
+    if (s->role == CC_ROLE_CONSOLE) {
+        if (m->n != 1)
+            return fail(s, CC_ERR_BAD_FRAME, true, "HELLO frame names %u mechanisms; the client chooses one", m->n);
+        if (!cc__auth_conf_find(&s->ctx->auth, m->mech[0]))
+            return fail(s, CC_ERR_AUTH_NO_MECHANISM, true, "the client chose \"%s\", which this console did not offer",
+                        m->mech[0]);
     }
-    if (m->n != 1)
-        return fail(s, CC_ERR_BAD_FRAME, true, "HELLO frame names %u mechanisms; the client chooses one", m->n);
-    const struct cc__auth_entry *e = cc__auth_conf_find(&s->ctx->auth, m->mech[0]);
-    if (!e)
-        return fail(s, CC_ERR_AUTH_NO_MECHANISM, true, "the client chose \"%s\", which this console did not offer",
-                    m->mech[0]);
-    memcpy(s->offered[0], m->mech[0], sizeof s->offered[0]);
-    s->n_offered = 1;
-    s->hello_received = true;
-    int r = new_auth(s, e);
-    if (r < 0)
-        return fail(s, r, false, NULL);
-    set_state(s, CC_STATE_AUTHENTICATING);
-    return auth_advance(s, NULL, 0);
+    memcpy(s->offered, m->mech, sizeof s->offered);
+    s->n_offered = m->n;
+    return CC_OK;
 }
 
 static int on_license(cc_session *s, const cc__license_msg *m)
@@ -714,7 +816,7 @@ static int on_license(cc_session *s, const cc__license_msg *m)
     if (v->granted && (v->code != 0 || v->count <= v->in_use))
         return fail(s, CC_ERR_PROTOCOL, false, "the client reported a licence grant with %u of %u in use", v->in_use,
                     v->count);
-    s->license_known = true;
+    s->license_stage = LIC_TOLD;
     license_event(s);
     if (!v->granted)
         return fail(s, map_peer_code(v->code ? v->code : CC_ERR_LICENSE_DENIED), false, "client: %s", v->detail);
@@ -742,7 +844,7 @@ static int on_auth_result(cc_session *s, const cc__auth_result *m)
     }
     if (cc_auth_set_identity(a, m->text[0] ? m->text : "(unnamed)") < 0)
         return fail(s, CC_ERR_BAD_FRAME, true, "AUTH_RESULT carries an invalid identity");
-    established(s);
+    s->auth_ok = true;
     return CC_OK;
 }
 
@@ -776,16 +878,9 @@ static int on_close(cc_session *s, const cc__close_msg *m)
                     m->reason);
     s->close_code = 0;
     cc__fmt(s->close_reason, sizeof s->close_reason, "%s", m->reason);
-    if (!s->closing) {
-        /* Answer with our own close so both sides end cleanly. */
-        s->closing = true;
-        set_state(s, CC_STATE_CLOSING);
-        int r = end_tls(s); /* what the host already queued still goes out first */
-        if (r < 0)
-            return r;
-    }
     cc__pipe_stop_reading(s->pipe); /* the peer sends nothing after its CLOSE */
-    return CC_OK;
+    /* Answer with our own close_notify (what the host already queued still goes out first). */
+    return end_tls(s);
 }
 
 /* Whether a frame of `type` may arrive in the session's state (doc/PROTOCOL.md 4.6). */
@@ -794,14 +889,13 @@ static bool frame_allowed(const cc_session *s, int type)
     bool console = s->role == CC_ROLE_CONSOLE;
     switch (type) {
     case CC__F_HELLO: /* the console hears the client's choice only after its licence verdict */
-        return !s->hello_received && (!console || (s->state == CC_STATE_LICENSE && s->license_known));
+        return console ? s->state == CC_STATE_LICENSE && s->license_stage == LIC_TOLD : s->state == CC_STATE_HELLO;
     case CC__F_LICENSE:
-        return console && !s->license_known && s->state == CC_STATE_LICENSE;
+        return console && s->state == CC_STATE_LICENSE && s->license_stage == LIC_NONE;
     case CC__F_AUTH_TOKEN:
-        return s->state == CC_STATE_AUTHENTICATING && s->auth && !s->auth_final_sent && !s->auth_job_out &&
-               !(console && cc__auth_done(s->auth));
+        return s->state == CC_STATE_AUTHENTICATING && !s->auth_job_out && !(console && cc__auth_done(s->auth));
     case CC__F_AUTH_RESULT:
-        return console && s->state == CC_STATE_AUTHENTICATING && s->auth;
+        return console && s->state == CC_STATE_AUTHENTICATING;
     case CC__F_DATA:
         return s->state == CC_STATE_ESTABLISHED || s->state == CC_STATE_CLOSING;
     default: /* PING, PONG and CLOSE: in every state after TLS */
@@ -832,7 +926,7 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
     case CC__F_LICENSE:
         return on_license(s, &m.license);
     case CC__F_AUTH_TOKEN:
-        return auth_advance(s, m.token.data, m.token.len);
+        return auth_step(s, m.token.data, m.token.len);
     case CC__F_AUTH_RESULT:
         return on_auth_result(s, &m.result);
     case CC__F_DATA:
@@ -847,47 +941,35 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
     return CC_OK;
 }
 
+/* ------------------------------------------------------------------- I/O */
+
 /* What the pipe reported, as the session's failure; an end of stream is
  * expected only while closing. */
 static int pipe_failed(cc_session *s, int r)
 {
     const char *st = cc_state_name(s->state);
+    bool closing = s->state == CC_STATE_CLOSING;
     switch (r) {
     case CC__PIPE_RESET:
         return fail(s, CC_ERR_CLOSED, false, "the peer reset the connection during %s", st);
     case CC__PIPE_EOF:
-        return s->closing ? CC_OK : fail(s, CC_ERR_CLOSED, false, "the peer closed the connection during %s", st);
+        return closing ? CC_OK : fail(s, CC_ERR_CLOSED, false, "the peer closed the connection during %s", st);
     case CC__PIPE_BYE:
-        return s->closing ? CC_OK
-                          : fail(s, CC_ERR_CLOSED, false, "the peer ended TLS during %s without a CLOSE frame", st);
+        return closing ? CC_OK
+                       : fail(s, CC_ERR_CLOSED, false, "the peer ended TLS during %s without a CLOSE frame", st);
+    case CC_ERR_BAD_FRAME:
+    case CC_ERR_FRAME_TOO_LARGE:
+        return fail(s, r, true, NULL); /* a frame header: ours to report */
     default:
         return fail(s, r, false, NULL);
     }
 }
 
-/* The TLS handshake, then every complete frame. */
-static int pump_tls(cc_session *s)
+/* Every complete frame the pipe holds, each followed by advance(). */
+static int take_frames(cc_session *s)
 {
-    if (s->state == CC_STATE_PREAMBLE && cc__pipe_tls(s->pipe))
-        set_state(s, CC_STATE_TLS);
-    if (s->state == CC_STATE_TLS) {
-        const cc__tls *tls = cc__pipe_tls(s->pipe);
-        int r = cc__pipe_handshake(s->pipe, s->errmsg, sizeof s->errmsg);
-        if (r < 0)
-            return fail(s, r, false, NULL);
-        if (r == 0)
-            return CC_OK;
-        if ((r = cc__tls_channel_binding(tls, s->cb)) < 0)
-            return fail(s, r, false, "cannot derive the TLS channel binding");
-        cc__log(s->ctx, CC_LOG_INFO, "TLS established: %s %s", cc__tls_version(tls), cc__tls_cipher(tls));
-        set_state(s, CC_STATE_HELLO);
-        if (s->role == CC_ROLE_CONSOLE) {
-            if ((r = send_hello(s)) < 0)
-                return fail(s, r, false, NULL);
-            set_state(s, CC_STATE_LICENSE);
-        }
-    }
-    for (;;) {
+    while (s->state >= CC_STATE_HELLO && s->state < CC_STATE_CLOSED) {
+        /* Until established, an authentication token of the largest allowed size always fits. */
         uint32_t max = s->ctx->base.limit[CC_LIMIT_FRAME_SIZE];
         if (max < s->ctx->base.limit[CC_LIMIT_AUTH_TOKEN] + 1024 && s->state < CC_STATE_ESTABLISHED)
             max = s->ctx->base.limit[CC_LIMIT_AUTH_TOKEN] + 1024;
@@ -895,36 +977,100 @@ static int pump_tls(cc_session *s)
         const uint8_t *payload;
         int r = cc__pipe_frame(s->pipe, max, &h, &payload, s->errmsg, sizeof s->errmsg);
         if (r == 0)
-            return CC_OK;
-        if (r == CC_ERR_BAD_FRAME || r == CC_ERR_FRAME_TOO_LARGE)
-            return fail(s, r, true, NULL);
+            break;
         if (r < 0)
             return pipe_failed(s, r);
         r = on_frame(s, &h, payload);
-        if (s->state >= CC_STATE_CLOSED)
-            return s->error;
+        cc__pipe_frame_done(s->pipe);
         if (r < 0)
             return fail(s, r, false, NULL);
-        cc__pipe_frame_done(s->pipe);
+        advance(s);
+    }
+    return s->state == CC_STATE_FAILED ? s->error : CC_OK;
+}
+
+/* Frames already in, then writes what is queued and reads what the transport
+ * has (within the step's budget), until neither side can move. */
+static int io_round(cc_session *s)
+{
+    cc__pipe_refill(s->pipe);
+    for (;;) {
+        int r = take_frames(s);
+        if (r < 0 || s->state >= CC_STATE_CLOSED)
+            return r;
+        if ((r = cc__pipe_flush(s->pipe, s->errmsg, sizeof s->errmsg)) < 0)
+            return pipe_failed(s, r);
+        if (s->read_paused)
+            return CC_OK;
+        long got = cc__pipe_recv(s->pipe, s->errmsg, sizeof s->errmsg);
+        if (got == 0)
+            return CC_OK;
+        if (got < 0)
+            return pipe_failed(s, (int)got);
+        s->last_rx = cc__now_ms();
+        advance(s); /* the preamble and the TLS handshake move on bytes */
     }
 }
 
 /* ------------------------------------------------------------------ step */
 
-static int check_deadlines(cc_session *s, uint64_t now)
+enum { DL_NONE, DL_HANDSHAKE, DL_CONNECT, DL_IDLE, DL_KEEPALIVE, DL_LINGER, DL_COUNT };
+
+static void earliest(uint64_t *d, int *what, uint64_t t, int kind)
 {
-    if (s->state < CC_STATE_ESTABLISHED && s->handshake_deadline && now >= s->handshake_deadline)
-        return fail(s, CC_ERR_TIMEOUT, true, "no progress past state %s within the handshake deadline of %u ms%s",
-                    cc_state_name(s->state), s->ctx->base.timeout[CC_TIMEOUT_HANDSHAKE],
-                    s->jobs_out || s->queued ? " (a job handed to the host has not come back)" : "");
-    if (s->state == CC_STATE_ESTABLISHED && !s->closing) {
-        uint32_t idle = s->ctx->base.timeout[CC_TIMEOUT_IDLE], ka = s->ctx->base.timeout[CC_TIMEOUT_KEEPALIVE];
-        if (idle && !s->read_paused && now >= s->last_rx + idle)
-            return fail(s, CC_ERR_IDLE_TIMEOUT, true, "nothing heard from the peer for %u ms", idle);
-        if (ka && !s->ping_outstanding && now >= s->last_rx + ka)
-            cc_session_ping(s);
+    if (t && (!*d || t < *d)) {
+        *d = t;
+        *what = kind;
     }
-    return CC_OK;
+}
+
+/* The session's next deadline (0 when none) and which one it is: the step
+ * acts on it once it has passed, and cc_session_timeout_ms() reports it. */
+static uint64_t next_deadline(const cc_session *s, uint64_t now, int *what)
+{
+    const uint32_t *t = s->ctx->base.timeout;
+    uint64_t d = 0;
+    *what = DL_NONE;
+    if (s->state < CC_STATE_ESTABLISHED)
+        earliest(&d, what, s->handshake_deadline, DL_HANDSHAKE);
+    if (s->state == CC_STATE_CONNECTING && s->connect_fd >= 0)
+        earliest(&d, what, s->attempt_deadline, DL_CONNECT);
+    if (s->state == CC_STATE_ESTABLISHED) {
+        if (t[CC_TIMEOUT_IDLE] && !s->read_paused) /* a paused host's silence is its own */
+            earliest(&d, what, s->last_rx + t[CC_TIMEOUT_IDLE], DL_IDLE);
+        if (t[CC_TIMEOUT_KEEPALIVE] && !s->ping_outstanding)
+            earliest(&d, what, s->last_rx + t[CC_TIMEOUT_KEEPALIVE], DL_KEEPALIVE);
+    }
+    /* Before the linger starts (our bytes still going out), look again within its time. */
+    if (s->state == CC_STATE_CLOSING)
+        earliest(&d, what, s->close_deadline ? s->close_deadline : now + CLOSE_LINGER_MS, DL_LINGER);
+    return d;
+}
+
+/* Acts on every deadline that has passed; each kind expires at most once. */
+static void on_deadlines(cc_session *s, uint64_t now)
+{
+    int what;
+    uint64_t d;
+    for (int i = 0; i < DL_COUNT && s->state < CC_STATE_CLOSED && (d = next_deadline(s, now, &what)) && now >= d; i++) {
+        switch (what) {
+        case DL_HANDSHAKE:
+            fail(s, CC_ERR_TIMEOUT, true, "no progress past state %s within the handshake deadline of %u ms%s",
+                 cc_state_name(s->state), s->ctx->base.timeout[CC_TIMEOUT_HANDSHAKE],
+                 s->jobs_out || s->queued ? " (a job handed to the host has not come back)" : "");
+            break;
+        case DL_IDLE:
+            fail(s, CC_ERR_IDLE_TIMEOUT, true, "nothing heard from the peer for %u ms",
+                 s->ctx->base.timeout[CC_TIMEOUT_IDLE]);
+            break;
+        case DL_KEEPALIVE:
+            cc_session_ping(s);
+            break;
+        default: /* DL_CONNECT, DL_LINGER: the state's own step moves on */
+            advance(s);
+            break;
+        }
+    }
 }
 
 static void process_returned_jobs(cc_session *s)
@@ -943,13 +1089,10 @@ static void process_returned_jobs(cc_session *s)
             }
             s->addrs = j;
             s->addr_next = 0;
-            set_state(s, CC_STATE_CONNECTING);
         } else if (j->type == CC_JOB_LICENSE) {
             cc__license_decide(s->ctx, &s->ctx->license, j, &s->license);
             cc_job_free(j);
-            s->license_pending = false;
-            s->license_known = true;
-            client_progress(s);
+            s->license_stage = LIC_KNOWN;
         } else {
             /* An auth job: the mechanism reads its results in step (in = NULL). */
             if (!s->auth || !s->auth_job_out) {
@@ -963,6 +1106,7 @@ static void process_returned_jobs(cc_session *s)
             auth_after_step(s, cc__auth_resume(s->auth, j));
             cc_job_free(j);
         }
+        advance(s);
     }
 }
 
@@ -982,30 +1126,6 @@ static int wait_mask(cc_session *s)
     return m;
 }
 
-/* Writes what is queued, reads what the transport has (within the step's
- * budget) and handles it, until neither side can move. */
-static int io_round(cc_session *s)
-{
-    cc__pipe_refill(s->pipe);
-    for (;;) {
-        int r = cc__pipe_flush(s->pipe, s->errmsg, sizeof s->errmsg);
-        if (r < 0)
-            return pipe_failed(s, r);
-        if (s->read_paused)
-            return CC_OK;
-        long got = cc__pipe_recv(s->pipe, s->errmsg, sizeof s->errmsg);
-        if (got == 0)
-            return CC_OK;
-        if (got < 0)
-            return pipe_failed(s, (int)got);
-        s->last_rx = cc__now_ms();
-        if ((r = pump_tls(s)) < 0)
-            return r;
-        if (s->state >= CC_STATE_CLOSED)
-            return s->error;
-    }
-}
-
 static void maybe_send_ready(cc_session *s)
 {
     if (s->send_blocked && cc_session_pending(s) <= s->ctx->base.limit[CC_LIMIT_SEND_BUFFER] / 2) {
@@ -1020,55 +1140,25 @@ CC_API int cc_session_step(cc_session *s)
 {
     if (!s)
         return CC_ERR_INVALID;
+    if (s->state == CC_STATE_NEW)
+        return CC_ERR_STATE;
+    if (s->state < CC_STATE_CLOSED)
+        on_deadlines(s, cc__now_ms());
+    if (s->state < CC_STATE_CLOSED)
+        process_returned_jobs(s);
+    if (s->state < CC_STATE_CLOSED)
+        advance(s);
+    if (s->state >= CC_STATE_PREAMBLE && s->state < CC_STATE_CLOSED) {
+        io_round(s);
+        if (s->state < CC_STATE_CLOSED) {
+            maybe_send_ready(s);
+            advance(s); /* what the I/O finished, e.g. the orderly close */
+        }
+    }
     if (s->state == CC_STATE_CLOSED)
         return 0;
     if (s->state == CC_STATE_FAILED)
         return s->error;
-    if (s->state == CC_STATE_NEW)
-        return CC_ERR_STATE;
-    uint64_t now = cc__now_ms();
-    int r;
-    if ((r = check_deadlines(s, now)) < 0)
-        return r;
-    process_returned_jobs(s);
-    if (s->state >= CC_STATE_CLOSED)
-        return s->state == CC_STATE_CLOSED ? 0 : s->error;
-    if (s->state == CC_STATE_RESOLVING)
-        return wait_mask(s);
-    if (s->state == CC_STATE_CONNECTING) {
-        r = drive_connect(s, now);
-        if (r < 0)
-            return r;
-        if (r > 0)
-            return wait_mask(s);
-    }
-    /* Handle bytes TLS already holds (e.g. after a job came back), then do I/O. */
-    if ((r = pump_tls(s)) < 0 || (r = io_round(s)) < 0)
-        return r;
-    if (s->state >= CC_STATE_CLOSED)
-        return s->state == CC_STATE_CLOSED ? 0 : s->error;
-    maybe_send_ready(s);
-
-    if (s->closing) {
-        /* Orderly close: everything flushed, then half-close, then wait for the peer. */
-        if (!cc__pipe_pending(s->pipe)) {
-            if (!cc__pipe_write_shut(s->pipe)) {
-                cc__pipe_shutdown_write(s->pipe);
-                if (!s->close_deadline)
-                    s->close_deadline = now + CLOSE_LINGER_MS;
-            }
-            if (cc__pipe_in_done(s->pipe) || now >= s->close_deadline) {
-                finish_closed(s);
-                return 0;
-            }
-        } else if (cc__pipe_in_done(s->pipe) && !s->close_deadline) {
-            s->close_deadline = now + CLOSE_LINGER_MS;
-        }
-        if (s->close_deadline && now >= s->close_deadline) {
-            finish_closed(s);
-            return 0;
-        }
-    }
     return wait_mask(s);
 }
 
@@ -1079,32 +1169,15 @@ CC_API int cc_session_fd(const cc_session *s)
     return s->state == CC_STATE_CONNECTING ? s->connect_fd : cc__pipe_fd(s->pipe);
 }
 
-static uint64_t min_deadline(uint64_t a, uint64_t b)
-{
-    return !a ? b : !b ? a : a < b ? a : b;
-}
-
 CC_API int32_t cc_session_timeout_ms(const cc_session *s)
 {
     if (!s || s->state >= CC_STATE_CLOSED || s->state == CC_STATE_NEW)
         return -1;
-    uint64_t d = 0;
-    if (s->state < CC_STATE_ESTABLISHED)
-        d = min_deadline(d, s->handshake_deadline);
-    if (s->state == CC_STATE_CONNECTING && s->connect_fd >= 0)
-        d = min_deadline(d, s->attempt_deadline);
-    if (s->state == CC_STATE_ESTABLISHED && !s->closing) {
-        uint32_t idle = s->ctx->base.timeout[CC_TIMEOUT_IDLE], ka = s->ctx->base.timeout[CC_TIMEOUT_KEEPALIVE];
-        if (idle && !s->read_paused)
-            d = min_deadline(d, s->last_rx + idle);
-        if (ka && !s->ping_outstanding)
-            d = min_deadline(d, s->last_rx + ka);
-    }
-    if (s->closing)
-        d = min_deadline(d, s->close_deadline ? s->close_deadline : cc__now_ms() + CLOSE_LINGER_MS);
+    uint64_t now = cc__now_ms();
+    int what;
+    uint64_t d = next_deadline(s, now, &what);
     if (!d)
         return -1;
-    uint64_t now = cc__now_ms();
     uint64_t left = d > now ? d - now : 0;
     return left > INT32_MAX ? INT32_MAX : (int32_t)left;
 }
@@ -1115,7 +1188,7 @@ CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, si
 {
     if (!s || (!data && len))
         return CC_ERR_INVALID;
-    if (s->state != CC_STATE_ESTABLISHED || s->closing)
+    if (s->state != CC_STATE_ESTABLISHED)
         return CC_ERR_STATE;
     size_t frames = (len + DATA_FRAME_MAX - 1) / DATA_FRAME_MAX;
     if (len + frames * CC__FRAME_HDR > s->ctx->base.limit[CC_LIMIT_SEND_BUFFER])
@@ -1158,7 +1231,7 @@ CC_API int cc_session_ping(cc_session *s)
 {
     if (!s)
         return CC_ERR_INVALID;
-    if (s->state != CC_STATE_ESTABLISHED || s->closing)
+    if (s->state != CC_STATE_ESTABLISHED)
         return CC_ERR_STATE;
     cc__msg m;
     s->ping_sent = cc__now_ms();
@@ -1171,7 +1244,7 @@ CC_API int cc_session_close(cc_session *s, int code, const char *reason)
 {
     if (!s || code > 0 || (reason && strlen(reason) >= CC__REASON_MAX - 8) || !cc__err_known(code))
         return CC_ERR_INVALID; /* the peer is told the code: it must be one of ours */
-    if (s->state >= CC_STATE_CLOSED || s->closing)
+    if (s->state >= CC_STATE_CLOSING)
         return CC_OK;
     cc__fmt(s->close_reason, sizeof s->close_reason, "%s", reason ? reason : "");
     s->close_code = code;
@@ -1184,16 +1257,12 @@ CC_API int cc_session_close(cc_session *s, int code, const char *reason)
         fail(s, CC_ERR_CANCELLED, true, "cancelled by the host%s%s", reason ? ": " : "", reason ? reason : "");
         return CC_OK;
     }
-    cc__msg m;
-    m.close.code = 0;
-    cc__text_copy(m.close.reason, sizeof m.close.reason, s->close_reason);
-    int r = send_msg(s, CC__F_CLOSE, &m);
+    int r = send_close(s, 0, s->close_reason, sizeof s->close_reason);
     if (r < 0)
-        return r;
-    s->closing = true;
+        return r; /* nothing queued: the host may try again */
     if ((r = end_tls(s)) < 0)
-        return r;
-    set_state(s, CC_STATE_CLOSING);
+        return fail(s, r, false, NULL);
+    advance(s);
     return CC_OK;
 }
 
@@ -1216,7 +1285,9 @@ CC_API int cc_session_license(const cc_session *s, int *granted, uint32_t *count
 {
     if (!s)
         return CC_ERR_INVALID;
-    if (!s->license_known || (s->role == CC_ROLE_CLIENT && !s->license_sent && s->state < CC_STATE_FAILED))
+    /* A client's verdict counts once told, or once the session has failed with it in hand. */
+    if (s->license_stage == LIC_NONE ||
+        (s->role == CC_ROLE_CLIENT && s->license_stage != LIC_TOLD && s->state < CC_STATE_FAILED))
         return CC_ERR_STATE;
     if (granted)
         *granted = s->license.granted;
