@@ -29,16 +29,10 @@ struct cc_session {
     void *user_data;
 
     /* the way to the peer */
-    char *peer_name; /* console: the name connected to */
-    uint16_t port;   /* console: set by cc_session_connect(), so the session resolves and connects */
-    cc__pipe *pipe;  /* preamble, TLS and frames (pipe.c) */
-
-    /* console connect: the addresses of the resolve job, tried in turn */
-    cc_job *addrs;
-    size_t addr_next;
-    int connect_fd;
-    uint64_t attempt_deadline;
-    char connect_detail[CC__DETAIL_MAX];
+    char *peer_name;     /* console: the name connected to */
+    uint16_t port;       /* console: set by cc_session_connect(), so the session resolves and connects */
+    cc__connector *conn; /* console: the resolved addresses, tried in turn (lib/transport/connect.c) */
+    cc__pipe *pipe;      /* preamble, TLS and frames (pipe.c) */
 
     /* jobs: queued (not taken), out (taken), back (returned, not processed) */
     cc_job *queued, *back;
@@ -170,11 +164,8 @@ CC_API size_t cc_session_pending(const cc_session *s)
 static void release_transport(cc_session *s)
 {
     cc__pipe_close(s->pipe);
-    if (s->connect_fd >= 0) {
-        cc__transport tmp = {s->connect_fd, NULL, NULL, NULL};
-        cc__transport_close(&tmp);
-        s->connect_fd = -1;
-    }
+    cc__connector_free(s->conn);
+    s->conn = NULL;
 }
 
 /* Ends the session with `code`. With `tell_peer`, a CLOSE frame carrying the
@@ -246,7 +237,6 @@ CC_API cc_session *cc_session_new(cc_context *ctx, int *err)
     atomic_fetch_add(&ctx->base.sessions, 1);
     s->role = ctx->base.role;
     s->state = CC_STATE_NEW;
-    s->connect_fd = -1;
     *err = CC_OK;
     return s;
 }
@@ -269,7 +259,6 @@ CC_API void cc_session_free(cc_session *s)
         n = j->next;
         cc_job_free(j);
     }
-    cc_job_free(s->addrs);
     cc__free(ctx, s->peer_name);
     cc__wipe(s, sizeof *s);
     cc__free(ctx, s);
@@ -436,65 +425,22 @@ CC_API int cc_session_job_done(cc_session *s, cc_job *job)
 
 /* ----------------------------------------------------------- connecting */
 
-static int try_next_address(cc_session *s, uint64_t now)
+/* Console: true once an address accepted the connection and the pipe has
+ * the socket; false while the connector tries, or when the session failed. */
+static bool connected(cc_session *s)
 {
-    while (s->addr_next < cc__resolve_job_count(s->addrs)) {
-        socklen_t len;
-        const struct sockaddr *sa = cc__resolve_job_addr(s->addrs, s->addr_next++, &len);
-        char where[64];
-        cc__sockaddr_str(sa, where, sizeof where);
-        cc__log(s->ctx, CC_LOG_DEBUG, "connecting to %s", where);
-        int fd = -1;
-        int r = cc__tcp_connect_start(sa, len, &fd, s->connect_detail, sizeof s->connect_detail);
-        if (r < 0)
-            continue;
-        s->connect_fd = fd;
-        s->attempt_deadline = now + s->ctx->base.timeout[CC_TIMEOUT_CONNECT_ATTEMPT];
-        return r; /* 0 connected, 1 in progress */
+    int r = cc__connector_poll(s->conn, cc__now_ms(), s->errmsg, sizeof s->errmsg);
+    if (r == 0)
+        return false;
+    if (r == 1) {
+        cc__transport t = {cc__connector_take(s->conn), NULL, NULL, NULL};
+        cc__connector_free(s->conn);
+        s->conn = NULL;
+        if ((r = cc__pipe_start(s->pipe, &t, s->peer_name)) == CC_OK)
+            return true;
     }
-    return fail(s, CC_ERR_CONNECT, false, "%s:%u: %s", s->peer_name, s->port,
-                s->connect_detail[0] ? s->connect_detail : "no address left to try");
-}
-
-/* 0 connected (the pipe has the socket), 1 in progress, < 0 failed. */
-static int drive_connect(cc_session *s, uint64_t now)
-{
-    for (;;) {
-        int r;
-        if (s->connect_fd < 0) {
-            r = try_next_address(s, now);
-            if (r < 0)
-                return r;
-            if (r == 1)
-                return 1;
-        } else {
-            if (cc__tcp_connect_pending(s->connect_fd)) {
-                if (now < s->attempt_deadline)
-                    return 1;
-                char where[64] = "?";
-                socklen_t len;
-                cc__sockaddr_str(cc__resolve_job_addr(s->addrs, s->addr_next - 1, &len), where, sizeof where);
-                cc__fmt(s->connect_detail, sizeof s->connect_detail, "connecting to %s took longer than %u ms", where,
-                        s->ctx->base.timeout[CC_TIMEOUT_CONNECT_ATTEMPT]);
-                r = -1;
-            } else {
-                r = cc__tcp_connect_finish(s->connect_fd, s->connect_detail, sizeof s->connect_detail);
-            }
-            if (r < 0) {
-                cc__transport tmp = {s->connect_fd, NULL, NULL, NULL};
-                cc__transport_close(&tmp);
-                s->connect_fd = -1;
-                continue;
-            }
-        }
-        /* connected */
-        cc__transport t = {s->connect_fd, NULL, NULL, NULL};
-        s->connect_fd = -1;
-        cc_job_free(s->addrs);
-        s->addrs = NULL;
-        r = cc__pipe_start(s->pipe, &t, s->peer_name);
-        return r < 0 ? fail(s, r, false, NULL) : 0;
-    }
+    fail(s, r, false, NULL);
+    return false;
 }
 
 /* ------------------------------------------------------ the handshake's work */
@@ -718,11 +664,11 @@ static void advance(cc_session *s)
                 enter(s, cc__pipe_started(s->pipe) ? CC_STATE_PREAMBLE : CC_STATE_RESOLVING);
             break;
         case CC_STATE_RESOLVING: /* the resolve job came back with addresses */
-            if (s->addrs)
+            if (s->conn)
                 enter(s, CC_STATE_CONNECTING);
             break;
         case CC_STATE_CONNECTING: /* an address accepted the connection */
-            if (drive_connect(s, cc__now_ms()) == 0)
+            if (connected(s))
                 enter(s, CC_STATE_PREAMBLE);
             break;
         case CC_STATE_PREAMBLE: /* the peer's preamble is accepted: TLS starts */
@@ -1033,8 +979,8 @@ static uint64_t next_deadline(const cc_session *s, uint64_t now, int *what)
     *what = DL_NONE;
     if (s->state < CC_STATE_ESTABLISHED)
         earliest(&d, what, s->handshake_deadline, DL_HANDSHAKE);
-    if (s->state == CC_STATE_CONNECTING && s->connect_fd >= 0)
-        earliest(&d, what, s->attempt_deadline, DL_CONNECT);
+    if (s->state == CC_STATE_CONNECTING)
+        earliest(&d, what, cc__connector_deadline(s->conn), DL_CONNECT);
     if (s->state == CC_STATE_ESTABLISHED) {
         if (t[CC_TIMEOUT_IDLE] && !s->read_paused) /* a paused host's silence is its own */
             earliest(&d, what, s->last_rx + t[CC_TIMEOUT_IDLE], DL_IDLE);
@@ -1087,8 +1033,11 @@ static void process_returned_jobs(cc_session *s)
                 cc_job_free(j);
                 continue;
             }
-            s->addrs = j;
-            s->addr_next = 0;
+            if (!(s->conn = cc__connector_new(s->ctx, j))) {
+                cc_job_free(j);
+                fail(s, CC_ERR_NOMEM, false, NULL);
+                continue;
+            }
         } else if (j->type == CC_JOB_LICENSE) {
             cc__license_decide(s->ctx, &s->ctx->license, j, &s->license);
             cc_job_free(j);
@@ -1166,7 +1115,7 @@ CC_API int cc_session_fd(const cc_session *s)
 {
     if (!s)
         return -1;
-    return s->state == CC_STATE_CONNECTING ? s->connect_fd : cc__pipe_fd(s->pipe);
+    return s->state == CC_STATE_CONNECTING ? cc__connector_fd(s->conn) : cc__pipe_fd(s->pipe);
 }
 
 CC_API int32_t cc_session_timeout_ms(const cc_session *s)

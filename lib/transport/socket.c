@@ -1,5 +1,5 @@
-/* socket.c -- the default transport: non-blocking TCP sockets, connect in
- * progress, and the host-callback transport behind the same two calls. */
+/* socket.c -- the default transport: non-blocking TCP sockets, and the
+ * host-callback transport behind the same send and recv calls. */
 #include "transport.h"
 
 #include <arpa/inet.h>
@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -36,52 +35,6 @@ void cc__sockaddr_str(const struct sockaddr *sa, char *buf, size_t n)
     } else {
         cc__fmt(buf, n, "(address family %d)", sa->sa_family);
     }
-}
-
-int cc__tcp_connect_start(const struct sockaddr *sa, socklen_t len, int *fdp, char *detail, size_t dn)
-{
-    char where[64];
-    cc__sockaddr_str(sa, where, sizeof where);
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        cc__fmt(detail, dn, "cannot create a socket for %s: %s", where, strerror(errno));
-        return CC_ERR_CONNECT;
-    }
-    cc__fd_set_nonblock(fd);
-    if (connect(fd, sa, len) == 0) {
-        *fdp = fd;
-        return 0;
-    }
-    if (errno == EINPROGRESS) {
-        *fdp = fd;
-        return 1;
-    }
-    cc__fmt(detail, dn, "cannot connect to %s: %s", where, strerror(errno));
-    close(fd);
-    return CC_ERR_CONNECT;
-}
-
-bool cc__tcp_connect_pending(int fd)
-{
-    struct pollfd p = {fd, POLLOUT, 0};
-    return poll(&p, 1, 0) == 0;
-}
-
-int cc__tcp_connect_finish(int fd, char *detail, size_t dn)
-{
-    int err = 0;
-    socklen_t l = sizeof err;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
-        err = errno;
-    if (err == 0)
-        return 0;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char where[64] = "the client";
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
-        cc__sockaddr_str((struct sockaddr *)&ss, where, sizeof where);
-    cc__fmt(detail, dn, "cannot connect to %s: %s", where, strerror(err));
-    return CC_ERR_CONNECT;
 }
 
 /* send() or recv() on the socket, retried on EINTR, mapped to the transport's results. */

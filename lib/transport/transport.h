@@ -23,14 +23,8 @@ long cc__transport_recv(cc__transport *t, uint8_t *p, size_t n, char *detail, si
 void cc__transport_shutdown_write(cc__transport *t);
 void cc__transport_close(cc__transport *t);
 
+/* Non-blocking, close-on-exec, TCP_NODELAY where it applies. */
 int cc__fd_set_nonblock(int fd);
-/* 0 connected, 1 in progress, < 0 CC_ERR_CONNECT with detail. */
-int cc__tcp_connect_start(const struct sockaddr *sa, socklen_t len, int *fd, char *detail, size_t dn);
-/* true while the connect cc__tcp_connect_start began is still under way (fd
- * not writable yet); never waits. */
-bool cc__tcp_connect_pending(int fd);
-/* 0 connected, < 0 CC_ERR_CONNECT with detail (call when writable). */
-int cc__tcp_connect_finish(int fd, char *detail, size_t dn);
 /* "[::1]:1680" or "127.0.0.1:1680". */
 void cc__sockaddr_str(const struct sockaddr *sa, char *buf, size_t n);
 
@@ -38,5 +32,25 @@ void cc__sockaddr_str(const struct sockaddr *sa, char *buf, size_t n);
 cc_job *cc__resolve_job_new(const cc_context *ctx, const char *host, uint16_t port);
 size_t cc__resolve_job_count(const cc_job *job);
 const struct sockaddr *cc__resolve_job_addr(const cc_job *job, size_t i, socklen_t *len);
+
+/* ---- the console's connection (connect.c) ----
+ * Walks the addresses of a resolve job, one non-blocking connect at a time,
+ * each bounded by CC_TIMEOUT_CONNECT_ATTEMPT. It owns its sockets until one
+ * is taken, so a connector that races several (RFC 8305) fits these calls. */
+typedef struct cc__connector cc__connector;
+/* Takes the resolve job (freed with the connector); NULL on OOM (the job is
+ * then still the caller's). */
+cc__connector *cc__connector_new(const cc_context *ctx, cc_job *resolved);
+/* Moves on without blocking: 1 once a socket is connected (take it), 0 while
+ * an attempt goes on (watch cc__connector_fd for writing until
+ * cc__connector_deadline), CC_ERR_CONNECT with "host:port: why" when no
+ * address is left. */
+int cc__connector_poll(cc__connector *c, uint64_t now, char *detail, size_t dn);
+int cc__connector_fd(const cc__connector *c);            /* -1 when no attempt is in flight */
+uint64_t cc__connector_deadline(const cc__connector *c); /* 0 when none */
+/* The connected socket, the caller's from now on. */
+int cc__connector_take(cc__connector *c);
+/* Closes every socket it still holds. NULL is fine. */
+void cc__connector_free(cc__connector *c);
 
 #endif
