@@ -1,66 +1,11 @@
 /* session.c -- the connection process as one state machine, readable start
  * to finish: resolve, connect, preamble, TLS, hello, licence, auth, data, close. */
-#include "core.h"
-
-#include "../transport/transport.h"
-#include "frame.h"
-#include "pipe.h"
+#include "session.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define DATA_FRAME_MAX  (16384 - CC__FRAME_HDR) /* one data frame fills one TLS record */
 #define CLOSE_LINGER_MS 2000u
-
-/* How far the licence verdict has got. */
-enum { LIC_NONE, LIC_KNOWN /* client: decided, not yet told */, LIC_TOLD /* the LICENSE frame went out or came in */ };
-
-/* The state says where the session is; the fields below hold only what the
- * state does not: what has been heard and decided, which advance() turns
- * into the next state. */
-struct cc_session {
-    cc_context *ctx;
-    int role;
-    int state;
-    int error; /* set by fail(): advance() then ends the session */
-    char errmsg[CC__DETAIL_MAX];
-    cc_event_fn ev_fn;
-    void *ev_user;
-    void *user_data;
-
-    /* the way to the peer */
-    char *peer_name;     /* console: the name connected to */
-    uint16_t port;       /* console: set by cc_session_connect(), so the session resolves and connects */
-    cc__connector *conn; /* console: the resolved addresses, tried in turn (lib/transport/connect.c) */
-    cc__pipe *pipe;      /* preamble, TLS and frames (pipe.c) */
-
-    /* jobs: queued (not taken), out (taken), back (returned, not processed) */
-    cc_job *queued, *back;
-    unsigned jobs_out;
-
-    /* the handshake */
-    uint8_t cb[CC__BINDING_LEN]; /* the TLS channel binding */
-    int license_stage;
-    cc__license_verdict license;
-    char offered[CC__MAX_AUTH][CC__MECH_MAX + 1]; /* the peer's HELLO */
-    size_t n_offered;                             /* 0 until it arrived */
-    cc_auth *auth;
-    bool auth_job_out; /* the mechanism waits for its job */
-    bool auth_ok;      /* the client sent AUTH_RESULT 0, or the console accepted it */
-
-    /* console credentials, wiped when authentication ends */
-    char *cred_user, *cred_domain, *cred_password;
-
-    /* clocks: every deadline is computed from these by next_deadline() */
-    uint64_t handshake_deadline; /* 0 until the host started the connection */
-    uint64_t last_rx, ping_sent, close_deadline;
-    bool ping_outstanding;
-
-    /* what the host asked for */
-    bool send_blocked, read_paused;
-    int close_code;
-    char close_reason[CC__REASON_MAX];
-};
 
 static void advance(cc_session *s);
 
@@ -74,14 +19,6 @@ static void emit(cc_session *s, cc_event *ev)
         ev->text = "";
     if (s->ev_fn)
         s->ev_fn(s->ev_user, s, ev);
-}
-
-static const char *const state_names[] = {"new",     "resolving",      "connecting",  "preamble", "tls",    "hello",
-                                          "license", "authenticating", "established", "closing",  "closed", "failed"};
-
-CC_API const char *cc_state_name(int st)
-{
-    return st >= 0 && st <= CC_STATE_FAILED ? state_names[st] : "unknown";
 }
 
 /* Only advance() calls this. A host callback may end the session while a
@@ -106,20 +43,12 @@ static void closed_event(cc_session *s, int code, const char *text)
     emit(s, &ev);
 }
 
-static void wipe_credentials(cc_session *s)
-{
-    cc__free_secret(s->ctx, s->cred_password);
-    cc__free(s->ctx, s->cred_user);
-    cc__free(s->ctx, s->cred_domain);
-    s->cred_password = s->cred_user = s->cred_domain = NULL;
-}
-
 /* Ends the running mechanism so its secrets go now, not at cc_session_free. */
 static void end_mechanism(cc_session *s)
 {
     if (s->auth)
         cc__auth_end(s->auth);
-    wipe_credentials(s);
+    cc__session_wipe_credentials(s);
 }
 
 /* ------------------------------------------------------------ the outputs */
@@ -152,11 +81,6 @@ static int send_close(cc_session *s, int code, const char *reason, size_t max)
 static int end_tls(cc_session *s)
 {
     return cc__pipe_end_tls(s->pipe, s->errmsg, sizeof s->errmsg);
-}
-
-CC_API size_t cc_session_pending(const cc_session *s)
-{
-    return s ? cc__pipe_pending(s->pipe) : 0;
 }
 
 /* --------------------------------------------------------------- failing */
@@ -202,97 +126,7 @@ static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
     return code;
 }
 
-/* ------------------------------------------------------------- lifecycle */
-
-CC_API cc_session *cc_session_new(cc_context *ctx, int *err)
-{
-    int dummy;
-    if (!err)
-        err = &dummy;
-    if (!ctx) {
-        *err = CC_ERR_INVALID;
-        return NULL;
-    }
-    if (ctx->base.role == CC_ROLE_CLIENT && !ctx->tls.cert_file) {
-        *err = cc__ctx_error(ctx, CC_ERR_CONFIG,
-                             "the client role needs a certificate and key: call cc_context_set_certificate()");
-        return NULL;
-    }
-    if (ctx->auth.n == 0) {
-        *err = cc__ctx_error(ctx, CC_ERR_CONFIG,
-                             "no authenticator configured: call cc_context_add_builtin_authenticator() or "
-                             "cc_context_add_authenticator()");
-        return NULL;
-    }
-    cc_session *s = cc__calloc(ctx, sizeof *s);
-    if (s && !(s->pipe = cc__pipe_new(ctx, &ctx->tls, s))) {
-        cc__free(ctx, s);
-        s = NULL;
-    }
-    if (!s) {
-        *err = CC_ERR_NOMEM;
-        return NULL;
-    }
-    s->ctx = ctx;
-    atomic_fetch_add(&ctx->base.sessions, 1);
-    s->role = ctx->base.role;
-    s->state = CC_STATE_NEW;
-    *err = CC_OK;
-    return s;
-}
-
-CC_API void cc_session_free(cc_session *s)
-{
-    if (!s)
-        return;
-    const cc_context *ctx = s->ctx;
-    release_transport(s);
-    cc__pipe_free(s->pipe);
-    wipe_credentials(s);
-    cc__auth_free(s->auth);
-    s->auth = NULL;
-    for (cc_job *j = s->queued, *n; j; j = n) {
-        n = j->next;
-        cc_job_free(j);
-    }
-    for (cc_job *j = s->back, *n; j; j = n) {
-        n = j->next;
-        cc_job_free(j);
-    }
-    cc__free(ctx, s->peer_name);
-    cc__wipe(s, sizeof *s);
-    cc__free(ctx, s);
-    atomic_fetch_sub(&((cc_context *)ctx)->base.sessions, 1);
-}
-
-CC_API int cc_session_set_event_callback(cc_session *s, cc_event_fn fn, void *user)
-{
-    if (!s)
-        return CC_ERR_INVALID;
-    s->ev_fn = fn;
-    s->ev_user = user;
-    return CC_OK;
-}
-
-CC_API void cc_session_set_user_data(cc_session *s, void *user)
-{
-    if (s)
-        s->user_data = user;
-}
-CC_API void *cc_session_user_data(const cc_session *s)
-{
-    return s ? s->user_data : NULL;
-}
-
-static void queue_job(cc_session *s, cc_job *j)
-{
-    cc_job **p = &s->queued;
-    while (*p)
-        p = &(*p)->next;
-    j->next = NULL;
-    j->owner = s;
-    *p = j;
-}
+/* -------------------------------------------------------------- starting */
 
 static void start_handshake_clock(cc_session *s)
 {
@@ -311,7 +145,7 @@ static int start_license(cc_session *s)
     if (r == 1)
         s->license_stage = LIC_KNOWN; /* a cached verdict */
     else
-        queue_job(s, j);
+        cc__session_queue_job(s, j);
     return CC_OK;
 }
 
@@ -325,8 +159,7 @@ CC_API int cc_session_connect(cc_session *s, const char *host, uint16_t port)
     cc_job *j = s->peer_name ? cc__resolve_job_new(s->ctx, host, port ? port : CC_DEFAULT_PORT) : NULL;
     if (!j)
         return CC_ERR_NOMEM;
-    s->port = port ? port : CC_DEFAULT_PORT;
-    queue_job(s, j);
+    cc__session_queue_job(s, j);
     start_handshake_clock(s);
     advance(s);
     return CC_OK;
@@ -374,53 +207,6 @@ CC_API int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn r
         return CC_ERR_NOMEM;
     cc__transport t = {-1, send, recv, user};
     return begin_transport(s, &t);
-}
-
-CC_API int cc_session_set_credentials(cc_session *s, const char *user, const char *domain, const char *password)
-{
-    if (!s || !user || strlen(user) > CC__NAME_MAX || (domain && strlen(domain) > CC__NAME_MAX) ||
-        (password && strlen(password) > CC__PASSWORD_MAX))
-        return CC_ERR_INVALID;
-    if (s->role != CC_ROLE_CONSOLE || s->state >= CC_STATE_AUTHENTICATING)
-        return CC_ERR_STATE;
-    wipe_credentials(s);
-    s->cred_user = cc__strdup(s->ctx, user);
-    s->cred_domain = domain ? cc__strdup(s->ctx, domain) : NULL;
-    s->cred_password = password ? cc__strdup(s->ctx, password) : NULL;
-    if (!s->cred_user || (domain && !s->cred_domain) || (password && !s->cred_password)) {
-        wipe_credentials(s);
-        return CC_ERR_NOMEM;
-    }
-    return CC_OK;
-}
-
-/* ------------------------------------------------------------------ jobs */
-
-CC_API cc_job *cc_session_take_job(cc_session *s)
-{
-    if (!s || !s->queued || s->state >= CC_STATE_CLOSED)
-        return NULL;
-    cc_job *j = s->queued;
-    s->queued = j->next;
-    j->next = NULL;
-    j->out = true;
-    s->jobs_out++;
-    return j;
-}
-
-CC_API int cc_session_job_done(cc_session *s, cc_job *job)
-{
-    if (!s || !job || !job->out || job->owner != s)
-        return CC_ERR_INVALID;
-    job->out = false;
-    s->jobs_out--;
-    if (s->state >= CC_STATE_CLOSED) {
-        cc_job_free(job);
-        return CC_OK;
-    }
-    job->next = s->back;
-    s->back = job;
-    return CC_OK;
 }
 
 /* ----------------------------------------------------------- connecting */
@@ -500,7 +286,7 @@ static int auth_after_step(cc_session *s, int r)
     bool have_tok = cc__auth_output(a, &tok, &tok_len);
     if (r == CC_AUTH_PENDING) {
         s->auth_job_out = true;
-        queue_job(s, cc__auth_take_job(a));
+        cc__session_queue_job(s, cc__auth_take_job(a));
         return CC_OK;
     }
     if (s->role == CC_ROLE_CLIENT) {
@@ -1111,13 +897,6 @@ CC_API int cc_session_step(cc_session *s)
     return wait_mask(s);
 }
 
-CC_API int cc_session_fd(const cc_session *s)
-{
-    if (!s)
-        return -1;
-    return s->state == CC_STATE_CONNECTING ? cc__connector_fd(s->conn) : cc__pipe_fd(s->pipe);
-}
-
 CC_API int32_t cc_session_timeout_ms(const cc_session *s)
 {
     if (!s || s->state >= CC_STATE_CLOSED || s->state == CC_STATE_NEW)
@@ -1132,62 +911,6 @@ CC_API int32_t cc_session_timeout_ms(const cc_session *s)
 }
 
 /* ---------------------------------------------------------- host requests */
-
-CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, size_t len)
-{
-    if (!s || (!data && len))
-        return CC_ERR_INVALID;
-    if (s->state != CC_STATE_ESTABLISHED)
-        return CC_ERR_STATE;
-    size_t frames = (len + DATA_FRAME_MAX - 1) / DATA_FRAME_MAX;
-    if (len + frames * CC__FRAME_HDR > s->ctx->base.limit[CC_LIMIT_SEND_BUFFER])
-        return CC_ERR_INVALID; /* could never fit: waiting would not help */
-    if (cc_session_pending(s) + len + frames * CC__FRAME_HDR > s->ctx->base.limit[CC_LIMIT_SEND_BUFFER]) {
-        s->send_blocked = true;
-        return CC_ERR_AGAIN;
-    }
-    /* Reserve the whole message first, so running out of memory queues nothing. */
-    cc__buf *out = cc__pipe_out(s->pipe);
-    if (!cc__buf_reserve(s->ctx, out, len + (frames ? frames : 1) * CC__FRAME_HDR))
-        return CC_ERR_NOMEM;
-    cc__data_msg m = {channel, data, 0};
-    do {
-        m.len = len > DATA_FRAME_MAX ? DATA_FRAME_MAX : len;
-        int r = cc__data_pack(out, s->ctx, &m);
-        if (r < 0)
-            return r;
-        m.data += m.len;
-        len -= m.len;
-    } while (len);
-    if (cc_session_pending(s) > s->ctx->base.limit[CC_LIMIT_SEND_BUFFER] / 2) {
-        s->send_blocked = true; /* CC_EVENT_SEND_READY once it drains */
-        return CC_SEND_HIGH_WATER;
-    }
-    return CC_OK;
-}
-
-CC_API int cc_session_pause_reading(cc_session *s, int paused)
-{
-    if (!s)
-        return CC_ERR_INVALID;
-    if (s->read_paused && !paused)
-        s->last_rx = cc__now_ms(); /* the silence was ours: restart the idle clock */
-    s->read_paused = paused != 0;
-    return CC_OK;
-}
-
-CC_API int cc_session_ping(cc_session *s)
-{
-    if (!s)
-        return CC_ERR_INVALID;
-    if (s->state != CC_STATE_ESTABLISHED)
-        return CC_ERR_STATE;
-    cc__msg m;
-    s->ping_sent = cc__now_ms();
-    cc__ping_stamp(&m.ping, s->ping_sent);
-    s->ping_outstanding = true;
-    return send_msg(s, CC__F_PING, &m);
-}
 
 CC_API int cc_session_close(cc_session *s, int code, const char *reason)
 {
@@ -1213,82 +936,4 @@ CC_API int cc_session_close(cc_session *s, int code, const char *reason)
         return fail(s, r, false, NULL);
     advance(s);
     return CC_OK;
-}
-
-/* ---------------------------------------------------------------- queries */
-
-CC_API int cc_session_state(const cc_session *s)
-{
-    return s ? s->state : CC_ERR_INVALID;
-}
-CC_API int cc_session_error(const cc_session *s)
-{
-    return s ? s->error : CC_ERR_INVALID;
-}
-CC_API const char *cc_session_errmsg(const cc_session *s)
-{
-    return s ? s->errmsg : "";
-}
-
-CC_API int cc_session_license(const cc_session *s, int *granted, uint32_t *count, uint32_t *in_use)
-{
-    if (!s)
-        return CC_ERR_INVALID;
-    /* A client's verdict counts once told, or once the session has failed with it in hand. */
-    if (s->license_stage == LIC_NONE ||
-        (s->role == CC_ROLE_CLIENT && s->license_stage != LIC_TOLD && s->state < CC_STATE_FAILED))
-        return CC_ERR_STATE;
-    if (granted)
-        *granted = s->license.granted;
-    if (count)
-        *count = s->license.count;
-    if (in_use)
-        *in_use = s->license.in_use;
-    return CC_OK;
-}
-
-CC_API const char *cc_session_mechanism(const cc_session *s)
-{
-    return s && s->auth ? cc__auth_name(s->auth) : NULL;
-}
-
-CC_API const char *cc_session_identity(const cc_session *s)
-{
-    /* Only an identity that was let in: not one the policy refused. */
-    return s && s->auth &&
-                   (s->state == CC_STATE_ESTABLISHED || s->state == CC_STATE_CLOSING || s->state == CC_STATE_CLOSED)
-               ? cc__auth_identity(s->auth)
-               : NULL;
-}
-
-CC_API int cc_session_auth_attribute(const cc_session *s, uint32_t i, const char **key, const char **value)
-{
-    if (!s || !s->auth || i >= cc__auth_attr_count(s->auth))
-        return CC_ERR_INVALID;
-    const char *k, *v;
-    cc__auth_attr(s->auth, i, &k, &v);
-    if (key)
-        *key = k;
-    if (value)
-        *value = v;
-    return CC_OK;
-}
-
-CC_API int cc_session_channel_binding(const cc_session *s, uint8_t *out, size_t out_len)
-{
-    if (!s || !out || out_len < CC__BINDING_LEN)
-        return CC_ERR_INVALID;
-    if (!cc__pipe_tls(s->pipe) || s->state < CC_STATE_HELLO)
-        return CC_ERR_STATE;
-    memcpy(out, s->cb, CC__BINDING_LEN);
-    return CC_OK;
-}
-
-CC_API const char *cc_session_tls_version(const cc_session *s)
-{
-    return s ? cc__tls_version(cc__pipe_tls(s->pipe)) : NULL;
-}
-CC_API const char *cc_session_tls_cipher(const cc_session *s)
-{
-    return s ? cc__tls_cipher(cc__pipe_tls(s->pipe)) : NULL;
 }

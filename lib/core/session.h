@@ -1,0 +1,64 @@
+/* session.h -- a session's fields, shared by the state machine (session.c)
+ * and the session handle's set-up, jobs and queries (handle.c). */
+#ifndef CC_SESSION_H
+#define CC_SESSION_H
+
+#include "../transport/transport.h"
+#include "core.h"
+#include "frame.h"
+#include "pipe.h"
+
+/* How far the licence verdict has got. */
+enum { LIC_NONE, LIC_KNOWN /* client: decided, not yet told */, LIC_TOLD /* the LICENSE frame went out or came in */ };
+
+/* The state says where the session is; the fields below hold only what the
+ * state does not: what has been heard and decided, which advance() turns
+ * into the next state. */
+struct cc_session {
+    cc_context *ctx;
+    int role;
+    int state;
+    int error; /* set by fail(): advance() then ends the session */
+    char errmsg[CC__DETAIL_MAX];
+    cc_event_fn ev_fn;
+    void *ev_user;
+    void *user_data;
+
+    /* the way to the peer */
+    char *peer_name;     /* console: the name connected to */
+    cc__connector *conn; /* console: the resolved addresses, tried in turn (lib/transport/connect.c) */
+    cc__pipe *pipe;      /* preamble, TLS and frames (pipe.c) */
+
+    /* jobs: queued (not taken), out (taken), back (returned, not processed) */
+    cc_job *queued, *back;
+    unsigned jobs_out;
+
+    /* the handshake */
+    uint8_t cb[CC__BINDING_LEN]; /* the TLS channel binding */
+    int license_stage;
+    cc__license_verdict license;
+    char offered[CC__MAX_AUTH][CC__MECH_MAX + 1]; /* the peer's HELLO */
+    size_t n_offered;                             /* 0 until it arrived */
+    cc_auth *auth;
+    bool auth_job_out; /* the mechanism waits for its job */
+    bool auth_ok;      /* the client sent AUTH_RESULT 0, or the console accepted it */
+
+    /* console credentials, wiped when authentication ends */
+    char *cred_user, *cred_domain, *cred_password;
+
+    /* clocks: every deadline is computed from these by next_deadline() */
+    uint64_t handshake_deadline; /* 0 until the host started the connection */
+    uint64_t last_rx, ping_sent, close_deadline;
+    bool ping_outstanding;
+
+    /* what the host asked for */
+    bool send_blocked, read_paused;
+    int close_code;
+    char close_reason[CC__REASON_MAX];
+};
+
+/* handle.c */
+void cc__session_queue_job(cc_session *s, cc_job *j);
+void cc__session_wipe_credentials(cc_session *s);
+
+#endif /* CC_SESSION_H */
