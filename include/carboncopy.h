@@ -341,9 +341,10 @@ int cc_session_accept_fd(cc_session *s, int fd);
 
 /* Host-owned transport for tunnels. send returns bytes written (> 0),
  * CC_IO_WOULD_BLOCK, or CC_IO_ERROR; recv returns bytes read (> 0),
- * 0 at end of stream, CC_IO_WOULD_BLOCK or CC_IO_ERROR. */
-#define CC_IO_WOULD_BLOCK (-1)
-#define CC_IO_ERROR (-2)
+ * 0 at end of stream, CC_IO_WOULD_BLOCK or CC_IO_ERROR. The two lie outside
+ * the cc_error range, so a callback's result is never taken for an error code. */
+#define CC_IO_WOULD_BLOCK (-1001)
+#define CC_IO_ERROR (-1002)
 typedef long (*cc_send_fn)(void *user, const uint8_t *data, size_t len);
 typedef long (*cc_recv_fn)(void *user, uint8_t *buf, size_t len);
 /* Use host callbacks instead of a socket. Console: call instead of

@@ -11,8 +11,8 @@
 #define CC_WANT_WRITE 2
 #define CC_WANT_JOB 4
 #define CC_WANT_TIMER 8
-#define CC_IO_WOULD_BLOCK -1
-#define CC_IO_ERROR -2
+#define CC_IO_WOULD_BLOCK -1001
+#define CC_IO_ERROR -1002
 #define CC_SEND_HIGH_WATER 1
 #define CC_AUTH_DONE 0
 #define CC_AUTH_CONTINUE 1

@@ -15,8 +15,9 @@ typedef struct cc__transport {
 } cc__transport;
 
 /* Both return > 0 bytes, CC_IO_WOULD_BLOCK, CC_IO_ERROR (detail filled),
- * CC__IO_RESET when the peer reset the connection; recv also 0 at end of stream. */
-#define CC__IO_RESET (-3)
+ * CC__IO_RESET when the peer reset the connection; recv also 0 at end of
+ * stream. Like the public two, CC__IO_RESET is no cc_error value. */
+#define CC__IO_RESET (-1003)
 long cc__transport_send(cc__transport *t, const uint8_t *p, size_t n, char *detail, size_t dn);
 long cc__transport_recv(cc__transport *t, uint8_t *p, size_t n, char *detail, size_t dn);
 /* Half-closes the write side of a socket (nothing for callbacks). */
