@@ -14,18 +14,7 @@ CC_API const char *cc_state_name(int st)
     return st >= 0 && st <= CC_STATE_FAILED ? state_names[st] : "unknown";
 }
 
-void cc__session_wipe_credentials(cc_session *s)
-{
-    cc__free_secret(s->ctx, s->cred_password);
-    cc__free(s->ctx, s->cred_user);
-    cc__free(s->ctx, s->cred_domain);
-    s->cred_password = s->cred_user = s->cred_domain = NULL;
-}
-
-CC_API size_t cc_session_pending(const cc_session *s)
-{
-    return s ? cc__pipe_pending(s->pipe) : 0;
-}
+/* ----------------------------------------------------------- lifecycle */
 
 CC_API cc_session *cc_session_new(cc_context *ctx, int *err)
 {
@@ -108,16 +97,6 @@ CC_API void *cc_session_user_data(const cc_session *s)
     return s ? s->user_data : NULL;
 }
 
-void cc__session_queue_job(cc_session *s, cc_job *j)
-{
-    cc_job **p = &s->queued;
-    while (*p)
-        p = &(*p)->next;
-    j->next = NULL;
-    j->owner = s;
-    *p = j;
-}
-
 CC_API int cc_session_set_credentials(cc_session *s, const char *user, const char *domain, const char *password)
 {
     if (!s || !user || strlen(user) > CC__NAME_MAX || (domain && strlen(domain) > CC__NAME_MAX) ||
@@ -134,6 +113,26 @@ CC_API int cc_session_set_credentials(cc_session *s, const char *user, const cha
         return CC_ERR_NOMEM;
     }
     return CC_OK;
+}
+
+void cc__session_wipe_credentials(cc_session *s)
+{
+    cc__free_secret(s->ctx, s->cred_password);
+    cc__free(s->ctx, s->cred_user);
+    cc__free(s->ctx, s->cred_domain);
+    s->cred_password = s->cred_user = s->cred_domain = NULL;
+}
+
+/* ---------------------------------------------------------------- jobs */
+
+void cc__session_queue_job(cc_session *s, cc_job *j)
+{
+    cc_job **p = &s->queued;
+    while (*p)
+        p = &(*p)->next;
+    j->next = NULL;
+    j->owner = s;
+    *p = j;
 }
 
 CC_API cc_job *cc_session_take_job(cc_session *s)
@@ -163,14 +162,7 @@ CC_API int cc_session_job_done(cc_session *s, cc_job *job)
     return CC_OK;
 }
 
-CC_API int cc_session_fd(const cc_session *s)
-{
-    if (!s)
-        return -1;
-    return s->state == CC_STATE_CONNECTING ? cc__connector_fd(s->conn) : cc__pipe_fd(s->pipe);
-}
-
-/* ------------------------------------------------------- data and pings */
+/* ------------------------------------------------------ data and pings */
 
 CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, size_t len)
 {
@@ -195,8 +187,9 @@ CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, si
         int r = cc__data_pack(out, s->ctx, &m);
         if (r < 0)
             return r;
-        m.data += m.len;
         len -= m.len;
+        if (len)
+            m.data += m.len;
     } while (len);
     if (cc_session_pending(s) > s->ctx->base.limit[CC_LIMIT_SEND_BUFFER] / 2) {
         s->send_blocked = true; /* CC_EVENT_SEND_READY once it drains */
@@ -228,19 +221,33 @@ CC_API int cc_session_ping(cc_session *s)
     return cc__ping_pack(cc__pipe_out(s->pipe), s->ctx, &m); /* established: close_notify is not out */
 }
 
-/* ---------------------------------------------------------------- queries */
+/* ------------------------------------------------------------- queries */
 
 CC_API int cc_session_state(const cc_session *s)
 {
     return s ? s->state : CC_ERR_INVALID;
 }
+
 CC_API int cc_session_error(const cc_session *s)
 {
     return s ? s->error : CC_ERR_INVALID;
 }
+
 CC_API const char *cc_session_errmsg(const cc_session *s)
 {
     return s ? s->errmsg : "";
+}
+
+CC_API int cc_session_fd(const cc_session *s)
+{
+    if (!s)
+        return -1;
+    return s->state == CC_STATE_CONNECTING ? cc__connector_fd(s->conn) : cc__pipe_fd(s->pipe);
+}
+
+CC_API size_t cc_session_pending(const cc_session *s)
+{
+    return s ? cc__pipe_pending(s->pipe) : 0;
 }
 
 CC_API int cc_session_license(const cc_session *s, int *granted, uint32_t *count, uint32_t *in_use)
@@ -301,6 +308,7 @@ CC_API const char *cc_session_tls_version(const cc_session *s)
 {
     return s ? cc__tls_version(cc__pipe_tls(s->pipe)) : NULL;
 }
+
 CC_API const char *cc_session_tls_cipher(const cc_session *s)
 {
     return s ? cc__tls_cipher(cc__pipe_tls(s->pipe)) : NULL;

@@ -281,8 +281,3 @@ void cc__pipe_shutdown_write(cc__pipe *p)
     cc__transport_shutdown_write(&p->tr);
     p->write_shut = true;
 }
-
-bool cc__pipe_write_shut(const cc__pipe *p)
-{
-    return p->write_shut;
-}

@@ -78,6 +78,5 @@ int cc__pipe_end_tls(cc__pipe *p, char *detail, size_t dn);
 bool cc__pipe_tls_ended(const cc__pipe *p);
 /* Half-closes the socket's write side, once (host transports cannot). */
 void cc__pipe_shutdown_write(cc__pipe *p);
-bool cc__pipe_write_shut(const cc__pipe *p);
 
 #endif /* CC_PIPE_H */
