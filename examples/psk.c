@@ -94,6 +94,7 @@ static int psk_step(void *state, cc_auth *a, const uint8_t *in, size_t in_len)
                                          "psk: the client does not know the key (or the connection is relayed)");
             if (proof(st, a, "cc-psk client", mac) < 0)
                 return cc_auth_set_error(a, CC_ERR_AUTH, "psk: HMAC failed");
+            cc_auth_set_mutual(a); /* the client proved it knows the key */
             st->step = 2;
             int r = cc_auth_set_output(a, mac, MAC);
             return r < 0 ? r : CC_AUTH_DONE;
@@ -151,7 +152,7 @@ static void psk_destroy(void *mech_data)
 int psk_register(cc_context *ctx, const char *key_file)
 {
     static const cc_authenticator vt = {
-        sizeof(cc_authenticator), "psk", psk_start, psk_step, psk_end, NULL, psk_destroy,
+        sizeof(cc_authenticator), "psk", psk_start, psk_step, psk_end, NULL, psk_destroy, CC_AUTH_FLAG_MUTUAL,
     };
     size_t len = 0;
     char *secret = ex_read_secret(key_file, &len);

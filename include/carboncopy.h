@@ -40,7 +40,7 @@ extern "C" {
 #define CC_VERSION_MINOR 0
 #define CC_VERSION_PATCH 0
 /* 0xMMmmpp: compare with cc_version() to detect a header/library mismatch. */
-#define CC_VERSION_NUM ((CC_VERSION_MAJOR << 16) | (CC_VERSION_MINOR << 8) | CC_VERSION_PATCH)
+#define CC_VERSION_NUM    ((CC_VERSION_MAJOR << 16) | (CC_VERSION_MINOR << 8) | CC_VERSION_PATCH)
 #define CC_VERSION_STRING "1.0.0"
 
 /* The TCP port a client listens on unless told otherwise. */
@@ -102,22 +102,22 @@ typedef enum cc_error {
     CC_ERR_LICENSE_CONFIG = -50,      /* no licence source configured (URL or server name) */
 
     /* authentication */
-    CC_ERR_AUTH = -60,                /* authentication failed (see the detail) */
-    CC_ERR_AUTH_NO_MECHANISM = -61,   /* no authentication mechanism both sides support */
+    CC_ERR_AUTH = -60,                 /* authentication failed (see the detail) */
+    CC_ERR_AUTH_NO_MECHANISM = -61,    /* no authentication mechanism both sides support */
     CC_ERR_AUTH_BAD_CREDENTIALS = -62, /* wrong password or proof */
-    CC_ERR_AUTH_UNKNOWN_USER = -63,   /* the account does not exist */
-    CC_ERR_AUTH_DISABLED = -64,       /* the account is disabled, locked or revoked */
-    CC_ERR_AUTH_REPLAY = -65,         /* a token was replayed */
+    CC_ERR_AUTH_UNKNOWN_USER = -63,    /* the account does not exist */
+    CC_ERR_AUTH_DISABLED = -64,        /* the account is disabled, locked or revoked */
+    CC_ERR_AUTH_REPLAY = -65,          /* a token was replayed */
     CC_ERR_AUTH_CHANNEL_BINDING = -66, /* the token is not bound to this TLS connection */
-    CC_ERR_AUTH_TOKEN = -67,          /* a token is malformed, truncated or too large */
-    CC_ERR_AUTH_POLICY = -68,         /* the host's policy refused the authenticated account */
-    CC_ERR_AUTH_NO_CREDENTIALS = -69, /* the console has no credentials for the mechanism */
-    CC_ERR_AUTH_EXPIRED = -70,        /* the credentials have expired */
+    CC_ERR_AUTH_TOKEN = -67,           /* a token is malformed, truncated or too large */
+    CC_ERR_AUTH_POLICY = -68,          /* the host's policy refused the authenticated account */
+    CC_ERR_AUTH_NO_CREDENTIALS = -69,  /* the console has no credentials for the mechanism */
+    CC_ERR_AUTH_EXPIRED = -70,         /* the credentials have expired */
     CC_ERR_AUTH_KDC_UNREACHABLE = -71, /* the KDC / domain controller could not be reached */
-    CC_ERR_AUTH_CLOCK_SKEW = -72,     /* the clocks differ too much, or a timestamp is outside the window */
-    CC_ERR_AUTH_KEYTAB = -73,         /* the service key is missing from the keytab or has the wrong version */
-    CC_ERR_AUTH_MUTUAL = -74,         /* the client failed to prove its identity to the console */
-    CC_ERR_AUTH_UNAVAILABLE = -75     /* the mechanism is not built into this library */
+    CC_ERR_AUTH_CLOCK_SKEW = -72,      /* the clocks differ too much, or a timestamp is outside the window */
+    CC_ERR_AUTH_KEYTAB = -73,          /* the service key is missing from the keytab or has the wrong version */
+    CC_ERR_AUTH_MUTUAL = -74,          /* the client failed to prove its identity to the console */
+    CC_ERR_AUTH_UNAVAILABLE = -75      /* the mechanism is not built into this library */
 } cc_error;
 
 /* A sentence describing the error code, e.g. "the handshake deadline passed".
@@ -141,12 +141,7 @@ typedef struct cc_allocator {
 
 /* --- Logging ------------------------------------------------------------ */
 
-typedef enum cc_log_level {
-    CC_LOG_ERROR = 1,
-    CC_LOG_WARN = 2,
-    CC_LOG_INFO = 3,
-    CC_LOG_DEBUG = 4
-} cc_log_level;
+typedef enum cc_log_level { CC_LOG_ERROR = 1, CC_LOG_WARN = 2, CC_LOG_INFO = 3, CC_LOG_DEBUG = 4 } cc_log_level;
 
 /* Receives one line (no newline) at `level` (cc_log_level). Secrets
  * (passwords, keys, hashes, tokens) are never passed to it. It is also called
@@ -197,22 +192,30 @@ int cc_context_set_pin_sha256(cc_context *ctx, const char *hex);
  * store when no CA file is set) and names the host. Return 1 to accept, 0 to
  * reject (CC_ERR_CERT_REJECTED). With none of the three set, the console
  * trusts the system CA store. */
-typedef int (*cc_verify_fn)(void *user, cc_session *session, const uint8_t *der, size_t der_len,
-                            int preverify_ok);
+typedef int (*cc_verify_fn)(void *user, cc_session *session, const uint8_t *der, size_t der_len, int preverify_ok);
 int cc_context_set_verify_callback(cc_context *ctx, cc_verify_fn fn, void *user);
 
 /* -- Deadlines and limits -- */
 
-typedef enum cc_timeout {                /* milliseconds; "0" where 0 turns the timer off */
-    CC_TIMEOUT_HANDSHAKE = 1,       /* from start to established; default 30000, 1..86400000 */
-    CC_TIMEOUT_IDLE = 2,            /* established with nothing heard; default 0, 0..86400000 */
-    CC_TIMEOUT_CONNECT_ATTEMPT = 3, /* per address before the next is tried; default 2000, 1..86400000 */
-    CC_TIMEOUT_KEEPALIVE = 4,       /* ping after this much silence when established; default 0, 0..86400000 */
-    CC_TIMEOUT_LICENSE_CONNECT = 5, /* licence server connect; default 5000, 1..86400000 */
-    CC_TIMEOUT_LICENSE = 6,         /* whole licence fetch; default 10000, 1..86400000 */
-    CC_TIMEOUT_AUTH_JOB = 7         /* each KDC / directory job; default 10000, 1..86400000 */
+typedef enum cc_timeout {                           /* milliseconds; "0" where 0 turns the timer off */
+                          CC_TIMEOUT_HANDSHAKE = 1, /* from start to established; default 10000, 1..86400000 */
+                          CC_TIMEOUT_IDLE = 2,      /* established with nothing heard; default 0, 0..86400000 */
+                          CC_TIMEOUT_CONNECT_ATTEMPT =
+                              3, /* per address before the next is tried; default 2000, 1..86400000 */
+                          CC_TIMEOUT_KEEPALIVE =
+                              4, /* ping after this much silence when established; default 0, 0..86400000 */
+                          CC_TIMEOUT_LICENSE_CONNECT = 5, /* licence server connect; default 2000, 1..86400000 */
+                          CC_TIMEOUT_LICENSE = 6,         /* whole licence fetch; default 4000, 1..86400000 */
+                          CC_TIMEOUT_AUTH_JOB = 7,        /* each KDC / directory job; default 4000, 1..86400000 */
+                          CC_TIMEOUT_AUTH_BACKOFF =
+                              8 /* client: longest wait after failed proofs; default 4000, 0..60000 */
 } cc_timeout;
-/* 0 disables the idle and keep-alive timers; the others must be > 0.
+/* The handshake deadline is also the most an unauthenticated peer can hold a
+ * session; the licence and KDC timeouts fit inside it. After failed proofs,
+ * a client makes the next connection from the same source address wait
+ * before it is served: 250 ms after the first failure, doubling up to
+ * CC_TIMEOUT_AUTH_BACKOFF (0 turns this off); a success from that address
+ * clears it. 0 disables the idle and keep-alive timers; the others must be > 0.
  * CC_ERR_INVALID (with cc_context_errmsg) outside the range above. */
 int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms);
 
@@ -247,47 +250,57 @@ int cc_context_set_license_cache_ttl(cc_context *ctx, uint32_t ms);
 int cc_context_add_builtin_authenticator(cc_context *ctx, const char *name);
 /* Sets an option of an added authenticator, e.g. ("nt", "accounts",
  * "/etc/cc/smbpasswd"). Each authenticator documents its keys in doc/. */
-int cc_context_set_auth_option(cc_context *ctx, const char *mechanism, const char *key,
-                               const char *value);
+int cc_context_set_auth_option(cc_context *ctx, const char *mechanism, const char *key, const char *value);
 /* Client role, "nt" authenticator: the host looks accounts up instead of the
  * smbpasswd file of the "accounts" option. Called on the session's thread
  * (sessions on several threads may call it at once) with the domain and user
  * name the console sent (UTF-8). Fill nt_hash (16 bytes: MD4 of the UTF-16LE
  * password) and return 0, or return CC_ERR_AUTH_UNKNOWN_USER or
  * CC_ERR_AUTH_DISABLED. The library wipes the hash after use. */
-typedef int (*cc_nt_lookup_fn)(void *user, const char *domain, const char *user_name,
-                               uint8_t nt_hash[16]);
+typedef int (*cc_nt_lookup_fn)(void *user, const char *domain, const char *user_name, uint8_t nt_hash[16]);
 /* Requires cc_context_add_builtin_authenticator(ctx, "nt") first (else
  * CC_ERR_STATE). fn = NULL goes back to the "accounts" file. */
 int cc_context_set_nt_account_lookup(cc_context *ctx, cc_nt_lookup_fn fn, void *user);
 /* Client role: decides whether an authenticated account may connect, after
  * the mechanism's own checks. Return 0 to allow, a negative cc_error (usually
  * CC_ERR_AUTH_POLICY) to refuse. Read details with cc_session_auth_attribute(). */
-typedef int (*cc_auth_policy_fn)(void *user, cc_session *session, const char *mechanism,
-                                 const char *identity);
+typedef int (*cc_auth_policy_fn)(void *user, cc_session *session, const char *mechanism, const char *identity);
 int cc_context_set_auth_policy(cc_context *ctx, cc_auth_policy_fn fn, void *user);
+/* Client role: what a console learns when its proof fails. By default (0)
+ * a wrong password, an unknown, disabled or expired account, one missing
+ * from the domain and a foreign domain all give the console the same
+ * CC_ERR_AUTH_BAD_CREDENTIALS and the same text, so a stranger cannot tell
+ * which accounts exist; the cause goes to the client's own CC_EVENT_AUTH and
+ * log. 1 sends the console the cause (in-house support: it tells anyone who
+ * reaches the port which accounts exist; doc/SECURITY.md). */
+int cc_context_set_auth_disclosure(cc_context *ctx, int full);
+/* Console role: 1 offers only mechanisms that prove the client to the
+ * console (CC_AUTH_FLAG_MUTUAL, e.g. "kerberos"), and fails a session whose
+ * mechanism did not (CC_ERR_AUTH_MUTUAL), so a peer holding nothing but a
+ * trusted certificate is refused before it sees a credential. Default 0. */
+int cc_context_set_require_mutual(cc_context *ctx, int on);
 
 /* --- Session ------------------------------------------------------------ */
 
 typedef enum cc_state {
     CC_STATE_NEW = 0,
-    CC_STATE_RESOLVING = 1,     /* console: waiting for the resolve job */
-    CC_STATE_CONNECTING = 2,    /* console: TCP connect in progress */
-    CC_STATE_PREAMBLE = 3,      /* exchanging the cleartext preamble */
-    CC_STATE_TLS = 4,           /* TLS handshake */
-    CC_STATE_HELLO = 5,         /* exchanging hello frames */
-    CC_STATE_LICENSE = 6,       /* client checking / console awaiting the licence verdict */
+    CC_STATE_RESOLVING = 1,  /* console: waiting for the resolve job */
+    CC_STATE_CONNECTING = 2, /* console: TCP connect in progress */
+    CC_STATE_PREAMBLE = 3,   /* exchanging the cleartext preamble */
+    CC_STATE_TLS = 4,        /* TLS handshake */
+    CC_STATE_HELLO = 5,      /* exchanging hello frames */
+    CC_STATE_LICENSE = 6,    /* client checking / console awaiting the licence verdict */
     CC_STATE_AUTHENTICATING = 7,
     CC_STATE_ESTABLISHED = 8,
     CC_STATE_CLOSING = 9,
-    CC_STATE_CLOSED = 10,       /* ended cleanly */
-    CC_STATE_FAILED = 11        /* ended with an error: cc_session_error() */
+    CC_STATE_CLOSED = 10, /* ended cleanly */
+    CC_STATE_FAILED = 11  /* ended with an error: cc_session_error() */
 } cc_state;
 
 /* Bits returned by cc_session_step(). */
-#define CC_WANT_READ 0x1  /* call step when the transport is readable */
+#define CC_WANT_READ  0x1 /* call step when the transport is readable */
 #define CC_WANT_WRITE 0x2 /* call step when the transport is writable */
-#define CC_WANT_JOB 0x4   /* take the job(s) with cc_session_take_job() */
+#define CC_WANT_JOB   0x4 /* take the job(s) with cc_session_take_job() */
 #define CC_WANT_TIMER 0x8 /* call step when cc_session_timeout_ms() has passed */
 
 typedef enum cc_event_type {
@@ -301,19 +314,20 @@ typedef enum cc_event_type {
 } cc_event_type;
 
 typedef struct cc_event {
-    uint32_t struct_size; /* sizeof(cc_event) of the library; read only fields within it */
-    int32_t type;         /* cc_event_type */
-    int32_t state;        /* cc_state after the event */
-    int32_t code;         /* cc_error, 0 for success */
-    const char *text;     /* detail, identity or reason; NUL-terminated; may be "" */
+    uint32_t struct_size;  /* sizeof(cc_event) of the library; read only fields within it */
+    int32_t type;          /* cc_event_type */
+    int32_t state;         /* cc_state after the event */
+    int32_t code;          /* cc_error, 0 for success */
+    const char *text;      /* detail, identity or reason; NUL-terminated; may be "" */
     const char *mechanism; /* CC_EVENT_AUTH: the mechanism's name, else NULL */
-    int32_t granted;      /* CC_EVENT_LICENSE: 1 granted, 0 denied */
+    int32_t granted;       /* CC_EVENT_LICENSE: 1 granted, 0 denied */
     uint32_t license_count;
     uint32_t license_in_use;
-    uint32_t channel;     /* CC_EVENT_DATA */
-    const uint8_t *data;  /* CC_EVENT_DATA */
-    size_t len;           /* CC_EVENT_DATA */
-    uint64_t value;       /* CC_EVENT_PONG */
+    uint32_t channel;    /* CC_EVENT_DATA */
+    const uint8_t *data; /* CC_EVENT_DATA */
+    size_t len;          /* CC_EVENT_DATA */
+    uint64_t value;      /* CC_EVENT_PONG */
+    int32_t mutual; /* CC_EVENT_AUTH, console, success: 1 the mechanism proved the client, 0 only its certificate */
 } cc_event;
 
 /* Called from within cc_session_step() (and cc_session_close()). It may call
@@ -344,21 +358,19 @@ int cc_session_accept_fd(cc_session *s, int fd);
  * 0 at end of stream, CC_IO_WOULD_BLOCK or CC_IO_ERROR. The two lie outside
  * the cc_error range, so a callback's result is never taken for an error code. */
 #define CC_IO_WOULD_BLOCK (-1001)
-#define CC_IO_ERROR (-1002)
+#define CC_IO_ERROR       (-1002)
 typedef long (*cc_send_fn)(void *user, const uint8_t *data, size_t len);
 typedef long (*cc_recv_fn)(void *user, uint8_t *buf, size_t len);
 /* Use host callbacks instead of a socket. Console: call instead of
  * cc_session_connect(), with the peer's name for certificate checks (NULL
  * only with a pin or a verify callback, else CC_ERR_CONFIG). Client: call
  * instead of cc_session_accept_fd(). */
-int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn recv, void *user,
-                             const char *peer_name);
+int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn recv, void *user, const char *peer_name);
 
 /* Console: the credentials the authenticators offer. The password is copied,
  * wiped from the session as soon as authentication ends, and never logged.
  * `domain` and `password` may be NULL. */
-int cc_session_set_credentials(cc_session *s, const char *user, const char *domain,
-                               const char *password);
+int cc_session_set_credentials(cc_session *s, const char *user, const char *domain, const char *password);
 
 /* Advances the session as far as possible without blocking. Returns a mask of
  * CC_WANT_* bits (> 0) while the session runs, 0 once it has closed cleanly,
@@ -406,10 +418,12 @@ int cc_session_license(const cc_session *s, int *granted, uint32_t *count, uint3
  * (e.g. "DOMAIN\\user", "user@REALM"), NULL before. */
 const char *cc_session_mechanism(const cc_session *s);
 const char *cc_session_identity(const cc_session *s);
+/* Console, once established: 1 when the mechanism proved the client, 0 when
+ * only its certificate did; CC_ERR_STATE before. */
+int cc_session_auth_mutual(const cc_session *s);
 /* Account details from the authenticator, by index from 0; returns
  * CC_ERR_INVALID past the last. Keys are documented per mechanism. */
-int cc_session_auth_attribute(const cc_session *s, uint32_t index, const char **key,
-                              const char **value);
+int cc_session_auth_attribute(const cc_session *s, uint32_t index, const char **key, const char **value);
 /* The TLS channel binding (RFC 9266 tls-exporter, 32 bytes) once TLS is up. */
 int cc_session_channel_binding(const cc_session *s, uint8_t *out, size_t out_len);
 /* The negotiated TLS version and cipher, e.g. "TLSv1.3", "TLS_AES_256_GCM_SHA384". */
@@ -460,9 +474,9 @@ int cc_job_license_set_figures(cc_job *job, uint32_t count, uint32_t in_use);
 /* --- Authenticators: the plug-in interface -------------------------------- */
 
 /* step() return values (negative values are cc_error failures). */
-#define CC_AUTH_DONE 0     /* this side is satisfied */
+#define CC_AUTH_DONE     0 /* this side is satisfied */
 #define CC_AUTH_CONTINUE 1 /* an output token was set; more tokens are expected */
-#define CC_AUTH_PENDING 2  /* a job was submitted; step is called again (in = NULL) when it is done */
+#define CC_AUTH_PENDING  2 /* a job was submitted; step is called again (in = NULL) when it is done */
 
 /* One mechanism. The console (initiator) calls step first with in = NULL;
  * the client (acceptor) calls step with each token the console sends. On the
@@ -481,7 +495,15 @@ typedef struct cc_authenticator {
     int (*set_option)(void *mech_data, const char *key, const char *value);
     /* Optional: frees mech_data when the context is freed. */
     void (*destroy)(void *mech_data);
+    /* cc_auth_flag bits (added after 1.0's first draft; a shorter struct means 0). */
+    uint32_t flags;
 } cc_authenticator;
+
+typedef enum cc_auth_flag {
+    /* The console side verifies a proof from the client and then calls
+     * cc_auth_set_mutual() (Kerberos' AP-REP, the psk example's proof). */
+    CC_AUTH_FLAG_MUTUAL = 1
+} cc_auth_flag;
 
 /* Registers a host-written authenticator (the struct is copied). */
 int cc_context_add_authenticator(cc_context *ctx, const cc_authenticator *auth, void *mech_data);
@@ -494,8 +516,7 @@ int cc_auth_channel_binding(const cc_auth *auth, const uint8_t **data, size_t *l
 const char *cc_auth_peer_name(const cc_auth *auth);
 /* Console: the credentials given with cc_session_set_credentials(); any may be
  * NULL. The password stays owned by the session, which wipes it. */
-int cc_auth_credentials(const cc_auth *auth, const char **user, const char **domain,
-                        const char **password);
+int cc_auth_credentials(const cc_auth *auth, const char **user, const char **domain, const char **password);
 /* Sets the token to send to the peer (copied). */
 int cc_auth_set_output(cc_auth *auth, const void *token, size_t len);
 /* Client: the authenticated identity, and account details. */
@@ -503,6 +524,9 @@ int cc_auth_set_identity(cc_auth *auth, const char *identity);
 int cc_auth_add_attribute(cc_auth *auth, const char *key, const char *value); /* at most 1024, then CC_ERR_AGAIN */
 /* Records why step failed; return the same code from step. */
 int cc_auth_set_error(cc_auth *auth, int code, const char *detail);
+/* Console: the client proved itself through this mechanism (not only by its
+ * certificate). CC_ERR_STATE on the client. */
+int cc_auth_set_mutual(cc_auth *auth);
 /* Log through the context's log callback; never pass secrets. */
 void cc_auth_log(const cc_auth *auth, int level, const char *message);
 /* Hands blocking work out as a CC_JOB_AUTH job; return CC_AUTH_PENDING from

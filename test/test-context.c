@@ -67,7 +67,7 @@ static void jm_end(void *state)
     last_value = st->seen_value;
     free(st);
 }
-static const cc_authenticator jobmech = {sizeof jobmech, "jobmech", jm_start, jm_step, jm_end, NULL, NULL};
+static const cc_authenticator jobmech = {sizeof jobmech, "jobmech", jm_start, jm_step, jm_end, NULL, NULL, 0};
 
 static cc_context *ctx_for(int role)
 {

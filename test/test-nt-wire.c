@@ -78,7 +78,7 @@ static int console(int m, const char *password, char *errmsg, size_t errlen)
 {
     mode = m;
     cc_context *ctx = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
-    cc_authenticator vt = {sizeof vt, "nt", w_start, w_step, w_end, NULL, w_destroy};
+    cc_authenticator vt = {sizeof vt, "nt", w_start, w_step, w_end, NULL, w_destroy, 0};
     cc_context_set_ca_file(ctx, ca);
     if (m == M_HUGE)
         cc_context_set_limit(ctx, CC_LIMIT_AUTH_TOKEN, 120000);

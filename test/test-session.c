@@ -266,18 +266,29 @@ static void t_license_job_fails_closed(void)
     T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 5000));
     T_EQ(p.cli.result, CC_ERR_LICENSE_UNREACHABLE);
     T_EQ(p.con.result, CC_ERR_LICENSE_UNREACHABLE);
-    T_CONTAINS(cc_session_errmsg(p.con.s), "test: management server unreachable");
+    /* the client knows why; the console learns the kind of failure, not the server's answer or URL */
+    T_CONTAINS(cc_session_errmsg(p.cli.s), "test: management server unreachable");
+    T_CONTAINS(cc_session_errmsg(p.con.s), "could not check its licence");
+    T_ASSERT(!strstr(cc_session_errmsg(p.con.s), "test: management server unreachable"));
     tp_pair_free(&p);
 }
 
-static void t_license_job_starts_before_tls(void)
+static bool cli_wants_job(struct tp_side *con, struct tp_side *cli)
+{
+    (void)con;
+    return cli->result > 0 && (cli->result & CC_WANT_JOB);
+}
+
+static void t_license_job_waits_for_hello(void)
 {
     struct tp_pair p = {0};
     p.cli.hold_jobs = true;
     T_ASSERT(pair_start(&p));
     int r = cc_session_step(p.cli.s);
-    T_ASSERT(r > 0 && (r & CC_WANT_JOB));
-    T_ASSERT(cc_session_state(p.cli.s) <= CC_STATE_TLS);
+    T_ASSERT(r > 0 && !(r & CC_WANT_JOB)); /* a connection alone costs no licence request */
+    T_ASSERT(cc_session_take_job(p.cli.s) == NULL);
+    T_ASSERT(tp_drive(&p.con, &p.cli, cli_wants_job, 5000));
+    T_ASSERT(cc_session_state(p.cli.s) >= CC_STATE_HELLO); /* TLS is up and the HELLO was valid */
     cc_job *j = cc_session_take_job(p.cli.s);
     T_ASSERT(j != NULL);
     T_EQ(cc_job_type(j), CC_JOB_LICENSE);
@@ -424,7 +435,7 @@ static void d_end(void *st) {}
 
 static void t_no_common_mechanism(void)
 {
-    static const cc_authenticator other = {sizeof other, "other-mech", d_start, d_step, d_end, NULL, NULL};
+    static const cc_authenticator other = {sizeof other, "other-mech", d_start, d_step, d_end, NULL, NULL, 0};
     struct tp_pair p = {0};
     p.sctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
     cc_context_set_certificate(p.sctx, t_cert("client.pem"), t_cert("client.key"));
@@ -875,7 +886,7 @@ int main(void)
     t_run("the host closes with a code, before and after established", t_host_closes_with_a_code);
     t_run("licence denied reaches both sides with the figures", t_license_denied);
     t_run("a failed licence job denies (fail closed)", t_license_job_fails_closed);
-    t_run("the licence job is handed out before TLS completes", t_license_job_starts_before_tls);
+    t_run("the licence job waits for the console's valid HELLO", t_license_job_waits_for_hello);
     t_run("a silent console hits the handshake deadline", t_stall_hits_deadline);
     t_run("idle timeout, and keep-alive pings prevent it", t_idle_timeout_and_keepalive);
     t_run("a frame over the limit ends the session", t_frame_too_large);

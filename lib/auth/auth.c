@@ -106,7 +106,7 @@ struct cc_auth {
     const struct cc__auth_entry *entry;
     int role;
     void *state; /* the mechanism's, from vt.start */
-    bool started, done;
+    bool started, done, mutual;
     uint32_t max_token;
     /* inputs */
     uint8_t cb[CC__BINDING_LEN];
@@ -218,6 +218,10 @@ const char *cc__auth_name(const cc_auth *a)
 bool cc__auth_done(const cc_auth *a)
 {
     return a->done;
+}
+bool cc__auth_mutual(const cc_auth *a)
+{
+    return a->mutual;
 }
 bool cc__auth_output(const cc_auth *a, const uint8_t **p, size_t *len)
 {
@@ -362,6 +366,16 @@ CC_API int cc_auth_add_attribute(cc_auth *a, const char *key, const char *value)
     a->attrs[2 * a->n_attrs] = k;
     a->attrs[2 * a->n_attrs + 1] = v;
     a->n_attrs++;
+    return CC_OK;
+}
+
+CC_API int cc_auth_set_mutual(cc_auth *a)
+{
+    if (!a)
+        return CC_ERR_INVALID;
+    if (a->role != CC_ROLE_CONSOLE)
+        return CC_ERR_STATE;
+    a->mutual = true;
     return CC_OK;
 }
 

@@ -33,6 +33,8 @@ typedef struct cc__auth_conf {
     size_t n;
     cc_auth_policy_fn policy_fn;
     void *policy_user;
+    bool disclose;       /* client: the console learns why its proof failed */
+    bool require_mutual; /* console: only mechanisms that prove the client */
 } cc__auth_conf;
 
 /* Behind cc_context_add_authenticator / _add_builtin_authenticator /
@@ -73,6 +75,8 @@ int cc__auth_resume(cc_auth *a, const cc_job *job);
 const char *cc__auth_name(const cc_auth *a);
 /* true once the mechanism returned CC_AUTH_DONE. */
 bool cc__auth_done(const cc_auth *a);
+/* Console: true once the mechanism verified the client's proof (cc_auth_set_mutual). */
+bool cc__auth_mutual(const cc_auth *a);
 /* The token the last step produced: true with *p and *len set (len may be 0), or
  * false when the step produced none. */
 bool cc__auth_output(const cc_auth *a, const uint8_t **p, size_t *len);

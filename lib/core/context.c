@@ -63,8 +63,15 @@ CC_API cc_context *cc_context_new(int role, const cc_allocator *alloc, int *err)
         *err = CC_ERR_NOMEM;
         return NULL;
     }
+    if (cc__backoff_init(&ctx->backoff) < 0) {
+        cc__license_conf_free(ctx, &ctx->license);
+        a.free(ctx, a.user);
+        *err = CC_ERR_NOMEM;
+        return NULL;
+    }
     int r = cc__tls_conf_init(ctx, &ctx->tls);
     if (r < 0) {
+        cc__backoff_free(&ctx->backoff);
         cc__license_conf_free(ctx, &ctx->license);
         a.free(ctx, a.user);
         *err = r;
@@ -81,6 +88,7 @@ CC_API void cc_context_free(cc_context *ctx)
     cc__auth_conf_free(&ctx->auth);
     cc__tls_conf_free(ctx, &ctx->tls);
     cc__license_conf_free(ctx, &ctx->license);
+    cc__backoff_free(&ctx->backoff);
     cc_allocator a = ctx->base.alloc;
     cc__wipe(ctx, sizeof *ctx);
     a.free(ctx, a.user);
@@ -205,6 +213,30 @@ CC_API int cc_context_set_auth_policy(cc_context *ctx, cc_auth_policy_fn fn, voi
         return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the client role applies an authentication policy");
     ctx->auth.policy_fn = fn;
     ctx->auth.policy_user = user;
+    return CC_OK;
+}
+
+CC_API int cc_context_set_auth_disclosure(cc_context *ctx, int full)
+{
+    if (!ctx || (full != 0 && full != 1))
+        return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_auth_disclosure") < 0)
+        return CC_ERR_STATE;
+    if (ctx->base.role != CC_ROLE_CLIENT)
+        return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the client role decides what a console learns of a failure");
+    ctx->auth.disclose = full == 1;
+    return CC_OK;
+}
+
+CC_API int cc_context_set_require_mutual(cc_context *ctx, int on)
+{
+    if (!ctx || (on != 0 && on != 1))
+        return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_require_mutual") < 0)
+        return CC_ERR_STATE;
+    if (ctx->base.role != CC_ROLE_CONSOLE)
+        return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the console role requires the client to prove itself");
+    ctx->auth.require_mutual = on == 1;
     return CC_OK;
 }
 

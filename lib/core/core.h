@@ -7,12 +7,14 @@
 #include "../base/base.h"
 #include "../license/license.h"
 #include "../tls/tls.h"
+#include "backoff.h"
 
 struct cc_context {
     struct cc__ctx_base base; /* first: the floors below reach it through cc__base() */
     cc__tls_conf tls;
     cc__license_conf license;
     cc__auth_conf auth;
+    cc__backoff backoff; /* client: waits after failed proofs, per source address */
 };
 
 #endif /* CC_CORE_H */

@@ -36,6 +36,15 @@ CC_API cc_session *cc_session_new(cc_context *ctx, int *err)
                              "cc_context_add_authenticator()");
         return NULL;
     }
+    bool mutual_one = false;
+    for (size_t i = 0; i < ctx->auth.n; i++)
+        mutual_one |= (ctx->auth.entry[i].vt.flags & CC_AUTH_FLAG_MUTUAL) != 0;
+    if (ctx->auth.require_mutual && !mutual_one) {
+        *err = cc__ctx_error(ctx, CC_ERR_CONFIG,
+                             "mutual authentication is required but no authenticator proves the client: add "
+                             "\"kerberos\" or a mechanism with CC_AUTH_FLAG_MUTUAL");
+        return NULL;
+    }
     cc_session *s = cc__calloc(ctx, sizeof *s);
     if (s && !(s->pipe = cc__pipe_new(ctx, &ctx->tls, s))) {
         cc__free(ctx, s);
@@ -265,6 +274,15 @@ CC_API int cc_session_license(const cc_session *s, int *granted, uint32_t *count
     if (in_use)
         *in_use = s->license.in_use;
     return CC_OK;
+}
+
+CC_API int cc_session_auth_mutual(const cc_session *s)
+{
+    if (!s)
+        return CC_ERR_INVALID;
+    if (s->role != CC_ROLE_CONSOLE || !s->auth_ok)
+        return CC_ERR_STATE;
+    return s->mutual ? 1 : 0;
 }
 
 CC_API const char *cc_session_mechanism(const cc_session *s)

@@ -6,6 +6,11 @@
 #include <string.h>
 
 #define CLOSE_LINGER_MS 2000u
+/* Output a peer can make us queue by sending without reading (PONGs) may
+ * exceed what the host or the handshake queues by this much, no more. */
+#define REPLY_RESERVE (64u * 1024)
+/* What every failed proof shows the console unless the client discloses the cause. */
+#define AUTH_FAILED_TEXT "the user name or password is incorrect (the client's own log has the cause)"
 
 static void advance(cc_session *s);
 
@@ -92,21 +97,21 @@ static void release_transport(cc_session *s)
     s->conn = NULL;
 }
 
-/* Ends the session with `code`. With `tell_peer`, a CLOSE frame carrying the
- * code goes out first (one non-blocking attempt: the session is over). */
-static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...) CC__PRINTF(4, 5);
-static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
+/* Ends the session with `code` and the detail `fmt`. With `tell_peer`, a
+ * CLOSE frame goes out first (one non-blocking attempt: the session is over)
+ * carrying `peer_code` and `peer_text`, or, when peer_text is NULL, the code
+ * and the detail themselves. */
+static int vfail(cc_session *s, int code, bool tell_peer, int peer_code, const char *peer_text, const char *fmt,
+                 va_list ap) CC__PRINTF(6, 0);
+static int vfail(cc_session *s, int code, bool tell_peer, int peer_code, const char *peer_text, const char *fmt,
+                 va_list ap)
 {
     if (s->state == CC_STATE_FAILED || s->state == CC_STATE_CLOSED)
         return s->error ? s->error : code;
     if (code >= 0) /* a caller's bug; the session still ends with an error */
         code = CC_ERR_INTERNAL;
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
+    if (fmt)
         vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
-        va_end(ap);
-    }
     if (!s->errmsg[0])
         cc__fmt(s->errmsg, sizeof s->errmsg, "%s", cc_strerror(code));
     s->error = code;
@@ -116,7 +121,8 @@ static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
         /* Best effort: the session is over whatever happens, and the detail already set is kept. */
         char keep[sizeof s->errmsg];
         memcpy(keep, s->errmsg, sizeof keep);
-        if (send_close(s, code, keep, CC__REASON_MAX - 8) == CC_OK && end_tls(s) == CC_OK) /* PROTOCOL.md 4.5 */
+        if (send_close(s, peer_text ? peer_code : code, peer_text ? peer_text : keep, CC__REASON_MAX - 8) == CC_OK &&
+            end_tls(s) == CC_OK) /* PROTOCOL.md 4.5 */
             cc__pipe_flush(s->pipe, s->errmsg, sizeof s->errmsg);
         memcpy(s->errmsg, keep, sizeof keep);
     }
@@ -124,6 +130,28 @@ static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
     release_transport(s);
     advance(s);
     return code;
+}
+
+static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...) CC__PRINTF(4, 5);
+static int fail(cc_session *s, int code, bool tell_peer, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vfail(s, code, tell_peer, 0, NULL, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* Ends the session and tells the peer less than our own detail says. */
+static int fail_telling(cc_session *s, int code, int peer_code, const char *peer_text, const char *fmt, ...)
+    CC__PRINTF(5, 6);
+static int fail_telling(cc_session *s, int code, int peer_code, const char *peer_text, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vfail(s, code, true, peer_code, peer_text, fmt, ap);
+    va_end(ap);
+    return r;
 }
 
 /* -------------------------------------------------------------- starting */
@@ -135,7 +163,8 @@ static void start_handshake_clock(cc_session *s)
     s->last_rx = now;
 }
 
-/* Client: the licence fetch starts with the connection, in parallel with TLS. */
+/* Client: the licence fetch starts at the console's valid HELLO (never for a
+ * stranger who has not got that far) and overlaps authentication. */
 static int start_license(cc_session *s)
 {
     cc_job *j = NULL;
@@ -170,11 +199,22 @@ CC_API int cc_session_connect(cc_session *s, const char *host, uint16_t port)
 static int begin_transport(cc_session *s, const cc__transport *t)
 {
     int r = cc__pipe_start(s->pipe, t, s->peer_name);
-    if (r == CC_OK && s->role == CC_ROLE_CLIENT)
-        r = start_license(s);
     if (r < 0)
         return r;
     start_handshake_clock(s);
+    if (s->role == CC_ROLE_CLIENT) {
+        /* After failed proofs from this address, its next console waits
+         * before it is served; the handshake deadline starts after the wait. */
+        uint64_t now = cc__now_ms();
+        uint32_t wait =
+            cc__backoff_wait(&s->ctx->backoff, &s->source, s->ctx->base.timeout[CC_TIMEOUT_AUTH_BACKOFF], now);
+        if (wait) {
+            s->hold_until = now + wait;
+            s->handshake_deadline += wait;
+            cc__log(s->ctx, CC_LOG_INFO, "session %p: %u ms wait after failed proofs from this address", (void *)s,
+                    wait);
+        }
+    }
     advance(s);
     return CC_OK;
 }
@@ -187,6 +227,7 @@ CC_API int cc_session_accept_fd(cc_session *s, int fd)
         return CC_ERR_STATE;
     if (cc__fd_set_nonblock(fd) < 0)
         return CC_ERR_IO;
+    s->source.len = (uint8_t)cc__fd_peer_addr(fd, s->source.addr);
     cc__transport t = {fd, NULL, NULL, NULL};
     return begin_transport(s, &t);
 }
@@ -237,9 +278,11 @@ static int send_hello(cc_session *s)
     cc__msg m;
     m.hello.caps = 0; /* none defined in version 1 */
     if (s->role == CC_ROLE_CONSOLE) {
-        m.hello.n = (uint8_t)s->ctx->auth.n;
-        for (size_t i = 0; i < s->ctx->auth.n; i++)
-            cc__fmt(m.hello.mech[i], sizeof m.hello.mech[i], "%s", s->ctx->auth.entry[i].vt.name);
+        const cc__auth_conf *ac = &s->ctx->auth;
+        m.hello.n = 0;
+        for (size_t i = 0; i < ac->n; i++) /* cc_session_new checked one is left */
+            if (!ac->require_mutual || (ac->entry[i].vt.flags & CC_AUTH_FLAG_MUTUAL))
+                cc__fmt(m.hello.mech[m.hello.n++], sizeof m.hello.mech[0], "%s", ac->entry[i].vt.name);
     } else {
         m.hello.n = 1;
         cc__fmt(m.hello.mech[0], sizeof m.hello.mech[0], "%s", cc__auth_name(s->auth));
@@ -264,7 +307,27 @@ static void auth_event(cc_session *s, int code, const char *text)
     ev.code = code;
     ev.text = text;
     ev.mechanism = s->auth ? cc__auth_name(s->auth) : NULL;
+    ev.mutual = s->mutual;
     emit(s, &ev);
+}
+
+/* Client: what the console learns of a failed proof. The causes that would
+ * tell a stranger which accounts exist look alike unless the host chose to
+ * disclose them (cc_context_set_auth_disclosure). */
+static int told_code(const cc_session *s, int code)
+{
+    if (s->ctx->auth.disclose)
+        return code;
+    switch (code) {
+    case CC_ERR_AUTH:
+    case CC_ERR_AUTH_BAD_CREDENTIALS:
+    case CC_ERR_AUTH_UNKNOWN_USER:
+    case CC_ERR_AUTH_DISABLED:
+    case CC_ERR_AUTH_EXPIRED:
+        return CC_ERR_AUTH_BAD_CREDENTIALS;
+    default:
+        return code;
+    }
 }
 
 static int send_auth_result(cc_session *s, int code, const char *text, const uint8_t *tok, size_t tok_len)
@@ -291,9 +354,12 @@ static int auth_after_step(cc_session *s, int r)
     }
     if (s->role == CC_ROLE_CLIENT) {
         if (r < 0) {
+            int told = told_code(s, r);
+            const char *text = told == r ? cc__auth_detail(a) : AUTH_FAILED_TEXT;
+            cc__backoff_record(&s->ctx->backoff, &s->source, false, cc__now_ms());
             auth_event(s, r, cc__auth_detail(a));
-            send_auth_result(s, r, cc__auth_detail(a), NULL, 0);
-            return fail(s, r, true, "%s", cc__auth_detail(a));
+            send_auth_result(s, told, text, NULL, 0);
+            return fail_telling(s, r, told, text, "%s", cc__auth_detail(a));
         }
         if (r == CC_AUTH_CONTINUE)
             return have_tok ? send_token(s, tok, tok_len)
@@ -313,6 +379,7 @@ static int auth_after_step(cc_session *s, int r)
         r = send_auth_result(s, 0, cc__auth_identity(a), tok, tok_len);
         if (r < 0)
             return fail(s, r, false, NULL);
+        cc__backoff_record(&s->ctx->backoff, &s->source, true, cc__now_ms());
         s->auth_ok = true;
         return CC_OK;
     }
@@ -351,14 +418,22 @@ static void license_event(cc_session *s)
 static int client_answer(cc_session *s)
 {
     cc__license_verdict *v = &s->license;
-    /* The console learns the figures and the cause, URL included: support
-     * staff at the console need it to tell "server down" from "seats full". */
+    /* The console learns the verdict, the figures and the kind of failure
+     * ("server down" or "seats full"), never the management server's URL or
+     * what it answered: that stays in the client's event and log. */
     cc__msg m;
     m.license.code = v->code;
     m.license.count = v->count;
     m.license.in_use = v->in_use;
     m.license.granted = v->granted;
-    cc__text_copy(m.license.detail, sizeof m.license.detail, v->detail);
+    char told[128];
+    if (v->granted)
+        cc__fmt(told, sizeof told, "licence granted: %u of %u in use", v->in_use, v->count);
+    else if (v->code == CC_ERR_LICENSE_DENIED || v->code == 0)
+        cc__fmt(told, sizeof told, "no licence free: %u of %u in use", v->in_use, v->count);
+    else
+        cc__fmt(told, sizeof told, "the client could not check its licence: %s", cc_strerror(v->code));
+    cc__text_copy(m.license.detail, sizeof m.license.detail, told);
     int r = send_msg(s, CC__F_LICENSE, &m);
     if (r < 0)
         return fail(s, r, false, NULL);
@@ -366,8 +441,10 @@ static int client_answer(cc_session *s)
     license_event(s);
     if (s->state >= CC_STATE_CLOSED)
         return s->error; /* the host ended the session from its callback */
-    if (!v->granted)
-        return fail(s, v->code ? v->code : CC_ERR_LICENSE_DENIED, true, "%s", v->detail);
+    if (!v->granted) {
+        int code = v->code ? v->code : CC_ERR_LICENSE_DENIED;
+        return fail_telling(s, code, code, told, "%s", v->detail);
+    }
 
     /* The client's preference order decides among what the console offered. */
     const struct cc__auth_entry *pick = NULL;
@@ -533,6 +610,11 @@ static int on_hello(cc_session *s, const cc__hello *m)
     }
     memcpy(s->offered, m->mech, sizeof s->offered);
     s->n_offered = m->n;
+    if (s->role == CC_ROLE_CLIENT && s->license_stage == LIC_NONE) {
+        int r = start_license(s); /* a valid HELLO: only now may the peer cost an outbound request */
+        if (r < 0)
+            return fail(s, r, false, NULL);
+    }
     return CC_OK;
 }
 
@@ -563,8 +645,16 @@ static int on_auth_result(cc_session *s, const cc__auth_result *m)
     }
     cc_auth *a = s->auth;
     if (!cc__auth_done(a)) {
-        /* The mechanism expects the client's proof (mutual authentication). */
+        /* Only the mechanism says whether its exchange is over: the result's
+         * token must finish it (Kerberos' AP-REP), leaving nothing more for
+         * the console to say. A token that makes it answer (a CHALLENGE
+         * passed off as a result) is a success the console never earned. */
         int r = m->token_len ? cc__auth_step(a, m->token, m->token_len) : CC_ERR_AUTH_MUTUAL;
+        const uint8_t *more;
+        size_t more_len;
+        if (r == CC_AUTH_DONE && cc__auth_output(a, &more, &more_len))
+            return fail(s, CC_ERR_AUTH_MUTUAL, true, "the client reported success before %s's exchange was complete",
+                        cc__auth_name(a));
         if (r != CC_AUTH_DONE) {
             if (r >= 0)
                 r = CC_ERR_AUTH_MUTUAL;
@@ -574,6 +664,10 @@ static int on_auth_result(cc_session *s, const cc__auth_result *m)
     } else if (m->token_len) {
         return fail(s, CC_ERR_PROTOCOL, true, "AUTH_RESULT carries a token the mechanism did not expect");
     }
+    s->mutual = cc__auth_mutual(a);
+    if (s->ctx->auth.require_mutual && !s->mutual)
+        return fail(s, CC_ERR_AUTH_MUTUAL, true,
+                    "%s did not prove the client; this console requires mutual authentication", cc__auth_name(a));
     if (cc_auth_set_identity(a, m->text[0] ? m->text : "(unnamed)") < 0)
         return fail(s, CC_ERR_BAD_FRAME, true, "AUTH_RESULT carries an invalid identity");
     s->auth_ok = true;
@@ -663,8 +757,19 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
         return on_auth_result(s, &m.result);
     case CC__F_DATA:
         return on_data(s, &m.data);
-    case CC__F_PING:
+    case CC__F_PING: {
+        /* A peer that pings without reading would have us buffer its
+         * answers without end (the HTTP/2 ping floods of 2019): beyond what
+         * the host or the handshake may queue, it is cut off. */
+        size_t pending = cc__pipe_pending(s->pipe);
+        size_t cap = (s->state < CC_STATE_ESTABLISHED ? s->ctx->base.limit[CC_LIMIT_AUTH_TOKEN]
+                                                      : s->ctx->base.limit[CC_LIMIT_SEND_BUFFER]) +
+                     REPLY_RESERVE;
+        if (pending > cap)
+            return fail(s, CC_ERR_PROTOCOL, false,
+                        "the peer sends pings without reading the answers (%zu bytes wait to be sent)", pending);
         return send_msg(s, CC__F_PONG, &m); /* the same payload, cut to 8 bytes */
+    }
     case CC__F_PONG:
         return on_pong(s);
     case CC__F_CLOSE:
@@ -746,7 +851,7 @@ static int io_round(cc_session *s)
 
 /* ------------------------------------------------------------------ step */
 
-enum { DL_NONE, DL_HANDSHAKE, DL_CONNECT, DL_IDLE, DL_KEEPALIVE, DL_LINGER, DL_COUNT };
+enum { DL_NONE, DL_HANDSHAKE, DL_CONNECT, DL_HOLD, DL_IDLE, DL_KEEPALIVE, DL_LINGER, DL_COUNT };
 
 static void earliest(uint64_t *d, int *what, uint64_t t, int kind)
 {
@@ -767,6 +872,8 @@ static uint64_t next_deadline(const cc_session *s, uint64_t now, int *what)
         earliest(&d, what, s->handshake_deadline, DL_HANDSHAKE);
     if (s->state == CC_STATE_CONNECTING)
         earliest(&d, what, cc__connector_deadline(s->conn), DL_CONNECT);
+    if (s->hold_until > now)
+        earliest(&d, what, s->hold_until, DL_HOLD);
     if (s->state == CC_STATE_ESTABLISHED) {
         if (t[CC_TIMEOUT_IDLE] && !s->read_paused) /* a paused host's silence is its own */
             earliest(&d, what, s->last_rx + t[CC_TIMEOUT_IDLE], DL_IDLE);
@@ -798,7 +905,7 @@ static void on_deadlines(cc_session *s, uint64_t now)
         case DL_KEEPALIVE:
             cc_session_ping(s);
             break;
-        default: /* DL_CONNECT, DL_LINGER: the state's own step moves on */
+        default: /* DL_CONNECT, DL_HOLD, DL_LINGER: the state's own step moves on */
             advance(s);
             break;
         }
@@ -852,7 +959,7 @@ static int wait_mask(cc_session *s)
         m |= CC_WANT_JOB;
     if (s->state == CC_STATE_CONNECTING)
         return m | CC_WANT_WRITE;
-    if (!cc__pipe_started(s->pipe))
+    if (!cc__pipe_started(s->pipe) || s->hold_until > cc__now_ms())
         return m;
     if (cc__pipe_want_write(s->pipe))
         m |= CC_WANT_WRITE;
@@ -883,7 +990,7 @@ CC_API int cc_session_step(cc_session *s)
         process_returned_jobs(s);
     if (s->state < CC_STATE_CLOSED)
         advance(s);
-    if (s->state >= CC_STATE_PREAMBLE && s->state < CC_STATE_CLOSED) {
+    if (s->state >= CC_STATE_PREAMBLE && s->state < CC_STATE_CLOSED && s->hold_until <= cc__now_ms()) {
         io_round(s);
         if (s->state < CC_STATE_CLOSED) {
             maybe_send_ready(s);

@@ -21,6 +21,29 @@ int cc__fd_set_nonblock(int fd)
     return CC_OK;
 }
 
+size_t cc__fd_peer_addr(int fd, uint8_t addr[16])
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET) {
+        memcpy(addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        return 4;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const uint8_t *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a, mapped, 12) == 0) {
+            memcpy(addr, a + 12, 4);
+            return 4;
+        }
+        memcpy(addr, a, 16);
+        return 16;
+    }
+    return 0;
+}
+
 void cc__sockaddr_str(const struct sockaddr *sa, char *buf, size_t n)
 {
     char ip[INET6_ADDRSTRLEN] = "?";

@@ -28,6 +28,9 @@ void cc__transport_close(cc__transport *t);
 int cc__fd_set_nonblock(int fd);
 /* "[::1]:1680" or "127.0.0.1:1680". */
 void cc__sockaddr_str(const struct sockaddr *sa, char *buf, size_t n);
+/* The peer's IP address of a connected socket (4 or 16 bytes, an IPv4-mapped
+ * IPv6 address as its 4), copied into addr; returns its length, 0 if unknown. */
+size_t cc__fd_peer_addr(int fd, uint8_t addr[16]);
 
 #define CC__MAX_ADDRS 16
 cc_job *cc__resolve_job_new(const cc_context *ctx, const char *host, uint16_t port);

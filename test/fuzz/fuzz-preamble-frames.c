@@ -266,7 +266,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(key, sizeof key, "%s/key.pem", tmpdir);
     if (make_cert(cert, key) < 0)
         abort();
-    static const cc_authenticator nop = {sizeof(cc_authenticator), "fuzz", nop_start, nop_step, nop_end, NULL, NULL};
+    static const cc_authenticator nop = {sizeof(cc_authenticator), "fuzz", nop_start, nop_step, nop_end, NULL, NULL, 0};
     client_ctx = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
     if (!client_ctx || cc_context_set_certificate(client_ctx, cert, key) < 0 ||
         cc_context_add_authenticator(client_ctx, &nop, NULL) < 0 ||

@@ -590,6 +590,7 @@ static int console_reply(struct krb_state *s, cc_auth *auth, const uint8_t *in, 
     }
     cc__fmt(detail, sizeof detail, "mutual authentication complete: the client is %s", s->target);
     cc_auth_log(auth, CC_LOG_DEBUG, detail);
+    cc_auth_set_mutual(auth);
     s->phase = PH_DONE;
     return CC_AUTH_DONE;
 }
@@ -847,6 +848,7 @@ static int krb_step(void *state, cc_auth *auth, const uint8_t *in, size_t in_len
 
 static const cc_authenticator krb_vtable = {
     sizeof(cc_authenticator), "kerberos", krb_start, krb_step, krb_end, krb_set_option, krb_destroy,
+    CC_AUTH_FLAG_MUTUAL,
 };
 
 const cc__builtin_auth cc__auth_builtin_kerberos = {"kerberos", &krb_vtable, krb_create};

@@ -624,6 +624,7 @@ static void *nt_create(cc_context *ctx)
 
 static const cc_authenticator nt_vtable = {
     sizeof(cc_authenticator), "nt", nt_start, nt_step, nt_end, nt_set_option, nt_destroy,
+    0, /* NTLM proves the console to the client, never the client to the console */
 };
 
 const cc__builtin_auth cc__auth_builtin_nt = {"nt", &nt_vtable, nt_create};
