@@ -197,18 +197,16 @@ int cc_context_set_verify_callback(cc_context *ctx, cc_verify_fn fn, void *user)
 
 /* -- Deadlines and limits -- */
 
-typedef enum cc_timeout {                           /* milliseconds; "0" where 0 turns the timer off */
-                          CC_TIMEOUT_HANDSHAKE = 1, /* from start to established; default 10000, 1..86400000 */
-                          CC_TIMEOUT_IDLE = 2,      /* established with nothing heard; default 0, 0..86400000 */
-                          CC_TIMEOUT_CONNECT_ATTEMPT =
-                              3, /* per address before the next is tried; default 2000, 1..86400000 */
-                          CC_TIMEOUT_KEEPALIVE =
-                              4, /* ping after this much silence when established; default 0, 0..86400000 */
-                          CC_TIMEOUT_LICENSE_CONNECT = 5, /* licence server connect; default 2000, 1..86400000 */
-                          CC_TIMEOUT_LICENSE = 6,         /* whole licence fetch; default 4000, 1..86400000 */
-                          CC_TIMEOUT_AUTH_JOB = 7,        /* each KDC / directory job; default 4000, 1..86400000 */
-                          CC_TIMEOUT_AUTH_BACKOFF =
-                              8 /* client: longest wait after failed proofs; default 4000, 0..60000 */
+/* Timeouts in milliseconds; where the range starts at 0, 0 turns the timer off. */
+typedef enum cc_timeout {
+    CC_TIMEOUT_HANDSHAKE = 1,       /* from start to established; default 10000, 1..86400000 */
+    CC_TIMEOUT_IDLE = 2,            /* established, nothing heard; default 0, 0..86400000 */
+    CC_TIMEOUT_CONNECT_ATTEMPT = 3, /* per address, then the next; default 2000, 1..86400000 */
+    CC_TIMEOUT_KEEPALIVE = 4,       /* ping after this silence; default 0, 0..86400000 */
+    CC_TIMEOUT_LICENSE_CONNECT = 5, /* licence server connect; default 2000, 1..86400000 */
+    CC_TIMEOUT_LICENSE = 6,         /* whole licence fetch; default 4000, 1..86400000 */
+    CC_TIMEOUT_AUTH_JOB = 7,        /* each KDC / directory job; default 4000, 1..86400000 */
+    CC_TIMEOUT_AUTH_BACKOFF = 8     /* most wait after failed proofs; default 4000, 0..60000 */
 } cc_timeout;
 /* The handshake deadline is also the most an unauthenticated peer can hold a
  * session; the licence and KDC timeouts fit inside it. After failed proofs,

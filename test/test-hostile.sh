@@ -9,8 +9,7 @@
 # the cases named (default: all). Loopback only; every attack is bounded.
 . "$(dirname "$0")/lib.sh"
 
-PENDING_DEFAULT="ping-flood stranger-work account-oracle fake-success
- license-url-leak"
+PENDING_DEFAULT=""
 CC_HOSTILE_PENDING=${CC_HOSTILE_PENDING-$PENDING_DEFAULT}
 CC_HOSTILE_CASES=${CC_HOSTILE_CASES:-all}
 PY=/usr/bin/python3 # Debian's, whatever python3 comes first on PATH

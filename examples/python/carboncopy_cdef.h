@@ -119,7 +119,8 @@ typedef enum cc_timeout {
     CC_TIMEOUT_KEEPALIVE = 4,
     CC_TIMEOUT_LICENSE_CONNECT = 5,
     CC_TIMEOUT_LICENSE = 6,
-    CC_TIMEOUT_AUTH_JOB = 7
+    CC_TIMEOUT_AUTH_JOB = 7,
+    CC_TIMEOUT_AUTH_BACKOFF = 8
 } cc_timeout;
 int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms);
 typedef enum cc_limit {
@@ -140,6 +141,8 @@ typedef int (*cc_nt_lookup_fn)(void *user, const char *domain, const char *user_
 int cc_context_set_nt_account_lookup(cc_context *ctx, cc_nt_lookup_fn fn, void *user);
 typedef int (*cc_auth_policy_fn)(void *user, cc_session *session, const char *mechanism, const char *identity);
 int cc_context_set_auth_policy(cc_context *ctx, cc_auth_policy_fn fn, void *user);
+int cc_context_set_auth_disclosure(cc_context *ctx, int full);
+int cc_context_set_require_mutual(cc_context *ctx, int on);
 typedef enum cc_state {
     CC_STATE_NEW = 0,
     CC_STATE_RESOLVING = 1,
@@ -177,6 +180,7 @@ typedef struct cc_event {
     const uint8_t *data;
     size_t len;
     uint64_t value;
+    int32_t mutual;
 } cc_event;
 typedef void (*cc_event_fn)(void *user, cc_session *session, const cc_event *event);
 cc_session *cc_session_new(cc_context *ctx, int *err);
@@ -205,6 +209,7 @@ int cc_session_close(cc_session *s, int code, const char *reason);
 int cc_session_license(const cc_session *s, int *granted, uint32_t *count, uint32_t *in_use);
 const char *cc_session_mechanism(const cc_session *s);
 const char *cc_session_identity(const cc_session *s);
+int cc_session_auth_mutual(const cc_session *s);
 int cc_session_auth_attribute(const cc_session *s, uint32_t index, const char **key, const char **value);
 int cc_session_channel_binding(const cc_session *s, uint8_t *out, size_t out_len);
 const char *cc_session_tls_version(const cc_session *s);
@@ -235,7 +240,11 @@ typedef struct cc_authenticator {
     void (*end)(void *state);
     int (*set_option)(void *mech_data, const char *key, const char *value);
     void (*destroy)(void *mech_data);
+    uint32_t flags;
 } cc_authenticator;
+typedef enum cc_auth_flag {
+    CC_AUTH_FLAG_MUTUAL = 1
+} cc_auth_flag;
 int cc_context_add_authenticator(cc_context *ctx, const cc_authenticator *auth, void *mech_data);
 int cc_auth_role(const cc_auth *auth);
 int cc_auth_channel_binding(const cc_auth *auth, const uint8_t **data, size_t *len);
@@ -245,6 +254,7 @@ int cc_auth_set_output(cc_auth *auth, const void *token, size_t len);
 int cc_auth_set_identity(cc_auth *auth, const char *identity);
 int cc_auth_add_attribute(cc_auth *auth, const char *key, const char *value);
 int cc_auth_set_error(cc_auth *auth, int code, const char *detail);
+int cc_auth_set_mutual(cc_auth *auth);
 void cc_auth_log(const cc_auth *auth, int level, const char *message);
 int cc_auth_submit_job(cc_auth *auth, int (*run)(void *job_data), void (*free_job_data)(void *job_data), void *job_data);
 int cc_auth_job_result(const cc_auth *auth, const char **detail);

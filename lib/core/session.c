@@ -311,22 +311,22 @@ static void auth_event(cc_session *s, int code, const char *text)
     emit(s, &ev);
 }
 
-/* Client: what the console learns of a failed proof. The causes that would
- * tell a stranger which accounts exist look alike unless the host chose to
- * disclose them (cc_context_set_auth_disclosure). */
-static int told_code(const cc_session *s, int code)
+/* Client: whether the console learns only that its proof failed. The causes
+ * that would tell a stranger which accounts exist all look alike, unless the
+ * host chose to disclose them (cc_context_set_auth_disclosure). */
+static bool hides_cause(const cc_session *s, int code)
 {
     if (s->ctx->auth.disclose)
-        return code;
+        return false;
     switch (code) {
     case CC_ERR_AUTH:
     case CC_ERR_AUTH_BAD_CREDENTIALS:
     case CC_ERR_AUTH_UNKNOWN_USER:
     case CC_ERR_AUTH_DISABLED:
     case CC_ERR_AUTH_EXPIRED:
-        return CC_ERR_AUTH_BAD_CREDENTIALS;
+        return true;
     default:
-        return code;
+        return false;
     }
 }
 
@@ -354,8 +354,9 @@ static int auth_after_step(cc_session *s, int r)
     }
     if (s->role == CC_ROLE_CLIENT) {
         if (r < 0) {
-            int told = told_code(s, r);
-            const char *text = told == r ? cc__auth_detail(a) : AUTH_FAILED_TEXT;
+            bool hide = hides_cause(s, r);
+            int told = hide ? CC_ERR_AUTH_BAD_CREDENTIALS : r;
+            const char *text = hide ? AUTH_FAILED_TEXT : cc__auth_detail(a);
             cc__backoff_record(&s->ctx->backoff, &s->source, false, cc__now_ms());
             auth_event(s, r, cc__auth_detail(a));
             send_auth_result(s, told, text, NULL, 0);
