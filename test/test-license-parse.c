@@ -9,27 +9,27 @@
 static cc_context *ctx;
 
 /* Parses `doc` fed in chunks of `chunk` bytes (0 = all at once). */
-static int parse_chunked(const char *doc, size_t chunk, cc__lic_page *pg, char *detail, size_t n)
+static int parse_chunked(const char *doc, size_t chunk, cc__license_page *pg, char *detail, size_t n)
 {
-    cc__lic_parser *p = cc__lic_parser_new(ctx);
+    cc__license_parser *p = cc__license_parser_new(ctx);
     if (!p)
         return CC_ERR_NOMEM;
     size_t len = strlen(doc), off = 0;
     int rc = 0;
     while (off < len && rc == 0) {
         size_t k = chunk && chunk < len - off ? chunk : len - off;
-        rc = cc__lic_parser_feed(p, doc + off, k);
+        rc = cc__license_parser_feed(p, doc + off, k);
         off += k;
     }
     if (rc == 0)
-        rc = cc__lic_parser_finish(p, pg);
-    snprintf(detail, n, "%s", cc__lic_parser_detail(p));
-    cc__lic_parser_free(p);
+        rc = cc__license_parser_finish(p, pg);
+    snprintf(detail, n, "%s", cc__license_parser_detail(p));
+    cc__license_parser_free(p);
     return rc;
 }
 
 static char detail[CC__DETAIL_MAX];
-static cc__lic_page pg;
+static cc__license_page pg;
 
 static int parse(const char *doc)
 {
@@ -124,7 +124,7 @@ static void test_expiry(void)
 static void test_dates(void)
 {
     int64_t t;
-#define D(s) cc__lic_parse_date(s, strlen(s), &t)
+#define D(s) cc__license_parse_date(s, strlen(s), &t)
     T_EQ(D("1970-01-01"), 0);
     T_EQ(t, 86400);
     T_EQ(D("2024-02-29"), 0);
@@ -164,7 +164,7 @@ static void test_dates(void)
 static void test_counts(void)
 {
     uint32_t v;
-#define C(s) cc__lic_parse_count(s, strlen(s), &v)
+#define C(s) cc__license_parse_count(s, strlen(s), &v)
     T_EQ(C("0"), 0);
     T_EQ(v, 0);
     T_EQ(C("4294967295"), 0);
@@ -294,12 +294,12 @@ static void test_chunked(void)
         T_ASSERT(pg.have_expiry);
     }
     /* an error is seen as soon as its chunk arrives, and stays */
-    cc__lic_parser *p = cc__lic_parser_new(ctx);
+    cc__license_parser *p = cc__license_parser_new(ctx);
     T_ASSERT(p);
-    T_EQ(cc__lic_parser_feed(p, "<!DOCTYPE x [", 13), CC_ERR_LICENSE_PARSE);
-    T_EQ(cc__lic_parser_feed(p, "]><x/>", 6), CC_ERR_LICENSE_PARSE);
-    T_EQ(cc__lic_parser_finish(p, &pg), CC_ERR_LICENSE_PARSE);
-    cc__lic_parser_free(p);
+    T_EQ(cc__license_parser_feed(p, "<!DOCTYPE x [", 13), CC_ERR_LICENSE_PARSE);
+    T_EQ(cc__license_parser_feed(p, "]><x/>", 6), CC_ERR_LICENSE_PARSE);
+    T_EQ(cc__license_parser_finish(p, &pg), CC_ERR_LICENSE_PARSE);
+    cc__license_parser_free(p);
 }
 
 static void test_hardening_detected(void)
@@ -307,7 +307,7 @@ static void test_hardening_detected(void)
     /* Debian 12's expat 2.5.0 has both (the second backported without a
      * version bump); if detection broke, this says so instead of silently
      * running unprotected. */
-    unsigned m = cc__lic_parser_hardening();
+    unsigned m = cc__license_parser_hardening();
     printf("# expat %s: amplification limit %s, reparse deferral %s\n", XML_ExpatVersion(),
            m & CC__LIC_HARDEN_AMPLIFICATION ? "yes" : "no", m & CC__LIC_HARDEN_REPARSE ? "yes" : "no");
     T_ASSERT(m & CC__LIC_HARDEN_AMPLIFICATION);

@@ -684,11 +684,11 @@ static void t_bad_names_and_text(void)
     cc__close_msg cm = {-5, "x\xc3(\xed\xa0\x80y"}, back;
     cc__buf b = {0};
     cc_context *ctx = client_ctx();
-    T_EQ(cc__close_pack(&b, ctx, &cm), CC_OK);
+    T_EQ(cc__f_close_pack(&b, ctx, &cm), CC_OK);
     cc__frame_hdr h;
     T_EQ(cc__frame_hdr_parse(cc__buf_head(&b), cc__buf_size(&b), 1024, &h, d, sizeof d), 1);
     T_EQ(h.type, CC__F_CLOSE);
-    T_EQ(cc__close_parse(cc__buf_head(&b) + CC__FRAME_HDR, h.len, &back, d, sizeof d), CC_OK);
+    T_EQ(cc__f_close_parse(cc__buf_head(&b) + CC__FRAME_HDR, h.len, &back, d, sizeof d), CC_OK);
     T_EQ(back.code, -5);
     T_STREQ(back.reason, "x?(???y");
     cc__buf_free(ctx, &b);

@@ -352,7 +352,7 @@ static int pack(cc__buf *out, const cc_context *ctx, int type, uint16_t channel,
 
 /* ------------------------------------------------------------ frame types */
 
-int cc__hello_parse(const uint8_t *p, size_t len, cc__hello *m, char *detail, size_t dn)
+int cc__f_hello_parse(const uint8_t *p, size_t len, cc__hello *m, char *detail, size_t dn)
 {
     rd r = {p, len, false, "", ""};
     memset(m, 0, sizeof *m);
@@ -379,12 +379,12 @@ static void hello_body(wr *w, const void *msg)
         wr_name8(w, m->mech[i]);
 }
 
-int cc__hello_pack(cc__buf *out, const cc_context *ctx, const cc__hello *m)
+int cc__f_hello_pack(cc__buf *out, const cc_context *ctx, const cc__hello *m)
 {
     return pack(out, ctx, CC__F_HELLO, 0, hello_body, m);
 }
 
-int cc__license_parse(const uint8_t *p, size_t len, cc__license_msg *m, char *detail, size_t dn)
+int cc__f_license_parse(const uint8_t *p, size_t len, cc__license_msg *m, char *detail, size_t dn)
 {
     rd r = {p, len, false, "", ""};
     m->code = (int32_t)rd_u32(&r);
@@ -405,12 +405,12 @@ static void license_body(wr *w, const void *msg)
     wr_text(w, m->detail, sizeof m->detail);
 }
 
-int cc__license_pack(cc__buf *out, const cc_context *ctx, const cc__license_msg *m)
+int cc__f_license_pack(cc__buf *out, const cc_context *ctx, const cc__license_msg *m)
 {
     return pack(out, ctx, CC__F_LICENSE, 0, license_body, m);
 }
 
-int cc__auth_token_parse(const uint8_t *p, size_t len, cc__auth_token *m, char *detail, size_t dn)
+int cc__f_auth_token_parse(const uint8_t *p, size_t len, cc__auth_token *m, char *detail, size_t dn)
 {
     m->data = p;
     m->len = len;
@@ -423,12 +423,12 @@ static void token_body(wr *w, const void *msg)
     put(w, m->data, m->len);
 }
 
-int cc__auth_token_pack(cc__buf *out, const cc_context *ctx, const cc__auth_token *m)
+int cc__f_auth_token_pack(cc__buf *out, const cc_context *ctx, const cc__auth_token *m)
 {
     return pack(out, ctx, CC__F_AUTH_TOKEN, 0, token_body, m);
 }
 
-int cc__auth_result_parse(const uint8_t *p, size_t len, cc__auth_result *m, char *detail, size_t dn)
+int cc__f_auth_result_parse(const uint8_t *p, size_t len, cc__auth_result *m, char *detail, size_t dn)
 {
     rd r = {p, len, false, "", ""};
     m->code = (int32_t)rd_u32(&r);
@@ -453,12 +453,12 @@ static void result_body(wr *w, const void *msg)
     wr_blob(w, m->token, m->token_len);
 }
 
-int cc__auth_result_pack(cc__buf *out, const cc_context *ctx, const cc__auth_result *m)
+int cc__f_auth_result_pack(cc__buf *out, const cc_context *ctx, const cc__auth_result *m)
 {
     return pack(out, ctx, CC__F_AUTH_RESULT, 0, result_body, m);
 }
 
-int cc__data_parse(uint16_t channel, const uint8_t *p, size_t len, cc__data_msg *m, char *detail, size_t dn)
+int cc__f_data_parse(uint16_t channel, const uint8_t *p, size_t len, cc__data_msg *m, char *detail, size_t dn)
 {
     m->channel = channel;
     m->data = p;
@@ -472,7 +472,7 @@ static void data_body(wr *w, const void *msg)
     put(w, m->data, m->len);
 }
 
-int cc__data_pack(cc__buf *out, const cc_context *ctx, const cc__data_msg *m)
+int cc__f_data_pack(cc__buf *out, const cc_context *ctx, const cc__data_msg *m)
 {
     return pack(out, ctx, CC__F_DATA, m->channel, data_body, m);
 }
@@ -484,7 +484,7 @@ void cc__ping_stamp(cc__ping_msg *m, uint64_t ms)
         m->data[i] = (uint8_t)(ms >> (56 - 8 * i));
 }
 
-int cc__ping_parse(const uint8_t *p, size_t len, cc__ping_msg *m, char *detail, size_t dn)
+int cc__f_ping_parse(const uint8_t *p, size_t len, cc__ping_msg *m, char *detail, size_t dn)
 {
     m->len = (uint8_t)(len < sizeof m->data ? len : sizeof m->data);
     if (m->len)
@@ -498,22 +498,22 @@ static void ping_body(wr *w, const void *msg)
     put(w, m->data, m->len <= sizeof m->data ? m->len : sizeof m->data);
 }
 
-int cc__ping_pack(cc__buf *out, const cc_context *ctx, const cc__ping_msg *m)
+int cc__f_ping_pack(cc__buf *out, const cc_context *ctx, const cc__ping_msg *m)
 {
     return pack(out, ctx, CC__F_PING, 0, ping_body, m);
 }
 
-int cc__pong_parse(const uint8_t *p, size_t len, cc__ping_msg *m, char *detail, size_t dn)
+int cc__f_pong_parse(const uint8_t *p, size_t len, cc__ping_msg *m, char *detail, size_t dn)
 {
-    return cc__ping_parse(p, len, m, detail, dn);
+    return cc__f_ping_parse(p, len, m, detail, dn);
 }
 
-int cc__pong_pack(cc__buf *out, const cc_context *ctx, const cc__ping_msg *m)
+int cc__f_pong_pack(cc__buf *out, const cc_context *ctx, const cc__ping_msg *m)
 {
     return pack(out, ctx, CC__F_PONG, 0, ping_body, m);
 }
 
-int cc__close_parse(const uint8_t *p, size_t len, cc__close_msg *m, char *detail, size_t dn)
+int cc__f_close_parse(const uint8_t *p, size_t len, cc__close_msg *m, char *detail, size_t dn)
 {
     rd r = {p, len, false, "", ""};
     m->code = (int32_t)rd_u32(&r);
@@ -528,7 +528,7 @@ static void close_body(wr *w, const void *msg)
     wr_text(w, m->reason, sizeof m->reason);
 }
 
-int cc__close_pack(cc__buf *out, const cc_context *ctx, const cc__close_msg *m)
+int cc__f_close_pack(cc__buf *out, const cc_context *ctx, const cc__close_msg *m)
 {
     return pack(out, ctx, CC__F_CLOSE, 0, close_body, m);
 }
@@ -537,21 +537,21 @@ int cc__frame_parse(const cc__frame_hdr *h, const uint8_t *p, cc__msg *m, char *
 {
     switch (h->type) {
     case CC__F_HELLO:
-        return cc__hello_parse(p, h->len, &m->hello, detail, dn);
+        return cc__f_hello_parse(p, h->len, &m->hello, detail, dn);
     case CC__F_LICENSE:
-        return cc__license_parse(p, h->len, &m->license, detail, dn);
+        return cc__f_license_parse(p, h->len, &m->license, detail, dn);
     case CC__F_AUTH_TOKEN:
-        return cc__auth_token_parse(p, h->len, &m->token, detail, dn);
+        return cc__f_auth_token_parse(p, h->len, &m->token, detail, dn);
     case CC__F_AUTH_RESULT:
-        return cc__auth_result_parse(p, h->len, &m->result, detail, dn);
+        return cc__f_auth_result_parse(p, h->len, &m->result, detail, dn);
     case CC__F_DATA:
-        return cc__data_parse(h->channel, p, h->len, &m->data, detail, dn);
+        return cc__f_data_parse(h->channel, p, h->len, &m->data, detail, dn);
     case CC__F_PING:
-        return cc__ping_parse(p, h->len, &m->ping, detail, dn);
+        return cc__f_ping_parse(p, h->len, &m->ping, detail, dn);
     case CC__F_PONG:
-        return cc__pong_parse(p, h->len, &m->ping, detail, dn);
+        return cc__f_pong_parse(p, h->len, &m->ping, detail, dn);
     case CC__F_CLOSE:
-        return cc__close_parse(p, h->len, &m->close, detail, dn);
+        return cc__f_close_parse(p, h->len, &m->close, detail, dn);
     }
     cc__fmt(detail, dn, "unknown frame type %u", h->type);
     return CC_ERR_BAD_FRAME;
@@ -561,21 +561,21 @@ int cc__frame_pack(cc__buf *out, const cc_context *ctx, int type, const cc__msg 
 {
     switch (type) {
     case CC__F_HELLO:
-        return cc__hello_pack(out, ctx, &m->hello);
+        return cc__f_hello_pack(out, ctx, &m->hello);
     case CC__F_LICENSE:
-        return cc__license_pack(out, ctx, &m->license);
+        return cc__f_license_pack(out, ctx, &m->license);
     case CC__F_AUTH_TOKEN:
-        return cc__auth_token_pack(out, ctx, &m->token);
+        return cc__f_auth_token_pack(out, ctx, &m->token);
     case CC__F_AUTH_RESULT:
-        return cc__auth_result_pack(out, ctx, &m->result);
+        return cc__f_auth_result_pack(out, ctx, &m->result);
     case CC__F_DATA:
-        return cc__data_pack(out, ctx, &m->data);
+        return cc__f_data_pack(out, ctx, &m->data);
     case CC__F_PING:
-        return cc__ping_pack(out, ctx, &m->ping);
+        return cc__f_ping_pack(out, ctx, &m->ping);
     case CC__F_PONG:
-        return cc__pong_pack(out, ctx, &m->ping);
+        return cc__f_pong_pack(out, ctx, &m->ping);
     case CC__F_CLOSE:
-        return cc__close_pack(out, ctx, &m->close);
+        return cc__f_close_pack(out, ctx, &m->close);
     }
     return CC_ERR_INTERNAL;
 }

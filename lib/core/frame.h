@@ -107,22 +107,22 @@ typedef union cc__msg {
     cc__close_msg close;
 } cc__msg;
 
-int cc__hello_parse(const uint8_t *p, size_t len, cc__hello *m, char *detail, size_t dn);
-int cc__hello_pack(cc__buf *out, const cc_context *ctx, const cc__hello *m);
-int cc__license_parse(const uint8_t *p, size_t len, cc__license_msg *m, char *detail, size_t dn);
-int cc__license_pack(cc__buf *out, const cc_context *ctx, const cc__license_msg *m);
-int cc__auth_token_parse(const uint8_t *p, size_t len, cc__auth_token *m, char *detail, size_t dn);
-int cc__auth_token_pack(cc__buf *out, const cc_context *ctx, const cc__auth_token *m);
-int cc__auth_result_parse(const uint8_t *p, size_t len, cc__auth_result *m, char *detail, size_t dn);
-int cc__auth_result_pack(cc__buf *out, const cc_context *ctx, const cc__auth_result *m);
-int cc__data_parse(uint16_t channel, const uint8_t *p, size_t len, cc__data_msg *m, char *detail, size_t dn);
-int cc__data_pack(cc__buf *out, const cc_context *ctx, const cc__data_msg *m);
-int cc__ping_parse(const uint8_t *p, size_t len, cc__ping_msg *m, char *detail, size_t dn);
-int cc__ping_pack(cc__buf *out, const cc_context *ctx, const cc__ping_msg *m);
-int cc__pong_parse(const uint8_t *p, size_t len, cc__ping_msg *m, char *detail, size_t dn);
-int cc__pong_pack(cc__buf *out, const cc_context *ctx, const cc__ping_msg *m);
-int cc__close_parse(const uint8_t *p, size_t len, cc__close_msg *m, char *detail, size_t dn);
-int cc__close_pack(cc__buf *out, const cc_context *ctx, const cc__close_msg *m);
+int cc__f_hello_parse(const uint8_t *p, size_t len, cc__hello *m, char *detail, size_t dn);
+int cc__f_hello_pack(cc__buf *out, const cc_context *ctx, const cc__hello *m);
+int cc__f_license_parse(const uint8_t *p, size_t len, cc__license_msg *m, char *detail, size_t dn);
+int cc__f_license_pack(cc__buf *out, const cc_context *ctx, const cc__license_msg *m);
+int cc__f_auth_token_parse(const uint8_t *p, size_t len, cc__auth_token *m, char *detail, size_t dn);
+int cc__f_auth_token_pack(cc__buf *out, const cc_context *ctx, const cc__auth_token *m);
+int cc__f_auth_result_parse(const uint8_t *p, size_t len, cc__auth_result *m, char *detail, size_t dn);
+int cc__f_auth_result_pack(cc__buf *out, const cc_context *ctx, const cc__auth_result *m);
+int cc__f_data_parse(uint16_t channel, const uint8_t *p, size_t len, cc__data_msg *m, char *detail, size_t dn);
+int cc__f_data_pack(cc__buf *out, const cc_context *ctx, const cc__data_msg *m);
+int cc__f_ping_parse(const uint8_t *p, size_t len, cc__ping_msg *m, char *detail, size_t dn);
+int cc__f_ping_pack(cc__buf *out, const cc_context *ctx, const cc__ping_msg *m);
+int cc__f_pong_parse(const uint8_t *p, size_t len, cc__ping_msg *m, char *detail, size_t dn);
+int cc__f_pong_pack(cc__buf *out, const cc_context *ctx, const cc__ping_msg *m);
+int cc__f_close_parse(const uint8_t *p, size_t len, cc__close_msg *m, char *detail, size_t dn);
+int cc__f_close_pack(cc__buf *out, const cc_context *ctx, const cc__close_msg *m);
 
 /* The parser of h->type over `payload` (h->len bytes) into the member of *m
  * for that type. CC_OK or CC_ERR_BAD_FRAME with a detail. */

@@ -14,6 +14,11 @@
 
 static void advance(cc_session *s);
 
+void cc__session_advance(cc_session *s)
+{
+    advance(s);
+}
+
 /* ------------------------------------------------------------------ events */
 
 static void emit(cc_session *s, cc_event *ev)
@@ -156,13 +161,6 @@ static int fail_telling(cc_session *s, int code, int peer_code, const char *peer
 
 /* -------------------------------------------------------------- starting */
 
-static void start_handshake_clock(cc_session *s)
-{
-    uint64_t now = cc__now_ms();
-    s->handshake_deadline = now + s->ctx->base.timeout[CC_TIMEOUT_HANDSHAKE];
-    s->last_rx = now;
-}
-
 /* Client: the licence fetch starts at the console's valid HELLO (never for a
  * stranger who has not got that far) and overlaps authentication. */
 static int start_license(cc_session *s)
@@ -176,78 +174,6 @@ static int start_license(cc_session *s)
     else
         cc__session_queue_job(s, j);
     return CC_OK;
-}
-
-CC_API int cc_session_connect(cc_session *s, const char *host, uint16_t port)
-{
-    if (!s || !host || !*host || strlen(host) > CC__NAME_MAX)
-        return CC_ERR_INVALID;
-    if (s->role != CC_ROLE_CONSOLE || s->state != CC_STATE_NEW || cc__pipe_started(s->pipe))
-        return CC_ERR_STATE;
-    s->peer_name = cc__strdup(s->ctx, host);
-    cc_job *j = s->peer_name ? cc__resolve_job_new(s->ctx, host, port ? port : CC_DEFAULT_PORT) : NULL;
-    if (!j)
-        return CC_ERR_NOMEM;
-    cc__session_queue_job(s, j);
-    start_handshake_clock(s);
-    advance(s);
-    return CC_OK;
-}
-
-/* Accepted socket or host callbacks: the transport is the pipe's from here
- * on, whatever happens; the session starts once everything is in place. */
-static int begin_transport(cc_session *s, const cc__transport *t)
-{
-    int r = cc__pipe_start(s->pipe, t, s->peer_name);
-    if (r < 0)
-        return r;
-    start_handshake_clock(s);
-    if (s->role == CC_ROLE_CLIENT) {
-        /* After failed proofs from this address, its next console waits
-         * before it is served; the handshake deadline starts after the wait. */
-        uint64_t now = cc__now_ms();
-        uint32_t wait =
-            cc__backoff_wait(&s->ctx->backoff, &s->source, s->ctx->base.timeout[CC_TIMEOUT_AUTH_BACKOFF], now);
-        if (wait) {
-            s->hold_until = now + wait;
-            s->handshake_deadline += wait;
-            cc__log(s->ctx, CC_LOG_INFO, "session %p: %u ms wait after failed proofs from this address", (void *)s,
-                    wait);
-        }
-    }
-    advance(s);
-    return CC_OK;
-}
-
-CC_API int cc_session_accept_fd(cc_session *s, int fd)
-{
-    if (!s || fd < 0)
-        return CC_ERR_INVALID;
-    if (s->role != CC_ROLE_CLIENT || s->state != CC_STATE_NEW || cc__pipe_started(s->pipe))
-        return CC_ERR_STATE;
-    if (cc__fd_set_nonblock(fd) < 0)
-        return CC_ERR_IO;
-    s->source.len = (uint8_t)cc__fd_peer_addr(fd, s->source.addr);
-    cc__transport t = {fd, NULL, NULL, NULL};
-    return begin_transport(s, &t);
-}
-
-CC_API int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn recv, void *user, const char *peer_name)
-{
-    if (!s || !send || !recv || (peer_name && strlen(peer_name) > CC__NAME_MAX))
-        return CC_ERR_INVALID;
-    if (s->state != CC_STATE_NEW || cc__pipe_started(s->pipe))
-        return CC_ERR_STATE;
-    if (s->role == CC_ROLE_CONSOLE && !peer_name && !s->ctx->tls.have_pin && !s->ctx->tls.verify_fn) {
-        cc__fmt(s->errmsg, sizeof s->errmsg,
-                "a console on a host transport needs the client's name to check its certificate "
-                "(or a pinned fingerprint or a verify callback)");
-        return CC_ERR_CONFIG;
-    }
-    if (s->role == CC_ROLE_CONSOLE && peer_name && !(s->peer_name = cc__strdup(s->ctx, peer_name)))
-        return CC_ERR_NOMEM;
-    cc__transport t = {-1, send, recv, user};
-    return begin_transport(s, &t);
 }
 
 /* ----------------------------------------------------------- connecting */

@@ -60,6 +60,9 @@ struct cc_session {
     char close_reason[CC__REASON_MAX];
 };
 
+/* session.c: takes the session as far as it can go now (the one place the state changes) */
+void cc__session_advance(cc_session *s);
+
 /* handle.c */
 void cc__session_queue_job(cc_session *s, cc_job *j);
 void cc__session_wipe_credentials(cc_session *s);

@@ -23,8 +23,8 @@ typedef struct cc__license_job {
     bool have_figures;   /* cc_job_license_set_figures, or a parsed page */
     bool ran;            /* cc_job_run finished the fetch */
     size_t body_len;
-    cc__lic_parser *parser; /* made on the first chunk */
-    cc__lic_page page;      /* figures once known */
+    cc__license_parser *parser; /* made on the first chunk */
+    cc__license_page page;      /* figures once known */
     /* run() took the verdict of another job's fetch (or the cache) instead
      * of asking the server itself */
     bool have_verdict;

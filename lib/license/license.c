@@ -236,7 +236,7 @@ void cc__license_set_cache_ttl(cc__license_conf *c, uint32_t ms)
 static void license_job_destroy(cc_job *job)
 {
     cc__license_job *lj = (cc__license_job *)job;
-    cc__lic_parser_free(lj->parser);
+    cc__license_parser_free(lj->parser);
     lj->parser = NULL;
     cc__free(job->ctx, lj->url);
     cc__free(job->ctx, lj->ca_file);
@@ -286,12 +286,12 @@ int cc__license_job_feed(cc__license_job *lj, const void *data, size_t len)
                                   "(CC_LIMIT_LICENSE_PAGE)",
                                   shown_url(lj), (unsigned)lj->max_page);
     lj->body_len += len;
-    if (!lj->parser && !(lj->parser = cc__lic_parser_new(lj->base.ctx)))
+    if (!lj->parser && !(lj->parser = cc__license_parser_new(lj->base.ctx)))
         return cc__job_set_result(&lj->base, CC_ERR_NOMEM, "out of memory parsing licence page %s", shown_url(lj));
-    int rc = cc__lic_parser_feed(lj->parser, data, len);
+    int rc = cc__license_parser_feed(lj->parser, data, len);
     if (rc)
         return cc__job_set_result(&lj->base, rc, "licence page %s: %s", shown_url(lj),
-                                  cc__lic_parser_detail(lj->parser));
+                                  cc__license_parser_detail(lj->parser));
     return 0;
 }
 
@@ -301,12 +301,12 @@ int cc__license_job_finish(cc__license_job *lj)
         return lj->base.result;
     if (lj->http_status && !status_ok(lj->http_status))
         return http_error(lj);
-    if (!lj->parser && !(lj->parser = cc__lic_parser_new(lj->base.ctx)))
+    if (!lj->parser && !(lj->parser = cc__license_parser_new(lj->base.ctx)))
         return cc__job_set_result(&lj->base, CC_ERR_NOMEM, "out of memory parsing licence page %s", shown_url(lj));
-    int rc = cc__lic_parser_finish(lj->parser, &lj->page);
+    int rc = cc__license_parser_finish(lj->parser, &lj->page);
     if (rc)
         return cc__job_set_result(&lj->base, rc, "licence page %s: %s", shown_url(lj),
-                                  cc__lic_parser_detail(lj->parser));
+                                  cc__license_parser_detail(lj->parser));
     lj->have_figures = true;
     lj->base.result = 0;
     lj->base.answered = true;
@@ -464,7 +464,7 @@ static void verdict_of(const cc__license_job *lj, cc__license_verdict *out, bool
                 "(cc_job_run) or answered (cc_job_license_feed / cc_job_license_set_figures)",
                 shown_url(lj));
     } else {
-        const cc__lic_page *pg = &lj->page;
+        const cc__license_page *pg = &lj->page;
         out->count = pg->count;
         out->in_use = pg->in_use;
         *sound = true;

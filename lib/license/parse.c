@@ -24,7 +24,7 @@ extern XML_Bool XML_SetBillionLaughsAttackProtectionActivationThreshold(XML_Pars
 
 enum field { F_NONE = 0, F_COUNT, F_IN_USE, F_EXPIRY };
 
-struct cc__lic_parser {
+struct cc__license_parser {
     const cc_context *ctx;
     XML_Parser xp;
     int error; /* sticky cc_error, 0 while fine */
@@ -36,7 +36,7 @@ struct cc__lic_parser {
     unsigned capture_depth;
     size_t value_len;
     char value[VALUE_MAX + 1];
-    cc__lic_page page;
+    cc__license_page page;
     char detail[CC__DETAIL_MAX];
 };
 
@@ -72,8 +72,8 @@ static const char *field_name(enum field f)
     }
 }
 
-static void fail(cc__lic_parser *p, int code, const char *fmt, ...) CC__PRINTF(3, 4);
-static void fail(cc__lic_parser *p, int code, const char *fmt, ...)
+static void fail(cc__license_parser *p, int code, const char *fmt, ...) CC__PRINTF(3, 4);
+static void fail(cc__license_parser *p, int code, const char *fmt, ...)
 {
     if (p->error)
         return;
@@ -90,7 +90,7 @@ static bool is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-int cc__lic_parse_count(const char *s, size_t len, uint32_t *out)
+int cc__license_parse_count(const char *s, size_t len, uint32_t *out)
 {
     size_t i = 0, end = len;
     while (i < end && is_ws(s[i]))
@@ -142,7 +142,7 @@ static int days_in_month(int y, int m)
     return m == 2 && leap ? 29 : dim[m - 1];
 }
 
-int cc__lic_parse_date(const char *s, size_t len, int64_t *expires_at)
+int cc__license_parse_date(const char *s, size_t len, int64_t *expires_at)
 {
     size_t i = 0, end = len;
     while (i < end && is_ws(s[i]))
@@ -190,7 +190,7 @@ int cc__lic_parse_date(const char *s, size_t len, int64_t *expires_at)
     return 0;
 }
 
-static void store(cc__lic_parser *p, enum field f, const char *v, size_t len)
+static void store(cc__license_parser *p, enum field f, const char *v, size_t len)
 {
     char shown[80];
     cc__printable(shown, sizeof shown, (const uint8_t *)v, len);
@@ -203,7 +203,7 @@ static void store(cc__lic_parser *p, enum field f, const char *v, size_t len)
             fail(p, CC_ERR_LICENSE_PARSE, "%s is given more than once", field_name(f));
             return;
         }
-        if (cc__lic_parse_count(v, len, dst) != 0) {
+        if (cc__license_parse_count(v, len, dst) != 0) {
             fail(p, CC_ERR_LICENSE_PARSE, "%s is \"%s\", not a whole number from 0 to 4294967295", field_name(f),
                  shown);
             return;
@@ -216,7 +216,7 @@ static void store(cc__lic_parser *p, enum field f, const char *v, size_t len)
             fail(p, CC_ERR_LICENSE_PARSE, "the expiry date is given more than once");
             return;
         }
-        if (cc__lic_parse_date(v, len, &p->page.expires_at) != 0) {
+        if (cc__license_parse_date(v, len, &p->page.expires_at) != 0) {
             fail(p, CC_ERR_LICENSE_PARSE, "expiry date \"%s\" is not YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[Z|+hh:mm]",
                  shown);
             return;
@@ -231,7 +231,7 @@ static void store(cc__lic_parser *p, enum field f, const char *v, size_t len)
 
 static void XMLCALL on_start(void *user, const XML_Char *name, const XML_Char **attrs)
 {
-    cc__lic_parser *p = user;
+    cc__license_parser *p = user;
     if (p->error)
         return;
     p->depth++;
@@ -271,7 +271,7 @@ static void XMLCALL on_start(void *user, const XML_Char *name, const XML_Char **
 
 static void XMLCALL on_end(void *user, const XML_Char *name)
 {
-    cc__lic_parser *p = user;
+    cc__license_parser *p = user;
     (void)name;
     if (p->error)
         return;
@@ -287,7 +287,7 @@ static void XMLCALL on_end(void *user, const XML_Char *name)
 
 static void XMLCALL on_text(void *user, const XML_Char *s, int len)
 {
-    cc__lic_parser *p = user;
+    cc__license_parser *p = user;
     if (p->error || p->capture == F_NONE || len <= 0)
         return;
     size_t n = (size_t)len;
@@ -328,9 +328,9 @@ static int XMLCALL on_external_entity(XML_Parser xp, const XML_Char *context, co
     return XML_STATUS_ERROR; /* never fetch anything the page points at */
 }
 
-cc__lic_parser *cc__lic_parser_new(const cc_context *ctx)
+cc__license_parser *cc__license_parser_new(const cc_context *ctx)
 {
-    cc__lic_parser *p = cc__calloc(ctx, sizeof *p);
+    cc__license_parser *p = cc__calloc(ctx, sizeof *p);
     if (!p)
         return NULL;
     p->ctx = ctx;
@@ -361,7 +361,7 @@ cc__lic_parser *cc__lic_parser_new(const cc_context *ctx)
     return p;
 }
 
-unsigned cc__lic_parser_hardening(void)
+unsigned cc__license_parser_hardening(void)
 {
     unsigned m = 0;
     if (XML_SetBillionLaughsAttackProtectionMaximumAmplification &&
@@ -372,7 +372,7 @@ unsigned cc__lic_parser_hardening(void)
     return m;
 }
 
-static void xml_failed(cc__lic_parser *p)
+static void xml_failed(cc__license_parser *p)
 {
     if (p->error)
         return; /* a handler stopped the parser and said why */
@@ -382,7 +382,7 @@ static void xml_failed(cc__lic_parser *p)
          (unsigned long)XML_GetCurrentColumnNumber(p->xp) + 1, XML_ErrorString(e));
 }
 
-int cc__lic_parser_feed(cc__lic_parser *p, const void *data, size_t len)
+int cc__license_parser_feed(cc__license_parser *p, const void *data, size_t len)
 {
     if (p->error)
         return p->error;
@@ -401,7 +401,7 @@ int cc__lic_parser_feed(cc__lic_parser *p, const void *data, size_t len)
     return 0;
 }
 
-int cc__lic_parser_finish(cc__lic_parser *p, cc__lic_page *out)
+int cc__license_parser_finish(cc__license_parser *p, cc__license_page *out)
 {
     memset(out, 0, sizeof *out);
     if (!p->error && !p->finished) {
@@ -424,12 +424,12 @@ int cc__lic_parser_finish(cc__lic_parser *p, cc__lic_page *out)
     return p->error;
 }
 
-const char *cc__lic_parser_detail(const cc__lic_parser *p)
+const char *cc__license_parser_detail(const cc__license_parser *p)
 {
     return p->detail;
 }
 
-void cc__lic_parser_free(cc__lic_parser *p)
+void cc__license_parser_free(cc__license_parser *p)
 {
     if (!p)
         return;

@@ -86,13 +86,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    cc__lic_parser *p = cc__lic_parser_new(ctx);
+    cc__license_parser *p = cc__license_parser_new(ctx);
     if (!p)
         abort();
     size_t at = 0;
     int first_err = 0;
     for (size_t i = 0; i <= n; i++) {
-        int r = cc__lic_parser_feed(p, page + at, cut[i] - at);
+        int r = cc__license_parser_feed(p, page + at, cut[i] - at);
         if (r != 0 && r != CC_ERR_LICENSE_PARSE && r != CC_ERR_NOMEM)
             abort();
         if (first_err && r != first_err) /* errors are sticky */
@@ -101,24 +101,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             first_err = r;
         at = cut[i];
     }
-    cc__lic_page out;
+    cc__license_page out;
     memset(&out, 0xa5, sizeof out);
-    int r = cc__lic_parser_finish(p, &out);
+    int r = cc__license_parser_finish(p, &out);
     if (r != 0 && r != CC_ERR_LICENSE_PARSE && r != CC_ERR_LICENSE_MISSING && r != CC_ERR_NOMEM)
         abort();
     if (first_err && r == 0)
         abort();
     if (r == 0 && (!out.have_count || !out.have_in_use || !memchr(out.expiry_text, 0, sizeof out.expiry_text)))
         abort();
-    const char *d = cc__lic_parser_detail(p);
+    const char *d = cc__license_parser_detail(p);
     if (!d || (r && !d[0]) || !memchr(d, 0, CC__DETAIL_MAX))
         abort();
-    cc__lic_parser_free(p);
+    cc__license_parser_free(p);
 
     /* The figure and date readers on the raw page. */
     uint32_t v;
     int64_t t;
-    cc__lic_parse_count((const char *)page, len, &v);
-    cc__lic_parse_date((const char *)page, len, &t);
+    cc__license_parse_count((const char *)page, len, &v);
+    cc__license_parse_date((const char *)page, len, &t);
     return 0;
 }
