@@ -89,6 +89,24 @@ const char *t_psk(const char *name)
     return fclose(f) == 0 ? path : NULL;
 }
 
+int t_listening_port(const char *path, unsigned *port, int ms)
+{
+    static const char key[] = "\"address\":\"127.0.0.1:";
+    for (int waited = 0; waited <= ms; waited += 25) {
+        char buf[4096];
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        char *p = strstr(buf, key);
+        if (p && sscanf(p + strlen(key), "%u", port) == 1)
+            return 0;
+        usleep(25000);
+    }
+    return -1;
+}
+
 int t_listen(struct sockaddr_in *addr)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

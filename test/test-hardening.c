@@ -261,6 +261,8 @@ static void t_one_failure_for_every_cause(void)
     cc_context_free(c);
 }
 
+static int mech_pair(struct tp_pair *p, const cc_authenticator *mech, int require, tp_done_fn done);
+
 /* ---- 3. a client cannot tell the console it succeeded ---- */
 
 /* Console side: like NTLM's initiator, any token makes it answer and finish.
@@ -291,15 +293,9 @@ static const cc_authenticator liar_m = {sizeof liar_m, "liar", fm_start, lm_step
 
 static void t_no_success_without_the_exchange(void)
 {
-    struct tp_pair p = {0};
-    p.cctx = console_ctx();
-    p.sctx = client_ctx(NULL);
-    cc_context_add_authenticator(p.cctx, &liar, NULL);
-    cc_context_add_authenticator(p.sctx, &liar, NULL);
-    p.cli.lic_count = 2;
+    struct tp_pair p;
     liar_mutual_flag = 0;
-    T_EQ(tp_pair_open(&p, "tester", NULL), 0);
-    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 5000));
+    T_EQ(mech_pair(&p, &liar, 0, tp_both_ended), 0);
     T_EQ(p.con.result, CC_ERR_AUTH_MUTUAL);
     T_CONTAINS(cc_session_errmsg(p.con.s), "before liar's exchange was complete");
     T_ASSERT(cc_session_identity(p.con.s) == NULL);
@@ -307,6 +303,22 @@ static void t_no_success_without_the_exchange(void)
 }
 
 /* ---- 4. mutual authentication: reported, and required on demand ---- */
+
+/* A pair whose contexts both carry `mech`; the console requires mutual
+ * authentication when `require` is set. Drives it until `done`. */
+static int mech_pair(struct tp_pair *p, const cc_authenticator *mech, int require, tp_done_fn done)
+{
+    memset(p, 0, sizeof *p);
+    p->cctx = console_ctx();
+    p->sctx = client_ctx(NULL);
+    cc_context_add_authenticator(p->cctx, mech, NULL);
+    cc_context_add_authenticator(p->sctx, mech, NULL);
+    cc_context_set_require_mutual(p->cctx, require);
+    p->cli.lic_count = 2;
+    if (tp_pair_open(p, "tester", NULL) != 0 || !tp_drive(&p->con, &p->cli, done, 5000))
+        return -1;
+    return 0;
+}
 
 static void t_mutual_reported_and_required(void)
 {
@@ -324,29 +336,14 @@ static void t_mutual_reported_and_required(void)
     tp_pair_free(&p);
 
     /* a mechanism that claims CC_AUTH_FLAG_MUTUAL but proves nothing: refused when required */
-    memset(&p, 0, sizeof p);
-    p.cctx = console_ctx();
-    p.sctx = client_ctx(NULL);
-    cc_context_add_authenticator(p.cctx, &liar_m, NULL);
-    cc_context_add_authenticator(p.sctx, &liar_m, NULL);
-    cc_context_set_require_mutual(p.cctx, 1);
-    p.cli.lic_count = 2;
     liar_mutual_flag = 1;
-    T_EQ(tp_pair_open(&p, "tester", NULL), 0);
-    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 5000));
+    T_EQ(mech_pair(&p, &liar_m, 1, tp_both_ended), 0);
     T_EQ(p.con.result, CC_ERR_AUTH_MUTUAL);
     T_CONTAINS(cc_session_errmsg(p.con.s), "requires mutual authentication");
     tp_pair_free(&p);
 
     /* the same without the requirement: established, reported as not mutual */
-    memset(&p, 0, sizeof p);
-    p.cctx = console_ctx();
-    p.sctx = client_ctx(NULL);
-    cc_context_add_authenticator(p.cctx, &liar_m, NULL);
-    cc_context_add_authenticator(p.sctx, &liar_m, NULL);
-    p.cli.lic_count = 2;
-    T_EQ(tp_pair_open(&p, "tester", NULL), 0);
-    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_established, 5000));
+    T_EQ(mech_pair(&p, &liar_m, 0, tp_both_established), 0);
     T_EQ(cc_session_state(p.con.s), CC_STATE_ESTABLISHED);
     T_EQ(cc_session_auth_mutual(p.con.s), 0);
     T_EQ(cc_session_auth_mutual(p.cli.s), CC_ERR_STATE); /* a console's question */

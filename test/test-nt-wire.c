@@ -146,19 +146,7 @@ static int start_client(void)
               "--license-file", lic, "--accounts", store, (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 200; i++) {
-        char buf[4096];
-        f = fopen(out_path, "r");
-        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-        if (f)
-            fclose(f);
-        buf[n] = '\0';
-        char *p = strstr(buf, "\"address\":\"127.0.0.1:");
-        if (p && sscanf(p + strlen("\"address\":\"127.0.0.1:"), "%u", &port) == 1)
-            return 0;
-        usleep(25000);
-    }
-    return -1;
+    return t_listening_port(out_path, &port, 5000);
 }
 
 static bool started;
