@@ -429,6 +429,41 @@ static void t_failed_proofs_slow_the_source(void)
     cc_context_free(sctx);
 }
 
+/* ---- 6. a peer that stops reading cannot hold a closing session ---- */
+
+static bool cli_ended(struct tp_side *con, struct tp_side *cli)
+{
+    (void)con;
+    return cli->ended;
+}
+
+static void t_close_has_a_deadline(void)
+{
+    struct tp_pair p = {0};
+    p.cctx = console_ctx();
+    p.sctx = client_ctx(NULL);
+    psk_register(p.cctx, pskfile);
+    p.cli.lic_count = 2;
+    T_EQ(tp_pair_open(&p, "tester", NULL), 0);
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_established, 5000));
+    T_EQ(cc_session_pause_reading(p.con.s, 1), CC_OK); /* the console reads nothing more */
+    static uint8_t chunk[16384];
+    int r = CC_OK;
+    /* fill the client's send buffer and the socket's */
+    for (int i = 0; i < 400 && r != CC_ERR_AGAIN; i++) {
+        r = cc_session_send(p.cli.s, 1, chunk, sizeof chunk);
+        tp_step(&p.cli);
+    }
+    T_EQ(r, CC_ERR_AGAIN);
+    T_EQ(cc_session_close(p.cli.s, 0, "done"), CC_OK);
+    uint64_t t0 = t_now_ms();
+    T_ASSERT(tp_drive(&p.con, &p.cli, cli_ended, 20000));
+    T_EQ(p.cli.result, CC_ERR_TIMEOUT);
+    T_CONTAINS(cc_session_errmsg(p.cli.s), "did not take the last");
+    T_ASSERT(t_now_ms() - t0 >= 9000); /* it waited its drain time, not less */
+    tp_pair_free(&p);
+}
+
 int main(void)
 {
     /* before OpenSSL allocates anything */
@@ -450,5 +485,6 @@ int main(void)
     t_run("mutual authentication is reported, and refused when required but absent", t_mutual_reported_and_required);
     t_run("failed proofs make the next console from that address wait; a success clears it",
           t_failed_proofs_slow_the_source);
+    t_run("a closing session gives a peer that stops reading 10 s, then fails", t_close_has_a_deadline);
     return t_done();
 }

@@ -6,6 +6,9 @@
 #include <string.h>
 
 #define CLOSE_LINGER_MS 2000u
+/* An orderly close waits this long at most for our last bytes to go out: a
+ * peer that stops reading cannot hold a closing session for ever. */
+#define CLOSE_DRAIN_MS 10000u
 /* Output a peer can make us queue by sending without reading (PONGs) may
  * exceed what the host or the handshake queues by this much, no more. */
 #define REPLY_RESERVE (64u * 1024)
@@ -416,15 +419,28 @@ static int tls_up(cc_session *s)
 }
 
 /* Orderly close, once our close_notify is out: everything flushed, then the
- * half-close, then the peer's end or the linger time. true when done. */
+ * half-close, then the peer's end or the linger time. true when done; the
+ * session has failed when the peer would not take our last bytes in time. */
 static bool close_done(cc_session *s, uint64_t now)
 {
     bool flushed = !cc__pipe_pending(s->pipe), peer_done = cc__pipe_in_done(s->pipe);
     if (flushed)
         cc__pipe_shutdown_write(s->pipe);
-    if ((flushed || peer_done) && !s->close_deadline)
-        s->close_deadline = now + CLOSE_LINGER_MS;
-    return (flushed && peer_done) || (s->close_deadline && now >= s->close_deadline);
+    if (!s->close_deadline)
+        s->close_deadline = now + CLOSE_DRAIN_MS;
+    if ((flushed || peer_done) && !s->close_lingering) {
+        s->close_lingering = true;
+        if (now + CLOSE_LINGER_MS < s->close_deadline)
+            s->close_deadline = now + CLOSE_LINGER_MS;
+    }
+    if (now < s->close_deadline)
+        return flushed && peer_done;
+    if (!flushed) {
+        fail(s, CC_ERR_TIMEOUT, false, "the peer did not take the last %zu bytes within %u ms of the close",
+             cc__pipe_pending(s->pipe), CLOSE_DRAIN_MS);
+        return false;
+    }
+    return true;
 }
 
 /* ------------------------------------------------------------- advance() */

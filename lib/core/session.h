@@ -40,10 +40,10 @@ struct cc_session {
     char offered[CC__MAX_AUTH][CC__MECH_MAX + 1]; /* the peer's HELLO */
     size_t n_offered;                             /* 0 until it arrived */
     cc_auth *auth;
-    bool auth_job_out; /* the mechanism waits for its job */
-    bool auth_ok;      /* the client sent AUTH_RESULT 0, or the console accepted it */
-    bool mutual;       /* console: the mechanism proved the client (cc_auth_set_mutual) */
-    cc__source source; /* client: the console's address, for the backoff after failed proofs */
+    bool auth_job_out;   /* the mechanism waits for its job */
+    bool auth_ok;        /* the client sent AUTH_RESULT 0, or the console accepted it */
+    bool mutual;         /* console: the mechanism proved the client (cc_auth_set_mutual) */
+    cc__source source;   /* client: the console's address, for the backoff after failed proofs */
     uint64_t hold_until; /* client: served only from then on (doc/SECURITY.md, online guessing) */
 
     /* console credentials, wiped when authentication ends */
@@ -53,6 +53,7 @@ struct cc_session {
     uint64_t handshake_deadline; /* 0 until the host started the connection */
     uint64_t last_rx, ping_sent, close_deadline;
     bool ping_outstanding;
+    bool close_lingering; /* our bytes are out (or the peer is done): close_deadline is the linger's */
 
     /* what the host asked for */
     bool send_blocked, read_paused;
