@@ -42,16 +42,18 @@ static const char usage[] =
     "  --keytab FILE                  Active Directory (Kerberos) with this keytab\n"
     "    --service PRINCIPAL          accept only this service principal\n"
     "    --realm REALM                accept principals of this realm only\n"
+    "  --auth-disclosure              tell a refused console why (unknown account, disabled, ...);\n"
+    "                                 default: one \"user name or password is incorrect\" for all\n"
     "licence (one of):\n"
     "  --license-url URL              the licence-details page\n"
     "  --ns NAME                      management server: http://NAME/altiris/NS/Agent/GetLicenseDetails.aspx\n"
     "  --license-file FILE            answer licence checks from a saved page (testing)\n"
     "  --license-ca FILE              CA file for an https licence URL\n"
-    "  --license-timeout MS           whole licence fetch deadline (default 10000)\n"
+    "  --license-timeout MS           whole licence fetch deadline (default 4000)\n"
     "behaviour:\n"
     "  --echo                         send back the data each console sends\n"
     "  --once                         exit after the first session ends (its exit code)\n"
-    "  --timeout MS                   handshake deadline (default 30000)\n"
+    "  --timeout MS                   handshake deadline (default 10000)\n"
     "  --workers N                    threads running jobs (licence, KDC), 1 to 64 (default 4)\n"
     "  --max-sessions N               sessions at once (default 1024): when full, the oldest\n"
     "                                 unauthenticated one makes way for a new console\n"
@@ -65,7 +67,7 @@ struct options {
     const char *psk_file, *accounts, *dc_realm, *krb5_conf, *dc_check, *keytab, *service, *realm;
     const char *license_url, *ns, *license_file, *license_ca;
     unsigned long license_timeout, timeout, workers, max_sessions, max_per_source;
-    bool want_psk, echo, json, once, max_per_source_set;
+    bool want_psk, auth_disclosure, echo, json, once, max_per_source_set;
 };
 
 /* A console's IP address, for --max-per-source: IPv4 also when it came as
@@ -259,6 +261,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                                          {"keytab", required_argument, 0, 'y'},
                                          {"service", required_argument, 0, 'S'},
                                          {"realm", required_argument, 0, 'R'},
+                                         {"auth-disclosure", no_argument, 0, 'X'},
                                          {"license-url", required_argument, 0, 'u'},
                                          {"ns", required_argument, 0, 'n'},
                                          {"license-file", required_argument, 0, 'f'},
@@ -316,6 +319,9 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case 'R':
             o->realm = optarg;
+            break;
+        case 'X':
+            o->auth_disclosure = true;
             break;
         case 'u':
             o->license_url = optarg;
@@ -435,6 +441,10 @@ static int make_context(struct app *a, const struct options *o)
         EX_CHECK(PROG, ctx, cc_context_set_license_ca_file(ctx, o->license_ca), EX_USAGE);
     if (o->license_timeout)
         EX_CHECK(PROG, ctx, cc_context_set_timeout(ctx, CC_TIMEOUT_LICENSE, (uint32_t)o->license_timeout), EX_USAGE);
+    /* By default a refused console learns only "user name or password is incorrect", so that a
+     * stranger cannot tell which accounts exist; the cause is in this program's own output. */
+    if (o->auth_disclosure)
+        EX_CHECK(PROG, ctx, cc_context_set_auth_disclosure(ctx, 1), EX_USAGE);
     int rc = EX_OK;
     if (o->keytab)
         rc = add_kerberos(ctx, o);

@@ -24,9 +24,11 @@ static const char usage[] = "usage: cc-console HOST[:PORT] [options]\n"
                             "  --domain DOMAIN        NT domain\n"
                             "  --password-file FILE   password for nt, or for kerberos instead of the ticket cache\n"
                             "  --service PRINCIPAL    kerberos service principal (default host/HOST@REALM)\n"
+                            "  --require-mutual       offer only mechanisms that prove the client (kerberos, psk)\n"
+                            "                         and refuse a client that did not prove itself\n"
                             "session:\n"
                             "  --send FILE            send FILE on channel 1 and check that the echo matches\n"
-                            "  --timeout MS           handshake deadline (default 30000)\n"
+                            "  --timeout MS           handshake deadline (default 10000)\n"
                             "  --json                 one JSON object per line per event on stdout\n"
                             "  --trace                print each step with its duration on stderr\n"
                             "  --version              print the library's version and exit\n"
@@ -39,7 +41,7 @@ struct options {
     const char *mechs[8]; /* in order of preference */
     int n_mechs;
     unsigned long timeout;
-    bool json, trace;
+    bool json, trace, require_mutual;
     char *host; /* malloc'd */
     unsigned port;
 };
@@ -75,7 +77,7 @@ static void print_state(struct app *a, const cc_event *ev)
         ex_json_string(stdout, cc_session_tls_version(a->s));
         printf(",\"cipher\":");
         ex_json_string(stdout, cc_session_tls_cipher(a->s));
-        printf(",\"ms\":%.3f}\n", now - a->t0);
+        printf(",\"mutual\":%s,\"ms\":%.3f}\n", cc_session_auth_mutual(a->s) == 1 ? "true" : "false", now - a->t0);
     }
 }
 
@@ -87,13 +89,17 @@ static void print_license(const struct app *a, const cc_event *ev)
         fprintf(stderr, "licence granted: %u of %u in use\n", ev->license_in_use, ev->license_count);
 }
 
+/* The human line says whether the mechanism proved the client too, or only its certificate did:
+ * a technician typing a password into an "nt" session trusts the certificate alone. */
 static void print_auth(const struct app *a, const cc_event *ev)
 {
     char mech[EX_SHOW_MAX], text[EX_SHOW_MAX];
     if (a->json)
         ex_json_auth(0, ev, false);
     else if (!ev->code)
-        fprintf(stderr, "authenticated by %s as %s\n", ex_show(mech, ev->mechanism), ex_show(text, ev->text));
+        fprintf(stderr, "authenticated by %s as %s; %s\n", ex_show(mech, ev->mechanism), ex_show(text, ev->text),
+                cc_session_auth_mutual(a->s) == 1 ? "the client proved itself through the mechanism too"
+                                                  : "the client proved itself only by its certificate");
 }
 
 /* Failures in text mode are reported by the loop, with the session's detail. */
@@ -158,6 +164,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                                          {"domain", required_argument, 0, 'd'},
                                          {"password-file", required_argument, 0, 'w'},
                                          {"service", required_argument, 0, 'S'},
+                                         {"require-mutual", no_argument, 0, 'M'},
                                          {"send", required_argument, 0, 's'},
                                          {"timeout", required_argument, 0, 't'},
                                          {"json", no_argument, 0, 'j'},
@@ -195,6 +202,9 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case 'S':
             o->service = optarg;
+            break;
+        case 'M':
+            o->require_mutual = true;
             break;
         case 's':
             o->send_file = optarg;
@@ -265,6 +275,8 @@ static int make_context(struct app *a, const struct options *o)
         EX_CHECK(PROG, ctx, cc_context_set_pin_sha256(ctx, o->pin), EX_USAGE);
     if (o->timeout)
         EX_CHECK(PROG, ctx, cc_context_set_timeout(ctx, CC_TIMEOUT_HANDSHAKE, (uint32_t)o->timeout), EX_USAGE);
+    if (o->require_mutual)
+        EX_CHECK(PROG, ctx, cc_context_set_require_mutual(ctx, 1), EX_USAGE);
     return add_mechanisms(ctx, o);
 }
 
@@ -281,7 +293,9 @@ static int make_session(struct app *a, const struct options *o)
     if (!a->s) {
         char text[EX_SHOW_MAX];
         fprintf(stderr, PROG ": %s: %s\n", cc_strerror(err), ex_show(text, cc_context_errmsg(a->ctx)));
-        rc = ex_exit_code(err);
+        /* a configuration the library refuses (--require-mutual with no mechanism that proves the
+         * client) is the command line's fault */
+        rc = err == CC_ERR_CONFIG ? EX_USAGE : ex_exit_code(err);
     } else if ((o->user || password) &&
                ex_config_failed(PROG, a->ctx,
                                 cc_session_set_credentials(a->s, o->user ? o->user : "", o->domain, password))) {
