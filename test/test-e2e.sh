@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test-e2e.sh -- cc-console and cc-client end to end on loopback: the whole
 # process with the psk example mechanism, certificate failures, licence denial,
-# bad peers, deadlines, and a client that keeps serving after each of them.
+# bad peers, deadlines, which mechanisms prove the client (--require-mutual), and a client
+# that keeps serving after each of them.
 . "$(dirname "$0")/lib.sh"
 
 C=$(t_certs) || { echo "not ok - certificates"; exit 1; }
@@ -10,13 +11,20 @@ BAD=$(t_psk bad)
 GRANT=$(t_license_page 25 7)
 FULL=$(t_license_page 10 10)
 CLIENT_ARGS=(--cert "$C/client.pem" --key "$C/client.key" --auth psk --psk-file "$PSK")
+# An NT account too, for a mechanism that proves the console's user but not the client.
+nthash() { printf '%s' "$1" | iconv -t UTF-16LE | openssl dgst -md4 -provider legacy -provider default | awk '{print toupper($2)}'; }
+H=$(nthash tech-pw)
+[ ${#H} -eq 32 ] || { echo "not ok - NT hash of the test password (openssl md4)"; exit 1; }
+printf 'tech:1000:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:%s:[U          ]:LCT-5F5E1000:\n' "$H" >"$T_DIR/smbpasswd"
+printf 'tech-pw\n' >"$T_DIR/tech.pw"
+NT_CONSOLE=(--auth nt --user tech --domain WORKGROUP --password-file "$T_DIR/tech.pw")
 console() { "$CC_BIN/cc-console" "127.0.0.1:$CLIENT_PORT" "$@"; }
 has() { grep -q -- "$2" "$1"; }
 # exited RC WANT FILE PATTERN: the exit status is WANT and FILE has PATTERN (both asserted)
 exited() { [ "$1" -eq "$2" ] && has "$3" "$4"; }
 
 # --- the whole process, 64 MiB echoed intact, on a client serving many consoles ---
-start_client main "${CLIENT_ARGS[@]}" --license-file "$GRANT" --echo || exit 1
+start_client main "${CLIENT_ARGS[@]}" --accounts "$T_DIR/smbpasswd" --license-file "$GRANT" --echo || exit 1
 head -c $((64 << 20)) /dev/urandom >"$T_DIR/big.bin"
 console --ca "$C/ca.pem" --auth psk --psk-file "$PSK" --user alice --send "$T_DIR/big.bin" --json >"$T_DIR/c1.out" 2>"$T_DIR/c1.err"
 rc=$?
@@ -24,6 +32,7 @@ check "64 MiB send comes back intact (exit 0)" [ "$rc" -eq 0 ]
 check "console reports the licence figures as JSON" \
     has "$T_DIR/c1.out" '^{"event":"license","count":25,"in_use":7,"granted":true}$'
 check "console reports established with TLS 1.3" has "$T_DIR/c1.out" '"event":"established","mechanism":"psk","tls":"TLSv1.3"'
+check "console reports that psk proved the client (\"mutual\":true)" has "$T_DIR/c1.out" '"event":"established",.*"mutual":true'
 check "client reports the identity" has "$T_DIR/main.out" '"event":"established","session":1,"identity":"psk:alice"'
 
 console --pin "$(cat "$C/client.sha256")" --auth psk --psk-file "$PSK" >/dev/null 2>&1
@@ -38,6 +47,28 @@ done
 all=0
 for p in "${pids[@]}"; do wait_pid "$p" 30; [ "$WAIT_RC" -eq 0 ] || all=1; done
 check "five consoles at once are all served" [ "$all" -eq 0 ]
+
+# --- which mechanism proves the client: psk does, nt proves only the console's user ---
+console --ca "$C/ca.pem" --auth psk --psk-file "$PSK" --require-mutual --json >"$T_DIR/m1.out" 2>&1
+check "--require-mutual with psk: established, \"mutual\":true" \
+    exited $? 0 "$T_DIR/m1.out" '"event":"established","mechanism":"psk",.*"mutual":true'
+console --ca "$C/ca.pem" --auth psk --psk-file "$PSK" >"$T_DIR/m2.out" 2>&1
+check "psk, human output: the client proved itself through the mechanism" \
+    exited $? 0 "$T_DIR/m2.out" '^authenticated by psk as psk:console; the client proved itself through the mechanism too$'
+console --ca "$C/ca.pem" "${NT_CONSOLE[@]}" --json >"$T_DIR/m3.out" 2>&1
+check "nt without --require-mutual: established, \"mutual\":false" \
+    exited $? 0 "$T_DIR/m3.out" '"event":"established","mechanism":"nt",.*"mutual":false'
+console --ca "$C/ca.pem" "${NT_CONSOLE[@]}" >"$T_DIR/m4.out" 2>&1
+check "nt, human output: the client proved itself only by its certificate" \
+    exited $? 0 "$T_DIR/m4.out" '^authenticated by nt as WORKGROUP\\\\tech; the client proved itself only by its certificate$'
+console --ca "$C/ca.pem" "${NT_CONSOLE[@]}" --require-mutual --json >"$T_DIR/m5.out" 2>&1
+rc=$?
+check "nt with --require-mutual: exit 2 before connecting, the library's CC_ERR_CONFIG reason" \
+    exited "$rc" 2 "$T_DIR/m5.out" 'mutual authentication is required but no authenticator proves the client'
+check "nt with --require-mutual: no connection was attempted" bash -c "! grep -q '\"state\"' '$T_DIR/m5.out'"
+console --ca "$C/ca.pem" "${NT_CONSOLE[@]}" --auth psk --psk-file "$PSK" --require-mutual --json >"$T_DIR/m6.out" 2>&1
+check "nt and psk with --require-mutual: only psk is offered (the client prefers nt), \"mutual\":true" \
+    exited $? 0 "$T_DIR/m6.out" '"event":"established","mechanism":"psk",.*"mutual":true'
 
 # --- certificate failures: exit 4 with the specific code ---
 console --ca "$C/other-ca.pem" --auth psk --psk-file "$PSK" --json >"$T_DIR/u.out" 2>&1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test-krb5-e2e.sh -- Kerberos authentication end to end through cc-console and cc-client
-# against a throw-away MIT KDC: ticket, password, and each refusal with its exit code.
+# against a throw-away MIT KDC: ticket, password, mutual authentication, and each refusal
+# with its exit code.
 . "$(dirname "$0")/lib.sh"
 . "$CC_SRC/test/fixtures/kdc.sh"
 
@@ -47,11 +48,18 @@ start_client main --cert "$C/client.pem" --key "$C/client.key" --license-file "$
 expect ticket 0 "" "FILE:$K/alice.cc"
 check "ticket: console established with mechanism kerberos" has "$T_DIR/ticket.out" '"mechanism":"kerberos"'
 check "ticket: client reports the identity alice@CC.TEST" has "$T_DIR/main.out" '"identity":"alice@CC.TEST"'
+check "ticket: the client proved itself with its AP-REP (\"mutual\":true)" \
+    has "$T_DIR/ticket.out" '"event":"established","mechanism":"kerberos",.*"mutual":true'
+expect require-mutual 0 "" "FILE:$K/alice.cc" --require-mutual
+check "--require-mutual: kerberos is offered and established, \"mutual\":true" \
+    has "$T_DIR/require-mutual.out" '"event":"established","mechanism":"kerberos",.*"mutual":true'
 expect password 0 "" "FILE:$K/none.cc" --user alice --password-file "$T_DIR/alice.pw"
 check "password: the password never reaches the logs" \
     bash -c "! grep -q alice-pw '$T_DIR/password.out' '$T_DIR/password.err' '$T_DIR/main.out' '$T_DIR/main.err'"
 expect service 0 "" "FILE:$K/alice.cc" --service host/localhost@CC.TEST
 expect no-ticket 6 CC_ERR_AUTH_NO_CREDENTIALS "FILE:$K/none.cc"
+# The console's own KDC refuses these two (the client never hears of them), so the console
+# knows the precise cause; what a client tells a refused console is checked in test-nt-e2e.sh.
 expect wrong-password 6 CC_ERR_AUTH_BAD_CREDENTIALS "FILE:$K/none.cc" --user alice --password-file "$T_DIR/wrong.pw"
 expect unknown-user 6 CC_ERR_AUTH_UNKNOWN_USER "FILE:$K/none.cc" --user mallory --password-file "$T_DIR/alice.pw"
 kill "$CLIENT_PID"
