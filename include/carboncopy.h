@@ -287,7 +287,7 @@ typedef enum cc_state {
     CC_STATE_PREAMBLE = 3,   /* exchanging the cleartext preamble */
     CC_STATE_TLS = 4,        /* TLS handshake */
     CC_STATE_HELLO = 5,      /* exchanging hello frames */
-    CC_STATE_LICENSE = 6,    /* client checking / console awaiting the licence verdict */
+    CC_STATE_LICENSE = 6,    /* console: awaiting the client's choice (the licence check overlaps auth) */
     CC_STATE_AUTHENTICATING = 7,
     CC_STATE_ESTABLISHED = 8,
     CC_STATE_CLOSING = 9,

@@ -100,7 +100,7 @@ run_case "denied: in use equals count" 5 \
     --license-url "$H/denied-equal.xml"
 run_case "denied: in use exceeds count" 5 "$(denied CC_ERR_LICENSE_DENIED 'no licence free: 12 of 10 in use')" \
     '"granted":false' --license-url "$H/denied-greater.xml"
-run_case "expired" 5 "$(unchecked CC_ERR_LICENSE_EXPIRED 'the licence has expired')" \
+run_case "expired" 5 "$(denied CC_ERR_LICENSE_EXPIRED 'the licence has expired"}')" \
     "$(denied CC_ERR_LICENSE_EXPIRED 'licence expired (expiry date 2001-01-01)')" --license-url "$H/expired.xml"
 run_case "attribute form" 0 "$GRANTED" '"granted":true' --license-url "$H/attributes.xml"
 run_case "namespaced and mixed case" 0 "$GRANTED" '"granted":true' --license-url "$H/namespaced.xml"

@@ -269,6 +269,8 @@ static int send_auth_result(cc_session *s, int code, const char *text, const uin
     return send_msg(s, CC__F_AUTH_RESULT, &m);
 }
 
+static int client_result(cc_session *s);
+
 /* Acts on the result `r` of a mechanism step. */
 static int auth_after_step(cc_session *s, int r)
 {
@@ -306,12 +308,9 @@ static int auth_after_step(cc_session *s, int r)
                 return fail(s, code, true, "%s", d);
             }
         }
-        r = send_auth_result(s, 0, cc__auth_identity(a), tok, tok_len);
-        if (r < 0)
-            return fail(s, r, false, NULL);
-        cc__backoff_record(&s->ctx->backoff, &s->source, true, cc__now_ms());
-        s->auth_ok = true;
-        return CC_OK;
+        /* The result waits for a granted licence (advance() sends it then). */
+        s->result_due = true;
+        return s->license_stage == LIC_TOLD ? client_result(s) : CC_OK;
     }
     /* console */
     if (r < 0)
@@ -342,10 +341,10 @@ static void license_event(cc_session *s)
     emit(s, &ev);
 }
 
-/* Client, with the console's HELLO and the licence verdict both in: tells
- * the console the verdict, then picks the mechanism and answers with its
- * own HELLO. CC_OK, or the session has failed. */
-static int client_answer(cc_session *s)
+/* Client: tells the console the licence verdict (the LICENSE frame) as soon
+ * as it is known, while authentication goes on; a denial ends the session.
+ * CC_OK, or the session has failed. */
+static int license_tell(cc_session *s)
 {
     cc__license_verdict *v = &s->license;
     /* The console learns the verdict, the figures and the kind of failure
@@ -361,6 +360,8 @@ static int client_answer(cc_session *s)
         cc__fmt(told, sizeof told, "licence granted: %u of %u in use", v->in_use, v->count);
     else if (v->code == CC_ERR_LICENSE_DENIED || v->code == 0)
         cc__fmt(told, sizeof told, "no licence free: %u of %u in use", v->in_use, v->count);
+    else if (v->code == CC_ERR_LICENSE_EXPIRED)
+        cc__fmt(told, sizeof told, "the licence has expired");
     else
         cc__fmt(told, sizeof told, "the client could not check its licence: %s", cc_strerror(v->code));
     cc__text_copy(m.license.detail, sizeof m.license.detail, told);
@@ -375,8 +376,14 @@ static int client_answer(cc_session *s)
         int code = v->code ? v->code : CC_ERR_LICENSE_DENIED;
         return fail_telling(s, code, code, told, "%s", v->detail);
     }
+    return CC_OK;
+}
 
-    /* The client's preference order decides among what the console offered. */
+/* Client, with the console's HELLO in: picks the mechanism (its own order of
+ * preference decides among what the console offered) and answers with its
+ * own HELLO. CC_OK, or the session has failed. */
+static int client_choose(cc_session *s)
+{
     const struct cc__auth_entry *pick = NULL;
     const cc__auth_conf *ac = &s->ctx->auth;
     for (size_t i = 0; i < ac->n && !pick; i++)
@@ -394,13 +401,29 @@ static int client_answer(cc_session *s)
         return fail(s, CC_ERR_AUTH_NO_MECHANISM, true,
                     "the console offers [%s], this client accepts [%s]; configure a common mechanism", theirs, mine);
     }
+    int r;
     if ((r = new_auth(s, pick)) < 0 || (r = send_hello(s)) < 0)
         return fail(s, r, false, NULL);
     return CC_OK;
 }
 
-/* Console, with the licence granted and the client's choice in: the
- * mechanism starts, and the console sends the first token. */
+/* Client: the mechanism and the host's policy let the console in, and the
+ * licence is granted: the result (with the mechanism's last token) goes out. */
+static int client_result(cc_session *s)
+{
+    const uint8_t *tok;
+    size_t tok_len;
+    cc__auth_output(s->auth, &tok, &tok_len);
+    int r = send_auth_result(s, 0, cc__auth_identity(s->auth), tok, tok_len);
+    if (r < 0)
+        return fail(s, r, false, NULL);
+    cc__backoff_record(&s->ctx->backoff, &s->source, true, cc__now_ms());
+    s->auth_ok = true;
+    return CC_OK;
+}
+
+/* Console, with the client's choice in: the mechanism starts and the console
+ * sends the first token (the licence verdict may still be on its way). */
 static int console_start_auth(cc_session *s)
 {
     int r = new_auth(s, cc__auth_conf_find(&s->ctx->auth, s->offered[0])); /* on_hello checked it is ours */
@@ -496,26 +519,23 @@ static void advance(cc_session *s)
                     fail(s, r, false, NULL);
                 else
                     enter(s, CC_STATE_LICENSE);
-            } else if (s->n_offered) { /* the console's HELLO: answer at once if the verdict is in */
-                if (s->license_stage != LIC_KNOWN)
-                    enter(s, CC_STATE_LICENSE);
-                else if (client_answer(s) == CC_OK)
+            } else if (s->n_offered) { /* the console's HELLO: choose at once; the licence check goes on */
+                if ((s->license_stage != LIC_KNOWN || license_tell(s) == CC_OK) && client_choose(s) == CC_OK)
                     enter(s, CC_STATE_AUTHENTICATING);
             }
             break;
-        case CC_STATE_LICENSE:
-            if (console && s->license_stage == LIC_TOLD && s->n_offered) { /* granted, and the client chose */
-                if (console_start_auth(s) == CC_OK) {
-                    enter(s, CC_STATE_AUTHENTICATING);
-                    if (s->state == CC_STATE_AUTHENTICATING)
-                        auth_step(s, NULL, 0);
-                }
-            } else if (!console && s->license_stage == LIC_KNOWN) { /* the licence job came back */
-                if (client_answer(s) == CC_OK)
-                    enter(s, CC_STATE_AUTHENTICATING);
+        case CC_STATE_LICENSE: /* console: the client chose (its licence verdict may follow) */
+            if (console && s->n_offered && console_start_auth(s) == CC_OK) {
+                enter(s, CC_STATE_AUTHENTICATING);
+                if (s->state == CC_STATE_AUTHENTICATING)
+                    auth_step(s, NULL, 0);
             }
             break;
         case CC_STATE_AUTHENTICATING: /* the client let the console in */
+            if (!console && s->license_stage == LIC_KNOWN && license_tell(s) < 0)
+                break;
+            if (!console && s->result_due && !s->auth_ok && s->license_stage == LIC_TOLD && client_result(s) < 0)
+                break;
             if (s->auth_ok) {
                 end_mechanism(s);
                 s->last_rx = cc__now_ms();
@@ -586,6 +606,8 @@ static int on_auth_result(cc_session *s, const cc__auth_result *m)
         auth_event(s, map_peer_code(m->code), m->text);
         return fail(s, map_peer_code(m->code), false, "client: %s", m->text);
     }
+    if (s->license_stage != LIC_TOLD) /* a success is only ever sent after a granted licence */
+        return fail(s, CC_ERR_PROTOCOL, true, "the client reported success before its licence verdict");
     cc_auth *a = s->auth;
     if (!cc__auth_done(a)) {
         /* Only the mechanism says whether its exchange is over: the result's
@@ -657,12 +679,14 @@ static bool frame_allowed(const cc_session *s, int type)
 {
     bool console = s->role == CC_ROLE_CONSOLE;
     switch (type) {
-    case CC__F_HELLO: /* the console hears the client's choice only after its licence verdict */
-        return console ? s->state == CC_STATE_LICENSE && s->license_stage == LIC_TOLD : s->state == CC_STATE_HELLO;
-    case CC__F_LICENSE:
-        return console && s->state == CC_STATE_LICENSE && s->license_stage == LIC_NONE;
+    case CC__F_HELLO: /* the client's choice, before or after its licence verdict */
+        return console ? s->state == CC_STATE_LICENSE : s->state == CC_STATE_HELLO;
+    case CC__F_LICENSE: /* once, before the result; it may overtake the client's HELLO or follow it */
+        return console && s->license_stage == LIC_NONE &&
+               (s->state == CC_STATE_LICENSE || s->state == CC_STATE_AUTHENTICATING);
     case CC__F_AUTH_TOKEN:
-        return s->state == CC_STATE_AUTHENTICATING && !s->auth_job_out && !(console && cc__auth_done(s->auth));
+        return s->state == CC_STATE_AUTHENTICATING && !s->auth_job_out && !(console && cc__auth_done(s->auth)) &&
+               !s->result_due;
     case CC__F_AUTH_RESULT:
         return console && s->state == CC_STATE_AUTHENTICATING;
     case CC__F_DATA:

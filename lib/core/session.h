@@ -42,6 +42,7 @@ struct cc_session {
     cc_auth *auth;
     bool auth_job_out;   /* the mechanism waits for its job */
     bool auth_ok;        /* the client sent AUTH_RESULT 0, or the console accepted it */
+    bool result_due;     /* client: the console is in; AUTH_RESULT waits for a granted licence */
     bool mutual;         /* console: the mechanism proved the client (cc_auth_set_mutual) */
     cc__source source;   /* client: the console's address, for the backoff after failed proofs */
     uint64_t hold_until; /* client: served only from then on (doc/SECURITY.md, online guessing) */
