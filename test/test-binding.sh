@@ -128,8 +128,13 @@ check "right: the client (--once) exited 0" test "$WAIT_RC" -eq 0
 
 run wrong "$GRANT" "$T_DIR/wrong.pw"
 expect wrong 6
+# The console learns the one uniform failure (cc_context_set_auth_disclosure is off); the
+# cause goes to the client's own log.
 check "wrong password: CCError name CC_ERR_AUTH_BAD_CREDENTIALS with the session's detail (the uniform text)" \
-    has "$T_DIR/wrong.err" '^console.py: CC_ERR_AUTH_BAD_CREDENTIALS: .*the user name or password is incorrect'
+    has "$T_DIR/wrong.err" '^console.py: CC_ERR_AUTH_BAD_CREDENTIALS: client: the user name or password is incorrect'
+check "wrong password: the console is not told the cause" bash -c "! grep -q 'NTProofStr\|wrong password' '$T_DIR/wrong.err'"
+check "wrong password: the client's log has the cause, wrong password for WORKGROUP\\alice" \
+    has "$T_DIR/wrong-client.out" '"code":"CC_ERR_AUTH_BAD_CREDENTIALS".*wrong password for WORKGROUP\\\\alice'
 check "wrong password: not established" bash -c "! grep -q established '$T_DIR/wrong.out'"
 
 run denied "$DENY" "$T_DIR/alice.pw"
