@@ -214,6 +214,33 @@ MAN_SED = sed -e 's|@DOCDIR@|$(call roff_path,$(DOCDIR))|g' -e 's|@INCLUDEDIR@|$
 	      -e 's|@LIBDIR@|$(call roff_path,$(LIBDIR))|g' -e 's|@PKGCONFIGDIR@|$(call roff_path,$(PKGCONFIGDIR))|g' \
 	      -e 's|@CMAKEDIR@|$(call roff_path,$(CMAKEDIR))|g'
 
+# The Python package (examples/python/carboncopy: pure Python, cffi in ABI mode) goes
+# where Debian's python3 looks for the modules of PREFIX: /usr/lib/python3/dist-packages
+# for /usr (where Debian's pure-Python packages are), else PREFIX/lib/python3.X/dist-packages
+# (on sys.path for /usr/local; another prefix needs PYTHONPATH). The files are copied:
+# no pip, no network, no byte-compiling, nothing of the system's Python changed.
+# PYTHONDIR= installs no Python package; `make install-python` installs it alone.
+PYTHON         ?= /usr/bin/python3
+PYTHON_VERSION  = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYTHONDIR      ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/python3/dist-packages,$(if \
+                  $(PYTHON_VERSION),$(PREFIX)/lib/python$(PYTHON_VERSION)/dist-packages))
+PY_PKG_FILES   := $(addprefix examples/python/carboncopy/,__init__.py carboncopy_cdef.h py.typed)
+PY_PKG_DIR      = $(DESTDIR)$(PYTHONDIR)/carboncopy
+
+.PHONY: install-python uninstall-python
+install: install-python
+uninstall: uninstall-python
+# (PYTHONDIR is looked at in the recipes only, so other targets never run $(PYTHON).)
+install-python:
+	$(if $(strip $(PYTHONDIR)),install -d $(PY_PKG_DIR),@echo "install-python: PYTHONDIR is empty \
+	  ($(PYTHON) not found, or PYTHONDIR= given): no Python package installed")
+	$(if $(strip $(PYTHONDIR)),install -m 0644 $(PY_PKG_FILES) $(PY_PKG_DIR)/)
+
+uninstall-python:
+	$(if $(strip $(PYTHONDIR)),rm -f $(addprefix $(PY_PKG_DIR)/,$(notdir $(PY_PKG_FILES))))
+	$(if $(strip $(PYTHONDIR)),rm -rf $(PY_PKG_DIR)/__pycache__)
+	$(if $(strip $(PYTHONDIR)),rmdir $(PY_PKG_DIR) 2>/dev/null || true)
+
 install: lib examples
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
 	install -m 0644 include/carboncopy.h $(DESTDIR)$(INCLUDEDIR)/carboncopy.h

@@ -6,10 +6,10 @@
 CC_BUILD=${CC_BUILD:-$CC_SRC/build}
 PY=/usr/bin/python3 # Debian's python, where python3-cffi is installed (.ci/packages)
 PYDIR=$CC_SRC/examples/python
-export CC_LIB=$CC_BUILD/libcarboncopy.so.1 PYTHONDONTWRITEBYTECODE=1
+export CARBONCOPY_LIB=$CC_BUILD/libcarboncopy.so.1 PYTHONDONTWRITEBYTECODE=1
 
 # An ASan-instrumented library cannot be dlopen'ed into an uninstrumented python.
-if [ "${SANITIZE:-}" = 1 ] || readelf -d "$CC_LIB" 2>/dev/null | grep -q 'NEEDED.*libasan'; then
+if [ "${SANITIZE:-}" = 1 ] || readelf -d "$CARBONCOPY_LIB" 2>/dev/null | grep -q 'NEEDED.*libasan'; then
     echo "# skip - the Python binding under SANITIZE (ASan library cannot be loaded into python)"
     exit 77
 fi
@@ -17,15 +17,15 @@ if ! "$PY" -c 'import cffi' 2>/dev/null; then
     not_ok "python3-cffi is installed" "$PY cannot import cffi: apt-get install python3-cffi"
     t_done
 fi
-[ -f "$CC_LIB" ] || { not_ok "library built" "$CC_LIB is missing: run make"; t_done; }
+[ -f "$CARBONCOPY_LIB" ] || { not_ok "library built" "$CARBONCOPY_LIB is missing: run make"; t_done; }
 py() { (cd "$PYDIR" && "$PY" "$@"); }
 has() { grep -q -- "$2" "$1"; }
 
 # --- (a) the cdef is generated from the header and current ---
-check "carboncopy_cdef.h is up to date with include/carboncopy.h (gen_binding.py --check)" \
+check "carboncopy/carboncopy_cdef.h is up to date with include/carboncopy.h (gen_binding.py --check)" \
     py gen_binding.py --check
 py gen_binding.py -o "$T_DIR/fresh.h" && check "regenerating gives the committed file byte for byte" \
-    cmp "$T_DIR/fresh.h" "$PYDIR/carboncopy_cdef.h"
+    cmp "$T_DIR/fresh.h" "$PYDIR/carboncopy/carboncopy_cdef.h"
 sed 's|^int cc_session_ping(cc_session \*s);|&\nint cc_session_frobnicate(cc_session *s, uint32_t level);\n#define CC_FROB_MAX (3 << 4)|' \
     "$CC_SRC/include/carboncopy.h" >"$T_DIR/changed.h"
 check "a function added to the header is in the generated cdef, with its constant evaluated" \
@@ -128,8 +128,13 @@ check "right: the client (--once) exited 0" test "$WAIT_RC" -eq 0
 
 run wrong "$GRANT" "$T_DIR/wrong.pw"
 expect wrong 6
+# The console learns the one uniform failure (cc_context_set_auth_disclosure is off); the
+# cause goes to the client's own log.
 check "wrong password: CCError name CC_ERR_AUTH_BAD_CREDENTIALS with the session's detail (the uniform text)" \
-    has "$T_DIR/wrong.err" '^console.py: CC_ERR_AUTH_BAD_CREDENTIALS: .*the user name or password is incorrect'
+    has "$T_DIR/wrong.err" '^console.py: CC_ERR_AUTH_BAD_CREDENTIALS: client: the user name or password is incorrect'
+check "wrong password: the console is not told the cause" bash -c "! grep -q 'NTProofStr\|wrong password' '$T_DIR/wrong.err'"
+check "wrong password: the client's log has the cause, wrong password for WORKGROUP\\alice" \
+    has "$T_DIR/wrong-client.out" '"code":"CC_ERR_AUTH_BAD_CREDENTIALS".*wrong password for WORKGROUP\\\\alice'
 check "wrong password: not established" bash -c "! grep -q established '$T_DIR/wrong.out'"
 
 run denied "$DENY" "$T_DIR/alice.pw"

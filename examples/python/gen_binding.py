@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""gen_binding.py -- generates carboncopy_cdef.h, the cffi declarations of the
-Python binding, from include/carboncopy.h: nothing in it is copied by hand.
+"""gen_binding.py -- generates carboncopy/carboncopy_cdef.h, the cffi declarations
+of the Python package, from include/carboncopy.h: nothing in it is copied by hand.
 
 The header is run through the C preprocessor (system headers stubbed out, so
 uint32_t, size_t and friends stay as written: cffi knows them natively), the
@@ -8,13 +8,15 @@ CC_* object-like macros are evaluated by the preprocessor and a small integer
 evaluator, and the declarations are laid out one per line so the output does
 not depend on the compiler's whitespace.
 
-    gen_binding.py              rewrite carboncopy_cdef.h next to this script
+    gen_binding.py              rewrite carboncopy/carboncopy_cdef.h (the package data)
     gen_binding.py -o FILE      write FILE instead ("-" = stdout)
-    gen_binding.py --check      exit 1 if carboncopy_cdef.h differs from the header
+    gen_binding.py --check      exit 1 if carboncopy/carboncopy_cdef.h differs from the header
     gen_binding.py --header H   read another header (default: ../../include/carboncopy.h)
 
-Needs a C preprocessor only when generating (env CC, default "cc"); importing
-the binding needs none.
+Needs a C preprocessor only when generating (env CC, default "cc"); the
+generated file is committed and shipped in the package, so neither installing
+nor importing it needs one. This script is a tool of the source tree, not
+part of the package.
 """
 import argparse
 import ast
@@ -27,7 +29,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_HEADER = os.path.normpath(os.path.join(HERE, "..", "..", "include", "carboncopy.h"))
-DEFAULT_OUT = os.path.join(HERE, "carboncopy_cdef.h")
+DEFAULT_OUT = os.path.join(HERE, "carboncopy", "carboncopy_cdef.h")
 PREFIX = "CC_"
 
 
@@ -194,7 +196,7 @@ def generate(header=DEFAULT_HEADER, cc=None):
             lines.append("/* %s is not an integer constant: %s */" % (n, " ".join(values[n].split())))
     if strings:
         lines.append("")
-        lines.append("/* string constants (read by carboncopy.py; cffi's cdef has no string macros) */")
+        lines.append("/* string constants (read by carboncopy/__init__.py; cffi's cdef has no string macros) */")
         for n, v in strings:
             if "*/" in v or "\n" in v:
                 raise GenError("string constant %s cannot be put in a comment" % n)

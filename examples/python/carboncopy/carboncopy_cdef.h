@@ -18,7 +18,7 @@
 #define CC_AUTH_CONTINUE 1
 #define CC_AUTH_PENDING 2
 
-/* string constants (read by carboncopy.py; cffi's cdef has no string macros) */
+/* string constants (read by carboncopy/__init__.py; cffi's cdef has no string macros) */
 /* string CC_VERSION_STRING "1.0.0" */
 
 /* declarations */
