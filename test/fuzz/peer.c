@@ -318,6 +318,9 @@ static void expand_label(const uint8_t *secret, size_t slen, const char *label, 
 
 int fz_tls_record_end(fz_tls *t, fz_peer *p)
 {
+    const char *real = getenv("CC_FUZZ_REAL_TLS");
+    if (real && *real == '1')
+        return -1; /* asked for: every run with a real SSL end */
     uint8_t secret[32];
     size_t hl = strlen(t->secret_hex);
     const SSL_CIPHER *c = p->ssl ? SSL_get_current_cipher(p->ssl) : NULL;
@@ -402,8 +405,10 @@ static void replay_advance(fz_peer *p)
         return;
     for (size_t off = 0; off < p->in_len; off += p->record_len)
         seal(p, 23, p->in + off, p->in_len - off < p->record_len ? p->in_len - off : p->record_len);
-    if (p->close_notify)
+    if (p->close_notify) {
+        p->end_mark = p->q_len;
         seal(p, 21, (const uint8_t[]){1, 0}, 2);
+    }
     p->eof = true;
 }
 
@@ -506,12 +511,13 @@ long fz_peer_send(void *user, const uint8_t *data, size_t len)
 long fz_peer_recv(void *user, uint8_t *buf, size_t len)
 {
     fz_peer *p = user;
+    size_t end = p->hold_end && p->end_mark ? p->end_mark : p->q_len;
     if (len > p->chunk)
         len = p->chunk;
-    if (p->q_off == p->q_len)
-        return p->eof ? 0 : CC_IO_WOULD_BLOCK;
-    if (len > p->q_len - p->q_off)
-        len = p->q_len - p->q_off;
+    if (p->q_off == end)
+        return p->eof && !p->hold_end ? 0 : CC_IO_WOULD_BLOCK;
+    if (len > end - p->q_off)
+        len = end - p->q_off;
     memcpy(buf, p->q + p->q_off, len);
     p->q_off += len;
     return (long)len;
@@ -568,13 +574,19 @@ void fz_peer_pump(fz_peer *p)
             break;
         p->in_off += n;
     }
-    if (p->in_off == p->in_len) {
+    if (p->in_off == p->in_len && !p->hold_end) {
         if (p->close_notify)
             SSL_shutdown(p->ssl);
         p->eof = true;
     }
     ssl_out(p, false);
     rng_cur = 0;
+}
+
+bool fz_peer_all_in(const fz_peer *p)
+{
+    size_t end = p->end_mark ? p->end_mark : p->q_len;
+    return p->q_off >= end && (p->ssl ? p->in_off == p->in_len && p->up : !p->tls || p->up);
 }
 
 void fz_peer_end(fz_peer *p)

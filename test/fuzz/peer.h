@@ -46,10 +46,12 @@ typedef struct fz_peer {
     size_t chunk;      /* largest read handed to the session */
     size_t record_len; /* largest TLS record plaintext, 1..16384 */
     size_t window;     /* session bytes the peer reads once TLS is up, then no more (0 = no limit) */
+    bool hold_end;     /* while set, the end (close_notify, end of stream) waits; fz_peer_all_in() */
 
     /* The peer's state. */
     uint8_t *q; /* bytes toward the session */
     size_t q_len, q_off, q_cap;
+    size_t end_mark; /* replay: where the close_notify starts in q (0: none) */
     bool eof;
     size_t pre_seen;     /* bytes of the session's preamble dropped */
     size_t seg, seg_off; /* replay: the recorded flight being matched */
@@ -68,6 +70,8 @@ long fz_peer_send(void *user, const uint8_t *data, size_t len);
 long fz_peer_recv(void *user, uint8_t *buf, size_t len);
 void fz_peer_pump(fz_peer *p);
 void fz_peer_end(fz_peer *p);
+/* The session has taken everything but the end. */
+bool fz_peer_all_in(const fz_peer *p);
 /* After a run with record set: keep its handshake for replays. 0, or -1 if it
  * did not complete (replays are then off and every run uses a real SSL). */
 int fz_tls_record_end(fz_tls *t, fz_peer *p);
