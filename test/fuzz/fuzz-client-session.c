@@ -163,7 +163,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
             "machine$:1003:XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX:A4F49C406510BDCAB6824EE7C30FD852:[W          "
             "]:LCT-5F5E0C3A:\n") < 0)
         abort();
-    static const cc_authenticator psk = {sizeof(cc_authenticator), "psk", psk_start, psk_step, psk_end, NULL, NULL};
+    static const cc_authenticator psk = {sizeof(cc_authenticator), "psk", psk_start, psk_step, psk_end, NULL, NULL, 0};
     static const cc_allocator alloc = {sizeof(cc_allocator), NULL, count_malloc, count_realloc, count_free};
     int err = 0;
     ctx = cc_context_new(CC_ROLE_CLIENT, &alloc, &err);
@@ -331,7 +331,8 @@ static unsigned count_auth_tokens(const uint8_t *p, size_t n)
  * Byte 1: bit 0: the licence job is answered only once the peer has sent
  * everything; bits 1-3: k > 0: once TLS is up the peer reads 2^(k+7) bytes of
  * the session's, then no more; bit 4: the host acts on DATA ('S' send back,
- * 'P' ping, 'C' close, 'R' pause reading). */
+ * 'P' ping, 'C' close, 'R' pause reading); bit 5: the console sends all at
+ * once, else what follows its HELLO waits for the client's HELLO. */
 static int run_once(const uint8_t *data, size_t size, bool real, bool record, bool *div)
 {
     struct run r = {data[0], data[1], data + 2, size - 2, 0, NULL, CC_STATE_NEW, 0};
@@ -346,7 +347,8 @@ static int run_once(const uint8_t *data, size_t size, bool real, bool record, bo
                  .chunk = unit == 16 ? 65536 : unit * 97,
                  .record_len = unit * 1024,
                  .window = win ? (size_t)1 << (win + 7) : 0,
-                 .hold_end = r.m1 & 1};
+                 .hold_end = r.m1 & 1,
+                 .pause_at = r.m1 & 0x20 ? 0 : fz_after_first_hello(r.in, r.in_len)};
     cur = &r;
     psk_done = false;
     if (p.tls)
@@ -376,6 +378,8 @@ static int run_once(const uint8_t *data, size_t size, bool real, bool record, bo
             break;
         if (w & CC_WANT_JOB)
             take_jobs(s, r.m1 & 1);
+        if (p.paused && (cc_session_state(s) >= CC_STATE_AUTHENTICATING || i == MAX_STEPS / 2))
+            fz_peer_resume(&p); /* the client's HELLO is out (or it never comes) */
         fz_peer_pump(&p);
         if (r.held && (fz_peer_all_in(&p) || i == MAX_STEPS / 2)) { /* late: all in but the end, or half time */
             answer_licence(r.held, r.m0 >> 1 & 3);

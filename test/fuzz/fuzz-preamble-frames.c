@@ -338,7 +338,8 @@ static int run_once(uint8_t mode, const uint8_t *in, size_t len, bool real, bool
                  .record = record,
                  .close_notify = mode & 4,
                  .chunk = unit == 16 ? 65536 : unit * 97,
-                 .record_len = unit * 1024};
+                 .record_len = unit * 1024,
+                 .pause_at = console ? 0 : fz_after_first_hello(in, len)};
     max_state = CC_STATE_NEW;
     fz_rng_reset();
     if (fz_peer_start(&p) < 0)
@@ -356,6 +357,8 @@ static int run_once(uint8_t mode, const uint8_t *in, size_t len, bool real, bool
             break;
         if (r & CC_WANT_JOB)
             answer_jobs(s, !(mode & 2));
+        if (p.paused && (cc_session_state(s) >= CC_STATE_AUTHENTICATING || i == MAX_STEPS / 2))
+            fz_peer_resume(&p); /* as a console, the frames after its HELLO wait for the client's */
         fz_peer_pump(&p);
     }
     if (debug)

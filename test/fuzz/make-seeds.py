@@ -178,7 +178,8 @@ put("fuzz-preamble-frames", "console-auth-refused", bytes([C]) + lic + hello(b"f
 
 # ---- a whole client session: two mode bytes, then what a console sends ----
 # Byte 0: bit 0 TLS, bits 1-2 licence (granted, denied, HTTP 503, failed), bit 3 close_notify,
-# bits 4-7 read/record size; byte 1: bit 0 late licence, bits 1-3 read window, bit 4 host acts on DATA.
+# bits 4-7 read/record size; byte 1: bit 0 late licence, bits 1-3 read window, bit 4 host acts on DATA,
+# bit 5 the console sends all at once (else what follows its HELLO waits for the client's HELLO).
 def cs(m0, m1=0x10):
     return bytes([m0, m1])
 
@@ -212,6 +213,7 @@ put("fuzz-client-session", "tls-licence-failed", cs(G | 6) + hello(b"psk"))
 put("fuzz-client-session", "tls-licence-late", cs(G, 0x11) + hello(b"psk") + frame(6, b"12345678") * 3)
 put("fuzz-client-session", "tls-echo-not-read", cs(G, 0x14) + psk_ok + frame(5, b"S\x0f" + b"x" * 2000, ch=3) * 8 +
     frame(5, b"P\x0f", ch=1))
+put("fuzz-client-session", "tls-pipelined", cs(G, 0x30) + psk_ok + frame(5, b"early", ch=1))
 put("fuzz-client-session", "tls-host-close", cs(G) + psk_ok + frame(5, b"C", ch=1))
 put("fuzz-client-session", "tls-bad-frames", cs(G) + frame(9, b"") + struct.pack(">BBHI", 5, 0, 0, 0x7fffffff))
 print("seeds written to", out)

@@ -395,21 +395,36 @@ static void seal(fz_peer *p, uint8_t type, const uint8_t *data, size_t len)
  * them has matched, the input as records and the end. Called at the start and
  * after the step in which the library's flight came in, as a real end would
  * answer it in its pump. */
+static size_t avail(const fz_peer *p)
+{
+    return p->paused ? p->pause_at : p->in_len;
+}
+
+/* Replay, once up: the input so far released as records, then the end. */
+static void replay_data(fz_peer *p)
+{
+    while (p->in_off < avail(p)) {
+        size_t n = avail(p) - p->in_off < p->record_len ? avail(p) - p->in_off : p->record_len;
+        seal(p, 23, p->in + p->in_off, n);
+        p->in_off += n;
+    }
+    if (p->in_off < p->in_len || p->eof || p->paused)
+        return;
+    if (p->close_notify) {
+        p->end_mark = p->q_len;
+        seal(p, 21, (const uint8_t[]){1, 0}, 2);
+    }
+    p->eof = true;
+}
+
 static void replay_advance(fz_peer *p)
 {
     fz_tls *t = p->tls;
     p->advance = false;
     while (p->seg < t->nseg && t->seg[p->seg].ours)
         q_add(p, t->seg[p->seg].b, t->seg[p->seg].len), p->seg++;
-    if (!p->up)
-        return;
-    for (size_t off = 0; off < p->in_len; off += p->record_len)
-        seal(p, 23, p->in + off, p->in_len - off < p->record_len ? p->in_len - off : p->record_len);
-    if (p->close_notify) {
-        p->end_mark = p->q_len;
-        seal(p, 21, (const uint8_t[]){1, 0}, 2);
-    }
-    p->eof = true;
+    if (p->up)
+        replay_data(p);
 }
 
 static bool theirs_left(const fz_peer *p)
@@ -430,6 +445,7 @@ int fz_peer_start(fz_peer *p)
         p->eof = true;
         return 0;
     }
+    p->paused = p->pause_at && p->pause_at <= p->in_len;
     cc__preamble_write(pre);
     q_add(p, pre, sizeof pre);
     if (p->record) {
@@ -568,13 +584,13 @@ void fz_peer_pump(fz_peer *p)
     }
     while (SSL_read(p->ssl, sink, sizeof sink) > 0)
         ;
-    while (p->in_off < p->in_len) {
-        size_t n = p->in_len - p->in_off < p->record_len ? p->in_len - p->in_off : p->record_len;
+    while (p->in_off < avail(p)) {
+        size_t n = avail(p) - p->in_off < p->record_len ? avail(p) - p->in_off : p->record_len;
         if (SSL_write(p->ssl, p->in + p->in_off, (int)n) <= 0)
             break;
         p->in_off += n;
     }
-    if (p->in_off == p->in_len && !p->hold_end) {
+    if (p->in_off == p->in_len && !p->hold_end && !p->paused) {
         if (p->close_notify)
             SSL_shutdown(p->ssl);
         p->eof = true;
@@ -586,7 +602,30 @@ void fz_peer_pump(fz_peer *p)
 bool fz_peer_all_in(const fz_peer *p)
 {
     size_t end = p->end_mark ? p->end_mark : p->q_len;
-    return p->q_off >= end && (p->ssl ? p->in_off == p->in_len && p->up : !p->tls || p->up);
+    return p->q_off >= end && (!p->tls || (p->up && p->in_off == avail(p)));
+}
+
+void fz_peer_resume(fz_peer *p)
+{
+    if (!p->paused)
+        return;
+    p->paused = false;
+    if (p->tls && !p->ssl && p->up && !p->diverged)
+        replay_data(p);
+}
+
+size_t fz_after_first_hello(const uint8_t *p, size_t n)
+{
+    size_t off = 0;
+    while (n - off >= CC__FRAME_HDR) {
+        uint32_t len = (uint32_t)p[off + 4] << 24 | (uint32_t)p[off + 5] << 16 | (uint32_t)p[off + 6] << 8 | p[off + 7];
+        if (len > n - off - CC__FRAME_HDR)
+            break;
+        off += CC__FRAME_HDR + len;
+        if (p[off - CC__FRAME_HDR - len] == 1)
+            return off;
+    }
+    return 0;
 }
 
 void fz_peer_end(fz_peer *p)

@@ -47,6 +47,7 @@ typedef struct fz_peer {
     size_t record_len; /* largest TLS record plaintext, 1..16384 */
     size_t window;     /* session bytes the peer reads once TLS is up, then no more (0 = no limit) */
     bool hold_end;     /* while set, the end (close_notify, end of stream) waits; fz_peer_all_in() */
+    size_t pause_at;   /* TLS: the plaintext past this offset, and the end, wait for fz_peer_resume() (0: none) */
 
     /* The peer's state. */
     uint8_t *q; /* bytes toward the session */
@@ -60,7 +61,8 @@ typedef struct fz_peer {
     bool up;             /* the handshake is over (replay: every recorded flight matched) */
     size_t after_up;     /* session bytes taken once up (for `window`) */
     uint64_t seq;        /* replay: records sealed */
-    size_t in_off;
+    size_t in_off;       /* plaintext handed to TLS */
+    bool paused;
     SSL *ssl; /* real TLS */
     BIO *to_ssl, *from_ssl;
 } fz_peer;
@@ -70,11 +72,17 @@ long fz_peer_send(void *user, const uint8_t *data, size_t len);
 long fz_peer_recv(void *user, uint8_t *buf, size_t len);
 void fz_peer_pump(fz_peer *p);
 void fz_peer_end(fz_peer *p);
-/* The session has taken everything but the end. */
+/* The session has taken everything released so far but the end. */
 bool fz_peer_all_in(const fz_peer *p);
+/* The plaintext past pause_at goes out too. */
+void fz_peer_resume(fz_peer *p);
 /* After a run with record set: keep its handshake for replays. 0, or -1 if it
  * did not complete (replays are then off and every run uses a real SSL). */
 int fz_tls_record_end(fz_tls *t, fz_peer *p);
+/* Where the frames after the first complete HELLO frame start (0: no HELLO):
+ * a console sends its first token, or ends, only once the client's HELLO
+ * came, so a peer playing one pauses there (pause_at). */
+size_t fz_after_first_hello(const uint8_t *p, size_t n);
 bool fz_tls_replays(const fz_tls *t);
 void fz_tls_replay_off(fz_tls *t);
 
