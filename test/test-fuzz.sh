@@ -4,7 +4,8 @@
 . "$(dirname "$0")/lib.sh"
 cd "$CC_SRC" || exit 1
 
-SECONDS_PER_TARGET=${CC_FUZZ_SECONDS:-8}
+# Five targets two at a time: three rounds of this many seconds, plus the build.
+SECONDS_PER_TARGET=${CC_FUZZ_SECONDS:-6}
 if [ "${SANITIZE:-}" = 1 ]; then
     echo "# skip: the fuzz targets carry their own sanitizers and ran in the normal check"
     exit 77
@@ -46,12 +47,13 @@ run() {
 report() {
     local name=$1 rc=0
     wait "${PIDS[$name]}" || rc=$?
-    local runs
+    local runs rate
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$T_DIR/$name.log" | tail -1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$T_DIR/$name.log" | tail -1)
     local crash
     crash=$(ls "$T_DIR/$name/crash/" 2>/dev/null | head -1)
     if [ "$rc" -eq 0 ] && [ -z "$crash" ] && [ -n "$runs" ]; then
-        ok "$name: $runs runs, no crash"
+        ok "$name: $runs runs ($rate/s), no crash"
     else
         local keep=""
         if [ -n "$crash" ]; then
@@ -67,7 +69,7 @@ report() {
 declare -A PIDS
 targets=()
 for f in build/fuzz/fuzz-*; do
-    [ -x "$f" ] && targets+=("$(basename "$f")")
+    [ -f "$f" ] && [ -x "$f" ] && targets+=("$(basename "$f")")
 done
 # Two at a time: the machines have two cores.
 for ((i = 0; i < ${#targets[@]}; i += 2)); do

@@ -175,4 +175,45 @@ put("fuzz-preamble-frames", "console-licence-denied", bytes([C]) +
     frame(2, struct.pack(">iIIB", -40, 10, 10, 0) + s16(b"no licence free")))
 put("fuzz-preamble-frames", "console-auth-refused", bytes([C]) + lic + hello(b"fuzz") +
     frame(4, struct.pack(">i", -62) + s16(b"wrong password") + struct.pack(">I", 0)))
+
+# ---- a whole client session: two mode bytes, then what a console sends ----
+# Byte 0: bit 0 TLS, bits 1-2 licence (granted, denied, HTTP 503, failed), bit 3 close_notify,
+# bits 4-7 read/record size; byte 1: bit 0 late licence, bits 1-3 read window, bit 4 host acts on DATA,
+# bit 5 the console sends all at once (else what follows its HELLO waits for the client's HELLO).
+def cs(m0, m1=0x10):
+    return bytes([m0, m1])
+
+
+G = 0x19      # TLS, granted, close_notify, 2 KiB records
+psk_name, psk_proof = b"alice", bytes(a ^ b for a, b in zip(b"cc-nonce", b"fuzz-key"))
+psk_ok = hello(b"psk") + frame(3, psk_name) + frame(3, psk_proof)
+put("fuzz-client-session", "raw-client-hello", cs(0x00, 0) + pre + client_hello, keep=True)
+put("fuzz-client-session", "raw-client-hello-big-reads", cs(0xf0, 0) + pre + client_hello, keep=True)
+put("fuzz-client-session", "raw-bad-magic", cs(0x00, 0) + b"GET / HTTP/1.1\r\n\r\n")
+put("fuzz-client-session", "raw-no-tls", cs(0x00, 0) + b"CCPY\x01\x01\x00\x00")
+put("fuzz-client-session", "tls-hello-psk", cs(G) + hello(b"psk"))
+put("fuzz-client-session", "tls-hello-nt", cs(G) + hello(b"nt"))
+put("fuzz-client-session", "tls-hello-both", cs(G) + hello(b"kerberos", b"nt", b"psk"))
+put("fuzz-client-session", "tls-hello-unknown", cs(G) + hello(b"kerberos"))
+put("fuzz-client-session", "tls-psk-established", cs(G) + psk_ok + frame(5, b"hello", ch=1) +
+    frame(6, b"12345678") + frame(7, b"") + close(0, b"bye"))
+put("fuzz-client-session", "tls-psk-wrong-proof", cs(G) + hello(b"psk") + frame(3, psk_name) + frame(3, b"12345678"))
+put("fuzz-client-session", "tls-psk-unknown-name", cs(G) + hello(b"psk") + frame(3, b"mallory"))
+put("fuzz-client-session", "tls-psk-token-too-large", cs(G) + hello(b"psk") + frame(3, b"x" * 5000))
+put("fuzz-client-session", "tls-token-before-hello", cs(G) + frame(3, psk_name) + hello(b"psk"))
+put("fuzz-client-session", "tls-pings", cs(G) + frame(6, b"12345678") * 4 + hello(b"psk") + frame(6, b"ab") * 4)
+put("fuzz-client-session", "tls-pings-not-read", cs(G, 0x12) + hello(b"psk") + frame(6, b"12345678") * 400)
+put("fuzz-client-session", "tls-close", cs(G) + hello(b"psk") + close(0, b"bye"))
+put("fuzz-client-session", "tls-close-error", cs(G & ~8) + hello(b"psk") + close(-60, b"no"))
+put("fuzz-client-session", "tls-nt-negotiate-authenticate", cs(G) + hello(b"nt") + frame(3, negotiate) + frame(3, auth))
+put("fuzz-client-session", "tls-nt-authenticate-first", cs(G) + hello(b"nt") + frame(3, auth))
+put("fuzz-client-session", "tls-licence-denied", cs(G | 2) + hello(b"psk"))
+put("fuzz-client-session", "tls-licence-503", cs(G | 4) + hello(b"psk"))
+put("fuzz-client-session", "tls-licence-failed", cs(G | 6) + hello(b"psk"))
+put("fuzz-client-session", "tls-licence-late", cs(G, 0x11) + hello(b"psk") + frame(6, b"12345678") * 3)
+put("fuzz-client-session", "tls-echo-not-read", cs(G, 0x14) + psk_ok + frame(5, b"S\x0f" + b"x" * 2000, ch=3) * 8 +
+    frame(5, b"P\x0f", ch=1))
+put("fuzz-client-session", "tls-pipelined", cs(G, 0x30) + psk_ok + frame(5, b"early", ch=1))
+put("fuzz-client-session", "tls-host-close", cs(G) + psk_ok + frame(5, b"C", ch=1))
+put("fuzz-client-session", "tls-bad-frames", cs(G) + frame(9, b"") + struct.pack(">BBHI", 5, 0, 0, 0x7fffffff))
 print("seeds written to", out)
