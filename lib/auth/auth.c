@@ -34,6 +34,39 @@ const struct cc__auth_entry *cc__auth_conf_find(const cc__auth_conf *c, const ch
     return NULL;
 }
 
+const struct cc__auth_entry *cc__auth_conf_choose(const cc__auth_conf *c, const char (*offered)[CC__MECH_MAX + 1],
+                                                  size_t n, char *why, size_t why_len)
+{
+    for (size_t i = 0; i < c->n; i++)
+        for (size_t j = 0; j < n; j++)
+            if (strcmp(c->entry[i].vt.name, offered[j]) == 0)
+                return &c->entry[i];
+    char mine[CC__MAX_AUTH * (CC__MECH_MAX + 2)] = "", theirs[CC__MAX_AUTH * (CC__MECH_MAX + 2)] = "";
+    for (size_t i = 0; i < c->n; i++)
+        cc__fmt(mine + strlen(mine), sizeof mine - strlen(mine), "%s%s", i ? ", " : "", c->entry[i].vt.name);
+    for (size_t j = 0; j < n; j++)
+        cc__fmt(theirs + strlen(theirs), sizeof theirs - strlen(theirs), "%s%s", j ? ", " : "", offered[j]);
+    cc__fmt(why, why_len, "the console offers [%s], this client accepts [%s]; configure a common mechanism", theirs,
+            mine);
+    return NULL;
+}
+
+bool cc__auth_hides_cause(const cc__auth_conf *c, int code)
+{
+    if (c->disclose)
+        return false;
+    switch (code) {
+    case CC_ERR_AUTH:
+    case CC_ERR_AUTH_BAD_CREDENTIALS:
+    case CC_ERR_AUTH_UNKNOWN_USER:
+    case CC_ERR_AUTH_DISABLED:
+    case CC_ERR_AUTH_EXPIRED:
+        return true;
+    default:
+        return false;
+    }
+}
+
 void *cc__auth_conf_builtin_data(const cc__auth_conf *c, const cc__builtin_auth *b)
 {
     for (size_t i = 0; i < c->n; i++)

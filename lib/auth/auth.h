@@ -50,6 +50,14 @@ const struct cc__auth_entry *cc__auth_conf_find(const cc__auth_conf *c, const ch
 /* The mech_data of built-in `b` when it was added (found by its vtable, not
  * just its name, so a host mechanism of the same name is never mistaken). */
 void *cc__auth_conf_builtin_data(const cc__auth_conf *c, const cc__builtin_auth *b);
+/* Client: the entry chosen among the console's offer (n names) in this
+ * context's order of preference, or NULL with a detail naming both lists. */
+const struct cc__auth_entry *cc__auth_conf_choose(const cc__auth_conf *c, const char (*offered)[CC__MECH_MAX + 1],
+                                                  size_t n, char *why, size_t why_len);
+/* Client: whether a failed proof with `code` shows the console only the
+ * uniform failure: the causes that tell which accounts exist look alike,
+ * unless the host discloses them (cc_context_set_auth_disclosure). */
+bool cc__auth_hides_cause(const cc__auth_conf *c, int code);
 /* Looks a built-in up by name; NULL if unknown. */
 const cc__builtin_auth *cc__auth_builtin_find(const char *name);
 

@@ -240,25 +240,6 @@ static void auth_event(cc_session *s, int code, const char *text)
     emit(s, &ev);
 }
 
-/* Client: whether the console learns only that its proof failed. The causes
- * that would tell a stranger which accounts exist all look alike, unless the
- * host chose to disclose them (cc_context_set_auth_disclosure). */
-static bool hides_cause(const cc_session *s, int code)
-{
-    if (s->ctx->auth.disclose)
-        return false;
-    switch (code) {
-    case CC_ERR_AUTH:
-    case CC_ERR_AUTH_BAD_CREDENTIALS:
-    case CC_ERR_AUTH_UNKNOWN_USER:
-    case CC_ERR_AUTH_DISABLED:
-    case CC_ERR_AUTH_EXPIRED:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static int send_auth_result(cc_session *s, int code, const char *text, const uint8_t *tok, size_t tok_len)
 {
     cc__msg m;
@@ -285,7 +266,7 @@ static int auth_after_step(cc_session *s, int r)
     }
     if (s->role == CC_ROLE_CLIENT) {
         if (r < 0) {
-            bool hide = hides_cause(s, r);
+            bool hide = cc__auth_hides_cause(&s->ctx->auth, r);
             int told = hide ? CC_ERR_AUTH_BAD_CREDENTIALS : r;
             const char *text = hide ? AUTH_FAILED_TEXT : cc__auth_detail(a);
             cc__backoff_record(&s->ctx->backoff, &s->source, false, cc__now_ms());
@@ -347,23 +328,13 @@ static void license_event(cc_session *s)
 static int license_tell(cc_session *s)
 {
     cc__license_verdict *v = &s->license;
-    /* The console learns the verdict, the figures and the kind of failure
-     * ("server down" or "seats full"), never the management server's URL or
-     * what it answered: that stays in the client's event and log. */
     cc__msg m;
     m.license.code = v->code;
     m.license.count = v->count;
     m.license.in_use = v->in_use;
     m.license.granted = v->granted;
     char told[128];
-    if (v->granted)
-        cc__fmt(told, sizeof told, "licence granted: %u of %u in use", v->in_use, v->count);
-    else if (v->code == CC_ERR_LICENSE_DENIED || v->code == 0)
-        cc__fmt(told, sizeof told, "no licence free: %u of %u in use", v->in_use, v->count);
-    else if (v->code == CC_ERR_LICENSE_EXPIRED)
-        cc__fmt(told, sizeof told, "the licence has expired");
-    else
-        cc__fmt(told, sizeof told, "the client could not check its licence: %s", cc_strerror(v->code));
+    cc__license_told(v, told, sizeof told);
     cc__text_copy(m.license.detail, sizeof m.license.detail, told);
     int r = send_msg(s, CC__F_LICENSE, &m);
     if (r < 0)
@@ -384,23 +355,10 @@ static int license_tell(cc_session *s)
  * own HELLO. CC_OK, or the session has failed. */
 static int client_choose(cc_session *s)
 {
-    const struct cc__auth_entry *pick = NULL;
-    const cc__auth_conf *ac = &s->ctx->auth;
-    for (size_t i = 0; i < ac->n && !pick; i++)
-        for (size_t j = 0; j < s->n_offered; j++)
-            if (strcmp(ac->entry[i].vt.name, s->offered[j]) == 0) {
-                pick = &ac->entry[i];
-                break;
-            }
-    if (!pick) {
-        char mine[CC__MAX_AUTH * (CC__MECH_MAX + 2)] = "", theirs[CC__MAX_AUTH * (CC__MECH_MAX + 2)] = "";
-        for (size_t i = 0; i < ac->n; i++)
-            cc__fmt(mine + strlen(mine), sizeof mine - strlen(mine), "%s%s", i ? ", " : "", ac->entry[i].vt.name);
-        for (size_t j = 0; j < s->n_offered; j++)
-            cc__fmt(theirs + strlen(theirs), sizeof theirs - strlen(theirs), "%s%s", j ? ", " : "", s->offered[j]);
-        return fail(s, CC_ERR_AUTH_NO_MECHANISM, true,
-                    "the console offers [%s], this client accepts [%s]; configure a common mechanism", theirs, mine);
-    }
+    char why[CC__DETAIL_MAX];
+    const struct cc__auth_entry *pick = cc__auth_conf_choose(&s->ctx->auth, s->offered, s->n_offered, why, sizeof why);
+    if (!pick)
+        return fail(s, CC_ERR_AUTH_NO_MECHANISM, true, "%s", why);
     int r;
     if ((r = new_auth(s, pick)) < 0 || (r = send_hello(s)) < 0)
         return fail(s, r, false, NULL);

@@ -590,3 +590,15 @@ void cc__license_decide(cc_context *ctx, cc__license_conf *c, cc_job *job, cc__l
     }
     cc__log(ctx, out->granted ? CC_LOG_INFO : CC_LOG_WARN, "licence: %s", out->detail);
 }
+
+void cc__license_told(const cc__license_verdict *v, char *buf, size_t n)
+{
+    if (v->granted)
+        cc__fmt(buf, n, "licence granted: %u of %u in use", v->in_use, v->count);
+    else if (v->code == CC_ERR_LICENSE_DENIED || v->code == 0)
+        cc__fmt(buf, n, "no licence free: %u of %u in use", v->in_use, v->count);
+    else if (v->code == CC_ERR_LICENSE_EXPIRED)
+        cc__fmt(buf, n, "the licence has expired");
+    else
+        cc__fmt(buf, n, "the client could not check its licence: %s", cc_strerror(v->code));
+}

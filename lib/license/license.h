@@ -55,6 +55,11 @@ void cc__license_set_cache_ttl(cc__license_conf *c, uint32_t ms);
  * negative cc_error (CC_ERR_NOMEM). */
 int cc__license_start(cc_context *ctx, cc__license_conf *c, cc_job **job, cc__license_verdict *cached);
 
+/* What the console is told of a verdict: the verdict, the figures and the
+ * kind of failure ("server down" or "seats full"), never the management
+ * server's URL or what it answered (those stay in v->detail, the client's). */
+void cc__license_told(const cc__license_verdict *v, char *buf, size_t n);
+
 /* Once the job is back (run, answered or failed): decides, failing closed on
  * any doubt, and updates the cache. Does not free the job. */
 void cc__license_decide(cc_context *ctx, cc__license_conf *c, cc_job *job, cc__license_verdict *out);
