@@ -192,7 +192,8 @@ static void t_ping_flood_is_cut_off(void)
 
 /* ---- 2. one failure for every cause, unless the client discloses ---- */
 
-static int fail_code; /* what the client side of "failmech" refuses with */
+static int fail_code;         /* what the client side of "failmech" refuses with */
+static int client_set_mutual; /* what cc_auth_set_mutual() said on the client */
 static int fm_start(void *md, cc_auth *a, void **st)
 {
     (void)md, (void)a;
@@ -206,6 +207,7 @@ static int fm_step(void *st, cc_auth *a, const uint8_t *in, size_t n)
         int r = cc_auth_set_output(a, "hi", 2);
         return r < 0 ? r : CC_AUTH_CONTINUE;
     }
+    client_set_mutual = cc_auth_set_mutual(a); /* only a console can say the client proved itself */
     return cc_auth_set_error(a, fail_code, "failmech: account sercret-account-name is known here");
 }
 static void fm_end(void *st)
@@ -249,6 +251,7 @@ static void t_one_failure_for_every_cause(void)
         T_STREQ(text, first); /* the same text, whatever the cause */
     }
     T_CONTAINS(first, "user name or password is incorrect");
+    T_EQ(client_set_mutual, CC_ERR_STATE);
     /* a host that discloses: the console learns the cause */
     one_failure(CC_ERR_AUTH_DISABLED, 1, &con, text, sizeof text, &cli);
     T_EQ(con, CC_ERR_AUTH_DISABLED);

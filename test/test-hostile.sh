@@ -228,6 +228,9 @@ if want fake-success; then
     mc fake-empty empty-success
     check "fake-success (control): AUTH_RESULT success with no token fails the console with CC_ERR_AUTH_MUTUAL" \
         grep -aq '"event":"error","code":"CC_ERR_AUTH_MUTUAL"' "$T_DIR/fake-empty.out"
+    mc fake-nolicence success-before-license
+    check "fake-success: a success before any licence verdict fails the console with CC_ERR_PROTOCOL" \
+        bash -c "grep -aq '\"event\":\"error\",\"code\":\"CC_ERR_PROTOCOL\",\"message\":\"the client reported success before its licence verdict' '$T_DIR/fake-nolicence.out' && ! grep -aq '\"event\":\"established\"' '$T_DIR/fake-nolicence.out'"
 fi
 
 # --- 8. what leaks to a peer that said HELLO, and what a peer writes into the logs ---

@@ -243,12 +243,14 @@ def cmd_close(a):
 
 # ---- malicious-client: a managed machine that lies to the console -----------
 
-def script_auth(p, token, log):
-    """LICENSE granted, HELLO [nt], then AUTH_RESULT success carrying `token` as soon
-    as the console's NEGOTIATE is in; reports what the console does next."""
+def script_auth(p, token, log, license=True):
+    """LICENSE granted (unless told not to), HELLO [nt], then AUTH_RESULT success
+    carrying `token` as soon as the console's NEGOTIATE is in; reports what the
+    console does next."""
     got, why = p.frames_until({cp.HELLO}, timeout=10)
     log("console_hello", " | ".join(printable(cp.describe(t, pl)) for t, pl in got) or why)
-    p.send_frame(cp.LICENSE, cp.license_payload())
+    if license:
+        p.send_frame(cp.LICENSE, cp.license_payload())
     p.send_frame(cp.HELLO, cp.hello_payload([b"nt"]))
     got, why = p.frames_until({cp.AUTH_TOKEN}, timeout=10)
     neg = [pl for t, pl in got if t == cp.AUTH_TOKEN]
@@ -272,6 +274,7 @@ def script_license(p, detail, log):
 SCRIPTS = {
     "fake-success": lambda p, log: script_auth(p, cp.ntlm_challenge(), log),
     "empty-success": lambda p, log: script_auth(p, b"", log),
+    "success-before-license": lambda p, log: script_auth(p, b"", log, license=False),
     "license-bad-utf8": lambda p, log: script_license(p, b"granted \xff\xfe\xc3\x28", log),
     "license-nul": lambda p, log: script_license(p, b"granted\x00hidden", log),
 }
