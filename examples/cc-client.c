@@ -76,6 +76,7 @@ struct source {
     int family;
     unsigned char addr[16];
     char text[INET6_ADDRSTRLEN];
+    char peer[INET6_ADDRSTRLEN + 8]; /* "ADDR:PORT", "[V6]:PORT" */
 };
 
 struct conn {
@@ -108,7 +109,7 @@ static void print_license(const struct app *a, const struct conn *c, const cc_ev
 {
     char text[EX_SHOW_MAX];
     if (a->json)
-        ex_json_license(c->id, ev);
+        ex_json_license(c->id, ev, c->src.peer);
     else
         fprintf(stderr, "session %llu: licence %s: %s\n", c->id, ev->granted ? "granted" : "denied",
                 ev->granted ? "" : ex_show(text, ev->text));
@@ -118,7 +119,7 @@ static void print_auth(const struct app *a, const struct conn *c, const cc_event
 {
     char mech[EX_SHOW_MAX], text[EX_SHOW_MAX];
     if (a->json)
-        ex_json_auth(c->id, ev, true);
+        ex_json_auth(c->id, ev, true, c->src.peer);
     else
         fprintf(stderr, "session %llu: %s %s: %s\n", c->id, ex_show(mech, ev->mechanism),
                 ev->code ? "refused" : "authenticated", ex_show(text, ev->text));
@@ -131,14 +132,14 @@ static void print_established(const struct app *a, const struct conn *c)
     ex_json_begin("established", c->id);
     printf(",\"identity\":");
     ex_json_string(stdout, cc_session_identity(c->s));
-    printf("}\n");
+    ex_json_end(c->src.peer);
 }
 
 static void print_closed(const struct app *a, const struct conn *c, const cc_event *ev)
 {
     char text[EX_SHOW_MAX];
     if (a->json)
-        ex_json_closed(c->id, ev);
+        ex_json_closed(c->id, ev, c->src.peer);
     else if (ev->code)
         fprintf(stderr, "session %llu: %s: %s\n", c->id, cc_strerror(ev->code), ex_show(text, ev->text));
 }
@@ -634,6 +635,10 @@ static struct source source_of(const struct sockaddr_storage *ss)
     }
     if (!inet_ntop(src.family, src.addr, src.text, sizeof src.text))
         strcpy(src.text, "?");
+    unsigned port = ss->ss_family == AF_INET    ? ntohs(((const struct sockaddr_in *)ss)->sin_port)
+                    : ss->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
+                                                : 0;
+    snprintf(src.peer, sizeof src.peer, src.family == AF_INET6 ? "[%s]:%u" : "%s:%u", src.text, port);
     return src;
 }
 
@@ -655,7 +660,7 @@ static void print_evicted(const struct app *a, const struct conn *victim, const 
         ex_json_string(stdout, state);
         printf(",\"limit\":\"%s\",\"for\":", limit);
         ex_json_string(stdout, newcomer->text);
-        printf("}\n");
+        ex_json_end(victim->src.peer);
         fflush(stdout);
     } else {
         fprintf(stderr,
@@ -674,7 +679,9 @@ static void print_refused(const struct app *a, const struct source *src, int cod
             printf(",\"code\":\"%s\"", cc_err_name(code));
         printf(",\"message\":");
         ex_json_string(stdout, why);
-        printf("}\n");
+        if (code)
+            printf(",\"errno\":%d", code);
+        ex_json_end(src->peer);
         fflush(stdout);
     } else {
         char text[EX_SHOW_MAX];

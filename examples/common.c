@@ -341,7 +341,23 @@ void ex_json_begin(const char *event, unsigned long long session)
         printf(",\"session\":%llu", session);
 }
 
-void ex_json_license(unsigned long long session, const cc_event *ev)
+void ex_json_end(const char *peer)
+{
+    if (peer) {
+        struct timespec ts;
+        struct tm tm;
+        char when[32];
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+        printf(",\"peer\":");
+        ex_json_string(stdout, peer);
+        printf(",\"ts\":\"%s.%03ldZ\"", when, ts.tv_nsec / 1000000);
+    }
+    printf("}\n");
+}
+
+void ex_json_license(unsigned long long session, const cc_event *ev, const char *peer)
 {
     ex_json_begin("license", session);
     printf(",\"count\":%u,\"in_use\":%u,\"granted\":%s", ev->license_count, ev->license_in_use,
@@ -349,11 +365,12 @@ void ex_json_license(unsigned long long session, const cc_event *ev)
     if (!ev->granted) {
         printf(",\"code\":\"%s\",\"message\":", cc_err_name(ev->code));
         ex_json_string(stdout, ev->text);
+        printf(",\"errno\":%d", ev->code);
     }
-    printf("}\n");
+    ex_json_end(peer);
 }
 
-void ex_json_auth(unsigned long long session, const cc_event *ev, bool with_code)
+void ex_json_auth(unsigned long long session, const cc_event *ev, bool with_code, const char *peer)
 {
     ex_json_begin("auth", session);
     printf(",\"mechanism\":");
@@ -361,11 +378,11 @@ void ex_json_auth(unsigned long long session, const cc_event *ev, bool with_code
     printf(",\"ok\":%s,\"%s\":", ev->code ? "false" : "true", ev->code ? "message" : "identity");
     ex_json_string(stdout, ev->text);
     if (with_code && ev->code)
-        printf(",\"code\":\"%s\"", cc_err_name(ev->code));
-    printf("}\n");
+        printf(",\"code\":\"%s\",\"errno\":%d", cc_err_name(ev->code), ev->code);
+    ex_json_end(peer);
 }
 
-void ex_json_closed(unsigned long long session, const cc_event *ev)
+void ex_json_closed(unsigned long long session, const cc_event *ev, const char *peer)
 {
     ex_json_begin(ev->code ? "error" : "closed", session);
     if (ev->code)
@@ -373,7 +390,9 @@ void ex_json_closed(unsigned long long session, const cc_event *ev)
     else
         printf(",\"reason\":");
     ex_json_string(stdout, ev->text);
-    printf("}\n");
+    if (ev->code)
+        printf(",\"errno\":%d", ev->code);
+    ex_json_end(peer);
 }
 
 double ex_now_ms(void)

@@ -99,13 +99,20 @@ bool ex_config_failed(const char *prog, const cc_context *ctx, int r);
 /* JSON event lines on stdout, one object each, as both programs print them:
  * {"event":NAME, then "session":ID unless session is 0 (the console has one). */
 void ex_json_begin(const char *event, unsigned long long session);
+/* Closes the object: with a peer (cc-client's per-session events), first
+ * "peer":ADDR:PORT and "ts", the UTC time to the millisecond, so that a log
+ * of many sessions says who and when without a second source. */
+void ex_json_end(const char *peer);
+/* A failure's "code" (the name) is followed at the end by "errno" (the
+ * negative cc_error number), for scripts that compare numbers. `peer` as
+ * for ex_json_end (NULL: none). */
 /* The licence verdict with its figures (and code and message when denied). */
-void ex_json_license(unsigned long long session, const cc_event *ev);
+void ex_json_license(unsigned long long session, const cc_event *ev, const char *peer);
 /* The authentication result: mechanism, ok, identity or message (and the
  * code of a failure when with_code). */
-void ex_json_auth(unsigned long long session, const cc_event *ev, bool with_code);
+void ex_json_auth(unsigned long long session, const cc_event *ev, bool with_code, const char *peer);
 /* The end: "closed" with its reason, or "error" with code and message. */
-void ex_json_closed(unsigned long long session, const cc_event *ev);
+void ex_json_closed(unsigned long long session, const cc_event *ev, const char *peer);
 
 /* Strings from outside -- a peer's CLOSE reason, identity or mechanism name,
  * a licence page's detail, an error detail quoting any of them -- reach the
