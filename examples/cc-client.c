@@ -6,9 +6,12 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -542,6 +545,44 @@ static void fit_open_files(struct app *a)
     a->max_conns = fit;
 }
 
+/* A client whose certificate has expired is refused by every console, so an operator should
+ * hear of it when starting the client, not from the technicians: a warning when it has expired
+ * or expires within EXPIRY_WARN_DAYS. Only the first certificate in the file (ours; the rest
+ * is its chain). Unreadable here is not an error: the library loaded it already. */
+#define EXPIRY_WARN_DAYS 30
+static void warn_expiry(const struct app *a, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    if (f)
+        fclose(f);
+    const ASN1_TIME *na = x ? X509_get0_notAfter(x) : NULL;
+    int days, secs;
+    struct tm tm;
+    if (!na || !ASN1_TIME_diff(&days, &secs, NULL, na) || !ASN1_TIME_to_tm(na, &tm)) {
+        X509_free(x);
+        return;
+    }
+    X509_free(x);
+    char date[40], msg[PATH_MAX + 120];
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    if (days < 0 || secs < 0 || (days == 0 && secs == 0))
+        snprintf(msg, sizeof msg, "the certificate in %s expired on %s", path, date);
+    else if (days < EXPIRY_WARN_DAYS)
+        snprintf(msg, sizeof msg, "the certificate in %s expires on %s, in %d day%s", path, date, days,
+                 days == 1 ? "" : "s");
+    else
+        return;
+    char text[EX_SHOW_MAX];
+    fprintf(stderr, PROG ": warning: %s\n", ex_show(text, msg));
+    if (a->json) {
+        printf("{\"event\":\"warning\",\"message\":");
+        ex_json_string(stdout, msg);
+        printf("}\n");
+        fflush(stdout);
+    }
+}
+
 /* Everything before the loop: the session table, the context, the listening socket, the job
  * queue. */
 static int start(struct app *a, const struct options *o)
@@ -557,6 +598,7 @@ static int start(struct app *a, const struct options *o)
     int rc = make_context(a, o);
     if (rc != EX_OK)
         return rc;
+    warn_expiry(a, o->cert);
     if ((a->lfd = listen_on(o->listen_spec)) < 0)
         return EX_CONNECT;
     print_listening(a);
@@ -660,7 +702,7 @@ static void print_evicted(const struct app *a, const struct conn *victim, const 
         ex_json_string(stdout, state);
         printf(",\"limit\":\"%s\",\"for\":", limit);
         ex_json_string(stdout, newcomer->text);
-        ex_json_end(victim->src.peer);
+        ex_json_end(NULL); /* it has its "address"; scripts match the line whole */
         fflush(stdout);
     } else {
         fprintf(stderr,
@@ -681,7 +723,7 @@ static void print_refused(const struct app *a, const struct source *src, int cod
         ex_json_string(stdout, why);
         if (code)
             printf(",\"errno\":%d", code);
-        ex_json_end(src->peer);
+        ex_json_end(NULL); /* no session yet: its "address" says who */
         fflush(stdout);
     } else {
         char text[EX_SHOW_MAX];
