@@ -112,7 +112,7 @@ static void print_license(const struct app *a, const struct conn *c, const cc_ev
 {
     char text[EX_SHOW_MAX];
     if (a->json)
-        ex_json_license(c->id, ev, c->src.peer);
+        ex_json_license(c->id, ev, true, c->src.peer);
     else
         fprintf(stderr, "session %llu: licence %s: %s\n", c->id, ev->granted ? "granted" : "denied",
                 ev->granted ? "" : ex_show(text, ev->text));
@@ -142,7 +142,7 @@ static void print_closed(const struct app *a, const struct conn *c, const cc_eve
 {
     char text[EX_SHOW_MAX];
     if (a->json)
-        ex_json_closed(c->id, ev, c->src.peer);
+        ex_json_closed(c->id, ev, true, c->src.peer);
     else if (ev->code)
         fprintf(stderr, "session %llu: %s: %s\n", c->id, cc_strerror(ev->code), ex_show(text, ev->text));
 }

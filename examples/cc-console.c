@@ -84,7 +84,7 @@ static void print_state(struct app *a, const cc_event *ev)
 static void print_license(const struct app *a, const cc_event *ev)
 {
     if (a->json)
-        ex_json_license(0, ev, NULL);
+        ex_json_license(0, ev, false, NULL);
     else if (ev->granted)
         fprintf(stderr, "licence granted: %u of %u in use\n", ev->license_in_use, ev->license_count);
 }
@@ -106,7 +106,7 @@ static void print_auth(const struct app *a, const cc_event *ev)
 static void print_closed(const struct app *a, const cc_event *ev)
 {
     if (a->json)
-        ex_json_closed(0, ev, NULL);
+        ex_json_closed(0, ev, false, NULL);
 }
 
 /* ---- events ---- */

@@ -357,7 +357,7 @@ void ex_json_end(const char *peer)
     printf("}\n");
 }
 
-void ex_json_license(unsigned long long session, const cc_event *ev, const char *peer)
+void ex_json_license(unsigned long long session, const cc_event *ev, bool with_errno, const char *peer)
 {
     ex_json_begin("license", session);
     printf(",\"count\":%u,\"in_use\":%u,\"granted\":%s", ev->license_count, ev->license_in_use,
@@ -365,7 +365,8 @@ void ex_json_license(unsigned long long session, const cc_event *ev, const char 
     if (!ev->granted) {
         printf(",\"code\":\"%s\",\"message\":", cc_err_name(ev->code));
         ex_json_string(stdout, ev->text);
-        printf(",\"errno\":%d", ev->code);
+        if (with_errno)
+            printf(",\"errno\":%d", ev->code);
     }
     ex_json_end(peer);
 }
@@ -382,7 +383,7 @@ void ex_json_auth(unsigned long long session, const cc_event *ev, bool with_code
     ex_json_end(peer);
 }
 
-void ex_json_closed(unsigned long long session, const cc_event *ev, const char *peer)
+void ex_json_closed(unsigned long long session, const cc_event *ev, bool with_errno, const char *peer)
 {
     ex_json_begin(ev->code ? "error" : "closed", session);
     if (ev->code)
@@ -390,7 +391,7 @@ void ex_json_closed(unsigned long long session, const cc_event *ev, const char *
     else
         printf(",\"reason\":");
     ex_json_string(stdout, ev->text);
-    if (ev->code)
+    if (ev->code && with_errno)
         printf(",\"errno\":%d", ev->code);
     ex_json_end(peer);
 }

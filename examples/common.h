@@ -103,16 +103,18 @@ void ex_json_begin(const char *event, unsigned long long session);
  * "peer":ADDR:PORT and "ts", the UTC time to the millisecond, so that a log
  * of many sessions says who and when without a second source. */
 void ex_json_end(const char *peer);
-/* A failure's "code" (the name) is followed at the end by "errno" (the
- * negative cc_error number), for scripts that compare numbers. `peer` as
- * for ex_json_end (NULL: none). */
+/* With with_errno (with_code for auth), a failure's "code" (the name) is
+ * followed at the end by "errno" (the negative cc_error number), for scripts
+ * that compare numbers. cc-console passes false: scripts (and our tests)
+ * match its failure lines whole, ending in "message". `peer` as for
+ * ex_json_end (NULL: none). */
 /* The licence verdict with its figures (and code and message when denied). */
-void ex_json_license(unsigned long long session, const cc_event *ev, const char *peer);
+void ex_json_license(unsigned long long session, const cc_event *ev, bool with_errno, const char *peer);
 /* The authentication result: mechanism, ok, identity or message (and the
  * code of a failure when with_code). */
 void ex_json_auth(unsigned long long session, const cc_event *ev, bool with_code, const char *peer);
 /* The end: "closed" with its reason, or "error" with code and message. */
-void ex_json_closed(unsigned long long session, const cc_event *ev, const char *peer);
+void ex_json_closed(unsigned long long session, const cc_event *ev, bool with_errno, const char *peer);
 
 /* Strings from outside -- a peer's CLOSE reason, identity or mechanism name,
  * a licence page's detail, an error detail quoting any of them -- reach the
