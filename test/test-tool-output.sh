@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# test-tool-output.sh -- what cc-client and cc-console print for scripts and people: "errno" next
-# to every error code, IPv6 addresses in brackets, the peer and a timestamp on cc-client's
-# per-session JSON events, and the warning about an expired or expiring certificate.
+# test-tool-output.sh -- what the tools print: cc-client's "errno", "peer" and "ts" in --json,
+# IPv6 addresses in brackets (both tools), the warning about an expired or expiring certificate.
 . "$(dirname "$0")/lib.sh"
 
 C=$(t_certs) || { echo "not ok - certificates"; exit 1; }
