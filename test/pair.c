@@ -89,6 +89,17 @@ const char *t_psk(const char *name)
     return fclose(f) == 0 ? path : NULL;
 }
 
+bool t_file_has(const char *path, const char *needle)
+{
+    static char buf[65536];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
 int t_listening_port(const char *path, unsigned *port, int ms)
 {
     static const char key[] = "\"address\":\"127.0.0.1:";

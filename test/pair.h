@@ -28,6 +28,8 @@ const char *t_cert_pin(void);
  * as test/lib.sh's `t_psk NAME`; its path (one of four buffers), or NULL. */
 const char *t_psk(const char *name);
 
+/* true when the file at path (its first 64 KiB) contains needle. */
+bool t_file_has(const char *path, const char *needle);
 /* Waits up to ms for the "listening" line of a cc-client --json started with
  * --listen 127.0.0.1:0 to appear in the file at path; 0 with its port, or -1. */
 int t_listening_port(const char *path, unsigned *port, int ms);

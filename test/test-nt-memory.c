@@ -203,13 +203,7 @@ static int setup(void)
 
 static bool client_said(const char *needle)
 {
-    char buf[65536];
-    FILE *f = fopen(out_path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
+    return t_file_has(out_path, needle);
 }
 
 /* One console session against cc-client; 0 once established (then closed). */

@@ -108,13 +108,7 @@ static int console(int m, const char *password, char *errmsg, size_t errlen)
 
 static bool client_said(const char *needle)
 {
-    char buf[65536];
-    FILE *f = fopen(out_path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
+    return t_file_has(out_path, needle);
 }
 
 static int start_client(void)
