@@ -43,6 +43,11 @@ extern "C" {
 #define CC_VERSION_NUM    ((CC_VERSION_MAJOR << 16) | (CC_VERSION_MINOR << 8) | CC_VERSION_PATCH)
 #define CC_VERSION_STRING "1.0.0"
 
+/* A socket as the host's poller knows it: a file descriptor on POSIX, and
+ * wide enough for a Windows SOCKET. CC_SOCKET_INVALID is none. */
+typedef int64_t cc_socket;
+#define CC_SOCKET_INVALID ((cc_socket)-1)
+
 /* The TCP port a client listens on unless told otherwise. */
 #define CC_DEFAULT_PORT 1680
 
@@ -206,7 +211,8 @@ typedef enum cc_timeout {
     CC_TIMEOUT_LICENSE_CONNECT = 5, /* licence server connect; default 2000, 1..86400000 */
     CC_TIMEOUT_LICENSE = 6,         /* whole licence fetch; default 4000, 1..86400000 */
     CC_TIMEOUT_AUTH_JOB = 7,        /* each KDC / directory job; default 4000, 1..86400000 */
-    CC_TIMEOUT_AUTH_BACKOFF = 8     /* most wait after failed proofs; default 4000, 0..60000 */
+    CC_TIMEOUT_AUTH_BACKOFF = 8,    /* most wait after failed proofs; default 4000, 0..60000 */
+    CC_TIMEOUT_CONNECT_STAGGER = 9  /* next address's start while one connects; default 250, 10..60000 */
 } cc_timeout;
 /* The handshake deadline is also the most an unauthenticated peer can hold a
  * session; the licence and KDC timeouts fit inside it. After failed proofs,
@@ -344,12 +350,16 @@ void cc_session_set_user_data(cc_session *s, void *user);
 void *cc_session_user_data(const cc_session *s);
 
 /* Console: connect to `host` (name or address literal) on `port` (0 means
- * 1680). Queues a resolve job; every address is tried, IPv6 and IPv4
- * alternating. The name is also what the certificate must carry. */
+ * 1680). Queues a resolve job; the addresses are then raced (RFC 8305):
+ * IPv6 and IPv4 alternating, IPv6 first, each next one
+ * CC_TIMEOUT_CONNECT_STAGGER after the previous started (at once when it
+ * failed), so several sockets may be connecting at once; the first connected
+ * wins and the others are closed. The name is also what the certificate must
+ * carry. */
 int cc_session_connect(cc_session *s, const char *host, uint16_t port);
 /* Client: serve the console on an accepted socket. The session makes it
  * non-blocking and closes it when freed. */
-int cc_session_accept_fd(cc_session *s, int fd);
+int cc_session_accept_fd(cc_session *s, cc_socket fd);
 
 /* Host-owned transport for tunnels. send returns bytes written (> 0),
  * CC_IO_WOULD_BLOCK, or CC_IO_ERROR; recv returns bytes read (> 0),
@@ -375,10 +385,88 @@ int cc_session_set_credentials(cc_session *s, const char *user, const char *doma
  * or a negative cc_error once it has failed (also cc_session_error());
  * CC_ERR_STATE before cc_session_connect/_accept_fd/_set_transport. */
 int cc_session_step(cc_session *s);
-/* The socket to poll for CC_WANT_READ / CC_WANT_WRITE, or -1 (host transport). */
-int cc_session_fd(const cc_session *s);
+/* The socket to poll for CC_WANT_READ / CC_WANT_WRITE, or CC_SOCKET_INVALID
+ * (host transport, not started, ended). While connecting (several attempts
+ * may be in flight) it is the newest attempt's: a host that polls only it
+ * learns of an older attempt's success at the next cc_session_timeout_ms();
+ * the socket callback below reports every one. It can change at each
+ * cc_session_step() until the state is past CC_STATE_CONNECTING, and
+ * becomes invalid when the session ends. */
+cc_socket cc_session_fd(const cc_session *s);
 /* Milliseconds until the session's next deadline (0 = now), or -1 for none. */
 int32_t cc_session_timeout_ms(const cc_session *s);
+
+/* --- Sockets and timers: a host that touches only the ready sessions ---
+ *
+ * Instead of asking every session for cc_session_fd() and
+ * cc_session_timeout_ms() after each step (fine for a few sessions), a host
+ * with many registers two callbacks, in the manner of curl's
+ * CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION and c-ares'
+ * sock_state_cb, and keeps its poller (epoll, kqueue, libuv) and a timer
+ * queue as the session tells it. On readiness of a socket, or when the
+ * session's timer expires, it calls cc_session_step() as before (and takes
+ * jobs while the result has CC_WANT_JOB). */
+
+#define CC_POLL_IN     0x1 /* watch the socket for reading */
+#define CC_POLL_OUT    0x2 /* watch the socket for writing */
+#define CC_POLL_REMOVE 0x4 /* stop watching the socket: alone, never with the two above */
+
+/**
+ * @functypedef
+ *
+ * Tells the host what `session` wants of `sock`: `what` is CC_POLL_IN,
+ * CC_POLL_OUT or both (watch for that, replacing what was asked of this
+ * socket before), or CC_POLL_REMOVE (stop watching it). A socket's first
+ * call, or its first after a CC_POLL_REMOVE, is an add (EPOLL_CTL_ADD); the
+ * others modify. It is called when what the session wants changes, at the
+ * end of cc_session_step(), cc_session_connect(), cc_session_accept_fd(),
+ * cc_session_job_done(), cc_session_send(), cc_session_ping(),
+ * cc_session_pause_reading() and cc_session_close(); and with
+ * CC_POLL_REMOVE for each watched socket from cc_session_free(). A session
+ * may have several sockets while it connects (one per attempt), one after.
+ *
+ * The library reports CC_POLL_REMOVE *before* it closes a socket it
+ * reported, so when a new socket gets the number of a closed one (a connect
+ * falling back to the next address) the host always sees a remove and then
+ * an add. CC_POLL_REMOVE also comes while the socket stays open when the
+ * session wants nothing of it for a while (a paused reader with nothing to
+ * send; a client's wait after failed proofs); an add follows when it wants
+ * something again.
+ *
+ * The callback must not call cc_session_step() or cc_session_free() on the
+ * session; it may call cc_session_user_data().
+ */
+typedef void (*cc_socket_fn)(void *user, cc_session *session, cc_socket sock, int what);
+
+/**
+ * @functypedef
+ *
+ * Tells the host the session's next deadline changed: call
+ * cc_session_step() in `timeout_ms` milliseconds (0: as soon as possible,
+ * e.g. a job was handed back), or -1: the session has no deadline now
+ * (cancel the timer). The new value replaces the last. Called at the same
+ * points as the socket callback, only when the deadline moved, and with -1
+ * from cc_session_free() if a deadline was reported. Same restrictions.
+ */
+typedef void (*cc_timer_fn)(void *user, cc_session *session, int32_t timeout_ms);
+
+/**
+ * Sets the session's socket callback (NULL: none). Only in CC_STATE_NEW,
+ * i.e. before cc_session_connect(), cc_session_accept_fd() or
+ * cc_session_set_transport() (else CC_ERR_STATE). A session on a host
+ * transport (cc_session_set_transport) reports no socket.
+ */
+int cc_session_set_socket_callback(cc_session *s, cc_socket_fn fn, void *user);
+/** Sets the session's timer callback (NULL: none); only in CC_STATE_NEW. */
+int cc_session_set_timer_callback(cc_session *s, cc_timer_fn fn, void *user);
+/**
+ * The callbacks every new session of the context starts with, so a host
+ * sets them once; cc_session_set_socket_callback() and
+ * cc_session_set_timer_callback() override them per session. Like every
+ * context setter, only while no session uses the context.
+ */
+int cc_context_set_socket_callback(cc_context *ctx, cc_socket_fn fn, void *user);
+int cc_context_set_timer_callback(cc_context *ctx, cc_timer_fn fn, void *user);
 
 int cc_session_state(const cc_session *s);
 /* Name of a cc_state, e.g. "established". */

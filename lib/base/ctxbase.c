@@ -21,6 +21,8 @@ const cc__range cc__timeout_range[CC__TIMEOUT_COUNT] = {
     [CC_TIMEOUT_AUTH_JOB] = {"CC_TIMEOUT_AUTH_JOB", 4000, 1, DAY_MS},
     /* the longest a source waits after failed proofs (lib/core/backoff.c) */
     [CC_TIMEOUT_AUTH_BACKOFF] = {"CC_TIMEOUT_AUTH_BACKOFF", 4000, 0, 60000},
+    /* RFC 8305's "Connection Attempt Delay": 250 ms recommended, 10 ms its floor */
+    [CC_TIMEOUT_CONNECT_STAGGER] = {"CC_TIMEOUT_CONNECT_STAGGER", 250, 10, 60000},
 };
 
 const cc__range cc__limit_range[CC__LIMIT_COUNT] = {

@@ -15,6 +15,13 @@ struct cc_context {
     cc__license_conf license;
     cc__auth_conf auth;
     cc__backoff backoff; /* client: waits after failed proofs, per source address */
+    /* what every new session starts with (cc_context_set_socket_callback, lib/core/notify.c) */
+    struct {
+        cc_socket_fn sock_fn;
+        void *sock_user;
+        cc_timer_fn timer_fn;
+        void *timer_user;
+    } hooks;
 };
 
 #endif /* CC_CORE_H */

@@ -2,6 +2,7 @@
  * credentials, jobs, data and pings, queries; the state changes in session.c. */
 #include "session.h"
 
+#include <limits.h>
 #include <string.h>
 
 #define DATA_FRAME_MAX (16384 - CC__FRAME_HDR) /* one data frame fills one TLS record */
@@ -55,6 +56,9 @@ CC_API cc_session *cc_session_new(cc_context *ctx, int *err)
         return NULL;
     }
     s->ctx = ctx;
+    s->watch = (cc__watch){.fn = ctx->hooks.sock_fn, .user = ctx->hooks.sock_user, .s = s};
+    s->timer_fn = ctx->hooks.timer_fn;
+    s->timer_user = ctx->hooks.timer_user;
     atomic_fetch_add(&ctx->base.sessions, 1);
     s->role = ctx->base.role;
     s->state = CC_STATE_NEW;
@@ -69,6 +73,7 @@ CC_API void cc_session_free(cc_session *s)
     const cc_context *ctx = s->ctx;
     cc__connector_free(s->conn);
     cc__pipe_free(s->pipe); /* closes the transport */
+    cc__session_notify_gone(s);
     cc__session_wipe_credentials(s);
     cc__auth_free(s->auth);
     s->auth = NULL;
@@ -154,6 +159,7 @@ CC_API int cc_session_connect(cc_session *s, const char *host, uint16_t port)
     cc__session_queue_job(s, j);
     start_handshake_clock(s);
     cc__session_advance(s);
+    cc__session_notify(s);
     return CC_OK;
 }
 
@@ -179,19 +185,21 @@ static int begin_transport(cc_session *s, const cc__transport *t)
         }
     }
     cc__session_advance(s);
+    cc__session_notify(s);
     return CC_OK;
 }
 
-CC_API int cc_session_accept_fd(cc_session *s, int fd)
+CC_API int cc_session_accept_fd(cc_session *s, cc_socket sock)
 {
-    if (!s || fd < 0)
+    if (!s || sock < 0 || sock > INT_MAX)
         return CC_ERR_INVALID;
+    int fd = (int)sock;
     if (s->role != CC_ROLE_CLIENT || s->state != CC_STATE_NEW || cc__pipe_started(s->pipe))
         return CC_ERR_STATE;
     if (cc__fd_set_nonblock(fd) < 0)
         return CC_ERR_IO;
     s->source.len = (uint8_t)cc__fd_peer_addr(fd, s->source.addr);
-    cc__transport t = {fd, NULL, NULL, NULL};
+    cc__transport t = {fd, NULL, NULL, NULL, &s->watch};
     return begin_transport(s, &t);
 }
 
@@ -209,7 +217,7 @@ CC_API int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn r
     }
     if (s->role == CC_ROLE_CONSOLE && peer_name && !(s->peer_name = cc__strdup(s->ctx, peer_name)))
         return CC_ERR_NOMEM;
-    cc__transport t = {-1, send, recv, user};
+    cc__transport t = {-1, send, recv, user, NULL};
     return begin_transport(s, &t);
 }
 
@@ -249,12 +257,13 @@ CC_API int cc_session_job_done(cc_session *s, cc_job *job)
     }
     job->next = s->back;
     s->back = job;
+    cc__session_notify(s); /* the timer: step now */
     return CC_OK;
 }
 
 /* ------------------------------------------------------ data and pings */
 
-CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, size_t len)
+static int send_data(cc_session *s, uint16_t channel, const void *data, size_t len)
 {
     if (!s || (!data && len))
         return CC_ERR_INVALID;
@@ -288,6 +297,14 @@ CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, si
     return CC_OK;
 }
 
+CC_API int cc_session_send(cc_session *s, uint16_t channel, const void *data, size_t len)
+{
+    int r = send_data(s, channel, data, len);
+    if (r >= 0)
+        cc__session_notify(s); /* the socket: now also for writing */
+    return r;
+}
+
 CC_API int cc_session_pause_reading(cc_session *s, int paused)
 {
     if (!s)
@@ -295,10 +312,11 @@ CC_API int cc_session_pause_reading(cc_session *s, int paused)
     if (s->read_paused && !paused)
         s->last_rx = cc__now_ms(); /* the silence was ours: restart the idle clock */
     s->read_paused = paused != 0;
+    cc__session_notify(s);
     return CC_OK;
 }
 
-CC_API int cc_session_ping(cc_session *s)
+static int send_ping(cc_session *s)
 {
     if (!s)
         return CC_ERR_INVALID;
@@ -309,6 +327,14 @@ CC_API int cc_session_ping(cc_session *s)
     cc__ping_stamp(&m, s->ping_sent);
     s->ping_outstanding = true;
     return cc__f_ping_pack(cc__pipe_out(s->pipe), s->ctx, &m); /* established: close_notify is not out */
+}
+
+CC_API int cc_session_ping(cc_session *s)
+{
+    int r = send_ping(s);
+    if (r >= 0)
+        cc__session_notify(s);
+    return r;
 }
 
 /* ------------------------------------------------------------- queries */
@@ -328,11 +354,12 @@ CC_API const char *cc_session_errmsg(const cc_session *s)
     return s ? s->errmsg : "";
 }
 
-CC_API int cc_session_fd(const cc_session *s)
+CC_API cc_socket cc_session_fd(const cc_session *s)
 {
     if (!s)
-        return -1;
-    return s->state == CC_STATE_CONNECTING ? cc__connector_fd(s->conn) : cc__pipe_fd(s->pipe);
+        return CC_SOCKET_INVALID;
+    int fd = s->state == CC_STATE_CONNECTING ? cc__connector_fd(s->conn) : cc__pipe_fd(s->pipe);
+    return fd >= 0 ? (cc_socket)fd : CC_SOCKET_INVALID;
 }
 
 CC_API size_t cc_session_pending(const cc_session *s)

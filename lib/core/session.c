@@ -189,7 +189,7 @@ static bool connected(cc_session *s)
     if (r == 0)
         return false;
     if (r == 1) {
-        cc__transport t = {cc__connector_take(s->conn), NULL, NULL, NULL};
+        cc__transport t = {cc__connector_take(s->conn), NULL, NULL, NULL, &s->watch};
         cc__connector_free(s->conn);
         s->conn = NULL;
         if ((r = cc__pipe_start(s->pipe, &t, s->peer_name)) == CC_OK)
@@ -851,7 +851,7 @@ static void process_returned_jobs(cc_session *s)
                 cc_job_free(j);
                 continue;
             }
-            if (!(s->conn = cc__connector_new(s->ctx, j))) {
+            if (!(s->conn = cc__connector_new(s->ctx, j, &s->watch))) {
                 cc_job_free(j);
                 fail(s, CC_ERR_NOMEM, false, NULL);
                 continue;
@@ -877,7 +877,7 @@ static void process_returned_jobs(cc_session *s)
     }
 }
 
-static int wait_mask(cc_session *s)
+int cc__session_wants(cc_session *s)
 {
     int m = CC_WANT_TIMER;
     if (s->queued)
@@ -922,20 +922,27 @@ CC_API int cc_session_step(cc_session *s)
             advance(s); /* what the I/O finished, e.g. the orderly close */
         }
     }
-    if (s->state == CC_STATE_CLOSED)
+    int r = s->state == CC_STATE_CLOSED ? 0 : s->state == CC_STATE_FAILED ? s->error : cc__session_wants(s);
+    cc__session_notify(s);
+    return r;
+}
+
+uint64_t cc__session_deadline(const cc_session *s, uint64_t now)
+{
+    if (s->state >= CC_STATE_CLOSED || s->state == CC_STATE_NEW)
         return 0;
-    if (s->state == CC_STATE_FAILED)
-        return s->error;
-    return wait_mask(s);
+    if (s->back)
+        return now; /* a job came back: the next step uses it */
+    int what;
+    return next_deadline(s, now, &what);
 }
 
 CC_API int32_t cc_session_timeout_ms(const cc_session *s)
 {
-    if (!s || s->state >= CC_STATE_CLOSED || s->state == CC_STATE_NEW)
+    if (!s)
         return -1;
     uint64_t now = cc__now_ms();
-    int what;
-    uint64_t d = next_deadline(s, now, &what);
+    uint64_t d = cc__session_deadline(s, now);
     if (!d)
         return -1;
     uint64_t left = d > now ? d - now : 0;
@@ -944,7 +951,7 @@ CC_API int32_t cc_session_timeout_ms(const cc_session *s)
 
 /* ---------------------------------------------------------- host requests */
 
-CC_API int cc_session_close(cc_session *s, int code, const char *reason)
+static int close_session(cc_session *s, int code, const char *reason)
 {
     if (!s || code > 0 || (reason && strlen(reason) >= CC__REASON_MAX - 8) || !cc__err_known(code))
         return CC_ERR_INVALID; /* the peer is told the code: it must be one of ours */
@@ -968,4 +975,12 @@ CC_API int cc_session_close(cc_session *s, int code, const char *reason)
         return fail(s, r, false, NULL);
     advance(s);
     return CC_OK;
+}
+
+CC_API int cc_session_close(cc_session *s, int code, const char *reason)
+{
+    int r = close_session(s, code, reason);
+    if (s)
+        cc__session_notify(s);
+    return r;
 }

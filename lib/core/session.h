@@ -28,6 +28,10 @@ struct cc_session {
     char *peer_name;     /* console: the name connected to */
     cc__connector *conn; /* console: the resolved addresses, tried in turn (lib/transport/connect.c) */
     cc__pipe *pipe;      /* preamble, TLS and frames (pipe.c) */
+    cc__watch watch;     /* the sockets the host was told to watch (notify.c) */
+    cc_timer_fn timer_fn;
+    void *timer_user;
+    uint64_t timer_told; /* the deadline the timer callback last reported; 0 none */
 
     /* jobs: queued (not taken), out (taken), back (returned, not processed) */
     cc_job *queued, *back;
@@ -64,6 +68,17 @@ struct cc_session {
 
 /* session.c: takes the session as far as it can go now (the one place the state changes) */
 void cc__session_advance(cc_session *s);
+/* session.c: the CC_WANT_* bits a step would return now (a running session) */
+int cc__session_wants(cc_session *s);
+/* session.c: when the host should step the session next (now when jobs came
+ * back), 0 for never */
+uint64_t cc__session_deadline(const cc_session *s, uint64_t now);
+
+/* notify.c: tells the host's socket and timer callbacks what changed; called
+ * at the end of every public call that can change what the session waits for. */
+void cc__session_notify(cc_session *s);
+/* notify.c: from cc_session_free, after its sockets are closed */
+void cc__session_notify_gone(cc_session *s);
 
 /* handle.c */
 void cc__session_queue_job(cc_session *s, cc_job *j);

@@ -109,7 +109,6 @@ void cc__transport_shutdown_write(cc__transport *t)
 
 void cc__transport_close(cc__transport *t)
 {
-    if (t->fd >= 0)
-        close(t->fd);
+    cc__watch_close(t->watch, t->fd);
     t->fd = -1;
 }

@@ -7,11 +7,36 @@
 
 #include <sys/socket.h>
 
+/* ---- what the host was told to watch (watch.c) ----
+ * The sockets a session reported through its cc_socket_fn, each with the
+ * events last reported. Every socket the library closes goes through
+ * cc__watch_close(), which reports CC_POLL_REMOVE before close(): a new
+ * socket that gets the same number is then always a fresh add. */
+#define CC__WATCH_MAX 16 /* CC__MAX_ADDRS attempts at once, at most */
+typedef struct cc__watch {
+    cc_socket_fn fn;
+    void *user;
+    cc_session *s;
+    uint8_t n;
+    struct {
+        int fd;
+        uint8_t events; /* CC_POLL_IN | CC_POLL_OUT, never 0 */
+    } rep[CC__WATCH_MAX];
+} cc__watch;
+/* Reports what the session wants of `fd` (events 0 = nothing: CC_POLL_REMOVE)
+ * when that differs from what was reported last. w may be NULL. */
+void cc__watch_set(cc__watch *w, int fd, unsigned events);
+/* Reports CC_POLL_REMOVE for every reported socket not among fds[0..n). */
+void cc__watch_keep_only(cc__watch *w, const int *fds, size_t n);
+/* CC_POLL_REMOVE if fd was reported, then close(fd). */
+void cc__watch_close(cc__watch *w, int fd);
+
 typedef struct cc__transport {
     int fd; /* -1 when callbacks are used */
     cc_send_fn send;
     cc_recv_fn recv;
     void *user;
+    cc__watch *watch; /* told before the socket is closed; may be NULL */
 } cc__transport;
 
 /* Both return > 0 bytes, CC_IO_WOULD_BLOCK, CC_IO_ERROR (detail filled),
@@ -38,20 +63,25 @@ size_t cc__resolve_job_count(const cc_job *job);
 const struct sockaddr *cc__resolve_job_addr(const cc_job *job, size_t i, socklen_t *len);
 
 /* ---- the console's connection (connect.c) ----
- * Walks the addresses of a resolve job, one non-blocking connect at a time,
- * each bounded by CC_TIMEOUT_CONNECT_ATTEMPT. It owns its sockets until one
- * is taken, so a connector that races several (RFC 8305) fits these calls. */
+ * Races the addresses of a resolve job (RFC 8305): the first at once, each
+ * next one CC_TIMEOUT_CONNECT_STAGGER after the previous (at once when the
+ * previous failed), each bounded by CC_TIMEOUT_CONNECT_ATTEMPT; the first
+ * connected wins and the others are closed. It owns its sockets until the
+ * winner is taken, and closes them through `watch`. */
 typedef struct cc__connector cc__connector;
 /* Takes the resolve job (freed with the connector); NULL on OOM (the job is
- * then still the caller's). */
-cc__connector *cc__connector_new(const cc_context *ctx, cc_job *resolved);
+ * then still the caller's). watch may be NULL. */
+cc__connector *cc__connector_new(const cc_context *ctx, cc_job *resolved, cc__watch *watch);
 /* Moves on without blocking: 1 once a socket is connected (take it), 0 while
- * an attempt goes on (watch cc__connector_fd for writing until
+ * attempts go on (watch cc__connector_fds for writing until
  * cc__connector_deadline), CC_ERR_CONNECT with "host:port: why" when no
  * address is left. */
 int cc__connector_poll(cc__connector *c, uint64_t now, char *detail, size_t dn);
-int cc__connector_fd(const cc__connector *c);            /* -1 when no attempt is in flight */
-uint64_t cc__connector_deadline(const cc__connector *c); /* 0 when none */
+int cc__connector_fd(const cc__connector *c); /* the newest attempt's, -1 when none is in flight */
+/* The sockets of the attempts in flight, oldest first (at most max); returns how many. */
+size_t cc__connector_fds(const cc__connector *c, int *fds, size_t max);
+/* The next attempt's start or the earliest attempt's timeout; 0 when none. */
+uint64_t cc__connector_deadline(const cc__connector *c);
 /* The connected socket, the caller's from now on. */
 int cc__connector_take(cc__connector *c);
 /* Closes every socket it still holds. NULL is fine. */

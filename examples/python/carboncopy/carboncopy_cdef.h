@@ -6,6 +6,7 @@
 #define CC_VERSION_MINOR 0
 #define CC_VERSION_PATCH 0
 #define CC_VERSION_NUM 65536
+/* CC_SOCKET_INVALID is not an integer constant: ((cc_socket)-1) */
 #define CC_DEFAULT_PORT 1680
 #define CC_WANT_READ 1
 #define CC_WANT_WRITE 2
@@ -13,6 +14,9 @@
 #define CC_WANT_TIMER 8
 #define CC_IO_WOULD_BLOCK -1001
 #define CC_IO_ERROR -1002
+#define CC_POLL_IN 1
+#define CC_POLL_OUT 2
+#define CC_POLL_REMOVE 4
 #define CC_SEND_HIGH_WATER 1
 #define CC_AUTH_DONE 0
 #define CC_AUTH_CONTINUE 1
@@ -22,6 +26,7 @@
 /* string CC_VERSION_STRING "1.0.0" */
 
 /* declarations */
+typedef int64_t cc_socket;
 uint32_t cc_version(void);
 const char *cc_version_string(void);
 typedef enum cc_error {
@@ -120,7 +125,8 @@ typedef enum cc_timeout {
     CC_TIMEOUT_LICENSE_CONNECT = 5,
     CC_TIMEOUT_LICENSE = 6,
     CC_TIMEOUT_AUTH_JOB = 7,
-    CC_TIMEOUT_AUTH_BACKOFF = 8
+    CC_TIMEOUT_AUTH_BACKOFF = 8,
+    CC_TIMEOUT_CONNECT_STAGGER = 9
 } cc_timeout;
 int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms);
 typedef enum cc_limit {
@@ -189,14 +195,20 @@ int cc_session_set_event_callback(cc_session *s, cc_event_fn fn, void *user);
 void cc_session_set_user_data(cc_session *s, void *user);
 void *cc_session_user_data(const cc_session *s);
 int cc_session_connect(cc_session *s, const char *host, uint16_t port);
-int cc_session_accept_fd(cc_session *s, int fd);
+int cc_session_accept_fd(cc_session *s, cc_socket fd);
 typedef long (*cc_send_fn)(void *user, const uint8_t *data, size_t len);
 typedef long (*cc_recv_fn)(void *user, uint8_t *buf, size_t len);
 int cc_session_set_transport(cc_session *s, cc_send_fn send, cc_recv_fn recv, void *user, const char *peer_name);
 int cc_session_set_credentials(cc_session *s, const char *user, const char *domain, const char *password);
 int cc_session_step(cc_session *s);
-int cc_session_fd(const cc_session *s);
+cc_socket cc_session_fd(const cc_session *s);
 int32_t cc_session_timeout_ms(const cc_session *s);
+typedef void (*cc_socket_fn)(void *user, cc_session *session, cc_socket sock, int what);
+typedef void (*cc_timer_fn)(void *user, cc_session *session, int32_t timeout_ms);
+int cc_session_set_socket_callback(cc_session *s, cc_socket_fn fn, void *user);
+int cc_session_set_timer_callback(cc_session *s, cc_timer_fn fn, void *user);
+int cc_context_set_socket_callback(cc_context *ctx, cc_socket_fn fn, void *user);
+int cc_context_set_timer_callback(cc_context *ctx, cc_timer_fn fn, void *user);
 int cc_session_state(const cc_session *s);
 const char *cc_state_name(int state);
 int cc_session_error(const cc_session *s);
