@@ -1,5 +1,9 @@
 /* cc-client.c -- the managed machine's side: accepts consoles on port 1680
- * and serves many at once on one poll() loop; jobs run on a worker pool. */
+ * and serves many at once on one epoll loop, the reference host of the
+ * socket and timer API: each session's socket is registered as its socket
+ * callback says, its deadline sits in a timer heap as its timer callback
+ * says, and only the sessions that are ready are stepped. Jobs run on a
+ * worker pool and find their session again in O(1). */
 #define _GNU_SOURCE
 #include "common.h"
 #include "psk.h"
@@ -13,6 +17,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <time.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,8 +92,11 @@ struct source {
 struct conn {
     cc_session *s;
     unsigned long long id; /* in order of arrival: the lowest is the oldest */
-    int mask;              /* the last step's result */
     bool established;      /* authenticated: never evicted */
+    bool registered;       /* its socket is in the epoll set */
+    size_t slot;           /* its index in app.conns */
+    size_t heap_i;         /* 1 + its index in app.heap, 0 when it has no deadline */
+    uint64_t due;          /* its deadline (ms, CLOCK_MONOTONIC) while in the heap */
     struct source src;
 };
 
@@ -100,7 +110,11 @@ struct app {
     struct conn *conns; /* max_conns slots; s == NULL when free */
     size_t max_conns;
     unsigned long max_per_source; /* 0: no limit */
-    struct pollfd *pfds;          /* max_conns + 2 */
+    size_t *free_slots;           /* a stack of the free slots' indices */
+    size_t n_free;
+    struct conn **heap; /* sessions with a deadline, the nearest first (a binary min-heap) */
+    size_t heap_n;
+    int ep; /* epoll: the listener, the job pipe, each session's socket */
     unsigned long long next_id;
     bool stop; /* --once: the first session ended with exit code rc */
     int rc;
@@ -145,6 +159,110 @@ static void print_closed(const struct app *a, const struct conn *c, const cc_eve
         ex_json_closed(c->id, ev, true, c->src.peer);
     else if (ev->code)
         fprintf(stderr, "session %llu: %s: %s\n", c->id, cc_strerror(ev->code), ex_show(text, ev->text));
+}
+
+/* ---- the socket and timer callbacks: the epoll set and the timer heap ---- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void heap_put(struct app *a, size_t i, struct conn *c)
+{
+    a->heap[i] = c;
+    c->heap_i = i + 1;
+}
+
+static void heap_up(struct app *a, size_t i)
+{
+    struct conn *c = a->heap[i];
+    while (i > 0 && a->heap[(i - 1) / 2]->due > c->due) {
+        heap_put(a, i, a->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_put(a, i, c);
+}
+
+static void heap_down(struct app *a, size_t i)
+{
+    struct conn *c = a->heap[i];
+    for (;;) {
+        size_t k = 2 * i + 1;
+        if (k >= a->heap_n)
+            break;
+        if (k + 1 < a->heap_n && a->heap[k + 1]->due < a->heap[k]->due)
+            k++;
+        if (a->heap[k]->due >= c->due)
+            break;
+        heap_put(a, i, a->heap[k]);
+        i = k;
+    }
+    heap_put(a, i, c);
+}
+
+static void heap_remove(struct app *a, struct conn *c)
+{
+    if (!c->heap_i)
+        return;
+    size_t i = c->heap_i - 1;
+    c->heap_i = 0;
+    struct conn *last = a->heap[--a->heap_n];
+    if (i == a->heap_n)
+        return;
+    heap_put(a, i, last);
+    heap_up(a, i);
+    heap_down(a, last->heap_i - 1);
+}
+
+/* The session's next deadline moved: re-key it, or take it out (ms < 0). */
+static void on_timer(void *user, cc_session *s, int32_t ms)
+{
+    struct app *a = user;
+    struct conn *c = cc_session_user_data(s);
+    if (ms < 0) {
+        heap_remove(a, c);
+        return;
+    }
+    c->due = now_ms() + (uint64_t)ms;
+    if (!c->heap_i) {
+        c->heap_i = ++a->heap_n;
+        a->heap[a->heap_n - 1] = c;
+    }
+    heap_up(a, c->heap_i - 1);
+    heap_down(a, c->heap_i - 1);
+}
+
+/* What the session wants of its socket changed: add, modify or delete it in the epoll set.
+ * The library reports a removal before it closes a socket, so a reused number is always a
+ * fresh add. A client session has exactly one socket. */
+static void on_socket(void *user, cc_session *s, cc_socket sock, int what)
+{
+    struct app *a = user;
+    struct conn *c = cc_session_user_data(s);
+    int fd = (int)sock, r;
+    if (what == CC_POLL_REMOVE) {
+        r = c->registered ? epoll_ctl(a->ep, EPOLL_CTL_DEL, fd, NULL) : 0;
+        c->registered = false;
+    } else {
+        struct epoll_event ev = {0};
+        ev.events = (what & CC_POLL_IN ? EPOLLIN : 0) | (what & CC_POLL_OUT ? EPOLLOUT : 0);
+        ev.data.ptr = c;
+        r = epoll_ctl(a->ep, c->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+        c->registered = r == 0;
+    }
+    if (r != 0)
+        fprintf(stderr, PROG ": session %llu: epoll_ctl on descriptor %d: %s\n", c->id, fd, strerror(errno));
+}
+
+/* A job carries its session's slot and id: its owner is found in O(1), and a job whose
+ * session is gone (the slot empty or another session's) is freed. */
+#define SLOT_BITS 17 /* MAX_MAX_SESSIONS slots */
+static unsigned long long job_tag(const struct conn *c)
+{
+    return (c->id << SLOT_BITS) | c->slot;
 }
 
 /* ---- events and jobs ---- */
@@ -435,6 +553,9 @@ static int make_context(struct app *a, const struct options *o)
     if (!ctx)
         return EX_PROTOCOL;
     EX_CHECK(PROG, ctx, cc_context_set_certificate(ctx, o->cert, o->key), EX_TLS);
+    /* every session reports its socket and its deadline (the epoll set and the timer heap) */
+    EX_CHECK(PROG, ctx, cc_context_set_socket_callback(ctx, on_socket, a), EX_PROTOCOL);
+    EX_CHECK(PROG, ctx, cc_context_set_timer_callback(ctx, on_timer, a), EX_PROTOCOL);
     if (o->timeout)
         EX_CHECK(PROG, ctx, cc_context_set_timeout(ctx, CC_TIMEOUT_HANDSHAKE, (uint32_t)o->timeout), EX_USAGE);
     if (o->license_url)
@@ -590,9 +711,18 @@ static int start(struct app *a, const struct options *o)
     a->max_conns = o->max_sessions ? o->max_sessions : DEFAULT_MAX_SESSIONS;
     fit_open_files(a);
     a->conns = calloc(a->max_conns, sizeof *a->conns);
-    a->pfds = calloc(a->max_conns + 2, sizeof *a->pfds);
-    if (!a->conns || !a->pfds) {
+    a->free_slots = calloc(a->max_conns, sizeof *a->free_slots);
+    a->heap = calloc(a->max_conns, sizeof *a->heap);
+    if (!a->conns || !a->free_slots || !a->heap) {
         fprintf(stderr, PROG ": no memory for %zu sessions\n", a->max_conns);
+        return EX_PROTOCOL;
+    }
+    for (size_t i = 0; i < a->max_conns; i++) {
+        a->conns[i].slot = i;
+        a->free_slots[a->n_free++] = a->max_conns - 1 - i; /* slot 0 first */
+    }
+    if ((a->ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+        perror(PROG ": epoll_create1");
         return EX_PROTOCOL;
     }
     int rc = make_context(a, o);
@@ -607,6 +737,11 @@ static int start(struct app *a, const struct options *o)
         return EX_PROTOCOL;
     }
     a->q_open = true;
+    struct epoll_event l = {.events = EPOLLIN, .data.ptr = &a->lfd}, q = {.events = EPOLLIN, .data.ptr = &a->q};
+    if (epoll_ctl(a->ep, EPOLL_CTL_ADD, a->lfd, &l) < 0 || epoll_ctl(a->ep, EPOLL_CTL_ADD, ex_jobs_fd(&a->q), &q) < 0) {
+        perror(PROG ": epoll_ctl");
+        return EX_PROTOCOL;
+    }
     return EX_OK;
 }
 
@@ -623,41 +758,15 @@ static void finish(struct app *a)
     }
     if (a->lfd >= 0)
         close(a->lfd);
+    if (a->ep >= 0)
+        close(a->ep);
     cc_context_free(a->ctx);
     free(a->conns);
-    free(a->pfds);
+    free(a->free_slots);
+    free(a->heap);
 }
 
 /* ---- the event loop ---- */
-
-/* Waits for the listener, finished jobs and what each session asked for, until the nearest
- * deadline. False when poll fails; *incoming says whether consoles are waiting. */
-static bool wait_for_any(struct app *a, bool *incoming)
-{
-    struct pollfd *p = a->pfds;
-    int n = 0;
-    int32_t wait = -1;
-    p[n++] = (struct pollfd){a->lfd, POLLIN, 0};
-    p[n++] = (struct pollfd){ex_jobs_fd(&a->q), POLLIN, 0};
-    for (size_t i = 0; i < a->max_conns; i++) {
-        struct conn *cn = &a->conns[i];
-        if (!cn->s)
-            continue;
-        int32_t t = cc_session_timeout_ms(cn->s);
-        if (t >= 0 && (wait < 0 || t < wait))
-            wait = t;
-        short ev = ex_poll_events(cn->mask);
-        int fd = cc_session_fd(cn->s);
-        if (fd >= 0 && ev)
-            p[n++] = (struct pollfd){fd, ev, 0};
-    }
-    if (poll(p, (nfds_t)n, wait) < 0 && errno != EINTR) {
-        perror("poll");
-        return false;
-    }
-    *incoming = p[0].revents & POLLIN;
-    return true;
-}
 
 /* ---- admission: session slots and sources ---- */
 
@@ -731,12 +840,21 @@ static void print_refused(const struct app *a, const struct source *src, int cod
     }
 }
 
+/* Frees the session (its callbacks take its socket out of the epoll set and its deadline out of
+ * the heap) and its jobs still waiting; the slot is free again. */
+static void release(struct app *a, struct conn *c)
+{
+    ex_jobs_cancel(&a->q, job_tag(c));
+    cc_session_free(c->s);
+    c->s = NULL;
+    heap_remove(a, c);
+    a->free_slots[a->n_free++] = c->slot;
+}
+
 static void evict(struct app *a, struct conn *victim, const struct source *newcomer, const char *limit)
 {
     print_evicted(a, victim, newcomer, limit);
-    cc_session_free(victim->s);
-    victim->s = NULL;
-    ex_jobs_cancel(&a->q, victim->id);
+    release(a, victim);
 }
 
 /* The oldest session not yet authenticated, among those from `src` (all when NULL); *n counts
@@ -776,17 +894,16 @@ static struct conn *make_room(struct app *a, const struct source *src)
         if (n >= a->max_per_source)
             evict(a, victim, src, "max-per-source");
     }
-    for (size_t i = 0; i < a->max_conns; i++)
-        if (!a->conns[i].s)
-            return &a->conns[i];
-    victim = oldest_unauthenticated(a, NULL, &n);
-    if (!victim) {
-        snprintf(why, sizeof why, "all %zu sessions are authenticated (--max-sessions %zu)", n, a->max_conns);
-        print_refused(a, src, 0, why);
-        return NULL;
+    if (!a->n_free) {
+        victim = oldest_unauthenticated(a, NULL, &n);
+        if (!victim) {
+            snprintf(why, sizeof why, "all %zu sessions are authenticated (--max-sessions %zu)", n, a->max_conns);
+            print_refused(a, src, 0, why);
+            return NULL;
+        }
+        evict(a, victim, src, "max-sessions");
     }
-    evict(a, victim, src, "max-sessions");
-    return victim;
+    return &a->conns[a->free_slots[--a->n_free]];
 }
 
 /* A session for each console waiting on the listener, as the limits allow. */
@@ -804,63 +921,88 @@ static void accept_consoles(struct app *a)
             continue;
         }
         cc_session *s = cc_session_new(a->ctx, &err);
+        *cn = (struct conn){.s = s, .id = ++a->next_id, .slot = cn->slot, .src = src};
+        if (s) { /* before the accept: its callbacks report the socket and the deadline */
+            cc_session_set_user_data(s, cn);
+            cc_session_set_event_callback(s, on_event, a);
+        }
         if (!s || (err = cc_session_accept_fd(s, fd)) < 0) {
             print_refused(a, &src, err, cc_strerror(err));
             if (s)
-                cc_session_free(s); /* it owns fd now */
-            else
+                release(a, cn); /* the session owns fd now */
+            else {
                 close(fd);
+                a->free_slots[a->n_free++] = cn->slot;
+            }
             continue;
         }
-        *cn = (struct conn){.s = s, .id = ++a->next_id, .mask = CC_WANT_READ | CC_WANT_WRITE, .src = src};
-        cc_session_set_user_data(s, cn);
-        cc_session_set_event_callback(s, on_event, a);
     }
 }
 
 /* A finished job goes back to its session, if that still exists. */
-static cc_session *job_owner(void *user, unsigned long long id)
+static cc_session *job_owner(void *user, unsigned long long tag)
 {
     struct app *a = user;
-    for (size_t i = 0; i < a->max_conns; i++)
-        if (a->conns[i].s && a->conns[i].id == id)
-            return a->conns[i].s;
-    return NULL;
+    size_t slot = tag & ((1u << SLOT_BITS) - 1);
+    struct conn *c = slot < a->max_conns ? &a->conns[slot] : NULL;
+    return c && c->s && c->id == tag >> SLOT_BITS ? c->s : NULL;
 }
 
-/* Steps every session: cheap when nothing is ready, and it enforces deadlines. A session that
- * ended is freed; with --once the program then ends with its exit code. */
-static void step_sessions(struct app *a)
+/* Steps one session that is ready (its socket, or its deadline) and hands out its jobs. A
+ * session that ended is freed; with --once the program then ends with its exit code. */
+static void serve(struct app *a, struct conn *c)
 {
-    for (size_t i = 0; i < a->max_conns; i++) {
-        struct conn *cn = &a->conns[i];
-        if (!cn->s)
-            continue;
-        int r = ex_pump(&a->q, cn->s, cn->id, answer_license, a);
-        cn->mask = r;
-        if (r <= 0) {
-            cc_session_free(cn->s);
-            cn->s = NULL;
-            ex_jobs_cancel(&a->q, cn->id);
-            if (a->once) {
-                a->rc = ex_exit_code(r);
-                a->stop = true;
-            }
-        }
+    int r = ex_pump(&a->q, c->s, job_tag(c), answer_license, a);
+    if (r > 0)
+        return;
+    release(a, c);
+    if (a->once) {
+        a->rc = ex_exit_code(r);
+        a->stop = true;
     }
 }
 
-/* Serves consoles until --once's session ends (or poll fails); returns the exit code. */
+/* Milliseconds until the nearest deadline, -1 for none. */
+static int heap_wait(const struct app *a)
+{
+    if (!a->heap_n)
+        return -1;
+    uint64_t now = now_ms(), due = a->heap[0]->due;
+    return due <= now ? 0 : due - now > INT_MAX ? INT_MAX : (int)(due - now);
+}
+
+/* Serves consoles until --once's session ends (or epoll fails); returns the exit code. Each
+ * round touches only what is ready: the sockets epoll reports and the deadlines that passed. */
+#define EVENTS_PER_ROUND 256
 static int run(struct app *a)
 {
+    struct epoll_event evs[EVENTS_PER_ROUND];
     while (!a->stop) {
-        bool incoming;
-        if (!wait_for_any(a, &incoming))
+        int n = epoll_wait(a->ep, evs, EVENTS_PER_ROUND, heap_wait(a));
+        if (n < 0 && errno != EINTR) {
+            perror(PROG ": epoll_wait");
             return EX_PROTOCOL;
-        if (incoming)
-            accept_consoles(a);
-        ex_jobs_deliver(&a->q, job_owner, a);
-        step_sessions(a);
+        }
+        for (int i = 0; i < n && !a->stop; i++) {
+            void *p = evs[i].data.ptr;
+            if (p == &a->lfd) {
+                accept_consoles(a);
+            } else if (p == &a->q) {
+                ex_jobs_deliver(&a->q, job_owner, a); /* each one's timer callback says: step now */
+            } else {
+                struct conn *c = p;
+                if (c->s) /* else freed earlier in this round */
+                    serve(a, c);
+            }
+        }
+        /* The deadlines that have passed, each session once a round (a step may set a new
+         * deadline that is due at once, e.g. a job answered in place). */
+        uint64_t now = now_ms();
+        for (size_t k = a->heap_n; k > 0 && a->heap_n && a->heap[0]->due <= now && !a->stop; k--) {
+            struct conn *c = a->heap[0];
+            heap_remove(a, c);
+            serve(a, c);
+        }
     }
     return a->rc;
 }
@@ -879,6 +1021,7 @@ int main(int argc, char **argv)
     a.license_file = o.license_file;
     a.max_per_source = o.max_per_source_set ? o.max_per_source : DEFAULT_MAX_PER_SOURCE;
     a.lfd = -1;
+    a.ep = -1;
     rc = start(&a, &o);
     if (rc == EX_OK)
         rc = run(&a);

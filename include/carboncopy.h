@@ -444,8 +444,9 @@ typedef void (*cc_socket_fn)(void *user, cc_session *session, cc_socket sock, in
  * Tells the host the session's next deadline changed: call
  * cc_session_step() in `timeout_ms` milliseconds (0: as soon as possible,
  * e.g. a job was handed back), or -1: the session has no deadline now
- * (cancel the timer). The new value replaces the last. Called at the same
- * points as the socket callback, only when the deadline moved, and with -1
+ * (cancel the timer). The new value replaces the last; a timer is one-shot
+ * (once it fired, the host may forget it). Called at the same points as the
+ * socket callback when the deadline moved or is already due, and with -1
  * from cc_session_free() if a deadline was reported. Same restrictions.
  */
 typedef void (*cc_timer_fn)(void *user, cc_session *session, int32_t timeout_ms);

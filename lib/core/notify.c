@@ -30,7 +30,8 @@ static void notify_timer(cc_session *s)
 {
     uint64_t now = cc__now_ms();
     uint64_t d = cc__session_deadline(s, now);
-    if (d == s->timer_told)
+    /* A deadline already due is told again: a host drops a timer once it fired. */
+    if (d == s->timer_told && !(d && d <= now))
         return;
     s->timer_told = d;
     uint64_t left = d > now ? d - now : 0;
