@@ -424,7 +424,7 @@ static cc_session *job_owner(void *user, unsigned long long id)
  * hands finished jobs back. False when poll fails. */
 static bool wait_for(struct app *a, int want)
 {
-    struct pollfd p[2] = {{cc_session_fd(a->s), ex_poll_events(want), 0}, {ex_jobs_fd(&a->q), POLLIN, 0}};
+    struct pollfd p[2] = {{(int)cc_session_fd(a->s), ex_poll_events(want), 0}, {ex_jobs_fd(&a->q), POLLIN, 0}};
     if (p[0].fd < 0)
         p[0].events = 0;
     if (poll(p, 2, cc_session_timeout_ms(a->s)) < 0 && errno != EINTR) {

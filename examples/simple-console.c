@@ -86,7 +86,8 @@ int main(int argc, char **argv)
                 run_job(job); /* no thread to spare: run it here; it comes back the same way */
             out++;
         }
-        struct pollfd p[2] = {{cc_session_fd(s), 0, 0}, {done_pipe[0], POLLIN, 0}};
+        /* a cc_socket is a descriptor on POSIX */
+        struct pollfd p[2] = {{(int)cc_session_fd(s), 0, 0}, {done_pipe[0], POLLIN, 0}};
         if (r & CC_WANT_READ)
             p[0].events |= POLLIN;
         if (r & CC_WANT_WRITE)

@@ -322,3 +322,28 @@ CC_API int cc_context_set_nt_account_lookup(cc_context *ctx, cc_nt_lookup_fn fn,
     cc__nt_set_lookup(md, fn, user);
     return CC_OK;
 }
+
+/* The socket and timer callbacks every new session starts with (lib/core/notify.c). */
+CC_API int cc_context_set_socket_callback(cc_context *ctx, cc_socket_fn fn, void *user)
+{
+    if (!ctx)
+        return CC_ERR_INVALID;
+    int r = cc__ctx_writable(ctx, "cc_context_set_socket_callback");
+    if (r < 0)
+        return r;
+    ctx->hooks.sock_fn = fn;
+    ctx->hooks.sock_user = user;
+    return CC_OK;
+}
+
+CC_API int cc_context_set_timer_callback(cc_context *ctx, cc_timer_fn fn, void *user)
+{
+    if (!ctx)
+        return CC_ERR_INVALID;
+    int r = cc__ctx_writable(ctx, "cc_context_set_timer_callback");
+    if (r < 0)
+        return r;
+    ctx->hooks.timer_fn = fn;
+    ctx->hooks.timer_user = user;
+    return CC_OK;
+}

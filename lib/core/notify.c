@@ -55,6 +55,7 @@ void cc__session_notify_gone(cc_session *s)
 }
 
 /* ------------------------------------------------------------- setters */
+/* (the context's defaults are set in context.c, with every public context setter) */
 
 CC_API int cc_session_set_socket_callback(cc_session *s, cc_socket_fn fn, void *user)
 {
@@ -75,29 +76,5 @@ CC_API int cc_session_set_timer_callback(cc_session *s, cc_timer_fn fn, void *us
         return CC_ERR_STATE;
     s->timer_fn = fn;
     s->timer_user = user;
-    return CC_OK;
-}
-
-CC_API int cc_context_set_socket_callback(cc_context *ctx, cc_socket_fn fn, void *user)
-{
-    if (!ctx)
-        return CC_ERR_INVALID;
-    int r = cc__ctx_writable(ctx, "cc_context_set_socket_callback");
-    if (r < 0)
-        return r;
-    ctx->hooks.sock_fn = fn;
-    ctx->hooks.sock_user = user;
-    return CC_OK;
-}
-
-CC_API int cc_context_set_timer_callback(cc_context *ctx, cc_timer_fn fn, void *user)
-{
-    if (!ctx)
-        return CC_ERR_INVALID;
-    int r = cc__ctx_writable(ctx, "cc_context_set_timer_callback");
-    if (r < 0)
-        return r;
-    ctx->hooks.timer_fn = fn;
-    ctx->hooks.timer_user = user;
     return CC_OK;
 }
