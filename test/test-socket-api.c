@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -262,6 +263,14 @@ static void t_setters(void)
     cc_session_free(s);
     cc_context_free(cctx);
     T_EQ(cc_session_accept_fd(NULL, 3), CC_ERR_INVALID);
+    /* a cc_socket that is no descriptor here */
+    cc_context *sctx = client_ctx();
+    cc_session *c = cc_session_new(sctx, NULL);
+    T_EQ(cc_session_accept_fd(c, CC_SOCKET_INVALID), CC_ERR_INVALID);
+    T_EQ(cc_session_accept_fd(c, (cc_socket)INT_MAX + 1), CC_ERR_INVALID);
+    T_EQ(cc_session_state(c), CC_STATE_NEW);
+    cc_session_free(c);
+    cc_context_free(sctx);
 }
 
 /* The first address black-holes and times out; the second socket gets the same number. The
