@@ -84,7 +84,7 @@ static void print_state(struct app *a, const cc_event *ev)
 static void print_license(const struct app *a, const cc_event *ev)
 {
     if (a->json)
-        ex_json_license(0, ev, false, NULL);
+        ex_json_license(0, ev, true, NULL);
     else if (ev->granted)
         fprintf(stderr, "licence granted: %u of %u in use\n", ev->license_in_use, ev->license_count);
 }
@@ -95,7 +95,7 @@ static void print_auth(const struct app *a, const cc_event *ev)
 {
     char mech[EX_SHOW_MAX], text[EX_SHOW_MAX];
     if (a->json)
-        ex_json_auth(0, ev, false, NULL);
+        ex_json_auth(0, ev, true, NULL);
     else if (!ev->code)
         fprintf(stderr, "authenticated by %s as %s; %s\n", ex_show(mech, ev->mechanism), ex_show(text, ev->text),
                 cc_session_auth_mutual(a->s) == 1 ? "the client proved itself through the mechanism too"
@@ -106,7 +106,7 @@ static void print_auth(const struct app *a, const cc_event *ev)
 static void print_closed(const struct app *a, const cc_event *ev)
 {
     if (a->json)
-        ex_json_closed(0, ev, false, NULL);
+        ex_json_closed(0, ev, true, NULL);
 }
 
 /* ---- events ---- */

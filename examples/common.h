@@ -105,9 +105,8 @@ void ex_json_begin(const char *event, unsigned long long session);
 void ex_json_end(const char *peer);
 /* With with_errno (with_code for auth), a failure's "code" (the name) is
  * followed at the end by "errno" (the negative cc_error number), for scripts
- * that compare numbers. cc-console passes false: scripts (and our tests)
- * match its failure lines whole, ending in "message". `peer` as for
- * ex_json_end (NULL: none). */
+ * that compare numbers; both tools pass true. `peer` as for ex_json_end
+ * (NULL: none). */
 /* The licence verdict with its figures (and code and message when denied). */
 void ex_json_license(unsigned long long session, const cc_event *ev, bool with_errno, const char *peer);
 /* The authentication result: mechanism, ok, identity or message (and the

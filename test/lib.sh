@@ -61,4 +61,6 @@ t_license_page() { # count in_use -> path
     printf '<LicenseDetails><LicenseCount>%s</LicenseCount><LicensesInUse>%s</LicensesInUse></LicenseDetails>\n' "$1" "$2" >"$f"
     echo "$f"
 }
+# t_errnum CC_ERR_NAME: the number the header gives that cc_error (e.g. -40).
+t_errnum() { sed -n "s/^ *$1 = \\(-[0-9]*\\),\\{0,1\\} .*/\\1/p" "$CC_SRC/include/carboncopy.h"; }
 t_psk() { local f="$T_DIR/psk-$1.key"; [ -f "$f" ] || printf '%s\n' "$1-0123456789abcdef-secret" >"$f"; echo "$f"; }

@@ -42,15 +42,16 @@ UNIFORM="the user name or password is incorrect (the client's own log has the ca
 # refused NAME USER DOMAIN PWFILE CAUSE: the console exits 6 with CC_ERR_AUTH_BAD_CREDENTIALS and
 # the uniform text, no word of the cause; the client's own output (its last auth event, in
 # $CLIENT_OUT) has the cause's code. The client prints that event before it answers the console.
+BAD_CRED=$(t_errnum CC_ERR_AUTH_BAD_CREDENTIALS)
 refused() {
     local name=$1 cause=$5 rc line
     console "$@"
     rc=$?
     line=$(grep -a '"event":"auth"' "$CLIENT_OUT" | tail -n 1)
     if [ "$rc" -eq 6 ] &&
-        grep -qF "{\"event\":\"error\",\"code\":\"CC_ERR_AUTH_BAD_CREDENTIALS\",\"message\":\"client: $UNIFORM\"}" \
+        grep -qF "{\"event\":\"error\",\"code\":\"CC_ERR_AUTH_BAD_CREDENTIALS\",\"message\":\"client: $UNIFORM\",\"errno\":$BAD_CRED}" \
             "$T_DIR/$name.out" &&
-        grep -qF "\"ok\":false,\"message\":\"$UNIFORM\"}" "$T_DIR/$name.out" &&
+        grep -qF "\"ok\":false,\"message\":\"$UNIFORM\",\"code\":\"CC_ERR_AUTH_BAD_CREDENTIALS\",\"errno\":$BAD_CRED}" "$T_DIR/$name.out" &&
         ! grep -qE '"message":"(client: )?nt: |CC_ERR_AUTH_(UNKNOWN_USER|DISABLED|EXPIRED)' "$T_DIR/$name.out" &&
         [[ $line == *"\"code\":\"$cause\""* ]]; then
         ok "$name: exit 6; the console is told only CC_ERR_AUTH_BAD_CREDENTIALS, the client's output has $cause"

@@ -12,7 +12,7 @@ CLIENT_ARGS=(--cert "$C/client.pem" --key "$C/client.key" --auth psk --psk-file 
 has() { grep -q -- "$2" "$1"; }
 hasnt() { ! grep -q -- "$2" "$1"; }
 # The number the header gives a cc_error name.
-errnum() { sed -n "s/^ *$1 = \\(-[0-9]*\\),.*/\\1/p" "$CC_SRC/include/carboncopy.h"; }
+errnum() { t_errnum "$1"; }
 # Every JSON line naming a CC_ERR_ code carries "errno" with that code's number, at the end.
 errno_matches() {
     local f=$1 line name n bad=0 seen=0
@@ -28,7 +28,7 @@ errno_matches() {
 TS='"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z"'
 
 # --- 1. "errno" next to "code" in cc-client's lines ---
-# (cc-console's lines stay as they were, ending in "message": other tests match them whole.)
+# (and in cc-console's: its failure lines end in "errno" too, after "message".)
 
 start_client full "${CLIENT_ARGS[@]}" --license-file "$FULL" || exit 1
 "$CC_BIN/cc-console" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --auth psk --psk-file "$PSK" --json >"$T_DIR/fullc.out" 2>&1
@@ -41,13 +41,17 @@ check "client: the denied licence line has \"code\":\"CC_ERR_LICENSE_DENIED\",..
 check "client: the error line has \"errno\":$D after the message" \
     grep -qE "^\\{\"event\":\"error\",\"session\":1,\"code\":\"CC_ERR_LICENSE_DENIED\",\"message\":\"[^\"]*\",\"errno\":$D,\"peer\"" "$T_DIR/full.out"
 check "client: every line with a code has the matching errno" errno_matches "$T_DIR/full.out"
-check "console: its error line is unchanged, ending in the message" \
-    grep -qE '^\{"event":"error","code":"CC_ERR_LICENSE_DENIED","message":"client: [^"]*"\}$' "$T_DIR/fullc.out"
+check "console: its error line has \"errno\":$D after the message" \
+    grep -qE "^\\{\"event\":\"error\",\"code\":\"CC_ERR_LICENSE_DENIED\",\"message\":\"client: [^\"]*\",\"errno\":$D\\}\$" "$T_DIR/fullc.out"
+check "console: its denied licence line has \"errno\":$D last" \
+    grep -qE "^\\{\"event\":\"license\",\"count\":10,\"in_use\":10,\"granted\":false,\"code\":\"CC_ERR_LICENSE_DENIED\",\"message\":\"[^\"]*\",\"errno\":$D\\}\$" "$T_DIR/fullc.out"
+check "console: every line with a code has the matching errno" errno_matches "$T_DIR/fullc.out"
 kill "$CLIENT_PID" 2>/dev/null; wait "$CLIENT_PID" 2>/dev/null
 
 start_client main "${CLIENT_ARGS[@]}" --license-file "$GRANT" --echo || exit 1
 "$CC_BIN/cc-console" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --auth psk --psk-file "$BAD" --json >"$T_DIR/bad.out" 2>&1
 check "wrong key: the console exits 6" [ $? -eq 6 ]
+check "wrong key: the console's auth and error lines carry the matching errno" errno_matches "$T_DIR/bad.out"
 "$CC_BIN/cc-console" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --auth psk --psk-file "$PSK" --user alice --json >"$T_DIR/good.out" 2>&1
 check "a good session: exit 0" [ $? -eq 0 ]
 check "the console's lines carry no peer or ts (it has one peer, and \"ms\")" hasnt "$T_DIR/good.out" '"peer":'
