@@ -469,6 +469,29 @@ static void t_verify_callback_rejects(void)
     tp_pair_free(&p);
 }
 
+/* A callback that only looks (returns preverify_ok) changes nothing: a failed check keeps its cause. */
+static int look_at_cert(void *user, cc_session *s, const uint8_t *der, size_t len, int preverify_ok)
+{
+    *(int *)user = preverify_ok + 10;
+    return preverify_ok;
+}
+
+static void t_verify_callback_keeps_cause(void)
+{
+    int seen = 0;
+    struct tp_pair p = {0};
+    p.cctx = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
+    T_EQ(cc_context_set_ca_file(p.cctx, t_cert("other-ca.pem")), CC_OK);
+    T_EQ(psk_register(p.cctx, pskfile), CC_OK);
+    cc_context_set_verify_callback(p.cctx, look_at_cert, &seen);
+    T_ASSERT(pair_start(&p));
+    T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 5000));
+    T_EQ(seen, 10); /* called, and the chain failed */
+    T_EQ(p.con.result, CC_ERR_CERT_UNTRUSTED);
+    T_CONTAINS(cc_session_errmsg(p.con.s), "is not trusted");
+    tp_pair_free(&p);
+}
+
 /* ---- a connection cut after N bytes at every point of the handshake ---- */
 struct mem {
     unsigned char q[2][65536];
@@ -895,6 +918,7 @@ int main(void)
     t_run("a wrong pre-shared key fails mutual authentication", t_wrong_key);
     t_run("no common mechanism", t_no_common_mechanism);
     t_run("the verify callback rejects a good certificate", t_verify_callback_rejects);
+    t_run("a verify callback that returns preverify_ok keeps a failed check's cause", t_verify_callback_keeps_cause);
     t_run("a connection cut at any point of the handshake", t_cut_at_every_point);
     t_run("bad frames from a raw TLS peer", t_bad_frames);
     t_run("mechanism names and text fields are checked (name8, UTF-8)", t_bad_names_and_text);

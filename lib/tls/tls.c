@@ -175,7 +175,7 @@ static int verify_cb(X509_STORE_CTX *xs, void *arg)
         if (r == 1) {
             ok = 1;
             t->verify_code = 0;
-        } else {
+        } else if (ok) { /* a refusal of a certificate that passed; one that failed keeps its cause */
             ok = 0;
             t->verify_code = CC_ERR_CERT_REJECTED;
             cc__fmt(t->verify_detail, sizeof t->verify_detail,
