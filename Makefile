@@ -54,7 +54,7 @@ LD        ?= ld
 OBJCOPY   ?= objcopy
 MAP       := lib/carboncopy.map
 
-EX_COMMON := $(B)/obj/examples/common.o $(B)/obj/examples/psk.o
+EX_COMMON := $(B)/obj/examples/common.o $(B)/obj/examples/diag.o $(B)/obj/examples/psk.o
 EX_BINS   := $(B)/bin/cc-console $(B)/bin/cc-client $(B)/bin/simple-console
 
 TEST_SRCS := $(sort $(wildcard test/test-*.c))

@@ -2,13 +2,18 @@
  * through the whole connection process; a diagnostic tool support staff run. */
 #define _GNU_SOURCE
 #include "common.h"
+#include "diag.h"
 #include "psk.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define PROG "cc-console"
 
@@ -31,6 +36,8 @@ static const char usage[] = "usage: cc-console HOST[:PORT] [options]\n"
                             "  --timeout MS           handshake deadline (default 10000)\n"
                             "  --json                 one JSON object per line per event on stdout\n"
                             "  --trace                print each step with its duration on stderr\n"
+                            "  --check                test the connection: one line per step through authentication,\n"
+                            "                         then close without a data session\n"
                             "  --version              print the library's version and exit\n"
                             "exit codes: 0 ok, 2 usage, 3 resolve/connect, 4 TLS/certificate, 5 licence,\n"
                             "            6 authentication, 7 timeout, 8 protocol\n";
@@ -41,7 +48,7 @@ struct options {
     const char *mechs[8]; /* in order of preference */
     int n_mechs;
     unsigned long timeout;
-    bool json, trace, require_mutual;
+    bool json, trace, require_mutual, check;
     char *host; /* malloc'd */
     unsigned port;
 };
@@ -57,7 +64,45 @@ struct app {
     FILE *send_f, *check_f; /* --send: the file read to send, and again to check the echo */
     long long send_size, sent, echoed;
     bool send_done, mismatch, closing, blocked;
+    /* the client's certificate as the verify callback saw it, for the failure's words */
+    ex_cert cert;
+    const char *host, *ca;
+    bool pinned;
+    /* --check: the socket the tool connected itself (-1: the library's), what was reported */
+    bool check;
+    int fd;
+    bool said_preamble, said_tls, said_failure;
+    int last_state;
+    double progress_at; /* --send: when progress was last shown */
 };
+
+static bool cert_code(int code)
+{
+    return code == CC_ERR_CERT_UNTRUSTED || code == CC_ERR_CERT_MISMATCH;
+}
+
+/* A failure in one line: the library's detail, after cc_strerror's sentence
+ * unless the detail already says it; a certificate failure in the words of
+ * ex_cert_explain. */
+static const char *failure_text(const struct app *a, int code, const char *detail, char *buf, size_t cap)
+{
+    char text[EX_SHOW_MAX];
+    if (cert_code(code))
+        return ex_cert_explain(buf, cap, code, detail, &a->cert, a->host, a->ca, a->pinned);
+    const char *what = cc_strerror(code);
+    if (!detail || !*detail)
+        snprintf(buf, cap, "%s", what);
+    else if (strstr(detail, what))
+        snprintf(buf, cap, "%s", detail);
+    else
+        snprintf(buf, cap, "%s: %s", what, ex_show(text, detail));
+    return buf;
+}
+
+static void check_closed(struct app *a, const cc_event *ev);
+static void check_license(struct app *a, const cc_event *ev);
+static void check_auth(struct app *a, const cc_event *ev);
+static void check_state(struct app *a, const cc_event *ev);
 
 /* ---- output: one line per event, JSON on stdout or text on stderr ---- */
 
@@ -105,8 +150,12 @@ static void print_auth(const struct app *a, const cc_event *ev)
 /* Failures in text mode are reported by the loop, with the session's detail. */
 static void print_closed(const struct app *a, const cc_event *ev)
 {
+    char why[1536];
+    cc_event e = *ev;
+    if (cert_code(ev->code))
+        e.text = ex_cert_explain(why, sizeof why, ev->code, ev->text, &a->cert, a->host, a->ca, a->pinned);
     if (a->json)
-        ex_json_closed(0, ev, true, NULL);
+        ex_json_closed(0, &e, true, NULL);
 }
 
 /* ---- events ---- */
@@ -127,13 +176,22 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
     (void)s; /* a->s */
     switch (ev->type) {
     case CC_EVENT_STATE:
-        print_state(a, ev);
+        if (a->check)
+            check_state(a, ev);
+        else
+            print_state(a, ev);
         break;
     case CC_EVENT_LICENSE:
-        print_license(a, ev);
+        if (a->check)
+            check_license(a, ev);
+        else
+            print_license(a, ev);
         break;
     case CC_EVENT_AUTH:
-        print_auth(a, ev);
+        if (a->check)
+            check_auth(a, ev);
+        else
+            print_auth(a, ev);
         break;
     case CC_EVENT_DATA:
         if (a->check_f)
@@ -143,7 +201,10 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
         a->blocked = false;
         break;
     case CC_EVENT_CLOSED:
-        print_closed(a, ev);
+        if (a->check)
+            check_closed(a, ev);
+        else
+            print_closed(a, ev);
         break;
     default:
         break;
@@ -169,6 +230,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                                          {"timeout", required_argument, 0, 't'},
                                          {"json", no_argument, 0, 'j'},
                                          {"trace", no_argument, 0, 'T'},
+                                         {"check", no_argument, 0, 'K'},
                                          {"version", no_argument, 0, 'V'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -219,6 +281,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'T':
             o->trace = true;
             break;
+        case 'K':
+            o->check = true;
+            break;
         case 'V':
             printf(PROG " %s\n", cc_version_string());
             return EX_OK;
@@ -234,6 +299,10 @@ static int parse_options(int argc, char **argv, struct options *o)
         fputs(usage, stderr);
         return EX_USAGE;
     }
+    if (o->check && o->send_file) {
+        fprintf(stderr, PROG ": --check closes without a data session: it does not take --send\n");
+        return EX_USAGE;
+    }
     if (!ex_split_host_port(argv[optind], &o->host, &o->port) || o->port == 0) {
         fprintf(stderr, PROG ": cannot parse \"%s\" as HOST[:PORT]\n", argv[optind]);
         return EX_USAGE;
@@ -241,6 +310,383 @@ static int parse_options(int argc, char **argv, struct options *o)
     if (o->n_mechs == 0)
         o->mechs[o->n_mechs++] = o->psk_file ? "psk" : "kerberos";
     return EX_RUN;
+}
+
+/* ---- --check: the connection tester ----
+ * One line per step, as it happens (the order the protocol takes, not one
+ * written down here): resolve, connect per address, preamble, tls,
+ * certificate, licence, mechanism, identity, close; a failure names its step
+ * and the exit code is that step's. The tool resolves and connects itself, so
+ * that each address tried has its line, and hands the socket to the session
+ * as its transport. Text on stdout, or with --json one object per step:
+ * {"event":"check","step":STEP,"ok":BOOL,...}. */
+
+/* A text line: "STEP: ok: ..." or "STEP: FAILED: ...". */
+static void check_say(const char *step, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void check_say(const char *step, bool ok, const char *fmt, ...)
+{
+    va_list ap;
+    printf("%-12s %s", step, ok ? "ok" : "FAILED");
+    if (fmt && *fmt) {
+        printf(": ");
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
+static void check_json_begin(const char *step, bool ok)
+{
+    printf("{\"event\":\"check\",\"step\":\"%s\",\"ok\":%s", step, ok ? "true" : "false");
+}
+
+static void check_json_field(const char *key, const char *value)
+{
+    printf(",\"%s\":", key);
+    ex_json_string(stdout, value);
+}
+
+static void check_json_end(const struct app *a)
+{
+    printf(",\"ms\":%.3f}\n", ex_now_ms() - a->t0);
+    fflush(stdout);
+}
+
+/* "127.0.0.1:1680", "[::1]:1680" */
+static void addr_text(const struct addrinfo *ai, char *out, size_t cap)
+{
+    char h[NI_MAXHOST] = "?", p[NI_MAXSERV] = "?";
+    getnameinfo(ai->ai_addr, ai->ai_addrlen, h, sizeof h, p, sizeof p, NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(out, cap, ai->ai_family == AF_INET6 ? "[%s]:%s" : "%s:%s", h, p);
+}
+
+/* One connect with a deadline: 0 connected, else the errno (ETIMEDOUT when the deadline passed). */
+static int connect_one(const struct addrinfo *ai, int ms, int *fd_out)
+{
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return errno;
+    int err = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+        struct pollfd p = {fd, POLLOUT, 0};
+        double end = ex_now_ms() + ms;
+        int r;
+        do
+            r = poll(&p, 1, (int)(end - ex_now_ms() > 0 ? end - ex_now_ms() : 0));
+        while (r < 0 && errno == EINTR);
+        socklen_t l = sizeof err;
+        if (r == 0)
+            err = ETIMEDOUT;
+        else if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+            err = errno;
+    }
+    if (err) {
+        close(fd);
+        return err;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static long fd_send(void *user, const uint8_t *data, size_t len)
+{
+    ssize_t r = send(*(int *)user, data, len, MSG_NOSIGNAL);
+    if (r > 0)
+        return (long)r;
+    return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? CC_IO_WOULD_BLOCK : CC_IO_ERROR;
+}
+
+static long fd_recv(void *user, uint8_t *buf, size_t len)
+{
+    ssize_t r = recv(*(int *)user, buf, len, 0);
+    if (r >= 0)
+        return (long)r;
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? CC_IO_WOULD_BLOCK : CC_IO_ERROR;
+}
+
+static void check_resolved(const struct app *a, const char *host, const struct addrinfo *res, int n)
+{
+    char list[1024] = "", one[NI_MAXHOST + 16];
+    size_t o = 0;
+    if (a->json) {
+        check_json_begin("resolve", true);
+        check_json_field("host", host);
+        printf(",\"addresses\":[");
+    }
+    int i = 0;
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next, i++) {
+        char h[NI_MAXHOST] = "?";
+        getnameinfo(ai->ai_addr, ai->ai_addrlen, h, sizeof h, NULL, 0, NI_NUMERICHOST);
+        if (a->json) {
+            printf(i ? "," : "");
+            ex_json_string(stdout, h);
+        } else {
+            snprintf(one, sizeof one, "%s%s", i ? ", " : "", h);
+            if (o + strlen(one) < sizeof list - 4) {
+                memcpy(list + o, one, strlen(one) + 1);
+                o += strlen(one);
+            }
+        }
+    }
+    char shown[EX_SHOW_MAX];
+    if (a->json) {
+        printf("]");
+        check_json_end(a);
+    } else {
+        check_say("resolve", true, "%s has %d address%s: %s", ex_show(shown, host), n, n == 1 ? "" : "es", list);
+    }
+}
+
+/* The resolve and connect steps; on success the session runs over the socket. */
+static int check_connect(struct app *a, const char *host, uint16_t port, unsigned long timeout)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *res = NULL;
+    char svc[8], shown[EX_SHOW_MAX];
+    snprintf(svc, sizeof svc, "%u", port);
+    int g = getaddrinfo(host, svc, &hints, &res);
+    if (g != 0 || !res) {
+        const char *why = g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g);
+        if (a->json) {
+            check_json_begin("resolve", false);
+            check_json_field("host", host);
+            printf(",\"code\":\"%s\",\"errno\":%d", cc_err_name(CC_ERR_RESOLVE), CC_ERR_RESOLVE);
+            check_json_field("message", why);
+            check_json_end(a);
+        } else {
+            check_say("resolve", false, "%s: %s", ex_show(shown, host), why);
+        }
+        return EX_CONNECT;
+    }
+    int n = 0;
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        n++;
+    check_resolved(a, host, res, n);
+    /* each address as long as the library gives one (CC_TIMEOUT_CONNECT_ATTEMPT's default) */
+    int per = timeout && timeout < 2000 ? (int)timeout : 2000;
+    for (const struct addrinfo *ai = res; ai && a->fd < 0; ai = ai->ai_next) {
+        char where[NI_MAXHOST + 16];
+        addr_text(ai, where, sizeof where);
+        int err = connect_one(ai, per, &a->fd);
+        const char *result = err == 0              ? "ok"
+                             : err == ECONNREFUSED ? "refused"
+                             : err == ETIMEDOUT    ? "timeout"
+                                                   : strerror(err);
+        if (a->json) {
+            check_json_begin("connect", err == 0);
+            check_json_field("address", where);
+            check_json_field("result", result);
+            if (err == ETIMEDOUT)
+                printf(",\"after_ms\":%d", per);
+            check_json_end(a);
+        } else if (err == ETIMEDOUT) {
+            printf("%-12s %s: timeout (no answer within %d ms)\n", "connect", where, per);
+        } else {
+            printf("%-12s %s: %s\n", "connect", where, result);
+        }
+        fflush(stdout);
+    }
+    freeaddrinfo(res);
+    if (a->fd < 0) {
+        if (a->json) {
+            check_json_begin("connect", false);
+            printf(",\"code\":\"%s\",\"errno\":%d", cc_err_name(CC_ERR_CONNECT), CC_ERR_CONNECT);
+            check_json_field("message", "no address accepted a connection");
+            check_json_end(a);
+        } else {
+            check_say("connect", false, "no address of %s accepted a connection on port %u", ex_show(shown, host),
+                      port);
+        }
+        return EX_CONNECT;
+    }
+    EX_CHECK(PROG, a->ctx, cc_session_set_transport(a->s, fd_send, fd_recv, &a->fd, host), EX_USAGE);
+    return EX_OK;
+}
+
+/* The steps the state changes prove passed: past PREAMBLE the preamble, past TLS the TLS
+ * handshake and the certificate check. */
+static void check_state(struct app *a, const cc_event *ev)
+{
+    if (ev->state == CC_STATE_FAILED || ev->state == CC_STATE_CLOSED || ev->state == CC_STATE_CLOSING) {
+        a->last_state = a->last_state ? a->last_state : ev->state;
+        return;
+    }
+    a->last_state = ev->state;
+    if (ev->state > CC_STATE_PREAMBLE && !a->said_preamble) {
+        a->said_preamble = true;
+        if (a->json) {
+            check_json_begin("preamble", true);
+            check_json_end(a);
+        } else {
+            check_say("preamble", true, "the client speaks the Carbon Copy protocol");
+        }
+    }
+    if (ev->state > CC_STATE_TLS && !a->said_tls) {
+        a->said_tls = true;
+        const char *v = cc_session_tls_version(a->s), *c = cc_session_tls_cipher(a->s);
+        const ex_cert *x = &a->cert;
+        if (a->json) {
+            check_json_begin("tls", true);
+            check_json_field("version", v);
+            check_json_field("cipher", c);
+            check_json_end(a);
+            check_json_begin("certificate", true);
+            check_json_field("subject", x->subject);
+            check_json_field("issuer", x->issuer);
+            check_json_field("not_after", x->not_after);
+            check_json_field("names", x->names);
+            check_json_field("sha256", x->sha256);
+            check_json_field("trusted_by", a->pinned ? "pin" : a->ca ? a->ca : "system store");
+            check_json_end(a);
+        } else {
+            char s1[EX_SHOW_MAX], s2[EX_SHOW_MAX];
+            check_say("tls", true, "%s, %s", v ? v : "?", c ? c : "?");
+            check_say("certificate", true, "subject %s, issuer %s, expires %s; trusted by %s", ex_show(s1, x->subject),
+                      ex_show(s2, x->issuer), x->not_after,
+                      a->pinned ? "the pin"
+                      : a->ca   ? a->ca
+                                : "the system CA store");
+        }
+    }
+}
+
+static void check_license(struct app *a, const cc_event *ev)
+{
+    char text[EX_SHOW_MAX];
+    if (a->json) {
+        check_json_begin("licence", ev->granted != 0);
+        printf(",\"granted\":%s,\"count\":%u,\"in_use\":%u", ev->granted ? "true" : "false", ev->license_count,
+               ev->license_in_use);
+        if (!ev->granted) {
+            printf(",\"code\":\"%s\",\"errno\":%d", cc_err_name(ev->code), ev->code);
+            check_json_field("message", ev->text);
+        }
+        check_json_end(a);
+    } else if (ev->granted) {
+        check_say("licence", true, "granted, %u of %u in use", ev->license_in_use, ev->license_count);
+    } else {
+        check_say("licence", false, "%s (%u of %u in use)", ex_show(text, ev->text), ev->license_in_use,
+                  ev->license_count);
+    }
+    if (!ev->granted)
+        a->said_failure = true;
+}
+
+static void check_auth(struct app *a, const cc_event *ev)
+{
+    char m[EX_SHOW_MAX], t[EX_SHOW_MAX];
+    bool ok = ev->code == 0;
+    bool mech_failed = !ev->mechanism || !*ev->mechanism;
+    if (a->json) {
+        if (!mech_failed) {
+            check_json_begin("mechanism", true);
+            check_json_field("mechanism", ev->mechanism);
+            check_json_end(a);
+        }
+        check_json_begin(mech_failed ? "mechanism" : "identity", ok);
+        if (ok) {
+            check_json_field("identity", ev->text);
+            printf(",\"mutual\":%s", ev->mutual == 1 ? "true" : "false");
+        } else {
+            printf(",\"code\":\"%s\",\"errno\":%d", cc_err_name(ev->code), ev->code);
+            check_json_field("message", ev->text);
+        }
+        check_json_end(a);
+    } else {
+        if (!mech_failed)
+            check_say("mechanism", true, "%s", ex_show(m, ev->mechanism));
+        if (ok)
+            check_say("identity", true, "%s; %s", ex_show(t, ev->text),
+                      ev->mutual == 1 ? "the client proved itself through the mechanism too"
+                                      : "the client proved itself only by its certificate");
+        else
+            check_say(mech_failed ? "mechanism" : "identity", false, "%s", ex_show(t, ev->text));
+    }
+    if (!ok)
+        a->said_failure = true;
+}
+
+/* The step a failure belongs to: by its code where the code says, else by the state it came in. */
+static const char *failed_step(int code, int state)
+{
+    if (code == CC_ERR_RESOLVE)
+        return "resolve";
+    if (code == CC_ERR_CONNECT)
+        return "connect";
+    if (code == CC_ERR_BAD_MAGIC || code == CC_ERR_BAD_VERSION)
+        return "preamble";
+    if (code <= CC_ERR_CERT_UNTRUSTED && code >= CC_ERR_CERT_REJECTED)
+        return "certificate";
+    if (code == CC_ERR_TLS || code == CC_ERR_TLS_CONFIG)
+        return "tls";
+    if (code <= CC_ERR_LICENSE_DENIED && code >= CC_ERR_LICENSE_CONFIG)
+        return "licence";
+    if (code == CC_ERR_AUTH_NO_MECHANISM || code == CC_ERR_AUTH_UNAVAILABLE || code == CC_ERR_AUTH_NO_CREDENTIALS)
+        return "mechanism";
+    if (code <= CC_ERR_AUTH && code >= CC_ERR_AUTH_UNAVAILABLE)
+        return "identity";
+    switch (state) {
+    case CC_STATE_NEW:
+    case CC_STATE_RESOLVING:
+    case CC_STATE_CONNECTING:
+        return "connect";
+    case CC_STATE_PREAMBLE:
+        return "preamble";
+    case CC_STATE_TLS:
+        return "tls";
+    case CC_STATE_HELLO:
+        return "hello";
+    case CC_STATE_LICENSE:
+        return "licence";
+    case CC_STATE_AUTHENTICATING:
+        return "identity";
+    default:
+        return "close";
+    }
+}
+
+static void check_closed(struct app *a, const cc_event *ev)
+{
+    char text[1536];
+    if (ev->code == 0) {
+        if (a->json) {
+            check_json_begin("close", true);
+            check_json_field("reason", ev->text);
+            check_json_end(a);
+        } else {
+            check_say("close", true, "closed without a data session");
+        }
+        return;
+    }
+    if (a->said_failure) /* the licence or auth line said it already */
+        return;
+    a->said_failure = true;
+    const char *step = failed_step(ev->code, a->last_state);
+    failure_text(a, ev->code, ev->text, text, sizeof text);
+    if (a->json) {
+        check_json_begin(step, false);
+        printf(",\"code\":\"%s\",\"errno\":%d", cc_err_name(ev->code), ev->code);
+        check_json_field("message", text);
+        check_json_end(a);
+    } else {
+        check_say(step, false, "%s", text);
+    }
+}
+
+/* The last line: passed, or the exit code of the step that failed. */
+static void check_result(const struct app *a, int rc)
+{
+    if (a->json) {
+        check_json_begin("result", rc == EX_OK);
+        printf(",\"exit\":%d", rc);
+        check_json_end(a);
+    } else if (rc == EX_OK) {
+        printf("check passed\n");
+    } else {
+        printf("check FAILED (exit %d)\n", rc);
+    }
+    fflush(stdout);
 }
 
 /* ---- context and session ---- */
@@ -264,13 +710,29 @@ static int add_mechanisms(cc_context *ctx, const struct options *o)
     return EX_OK;
 }
 
+/* Only looks: keeps the certificate for the lines that report or explain it, and
+ * leaves the decision to the library's checks. */
+static int look_at_cert(void *user, cc_session *s, const uint8_t *der, size_t len, int preverify_ok)
+{
+    (void)s;
+    ex_cert_load(&((struct app *)user)->cert, der, len);
+    return preverify_ok;
+}
+
 static int make_context(struct app *a, const struct options *o)
 {
+    /* a CA file that is missing, unreadable or not PEM is the command line's fault */
+    if (o->ca && (!ex_file_readable(PROG, "ca", "CA file", o->ca) || !ex_file_has_pem_cert(PROG, "ca", o->ca)))
+        return EX_USAGE;
     cc_context *ctx = a->ctx = ex_context_new(PROG, CC_ROLE_CONSOLE);
     if (!ctx)
         return EX_PROTOCOL;
+    a->host = o->host;
+    a->ca = o->ca;
+    a->pinned = o->pin != NULL;
+    EX_CHECK(PROG, ctx, cc_context_set_verify_callback(ctx, look_at_cert, a), EX_PROTOCOL);
     if (o->ca)
-        EX_CHECK(PROG, ctx, cc_context_set_ca_file(ctx, o->ca), EX_TLS);
+        EX_CHECK(PROG, ctx, cc_context_set_ca_file(ctx, o->ca), EX_USAGE);
     if (o->pin)
         EX_CHECK(PROG, ctx, cc_context_set_pin_sha256(ctx, o->pin), EX_USAGE);
     if (o->timeout)
@@ -332,8 +794,13 @@ static int start(struct app *a, const struct options *o)
         return rc;
     cc_session_set_event_callback(a->s, on_event, a);
     a->t0 = a->t_last = ex_now_ms();
-    EX_CHECK(PROG, a->ctx,
-             cc_session_connect(a->s, o->host, o->port == EX_NO_PORT ? CC_DEFAULT_PORT : (uint16_t)o->port), EX_USAGE);
+    uint16_t port = o->port == EX_NO_PORT ? CC_DEFAULT_PORT : (uint16_t)o->port;
+    if (a->check) {
+        if ((rc = check_connect(a, o->host, port, o->timeout)) != EX_OK)
+            return rc;
+    } else {
+        EX_CHECK(PROG, a->ctx, cc_session_connect(a->s, o->host, port), EX_USAGE);
+    }
     /* one session: a resolve, at most a KDC job alongside */
     if (ex_jobs_init(&a->q, 2, 8) < 0) {
         perror(PROG ": the job queue");
@@ -352,6 +819,9 @@ static void finish(struct app *a)
         ex_jobs_close(&a->q);
     }
     cc_context_free(a->ctx);
+    ex_cert_clear(&a->cert);
+    if (a->fd >= 0)
+        close(a->fd);
     if (a->send_f)
         fclose(a->send_f);
     if (a->check_f)
@@ -406,7 +876,7 @@ static bool transfer(struct app *a, int *r)
             fprintf(stderr, PROG ": the echo differs from the data sent\n");
         else if (a->send_f && !a->json)
             fprintf(stderr, "sent %lld bytes, echo verified\n", a->sent);
-        cc_session_close(a->s, 0, a->mismatch ? "echo mismatch" : "done");
+        cc_session_close(a->s, 0, a->mismatch ? "echo mismatch" : a->check ? "check" : "done");
         return true;
     }
     *r = cc_session_step(a->s);
@@ -424,7 +894,9 @@ static cc_session *job_owner(void *user, unsigned long long id)
  * hands finished jobs back. False when poll fails. */
 static bool wait_for(struct app *a, int want)
 {
-    struct pollfd p[2] = {{(int)cc_session_fd(a->s), ex_poll_events(want), 0}, {ex_jobs_fd(&a->q), POLLIN, 0}};
+    cc_socket fd = cc_session_fd(a->s);
+    struct pollfd p[2] = {{fd != CC_SOCKET_INVALID ? (int)fd : a->fd, ex_poll_events(want), 0},
+                          {ex_jobs_fd(&a->q), POLLIN, 0}};
     if (p[0].fd < 0)
         p[0].events = 0;
     if (poll(p, 2, cc_session_timeout_ms(a->s)) < 0 && errno != EINTR) {
@@ -441,9 +913,9 @@ static int run(struct app *a)
     for (;;) {
         int r = ex_pump(&a->q, a->s, 1, NULL, NULL);
         if (r <= 0) {
-            char text[EX_SHOW_MAX];
-            if (r < 0 && !a->json)
-                fprintf(stderr, PROG ": %s: %s\n", cc_strerror(r), ex_show(text, cc_session_errmsg(a->s)));
+            char text[1536];
+            if (r < 0 && !a->json && !a->check)
+                fprintf(stderr, PROG ": %s\n", failure_text(a, r, cc_session_errmsg(a->s), text, sizeof text));
             return r == 0 && a->mismatch ? EX_PROTOCOL : ex_exit_code(r);
         }
         if (cc_session_state(a->s) == CC_STATE_ESTABLISHED && !a->closing && transfer(a, &r))
@@ -461,10 +933,12 @@ int main(int argc, char **argv)
         free(o.host);
         return rc;
     }
-    struct app a = {.json = o.json, .trace = o.trace};
+    struct app a = {.json = o.json, .trace = o.trace, .check = o.check, .fd = -1};
     rc = start(&a, &o);
     if (rc == EX_OK)
         rc = run(&a);
+    if (a.check)
+        check_result(&a, rc);
     finish(&a);
     free(o.host);
     return rc;
