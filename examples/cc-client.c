@@ -6,6 +6,7 @@
  * worker pool and find their session again in O(1). */
 #define _GNU_SOURCE
 #include "common.h"
+#include "diag.h"
 #include "psk.h"
 
 #include <errno.h>
@@ -549,6 +550,10 @@ static int add_nt(cc_context *ctx, const struct options *o)
 
 static int make_context(struct app *a, const struct options *o)
 {
+    /* a certificate or key file that is missing, unreadable or not PEM is the command line's fault */
+    if (!ex_file_readable(PROG, "cert", "certificate file", o->cert) || !ex_file_has_pem_cert(PROG, "cert", o->cert) ||
+        !ex_file_readable(PROG, "key", "key file", o->key))
+        return EX_USAGE;
     cc_context *ctx = a->ctx = ex_context_new(PROG, CC_ROLE_CLIENT);
     if (!ctx)
         return EX_PROTOCOL;

@@ -73,7 +73,9 @@ struct app {
     int fd;
     bool said_preamble, said_tls, said_failure;
     int last_state;
-    double progress_at; /* --send: when progress was last shown */
+    /* --send progress: when the sending started and progress was last shown; the bar only on a terminal */
+    double send_t0, progress_at;
+    bool bar;
 };
 
 static bool cert_code(int code)
@@ -828,6 +830,64 @@ static void finish(struct app *a)
         fclose(a->check_f);
 }
 
+/* ---- --send progress ----
+ * On a terminal (stderr, without --json) a bar redrawn at most 10 times a
+ * second: bytes sent of the file, the rate and the time left. With --json
+ * {"event":"progress","bytes":N,"total":T,"rate":BYTES_PER_S,"ms":M} at most
+ * 4 times a second, and a last one once everything is sent. */
+
+static void human_bytes(char *out, size_t cap, double b)
+{
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (b >= 1024 && u < 4) {
+        b /= 1024;
+        u++;
+    }
+    snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
+}
+
+static void draw_bar(const struct app *a, double rate, bool final)
+{
+    char done[32], total[32], speed[32], left[32] = "";
+    double frac = a->send_size > 0 ? (double)a->sent / (double)a->send_size : 1;
+    int width = 30, fill = (int)(frac * width + 0.5);
+    char bar[31];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    human_bytes(done, sizeof done, (double)a->sent);
+    human_bytes(total, sizeof total, (double)a->send_size);
+    human_bytes(speed, sizeof speed, rate);
+    if (!final && rate > 0) {
+        long s = (long)((double)(a->send_size - a->sent) / rate + 0.5);
+        snprintf(left, sizeof left, ", %ld:%02ld left", s / 60, s % 60);
+    }
+    /* \r back to the line's start, \033[K clears what a longer line left */
+    fprintf(stderr, "\r[%s] %3d%% %s of %s, %s/s%s\033[K%s", bar, (int)(frac * 100), done, total, speed, left,
+            final ? "\n" : "");
+    fflush(stderr);
+}
+
+static void show_progress(struct app *a, bool final)
+{
+    if (!a->send_f || (!a->json && !a->bar))
+        return;
+    double now = ex_now_ms();
+    if (!final && now - a->progress_at < (a->json ? 250 : 100))
+        return;
+    a->progress_at = now;
+    double secs = (now - a->send_t0) / 1000;
+    double rate = secs > 0 ? (double)a->sent / secs : 0;
+    if (a->json) {
+        printf("{\"event\":\"progress\",\"bytes\":%lld,\"total\":%lld,\"rate\":%.0f,\"ms\":%.3f}\n", a->sent,
+               a->send_size, rate, now - a->t0);
+        fflush(stdout);
+    } else {
+        draw_bar(a, rate, final);
+    }
+}
+
 /* ---- the event loop ---- */
 
 /* Queues as much of the file as the send buffer takes. */
@@ -869,9 +929,13 @@ static bool echo_complete(const struct app *a)
  * the result of the step taken here, if one was. */
 static bool transfer(struct app *a, int *r)
 {
+    if (a->send_f && a->send_t0 == 0)
+        a->send_t0 = a->progress_at = ex_now_ms();
     feed_file(a);
+    show_progress(a, false);
     if (a->mismatch || !a->send_f || echo_complete(a)) {
         a->closing = true;
+        show_progress(a, true);
         if (a->mismatch)
             fprintf(stderr, PROG ": the echo differs from the data sent\n");
         else if (a->send_f && !a->json)
@@ -933,7 +997,7 @@ int main(int argc, char **argv)
         free(o.host);
         return rc;
     }
-    struct app a = {.json = o.json, .trace = o.trace, .check = o.check, .fd = -1};
+    struct app a = {.json = o.json, .trace = o.trace, .check = o.check, .fd = -1, .bar = !o.json && isatty(2)};
     rc = start(&a, &o);
     if (rc == EX_OK)
         rc = run(&a);
