@@ -568,8 +568,11 @@ static void check_license(struct app *a, const cc_event *ev)
     } else if (ev->granted) {
         check_say("licence", true, "granted, %u of %u in use", ev->license_in_use, ev->license_count);
     } else {
-        check_say("licence", false, "%s (%u of %u in use)", ex_show(text, ev->text), ev->license_in_use,
-                  ev->license_count);
+        char figures[48];
+        snprintf(figures, sizeof figures, "%u of %u in use", ev->license_in_use, ev->license_count);
+        ex_show(text, ev->text);
+        check_say("licence", false, "%s%s%s%s", text, strstr(text, figures) ? "" : " (",
+                  strstr(text, figures) ? "" : figures, strstr(text, figures) ? "" : ")");
     }
     if (!ev->granted)
         a->said_failure = true;
@@ -665,6 +668,16 @@ static void check_closed(struct app *a, const cc_event *ev)
         return;
     a->said_failure = true;
     const char *step = failed_step(ev->code, a->last_state);
+    const char *mech = cc_session_mechanism(a->s);
+    if (strcmp(step, "identity") == 0 && mech) { /* the mechanism ran: no CC_EVENT_AUTH said so */
+        if (a->json) {
+            check_json_begin("mechanism", true);
+            check_json_field("mechanism", mech);
+            check_json_end(a);
+        } else {
+            check_say("mechanism", true, "%s", ex_show(text, mech));
+        }
+    }
     failure_text(a, ev->code, ev->text, text, sizeof text);
     if (a->json) {
         check_json_begin(step, false);
