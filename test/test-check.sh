@@ -142,11 +142,11 @@ fi
 kill "$BL_PID" 2>/dev/null
 
 start_client full --cert "$C/client.pem" --key "$C/client.key" --auth psk --psk-file "$PSK" --license-file "$FULL" || exit 1
-"${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --check >"$T_DIR/full.out" 2>&1
+"${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --check >"$T_DIR/denied.out" 2>&1
 check "licence denied: exit 5" [ $? -eq 5 ]
 check "licence denied: the licence line FAILED with its figures, once" \
-    bash -c "grep -qE '^licence +FAILED: .*10 of 10 in use' '$T_DIR/full.out' && [ \$(grep -o '10 of 10' '$T_DIR/full.out' | wc -l) -eq 1 ]"
-check "licence denied: no phrase twice" no_repeats "$T_DIR/full.out"
+    bash -c "grep -qE '^licence +FAILED: .*10 of 10 in use' '$T_DIR/denied.out' && [ \$(grep -o '10 of 10' '$T_DIR/denied.out' | wc -l) -eq 1 ]"
+check "licence denied: no phrase twice" no_repeats "$T_DIR/denied.out"
 "${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --check --json >"$T_DIR/full.json" 2>&1
 check "licence denied --json: granted false, code and errno" \
     bash -c "$(declare -f step_json); step_json '$T_DIR/full.json' licence granted false && step_json '$T_DIR/full.json' licence errno $(t_errnum CC_ERR_LICENSE_DENIED)"
