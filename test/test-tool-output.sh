@@ -58,6 +58,47 @@ check "the console's lines carry no peer or ts (it has one peer, and \"ms\")" ha
 sleep 0.3
 check "client: its error lines carry errno too, every one matching its code" errno_matches "$T_DIR/main.out"
 
+# --- 5. --send progress: {"event":"progress"} in --json, a bar only on a terminal ---
+head -c 33554432 /dev/urandom >"$T_DIR/big.bin"
+"$CC_BIN/cc-console" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --auth psk --psk-file "$PSK" --send "$T_DIR/big.bin" --json \
+    >"$T_DIR/send.json" 2>"$T_DIR/send.err"
+check "--send 32 MiB --json: exit 0" [ $? -eq 0 ]
+# progress lines: bytes never fall, never pass total, total is the file's size, at most 4 a second by
+# their own "ms" (every gap but the last one's >= 250 ms), the last one has bytes == total and comes
+# before "closed"
+check "--send --json: progress events as specified" /usr/bin/python3 - "$T_DIR/send.json" 33554432 <<'PY'
+import json, sys
+objs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+size = int(sys.argv[2])
+prog = [(i, o) for i, o in enumerate(objs) if o["event"] == "progress"]
+closed = [i for i, o in enumerate(objs) if o["event"] == "closed"]
+ok = len(prog) >= 1 and closed and prog[-1][0] < closed[0]
+for k, (i, o) in enumerate(prog):
+    ok = ok and set(o) == {"event", "bytes", "total", "rate", "ms"} and o["total"] == size and 0 <= o["bytes"] <= size
+    ok = ok and isinstance(o["rate"], int) and o["rate"] >= 0
+    if k:
+        ok = ok and o["bytes"] >= prog[k - 1][1]["bytes"]
+        if k < len(prog) - 1:
+            ok = ok and o["ms"] - prog[k - 1][1]["ms"] >= 250
+ok = ok and prog[-1][1]["bytes"] == size and prog[-1][1]["rate"] > 0
+print("# %d progress events" % len(prog))
+sys.exit(0 if ok else 1)
+PY
+check "--send --json: no bar on stderr" bash -c "! grep -q '%' '$T_DIR/send.err'"
+"$CC_BIN/cc-console" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --auth psk --psk-file "$PSK" --send "$T_DIR/big.bin" \
+    >"$T_DIR/send-h.out" 2>"$T_DIR/send-h.err"
+check "--send, stderr not a terminal: no bar" bash -c "! grep -q \$'\\r' '$T_DIR/send-h.err' && grep -q 'echo verified' '$T_DIR/send-h.err'"
+if command -v script >/dev/null; then
+    script -q -e -c "'$CC_BIN/cc-console' 127.0.0.1:$CLIENT_PORT --ca '$C/ca.pem' --auth psk --psk-file '$PSK' --send '$T_DIR/big.bin'" \
+        /dev/null >"$T_DIR/tty.out" 2>&1
+    check "--send on a terminal (script): exit 0" [ $? -eq 0 ]
+    check "--send on a terminal: the bar redraws over itself and ends at 100% of 32.0 MiB" \
+        grep -qaE $'\r\\[#{30}\\] 100% 32\\.0 MiB of 32\\.0 MiB, [0-9.]+ [KMG]?i?B/s' "$T_DIR/tty.out"
+    check "--send on a terminal: then the verdict on its own line" grep -qa 'sent 33554432 bytes, echo verified' "$T_DIR/tty.out"
+else
+    echo "# skip: no script(1): the terminal bar is not checked"
+fi
+
 # --- 3. the peer and a timestamp on the client's per-session events ---
 check "client: \"established\" ends with \"peer\":\"127.0.0.1:PORT\" and a UTC ts" \
     grep -qE "^\\{\"event\":\"established\",\"session\":[0-9]+,\"identity\":\"psk:alice\",\"peer\":\"127\\.0\\.0\\.1:[0-9]+\",$TS}\$" "$T_DIR/main.out"
