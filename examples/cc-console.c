@@ -85,10 +85,11 @@ static bool cert_code(int code)
 
 /* A failure in one line: the library's detail, after cc_strerror's sentence
  * unless the detail already says it; a certificate failure in the words of
- * ex_cert_explain. */
+ * ex_cert_explain. Not escaped: it may quote the peer (its certificate's
+ * names, its CLOSE reason), so it reaches output only through ex_show or
+ * ex_json_string. */
 static const char *failure_text(const struct app *a, int code, const char *detail, char *buf, size_t cap)
 {
-    char text[EX_SHOW_MAX];
     if (cert_code(code))
         return ex_cert_explain(buf, cap, code, detail, &a->cert, a->host, a->ca, a->pinned);
     const char *what = cc_strerror(code);
@@ -97,7 +98,7 @@ static const char *failure_text(const struct app *a, int code, const char *detai
     else if (strstr(detail, what))
         snprintf(buf, cap, "%s", detail);
     else
-        snprintf(buf, cap, "%s: %s", what, ex_show(text, detail));
+        snprintf(buf, cap, "%s: %s", what, detail);
     return buf;
 }
 
@@ -114,7 +115,7 @@ static void print_state(struct app *a, const cc_event *ev)
     if (a->trace)
         fprintf(stderr, "[%9.3f ms] %-15s (+%.3f ms)\n", now - a->t0, cc_state_name(ev->state), now - a->t_last);
     a->t_last = now;
-    if (!a->json)
+    if (!a->json || a->check) /* --check --json: only the steps */
         return;
     printf("{\"event\":\"state\",\"state\":\"%s\",\"ms\":%.3f}\n", cc_state_name(ev->state), now - a->t0);
     if (ev->state == CC_STATE_ESTABLISHED) {
@@ -178,10 +179,9 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
     (void)s; /* a->s */
     switch (ev->type) {
     case CC_EVENT_STATE:
+        print_state(a, ev);
         if (a->check)
             check_state(a, ev);
-        else
-            print_state(a, ev);
         break;
     case CC_EVENT_LICENSE:
         if (a->check)
@@ -685,7 +685,8 @@ static void check_closed(struct app *a, const cc_event *ev)
         check_json_field("message", text);
         check_json_end(a);
     } else {
-        check_say(step, false, "%s", text);
+        char shown[EX_SHOW_MAX];
+        check_say(step, false, "%s", ex_show(shown, text));
     }
 }
 
@@ -990,9 +991,10 @@ static int run(struct app *a)
     for (;;) {
         int r = ex_pump(&a->q, a->s, 1, NULL, NULL);
         if (r <= 0) {
-            char text[1536];
+            char text[1536], shown[EX_SHOW_MAX];
             if (r < 0 && !a->json && !a->check)
-                fprintf(stderr, PROG ": %s\n", failure_text(a, r, cc_session_errmsg(a->s), text, sizeof text));
+                fprintf(stderr, PROG ": %s\n",
+                        ex_show(shown, failure_text(a, r, cc_session_errmsg(a->s), text, sizeof text)));
             return r == 0 && a->mismatch ? EX_PROTOCOL : ex_exit_code(r);
         }
         if (cc_session_state(a->s) == CC_STATE_ESTABLISHED && !a->closing && transfer(a, &r))

@@ -80,6 +80,9 @@ check "good: nothing on stderr" [ ! -s "$T_DIR/ok.err" ]
 sleep 0.3
 check "good: the client saw the session closed with reason \"check\" and no data" grep -q '"event":"closed","session":[0-9]*,"reason":"check"' "$T_DIR/main.out"
 
+"${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --check --trace >"$T_DIR/trace.out" 2>"$T_DIR/trace.err"
+check "--check --trace: exit 0, the steps on stdout, the state timings on stderr" \
+    bash -c "[ $? -eq 0 ] && grep -qx 'check passed' '$T_DIR/trace.out' && grep -qE '^\\[ *[0-9.]+ ms\\] established ' '$T_DIR/trace.err'"
 "${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --check --json >"$T_DIR/ok.json" 2>"$T_DIR/ok.jerr"
 check "good --json: exit 0" [ $? -eq 0 ]
 check "good --json: every line a JSON object with event check, step and ok" all_check_json "$T_DIR/ok.json"
@@ -220,6 +223,37 @@ check "expired: no phrase twice" no_repeats "$T_DIR/exp.err"
 "${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --check --json >"$T_DIR/exp.json" 2>&1
 check "expired, --check --json: the certificate step fails with the date" \
     bash -c "$(declare -f step_json); step_json '$T_DIR/exp.json' certificate code '\"CC_ERR_CERT_UNTRUSTED\"' && grep -q 'expired on $xexp' '$T_DIR/exp.json' && step_json '$T_DIR/exp.json' result exit 4"
+kill "$CLIENT_PID" 2>/dev/null; wait "$CLIENT_PID" 2>/dev/null
+
+# a certificate whose names carry an escape sequence: quoted, never sent to the terminal raw
+/usr/bin/python3 - "$C" "$T_DIR/evil" <<'PY'
+import datetime, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+certs, out = sys.argv[1], sys.argv[2]
+ca_key = serialization.load_pem_private_key(open(certs + "/ca.key", "rb").read(), None)
+ca = x509.load_pem_x509_certificate(open(certs + "/ca.pem", "rb").read())
+key = ec.generate_private_key(ec.SECP256R1())
+now = datetime.datetime.now(datetime.timezone.utc)
+cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "evil\x1b[2Jname")]))
+        .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("evil\x1b[2J.example")]), False)
+        .sign(ca_key, hashes.SHA256()))
+open(out + ".pem", "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+open(out + ".key", "wb").write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+PY
+start_client evil --cert "$T_DIR/evil.pem" --key "$T_DIR/evil.key" --auth psk --psk-file "$PSK" --license-file "$GRANT" || exit 1
+"${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" >"$T_DIR/evil-h.out" 2>"$T_DIR/evil-h.err"
+check "ESC in the certificate's names: exit 4, the names quoted (\\x1b), no raw ESC" \
+    bash -c "[ $? -eq 4 ] && grep -qF 'is for DNS:evil\\x1b[2J.example, not for 127.0.0.1' '$T_DIR/evil-h.err' && ! grep -q \$'\\x1b' '$T_DIR/evil-h.err'"
+"${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --check >"$T_DIR/evil-c.out" 2>&1
+check "ESC in the certificate's names, --check: no raw ESC" bash -c "grep -q '^certificate  FAILED' '$T_DIR/evil-c.out' && ! grep -q \$'\\x1b' '$T_DIR/evil-c.out'"
+"${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --check --json >"$T_DIR/evil-c.json" 2>&1
+check "ESC in the certificate's names, --check --json: valid JSON, the ESC as \\u001b" \
+    bash -c "$(declare -f all_check_json); all_check_json '$T_DIR/evil-c.json' && grep -qF 'DNS:evil\\u001b[2J.example' '$T_DIR/evil-c.json'"
 kill "$CLIENT_PID" 2>/dev/null; wait "$CLIENT_PID" 2>/dev/null
 
 # --- 4. files that cannot be used: exit 2, naming the file ---
