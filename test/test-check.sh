@@ -115,6 +115,13 @@ check "refused: no step after connect" hasnt "$T_DIR/refused.out" '^preamble'
 "${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --check --json >"$T_DIR/refused.json" 2>&1
 check "refused --json: connect result refused" step_json "$T_DIR/refused.json" connect result '"refused"'
 check "refused --json: result exit 3" step_json "$T_DIR/refused.json" result exit 3
+if /usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null; then
+    "${CONSOLE[@]}" "[::1]:$CLIENT_PORT" --check >"$T_DIR/refused6.out" 2>&1
+    check "refused on IPv6: exit 3, the address in brackets" \
+        bash -c "[ $? -eq 3 ] && grep -qE '^connect +\\[::1\\]:$CLIENT_PORT: refused\$' '$T_DIR/refused6.out'"
+else
+    echo "# skip: no IPv6 loopback: the bracketed connect line is not checked"
+fi
 "${CONSOLE[@]}" "name.invalid:1680" --check >"$T_DIR/resolve.out" 2>&1
 check "unresolvable: exit 3, resolve FAILED naming the host" \
     bash -c "[ $? -eq 3 ] && grep -qE '^resolve +FAILED: name\\.invalid: ' '$T_DIR/resolve.out'"
