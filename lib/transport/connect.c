@@ -141,8 +141,14 @@ int cc__connector_poll(cc__connector *c, uint64_t now, char *detail, size_t dn)
                 return win(c, c->won); /* connected at once: every attempt in flight loses */
         }
         if (c->n == 0) {
-            cc__fmt(detail, dn, "%s:%u: %s", cc_job_resolve_host(c->addrs), cc_job_resolve_port(c->addrs),
-                    c->last[0] ? c->last : "no address left to try");
+            const char *host = cc_job_resolve_host(c->addrs);
+            /* the name and port first, unless the last failure names them already (an address
+             * literal); an IPv6 literal in brackets */
+            if (c->last[0] && strstr(c->last, host))
+                cc__fmt(detail, dn, "%s", c->last);
+            else
+                cc__fmt(detail, dn, strchr(host, ':') ? "[%s]:%u: %s" : "%s:%u: %s", host,
+                        cc_job_resolve_port(c->addrs), c->last[0] ? c->last : "no address left to try");
             return CC_ERR_CONNECT;
         }
         struct pollfd p[CC__MAX_ADDRS];
