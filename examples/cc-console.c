@@ -71,7 +71,7 @@ struct app {
     /* --check: the socket the tool connected itself (-1: the library's), what was reported */
     bool check;
     int fd;
-    bool said_preamble, said_tls, said_failure;
+    bool said_preamble, said_tls, said_failure, traced_tls;
     int last_state;
     /* --send progress: when the sending started and progress was last shown; the bar only on a terminal */
     double send_t0, progress_at;
@@ -109,11 +109,38 @@ static void check_state(struct app *a, const cc_event *ev);
 
 /* ---- output: one line per event, JSON on stdout or text on stderr ---- */
 
+/* --trace: what a state change proves, under its line: the address connected to once the
+ * preamble starts, the TLS version, cipher and certificate once TLS is done. */
+static void trace_details(struct app *a, const cc_event *ev)
+{
+    char s1[EX_SHOW_MAX], s2[EX_SHOW_MAX];
+    if (ev->state == CC_STATE_PREAMBLE) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        char h[NI_MAXHOST], p[NI_MAXSERV];
+        int fd = cc_session_fd(a->s) >= 0 ? cc_session_fd(a->s) : a->fd;
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0 &&
+            getnameinfo((struct sockaddr *)&ss, len, h, sizeof h, p, sizeof p, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+            fprintf(stderr,
+                    ss.ss_family == AF_INET6 ? "               connected to [%s]:%s\n"
+                                             : "               connected to %s:%s\n",
+                    h, p);
+    } else if (ev->state > CC_STATE_TLS && ev->state <= CC_STATE_ESTABLISHED && !a->traced_tls) {
+        a->traced_tls = true;
+        fprintf(stderr, "               %s %s; certificate %s, issued by %s, expires %s\n",
+                cc_session_tls_version(a->s) ? cc_session_tls_version(a->s) : "?",
+                cc_session_tls_cipher(a->s) ? cc_session_tls_cipher(a->s) : "?", ex_show(s1, a->cert.subject),
+                ex_show(s2, a->cert.issuer), a->cert.not_after);
+    }
+}
+
 static void print_state(struct app *a, const cc_event *ev)
 {
     double now = ex_now_ms();
-    if (a->trace)
+    if (a->trace) {
         fprintf(stderr, "[%9.3f ms] %-15s (+%.3f ms)\n", now - a->t0, cc_state_name(ev->state), now - a->t_last);
+        trace_details(a, ev);
+    }
     a->t_last = now;
     if (!a->json || a->check) /* --check --json: only the steps */
         return;

@@ -83,6 +83,11 @@ check "good: the client saw the session closed with reason \"check\" and no data
 "${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --check --trace >"$T_DIR/trace.out" 2>"$T_DIR/trace.err"
 check "--check --trace: exit 0, the steps on stdout, the state timings on stderr" \
     bash -c "[ $? -eq 0 ] && grep -qx 'check passed' '$T_DIR/trace.out' && grep -qE '^\\[ *[0-9.]+ ms\\] established ' '$T_DIR/trace.err'"
+"${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --trace >"$T_DIR/trace2.out" 2>"$T_DIR/trace2.err"
+check "--trace: the address connected to under \"preamble\"" \
+    bash -c "[ $? -eq 0 ] && grep -A1 '\\] preamble ' '$T_DIR/trace2.err' | grep -qE '^ +connected to 127\\.0\\.0\\.1:$CLIENT_PORT\$'"
+check "--trace: the TLS version, cipher and certificate once TLS is done" \
+    grep -qE "^ +TLSv1\\.[23] [A-Z0-9_-]+; certificate CN=localhost, issued by CN=libcarboncopy test CA, expires $exp\$" "$T_DIR/trace2.err"
 "${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --check --json >"$T_DIR/ok.json" 2>"$T_DIR/ok.jerr"
 check "good --json: exit 0" [ $? -eq 0 ]
 check "good --json: every line a JSON object with event check, step and ok" all_check_json "$T_DIR/ok.json"
@@ -112,6 +117,10 @@ kill "$CLIENT_PID" 2>/dev/null; wait "$CLIENT_PID" 2>/dev/null
 check "refused: exit 3" [ $? -eq 3 ]
 check "refused: the address and \"refused\"" grep -qE "^connect +127\\.0\\.0\\.1:$CLIENT_PORT: refused\$" "$T_DIR/refused.out"
 check "refused: no step after connect" hasnt "$T_DIR/refused.out" '^preamble'
+"${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" >"$T_DIR/refused-h.out" 2>"$T_DIR/refused-h.err"
+check "refused, without --check: exit 3, the address said once" \
+    bash -c "[ $? -eq 3 ] && [ \$(grep -o '127\\.0\\.0\\.1:$CLIENT_PORT' '$T_DIR/refused-h.err' | wc -l) -eq 1 ] && grep -q 'Connection refused' '$T_DIR/refused-h.err'"
+check "refused, without --check: no phrase twice" no_repeats "$T_DIR/refused-h.err"
 "${CONSOLE[@]}" "127.0.0.1:$CLIENT_PORT" --ca "$C/ca.pem" --check --json >"$T_DIR/refused.json" 2>&1
 check "refused --json: connect result refused" step_json "$T_DIR/refused.json" connect result '"refused"'
 check "refused --json: result exit 3" step_json "$T_DIR/refused.json" result exit 3
@@ -119,6 +128,9 @@ if /usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(
     "${CONSOLE[@]}" "[::1]:$CLIENT_PORT" --check >"$T_DIR/refused6.out" 2>&1
     check "refused on IPv6: exit 3, the address in brackets" \
         bash -c "[ $? -eq 3 ] && grep -qE '^connect +\\[::1\\]:$CLIENT_PORT: refused\$' '$T_DIR/refused6.out'"
+    "${CONSOLE[@]}" "[::1]:$CLIENT_PORT" >"$T_DIR/refused6-h.out" 2>"$T_DIR/refused6-h.err"
+    check "refused on IPv6, without --check: [::1]:PORT once, never ::1:PORT" \
+        bash -c "[ $? -eq 3 ] && [ \$(grep -o '\\[::1\\]:$CLIENT_PORT' '$T_DIR/refused6-h.err' | wc -l) -eq 1 ] && ! grep -q ' ::1:' '$T_DIR/refused6-h.err'"
 else
     echo "# skip: no IPv6 loopback: the bracketed connect line is not checked"
 fi
