@@ -118,7 +118,8 @@ static void trace_details(struct app *a, const cc_event *ev)
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         char h[NI_MAXHOST], p[NI_MAXSERV];
-        int fd = cc_session_fd(a->s) >= 0 ? cc_session_fd(a->s) : a->fd;
+        cc_socket own = cc_session_fd(a->s);
+        int fd = own != CC_SOCKET_INVALID ? (int)own : a->fd;
         if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0 &&
             getnameinfo((struct sockaddr *)&ss, len, h, sizeof h, p, sizeof p, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
             fprintf(stderr,
