@@ -1,0 +1,239 @@
+/* kpool.c -- the kerberos mechanism's shared caches, one set per cc_context: a bounded pool of
+ * krb5 contexts and the acceptor credential from the keytab, each behind its own lock. */
+#include "krb5_int.h"
+
+#include <errno.h>
+#include <profile.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* A pooled context is retired after this long, so that a clock offset it learned from a ccache
+ * or a KDC (libkrb5 keeps the first one a context sees) cannot outlive a clock correction. */
+#define KRB_POOL_AGE_MS 60000
+
+int cc__krb_pool_init(struct cc__krb_pool *p, const cc_context *ctx)
+{
+    memset(p, 0, sizeof *p);
+    p->ctx = ctx;
+    if (pthread_mutex_init(&p->lock, NULL) != 0)
+        return -1;
+    if (pthread_mutex_init(&p->acred_lock, NULL) != 0) {
+        pthread_mutex_destroy(&p->lock);
+        return -1;
+    }
+    p->ready = true;
+    return 0;
+}
+
+void cc__krb_pool_destroy(struct cc__krb_pool *p)
+{
+    if (!p->ready)
+        return;
+    for (size_t i = 0; i < p->n_idle; i++)
+        krb5_free_context(p->idle[i].k);
+    p->n_idle = 0;
+    if (p->acred)
+        cc__krb_acred_put(p, p->acred);
+    p->acred = NULL;
+    pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->acred_lock);
+    p->ready = false;
+}
+
+krb5_error_code cc__krb_pool_take(struct cc__krb_pool *p, krb5_context *out, uint64_t *born_ms)
+{
+    krb5_context k = NULL;
+    uint64_t now = cc__now_ms();
+    *born_ms = now;
+    pthread_mutex_lock(&p->lock);
+    while (p->n_idle && !k) {
+        struct cc__krb_pooled e = p->idle[--p->n_idle];
+        if (now - e.born_ms < KRB_POOL_AGE_MS) {
+            k = e.k;
+            *born_ms = e.born_ms;
+            p->hits++;
+        } else {
+            pthread_mutex_unlock(&p->lock);
+            krb5_free_context(e.k);
+            pthread_mutex_lock(&p->lock);
+        }
+    }
+    if (!k)
+        p->made++;
+    pthread_mutex_unlock(&p->lock);
+    if (k) {
+        /* As fresh as a new context where it matters: the default ccache name is read from
+         * KRB5CCNAME again, no error message is left over. */
+        krb5_cc_set_default_name(k, NULL);
+        krb5_clear_error_message(k);
+        *out = k;
+        return 0;
+    }
+    krb5_error_code r = krb5_init_context(&k);
+    if (r)
+        return r;
+    *out = k;
+    return 0;
+}
+
+void cc__krb_pool_give(struct cc__krb_pool *p, krb5_context k, uint64_t born_ms)
+{
+    if (!k)
+        return;
+    krb5_set_kdc_send_hook(k, NULL, NULL); /* the hook's data belonged to the job */
+    krb5_clear_error_message(k);
+    pthread_mutex_lock(&p->lock);
+    if (p->n_idle < CC__KRB_POOL_MAX && cc__now_ms() - born_ms < KRB_POOL_AGE_MS) {
+        p->idle[p->n_idle].k = k;
+        p->idle[p->n_idle].born_ms = born_ms;
+        p->n_idle++;
+        k = NULL;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (k)
+        krb5_free_context(k);
+}
+
+void cc__krb_pool_counts(struct cc__krb_pool *p, uint64_t *made, uint64_t *hits, size_t *idle)
+{
+    pthread_mutex_lock(&p->lock);
+    *made = p->made;
+    *hits = p->hits;
+    *idle = p->n_idle;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void cc__krb_default_realm(struct cc__krb_pool *p, char *out, size_t len)
+{
+    krb5_context k = NULL;
+    profile_t prof = NULL;
+    char *v = NULL;
+    out[0] = 0;
+    uint64_t born;
+    if (cc__krb_pool_take(p, &k, &born) != 0)
+        return;
+    if (krb5_get_profile(k, &prof) == 0) {
+        if (profile_get_string(prof, "libdefaults", "default_realm", NULL, NULL, &v) == 0 && v)
+            cc__fmt(out, len, "%s", v);
+        profile_release_string(v);
+        profile_abandon(prof);
+    }
+    cc__krb_pool_give(p, k, born);
+}
+
+/* ---- the acceptor credential ---- */
+
+/* The file behind a keytab name ("FILE:/x", "WRFILE:/x", "/x"), or NULL for other types. */
+static const char *keytab_file(const char *name)
+{
+    if (strncmp(name, "FILE:", 5) == 0)
+        return name + 5;
+    if (strncmp(name, "WRFILE:", 7) == 0)
+        return name + 7;
+    if (name[0] == '/')
+        return name;
+    return NULL;
+}
+
+static bool same_file(const struct cc__krb_acred *a, const struct stat *st)
+{
+    return a->dev == st->st_dev && a->ino == st->st_ino && a->size == st->st_size && a->mtime_s == st->st_mtim.tv_sec &&
+           a->mtime_ns == st->st_mtim.tv_nsec;
+}
+
+OM_uint32 cc__krb_acred_get(struct cc__krb_pool *p, const char *keytab, const char *rcache, struct cc__krb_acred **out,
+                            OM_uint32 *minor)
+{
+    char name[1100];
+    struct stat st;
+    bool keyed = false;
+    *out = NULL;
+    *minor = 0;
+    if (keytab) {
+        cc__fmt(name, sizeof name, "%s", keytab);
+    } else {
+        krb5_context k = NULL;
+        uint64_t born;
+        name[0] = 0;
+        if (cc__krb_pool_take(p, &k, &born) == 0) {
+            if (krb5_kt_default_name(k, name, sizeof name) != 0)
+                name[0] = 0;
+            cc__krb_pool_give(p, k, born);
+        }
+    }
+    const char *file = name[0] ? keytab_file(name) : NULL;
+    if (file && stat(file, &st) == 0)
+        keyed = true;
+
+    pthread_mutex_lock(&p->acred_lock);
+    if (keyed && p->acred && strcmp(p->acred->name, name) == 0 && same_file(p->acred, &st)) {
+        atomic_fetch_add(&p->acred->refs, 1);
+        *out = p->acred;
+        p->acred_hits++;
+        pthread_mutex_unlock(&p->acred_lock);
+        return GSS_S_COMPLETE;
+    }
+    struct cc__krb_acred *a = cc__calloc(p->ctx, sizeof *a);
+    if (!a) {
+        pthread_mutex_unlock(&p->acred_lock);
+        *minor = ENOMEM;
+        return GSS_S_FAILURE;
+    }
+    atomic_init(&a->refs, 1);
+    a->cred = GSS_C_NO_CREDENTIAL;
+    cc__fmt(a->name, sizeof a->name, "%s", name);
+    gss_key_value_element_desc el[2];
+    gss_key_value_set_desc store = {0, el};
+    if (keytab) {
+        el[store.count].key = "keytab";
+        el[store.count++].value = keytab;
+    }
+    /* The replay cache is always on: the default one unless configured, even when the
+     * environment (KRB5RCACHETYPE=none) would turn it off. */
+    el[store.count].key = "rcache";
+    el[store.count++].value = rcache ? rcache : "dfl:";
+    gss_OID_set_desc mechs = {1, gss_mech_krb5};
+    OM_uint32 maj = gss_acquire_cred_from(minor, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT, &store,
+                                          &a->cred, NULL, NULL);
+    if (GSS_ERROR(maj)) {
+        pthread_mutex_unlock(&p->acred_lock);
+        cc__free(p->ctx, a);
+        return maj;
+    }
+    p->acred_made++;
+    if (keyed) {
+        a->dev = st.st_dev;
+        a->ino = st.st_ino;
+        a->size = st.st_size;
+        a->mtime_s = st.st_mtim.tv_sec;
+        a->mtime_ns = st.st_mtim.tv_nsec;
+        struct cc__krb_acred *old = p->acred;
+        atomic_fetch_add(&a->refs, 1); /* the cache's reference */
+        p->acred = a;
+        pthread_mutex_unlock(&p->acred_lock);
+        if (old)
+            cc__krb_acred_put(p, old);
+    } else {
+        pthread_mutex_unlock(&p->acred_lock); /* not a file we can watch: this session's only */
+    }
+    *out = a;
+    return GSS_S_COMPLETE;
+}
+
+void cc__krb_acred_put(struct cc__krb_pool *p, struct cc__krb_acred *a)
+{
+    if (!a || atomic_fetch_sub(&a->refs, 1) != 1)
+        return;
+    OM_uint32 mn;
+    if (a->cred != GSS_C_NO_CREDENTIAL)
+        gss_release_cred(&mn, &a->cred);
+    cc__free(p->ctx, a);
+}
+
+void cc__krb_acred_counts(struct cc__krb_pool *p, uint64_t *made, uint64_t *hits)
+{
+    pthread_mutex_lock(&p->acred_lock);
+    *made = p->acred_made;
+    *hits = p->acred_hits;
+    pthread_mutex_unlock(&p->acred_lock);
+}
