@@ -167,7 +167,7 @@ static void cc_contexts(struct tp_pair *p)
 
 static double rate(const struct result *r)
 {
-    return (double)r->n / r->seconds;
+    return r->seconds > 0 ? (double)r->n / r->seconds : 0;
 }
 
 int main(int argc, char **argv)
@@ -205,9 +205,14 @@ int main(int argc, char **argv)
     struct result warm = {0, 0};
     run_cc(&pair, lfd, &addr, 0.0001, &warm);
     run_raw(cctx, sctx, acred, target, lfd, &addr, 0.0001, &warm);
-    while (raw.seconds < seconds || cc.seconds < seconds) {
-        run_raw(cctx, sctx, acred, target, lfd, &addr, ROUND_S, &raw);
-        run_cc(&pair, lfd, &addr, ROUND_S, &cc);
+    /* CC_BENCH_ONLY=raw or =cc runs one phase alone (for strace -c or perf on one side). */
+    const char *only = getenv("CC_BENCH_ONLY");
+    bool do_raw = !only || strcmp(only, "cc") != 0, do_cc = !only || strcmp(only, "raw") != 0;
+    while ((do_raw && raw.seconds < seconds) || (do_cc && cc.seconds < seconds)) {
+        if (do_raw)
+            run_raw(cctx, sctx, acred, target, lfd, &addr, ROUND_S, &raw);
+        if (do_cc)
+            run_cc(&pair, lfd, &addr, ROUND_S, &cc);
     }
     gss_release_name(&mn, &target);
     gss_release_cred(&mn, &acred);

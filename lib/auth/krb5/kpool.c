@@ -21,6 +21,11 @@ int cc__krb_pool_init(struct cc__krb_pool *p, const cc_context *ctx)
         pthread_mutex_destroy(&p->lock);
         return -1;
     }
+    if (pthread_mutex_init(&p->icred_lock, NULL) != 0) {
+        pthread_mutex_destroy(&p->acred_lock);
+        pthread_mutex_destroy(&p->lock);
+        return -1;
+    }
     p->ready = true;
     return 0;
 }
@@ -29,6 +34,9 @@ void cc__krb_pool_destroy(struct cc__krb_pool *p)
 {
     if (!p->ready)
         return;
+    if (p->icred)
+        cc__krb_icred_put(p, p->icred); /* takes a context from the pool: before it empties */
+    p->icred = NULL;
     for (size_t i = 0; i < p->n_idle; i++)
         krb5_free_context(p->idle[i].k);
     p->n_idle = 0;
@@ -37,6 +45,7 @@ void cc__krb_pool_destroy(struct cc__krb_pool *p)
     p->acred = NULL;
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->acred_lock);
+    pthread_mutex_destroy(&p->icred_lock);
     p->ready = false;
 }
 
@@ -123,8 +132,7 @@ void cc__krb_default_realm(struct cc__krb_pool *p, char *out, size_t len)
 
 /* ---- the acceptor credential ---- */
 
-/* The file behind a keytab name ("FILE:/x", "WRFILE:/x", "/x"), or NULL for other types. */
-static const char *keytab_file(const char *name)
+const char *cc__krb_file_of(const char *name)
 {
     if (strncmp(name, "FILE:", 5) == 0)
         return name + 5;
@@ -161,7 +169,7 @@ OM_uint32 cc__krb_acred_get(struct cc__krb_pool *p, const char *keytab, const ch
             cc__krb_pool_give(p, k, born);
         }
     }
-    const char *file = name[0] ? keytab_file(name) : NULL;
+    const char *file = name[0] ? cc__krb_file_of(name) : NULL;
     if (file && stat(file, &st) == 0)
         keyed = true;
 
@@ -236,4 +244,91 @@ void cc__krb_acred_counts(struct cc__krb_pool *p, uint64_t *made, uint64_t *hits
     *made = p->acred_made;
     *hits = p->acred_hits;
     pthread_mutex_unlock(&p->acred_lock);
+}
+
+/* ---- the console's credentials ---- */
+
+static void key_of(const struct stat *st, uint64_t *dev, uint64_t *ino, int64_t *size, int64_t *ms, int64_t *mns)
+{
+    *dev = st->st_dev;
+    *ino = st->st_ino;
+    *size = st->st_size;
+    *ms = st->st_mtim.tv_sec;
+    *mns = st->st_mtim.tv_nsec;
+}
+
+struct cc__krb_icred *cc__krb_icred_find(struct cc__krb_pool *p, const char *ccname, const void *stp)
+{
+    uint64_t dev, ino;
+    int64_t size, ms, mns;
+    key_of(stp, &dev, &ino, &size, &ms, &mns);
+    struct cc__krb_icred *ic = NULL;
+    pthread_mutex_lock(&p->icred_lock);
+    if (p->icred && strcmp(p->icred->ccname, ccname) == 0 && p->icred->dev == dev && p->icred->ino == ino &&
+        p->icred->size == size && p->icred->mtime_s == ms && p->icred->mtime_ns == mns) {
+        ic = p->icred;
+        atomic_fetch_add(&ic->refs, 1);
+        p->icred_hits++;
+    }
+    pthread_mutex_unlock(&p->icred_lock);
+    return ic;
+}
+
+struct cc__krb_icred *cc__krb_icred_publish(struct cc__krb_pool *p, krb5_context k, const char *ccname, const void *stp,
+                                            krb5_ccache mem, const char *princ, bool any_tgt, int32_t tgt_end,
+                                            gss_cred_id_t cred)
+{
+    OM_uint32 mn;
+    const char *type = krb5_cc_get_type(k, mem), *res = krb5_cc_get_name(k, mem);
+    struct cc__krb_icred *ic = cc__calloc(p->ctx, sizeof *ic);
+    if (!ic || !type || !res || strlen(type) + strlen(res) + 2 > sizeof ic->memname ||
+        strlen(ccname) >= sizeof ic->ccname || strlen(princ) >= sizeof ic->princ) {
+        cc__free(p->ctx, ic);
+        krb5_cc_destroy(k, mem);
+        gss_release_cred(&mn, &cred);
+        return NULL;
+    }
+    atomic_init(&ic->refs, 2); /* the cache's and the caller's */
+    cc__fmt(ic->ccname, sizeof ic->ccname, "%s", ccname);
+    cc__fmt(ic->memname, sizeof ic->memname, "%s:%s", type, res);
+    cc__fmt(ic->princ, sizeof ic->princ, "%s", princ);
+    ic->any_tgt = any_tgt;
+    ic->tgt_end = tgt_end;
+    ic->cred = cred;
+    key_of(stp, &ic->dev, &ic->ino, &ic->size, &ic->mtime_s, &ic->mtime_ns);
+    krb5_cc_close(k, mem); /* the memory cache lives on until cc__krb_icred_put destroys it */
+    pthread_mutex_lock(&p->icred_lock);
+    struct cc__krb_icred *old = p->icred;
+    p->icred = ic;
+    p->icred_made++;
+    pthread_mutex_unlock(&p->icred_lock);
+    if (old)
+        cc__krb_icred_put(p, old);
+    return ic;
+}
+
+void cc__krb_icred_put(struct cc__krb_pool *p, struct cc__krb_icred *ic)
+{
+    if (!ic || atomic_fetch_sub(&ic->refs, 1) != 1)
+        return;
+    OM_uint32 mn;
+    if (ic->cred != GSS_C_NO_CREDENTIAL)
+        gss_release_cred(&mn, &ic->cred);
+    krb5_context k = NULL;
+    uint64_t born;
+    krb5_ccache mem = NULL;
+    if (cc__krb_pool_take(p, &k, &born) == 0) {
+        if (krb5_cc_resolve(k, ic->memname, &mem) == 0)
+            krb5_cc_destroy(k, mem);
+        cc__krb_pool_give(p, k, born);
+    }
+    cc__free(p->ctx, ic);
+}
+
+void cc__krb_icred_counts(struct cc__krb_pool *p, uint64_t *made, uint64_t *hits)
+{
+    pthread_mutex_lock(&p->icred_lock);
+    *made = p->icred_made;
+    *hits = p->icred_hits;
+    pthread_mutex_unlock(&p->icred_lock);
 }

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* Channel-binding application data: this prefix then the 32-byte RFC 9266
@@ -104,8 +105,11 @@ struct krb_job {
     char detail[CC__DETAIL_MAX];
     krb5_context kctx; /* from the pool for job_run only */
     uint64_t kborn;
-    krb5_ccache ccache;  /* a MEMORY: cache of ours: destroyed at the end of job_run */
-    krb5_ccache user_cc; /* the user's cache, read once into ccache */
+    krb5_ccache ccache;          /* a MEMORY: cache of ours: destroyed at the end of job_run */
+    krb5_ccache user_cc;         /* the user's cache, read once into ccache */
+    struct cc__krb_icred *icred; /* or the context's copy of it, while the file is unchanged */
+    bool any_tgt;                /* what the copy found: a TGT, the latest ending then */
+    krb5_timestamp tgt_end;
     gss_cred_id_t cred;
     gss_ctx_id_t gctx; /* the session takes it over */
     gss_buffer_desc token;
@@ -120,7 +124,9 @@ static void job_krb_end(struct krb_job *j)
     if (j->cred != GSS_C_NO_CREDENTIAL)
         gss_release_cred(&mn, &j->cred);
     if (j->ccache)
-        krb5_cc_destroy(j->kctx, j->ccache);
+        (j->icred ? krb5_cc_close : krb5_cc_destroy)(j->kctx, j->ccache);
+    cc__krb_icred_put(j->pool, j->icred);
+    j->icred = NULL;
     if (j->user_cc)
         krb5_cc_close(j->kctx, j->user_cc);
     j->ccache = j->user_cc = NULL;
@@ -188,12 +194,13 @@ static krb5_error_code job_user_principal(struct krb_job *j, krb5_principal *out
  * memory cache j->ccache that the rest of the job and GSSAPI use, and checks on the way
  * that it holds a TGT that has not expired, so the console is told "expired" rather
  * than a KDC error. */
+static int job_check_tgt(struct krb_job *j, const char *ccname);
+
 static int job_copy_ccache(struct krb_job *j, krb5_principal client, const char *ccname)
 {
     krb5_cc_cursor cur;
     krb5_creds c;
-    krb5_timestamp now;
-    bool any = false, live = false;
+    bool any = false;
     krb5_timestamp latest = 0;
     krb5_error_code r;
     if ((r = krb5_cc_new_unique(j->kctx, "MEMORY", NULL, &j->ccache)) != 0 ||
@@ -201,8 +208,6 @@ static int job_copy_ccache(struct krb_job *j, krb5_principal client, const char 
         return job_fail(j, KRB_OP_CONFIG, r, NULL);
     if ((r = krb5_cc_start_seq_get(j->kctx, j->user_cc, &cur)) != 0)
         return job_fail(j, KRB_OP_CCACHE, r, ccname);
-    if (krb5_timeofday(j->kctx, &now) != 0)
-        now = 0;
     while ((r = krb5_cc_next_cred(j->kctx, j->user_cc, &cur, &c)) == 0) {
         krb5_error_code sr = krb5_cc_store_cred(j->kctx, j->ccache, &c);
         if (sr) {
@@ -213,16 +218,25 @@ static int job_copy_ccache(struct krb_job *j, krb5_principal client, const char 
         const krb5_data *first = c.server->length >= 1 ? &c.server->data[0] : NULL;
         if (first && first->length == 6 && memcmp(first->data, "krbtgt", 6) == 0) {
             any = true;
-            if ((int32_t)(c.times.endtime - now) > 0)
-                live = true;
             if ((int32_t)(c.times.endtime - latest) > 0)
                 latest = c.times.endtime;
         }
         krb5_free_cred_contents(j->kctx, &c);
     }
     krb5_cc_end_seq_get(j->kctx, j->user_cc, &cur);
-    if (any && !live && now) {
-        time_t t = (time_t)(uint32_t)latest;
+    j->any_tgt = any;
+    j->tgt_end = latest;
+    return job_check_tgt(j, ccname);
+}
+
+/* The console is told "expired" rather than a KDC error. */
+static int job_check_tgt(struct krb_job *j, const char *ccname)
+{
+    krb5_timestamp now;
+    if (krb5_timeofday(j->kctx, &now) != 0)
+        return 0; /* let the TGS exchange report it */
+    if (j->any_tgt && (int32_t)(j->tgt_end - now) <= 0) {
+        time_t t = (time_t)(uint32_t)j->tgt_end;
         struct tm tm;
         char when[40] = "?";
         if (gmtime_r(&t, &tm))
@@ -241,6 +255,9 @@ static int job_run(void *data)
     krb5_principal client = NULL, server = NULL;
     krb5_creds in, *out = NULL;
     char *name = NULL, ccname[CC__NAME_MAX + 1] = "";
+    struct stat st;
+    bool keyed = false;
+    gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
     OM_uint32 maj, mn;
     gss_name_t target = GSS_C_NO_NAME;
     memset(&in, 0, sizeof in);
@@ -320,13 +337,33 @@ static int job_run(void *data)
             cc__fmt(ccname, sizeof ccname, "%s", full);
             krb5_free_string(j->kctx, full);
         }
-        if (!client && (r = krb5_cc_get_principal(j->kctx, j->user_cc, &client)) != 0) {
-            job_fail(j, KRB_OP_CCACHE, r, ccname);
-            goto done;
+        /* A FILE cache is read only when it changed since the context's last copy. */
+        const char *file = cc__krb_file_of(ccname);
+        keyed = file && stat(file, &st) == 0;
+        if (keyed && (j->icred = cc__krb_icred_find(j->pool, ccname, &st)) != NULL) {
+            if (!client && (r = krb5_parse_name(j->kctx, j->icred->princ, &client)) != 0) {
+                job_fail(j, KRB_OP_CCACHE, r, ccname);
+                goto done;
+            }
+            krb5_unparse_name(j->kctx, client, &name);
+            j->any_tgt = j->icred->any_tgt;
+            j->tgt_end = j->icred->tgt_end;
+            if (job_check_tgt(j, ccname) < 0)
+                goto done;
+            if ((r = krb5_cc_resolve(j->kctx, j->icred->memname, &j->ccache)) != 0) {
+                j->ccache = NULL;
+                job_fail(j, KRB_OP_CONFIG, r, NULL);
+                goto done;
+            }
+        } else {
+            if (!client && (r = krb5_cc_get_principal(j->kctx, j->user_cc, &client)) != 0) {
+                job_fail(j, KRB_OP_CCACHE, r, ccname);
+                goto done;
+            }
+            krb5_unparse_name(j->kctx, client, &name);
+            if (job_copy_ccache(j, client, ccname) < 0)
+                goto done;
         }
-        krb5_unparse_name(j->kctx, client, &name);
-        if (job_copy_ccache(j, client, ccname) < 0)
-            goto done;
     }
 
     /* The service principal: the "service" option, else host/PEER in the realm
@@ -379,10 +416,15 @@ static int job_run(void *data)
     krb5_free_creds(j->kctx, out);
 
     /* Now GSSAPI finds the service ticket in the cache and needs no KDC. */
-    maj = gss_krb5_import_cred(&mn, j->ccache, client, NULL, &j->cred);
-    if (GSS_ERROR(maj)) {
-        j->code = cc__krb_map_gss(KRB_OP_INIT, maj, mn, name, j->detail, sizeof j->detail);
-        goto done;
+    if (j->icred) {
+        cred = j->icred->cred; /* shared: MIT's credentials carry their own lock */
+    } else {
+        maj = gss_krb5_import_cred(&mn, j->ccache, client, NULL, &j->cred);
+        if (GSS_ERROR(maj)) {
+            j->code = cc__krb_map_gss(KRB_OP_INIT, maj, mn, name, j->detail, sizeof j->detail);
+            goto done;
+        }
+        cred = j->cred;
     }
     gss_buffer_desc tn = {strlen(j->target), j->target};
     maj = gss_import_name(&mn, &tn, GSS_KRB5_NT_PRINCIPAL_NAME, &target);
@@ -398,7 +440,7 @@ static int job_run(void *data)
     cb.application_data.length = KRB_CB_PREFIX_LEN + j->cb_len;
     cb.application_data.value = appdata;
     OM_uint32 flags = 0;
-    maj = gss_init_sec_context(&mn, j->cred, &j->gctx, target, gss_mech_krb5,
+    maj = gss_init_sec_context(&mn, cred, &j->gctx, target, gss_mech_krb5,
                                GSS_C_MUTUAL_FLAG | GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG | GSS_C_INTEG_FLAG |
                                    GSS_C_CONF_FLAG,
                                GSS_C_INDEFINITE, &cb, GSS_C_NO_BUFFER, NULL, &j->token, &flags, NULL);
@@ -414,6 +456,13 @@ static int job_run(void *data)
     }
     j->code = 0;
     cc__fmt(j->detail, sizeof j->detail, "%s -> %s", name ? name : "?", j->target);
+    if (keyed && !j->icred && name) {
+        /* The next jobs of this context use this copy while the file stays as it was. */
+        j->icred =
+            cc__krb_icred_publish(j->pool, j->kctx, ccname, &st, j->ccache, name, j->any_tgt, j->tgt_end, j->cred);
+        j->ccache = NULL;
+        j->cred = GSS_C_NO_CREDENTIAL;
+    }
 done:
     if (j->password) {
         cc__free_secret(j->ctx, j->password);

@@ -71,6 +71,21 @@ struct cc__krb_acred {
     int64_t size, mtime_s, mtime_ns;
 };
 
+/* The console's credentials read from a user's FILE ccache: a memory copy shared by the
+ * jobs of the context, and the GSS initiator credential made from it, valid while the
+ * file is the same (device, inode, size, mtime). */
+struct cc__krb_icred {
+    atomic_int refs;               /* the cache's and each job's */
+    char ccname[CC__NAME_MAX + 1]; /* "FILE:/path" */
+    char memname[64];              /* the shared copy, "MEMORY:..." */
+    char princ[CC__NAME_MAX + 1];  /* its principal */
+    bool any_tgt;                  /* it holds a TGT ... */
+    int32_t tgt_end;               /* ... that ends then (krb5_timestamp) */
+    gss_cred_id_t cred;
+    uint64_t dev, ino;
+    int64_t size, mtime_s, mtime_ns;
+};
+
 struct cc__krb_pool {
     const cc_context *ctx;
     bool ready;
@@ -81,6 +96,9 @@ struct cc__krb_pool {
     pthread_mutex_t acred_lock; /* guards acred, acred_made, acred_hits */
     struct cc__krb_acred *acred;
     uint64_t acred_made, acred_hits;
+    pthread_mutex_t icred_lock; /* guards icred, icred_made, icred_hits */
+    struct cc__krb_icred *icred;
+    uint64_t icred_made, icred_hits;
 };
 
 int cc__krb_pool_init(struct cc__krb_pool *p, const cc_context *ctx); /* 0, or -1 */
@@ -102,5 +120,18 @@ OM_uint32 cc__krb_acred_get(struct cc__krb_pool *p, const char *keytab, const ch
                             OM_uint32 *minor);
 void cc__krb_acred_put(struct cc__krb_pool *p, struct cc__krb_acred *a);
 void cc__krb_acred_counts(struct cc__krb_pool *p, uint64_t *made, uint64_t *hits);
+/* The path of a FILE ccache or keytab name ("FILE:/x", "WRFILE:/x", "/x"), or NULL. */
+const char *cc__krb_file_of(const char *name);
+/* The cached console credentials of ccache ccname whose file is st, with a reference,
+ * or NULL. */
+struct cc__krb_icred *cc__krb_icred_find(struct cc__krb_pool *p, const char *ccname, const void *st);
+/* Makes the memory cache `mem` (k's handle, closed here) and `cred` (taken) the cached
+ * credentials of ccname as the file was at st (stat before it was read). On failure the
+ * memory cache is destroyed and cred released. Returns a reference, or NULL. */
+struct cc__krb_icred *cc__krb_icred_publish(struct cc__krb_pool *p, krb5_context k, const char *ccname, const void *st,
+                                            krb5_ccache mem, const char *princ, bool any_tgt, int32_t tgt_end,
+                                            gss_cred_id_t cred);
+void cc__krb_icred_put(struct cc__krb_pool *p, struct cc__krb_icred *ic);
+void cc__krb_icred_counts(struct cc__krb_pool *p, uint64_t *made, uint64_t *hits);
 
 #endif
