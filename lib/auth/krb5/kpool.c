@@ -60,16 +60,16 @@ krb5_error_code cc__krb_pool_take(struct cc__krb_pool *p, krb5_context *out, uin
         if (now - e.born_ms < KRB_POOL_AGE_MS) {
             k = e.k;
             *born_ms = e.born_ms;
-            p->hits++;
+            cc__stat_add(p->ctx, CC__ST_KRB5_CTX_REUSED, 1);
         } else {
             pthread_mutex_unlock(&p->lock);
             krb5_free_context(e.k);
             pthread_mutex_lock(&p->lock);
         }
     }
-    if (!k)
-        p->made++;
     pthread_mutex_unlock(&p->lock);
+    if (!k)
+        cc__stat_add(p->ctx, CC__ST_KRB5_CTX_MADE, 1);
     if (k) {
         /* As fresh as a new context where it matters: the default ccache name is read from
          * KRB5CCNAME again, no error message is left over. */
@@ -101,15 +101,6 @@ void cc__krb_pool_give(struct cc__krb_pool *p, krb5_context k, uint64_t born_ms)
     pthread_mutex_unlock(&p->lock);
     if (k)
         krb5_free_context(k);
-}
-
-void cc__krb_pool_counts(struct cc__krb_pool *p, uint64_t *made, uint64_t *hits, size_t *idle)
-{
-    pthread_mutex_lock(&p->lock);
-    *made = p->made;
-    *hits = p->hits;
-    *idle = p->n_idle;
-    pthread_mutex_unlock(&p->lock);
 }
 
 void cc__krb_default_realm(struct cc__krb_pool *p, char *out, size_t len)
@@ -177,8 +168,8 @@ OM_uint32 cc__krb_acred_get(struct cc__krb_pool *p, const char *keytab, const ch
     if (keyed && p->acred && strcmp(p->acred->name, name) == 0 && same_file(p->acred, &st)) {
         atomic_fetch_add(&p->acred->refs, 1);
         *out = p->acred;
-        p->acred_hits++;
         pthread_mutex_unlock(&p->acred_lock);
+        cc__stat_add(p->ctx, CC__ST_KRB5_ACRED_REUSED, 1);
         return GSS_S_COMPLETE;
     }
     struct cc__krb_acred *a = cc__calloc(p->ctx, sizeof *a);
@@ -208,7 +199,7 @@ OM_uint32 cc__krb_acred_get(struct cc__krb_pool *p, const char *keytab, const ch
         cc__free(p->ctx, a);
         return maj;
     }
-    p->acred_made++;
+    cc__stat_add(p->ctx, CC__ST_KRB5_ACRED_READ, 1);
     if (keyed) {
         a->dev = st.st_dev;
         a->ino = st.st_ino;
@@ -238,14 +229,6 @@ void cc__krb_acred_put(struct cc__krb_pool *p, struct cc__krb_acred *a)
     cc__free(p->ctx, a);
 }
 
-void cc__krb_acred_counts(struct cc__krb_pool *p, uint64_t *made, uint64_t *hits)
-{
-    pthread_mutex_lock(&p->acred_lock);
-    *made = p->acred_made;
-    *hits = p->acred_hits;
-    pthread_mutex_unlock(&p->acred_lock);
-}
-
 /* ---- the console's credentials ---- */
 
 static void key_of(const struct stat *st, uint64_t *dev, uint64_t *ino, int64_t *size, int64_t *ms, int64_t *mns)
@@ -268,9 +251,10 @@ struct cc__krb_icred *cc__krb_icred_find(struct cc__krb_pool *p, const char *ccn
         p->icred->size == size && p->icred->mtime_s == ms && p->icred->mtime_ns == mns) {
         ic = p->icred;
         atomic_fetch_add(&ic->refs, 1);
-        p->icred_hits++;
     }
     pthread_mutex_unlock(&p->icred_lock);
+    if (ic)
+        cc__stat_add(p->ctx, CC__ST_KRB5_ICRED_REUSED, 1);
     return ic;
 }
 
@@ -300,8 +284,8 @@ struct cc__krb_icred *cc__krb_icred_publish(struct cc__krb_pool *p, krb5_context
     pthread_mutex_lock(&p->icred_lock);
     struct cc__krb_icred *old = p->icred;
     p->icred = ic;
-    p->icred_made++;
     pthread_mutex_unlock(&p->icred_lock);
+    cc__stat_add(p->ctx, CC__ST_KRB5_ICRED_READ, 1);
     if (old)
         cc__krb_icred_put(p, old);
     return ic;
@@ -323,12 +307,4 @@ void cc__krb_icred_put(struct cc__krb_pool *p, struct cc__krb_icred *ic)
         cc__krb_pool_give(p, k, born);
     }
     cc__free(p->ctx, ic);
-}
-
-void cc__krb_icred_counts(struct cc__krb_pool *p, uint64_t *made, uint64_t *hits)
-{
-    pthread_mutex_lock(&p->icred_lock);
-    *made = p->icred_made;
-    *hits = p->icred_hits;
-    pthread_mutex_unlock(&p->icred_lock);
 }

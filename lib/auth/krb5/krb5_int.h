@@ -89,16 +89,13 @@ struct cc__krb_icred {
 struct cc__krb_pool {
     const cc_context *ctx;
     bool ready;
-    pthread_mutex_t lock; /* guards idle, n_idle, made, hits */
+    pthread_mutex_t lock; /* guards idle, n_idle */
     struct cc__krb_pooled idle[CC__KRB_POOL_MAX];
     size_t n_idle;
-    uint64_t made, hits;        /* krb5_init_context calls; contexts reused */
-    pthread_mutex_t acred_lock; /* guards acred, acred_made, acred_hits */
+    pthread_mutex_t acred_lock; /* guards acred */
     struct cc__krb_acred *acred;
-    uint64_t acred_made, acred_hits;
-    pthread_mutex_t icred_lock; /* guards icred, icred_made, icred_hits */
+    pthread_mutex_t icred_lock; /* guards icred */
     struct cc__krb_icred *icred;
-    uint64_t icred_made, icred_hits;
 };
 
 int cc__krb_pool_init(struct cc__krb_pool *p, const cc_context *ctx); /* 0, or -1 */
@@ -109,7 +106,6 @@ krb5_error_code cc__krb_pool_take(struct cc__krb_pool *p, krb5_context *out, uin
 /* Gives k back (its KDC send hook removed); frees it when the pool is full or k is
  * older than the pool keeps contexts. NULL is fine. */
 void cc__krb_pool_give(struct cc__krb_pool *p, krb5_context k, uint64_t born_ms);
-void cc__krb_pool_counts(struct cc__krb_pool *p, uint64_t *made, uint64_t *hits, size_t *idle);
 /* krb5.conf's default_realm, without libkrb5's DNS fallbacks; "" if unset. */
 void cc__krb_default_realm(struct cc__krb_pool *p, char *out, size_t len);
 /* The acceptor credential for keytab (NULL: libkrb5's default keytab) and rcache: the
@@ -119,7 +115,6 @@ void cc__krb_default_realm(struct cc__krb_pool *p, char *out, size_t len);
 OM_uint32 cc__krb_acred_get(struct cc__krb_pool *p, const char *keytab, const char *rcache, struct cc__krb_acred **out,
                             OM_uint32 *minor);
 void cc__krb_acred_put(struct cc__krb_pool *p, struct cc__krb_acred *a);
-void cc__krb_acred_counts(struct cc__krb_pool *p, uint64_t *made, uint64_t *hits);
 /* The path of a FILE ccache or keytab name ("FILE:/x", "WRFILE:/x", "/x"), or NULL. */
 const char *cc__krb_file_of(const char *name);
 /* The cached console credentials of ccache ccname whose file is st, with a reference,
@@ -132,6 +127,5 @@ struct cc__krb_icred *cc__krb_icred_publish(struct cc__krb_pool *p, krb5_context
                                             krb5_ccache mem, const char *princ, bool any_tgt, int32_t tgt_end,
                                             gss_cred_id_t cred);
 void cc__krb_icred_put(struct cc__krb_pool *p, struct cc__krb_icred *ic);
-void cc__krb_icred_counts(struct cc__krb_pool *p, uint64_t *made, uint64_t *hits);
 
 #endif
