@@ -35,7 +35,7 @@ void cc__krb_pool_destroy(struct cc__krb_pool *p)
     if (!p->ready)
         return;
     if (p->icred)
-        cc__krb_icred_put(p, p->icred); /* takes a context from the pool: before it empties */
+        cc__krb_icred_put(p, p->icred, NULL); /* takes a context from the pool: before it empties */
     p->icred = NULL;
     for (size_t i = 0; i < p->n_idle; i++)
         krb5_free_context(p->idle[i].k);
@@ -287,21 +287,23 @@ struct cc__krb_icred *cc__krb_icred_publish(struct cc__krb_pool *p, krb5_context
     pthread_mutex_unlock(&p->icred_lock);
     cc__stat_add(p->ctx, CC__ST_KRB5_ICRED_READ, 1);
     if (old)
-        cc__krb_icred_put(p, old);
+        cc__krb_icred_put(p, old, k);
     return ic;
 }
 
-void cc__krb_icred_put(struct cc__krb_pool *p, struct cc__krb_icred *ic)
+void cc__krb_icred_put(struct cc__krb_pool *p, struct cc__krb_icred *ic, krb5_context k)
 {
     if (!ic || atomic_fetch_sub(&ic->refs, 1) != 1)
         return;
     OM_uint32 mn;
     if (ic->cred != GSS_C_NO_CREDENTIAL)
         gss_release_cred(&mn, &ic->cred);
-    krb5_context k = NULL;
-    uint64_t born;
     krb5_ccache mem = NULL;
-    if (cc__krb_pool_take(p, &k, &born) == 0) {
+    uint64_t born;
+    if (k) {
+        if (krb5_cc_resolve(k, ic->memname, &mem) == 0)
+            krb5_cc_destroy(k, mem);
+    } else if (cc__krb_pool_take(p, &k, &born) == 0) {
         if (krb5_cc_resolve(k, ic->memname, &mem) == 0)
             krb5_cc_destroy(k, mem);
         cc__krb_pool_give(p, k, born);

@@ -125,7 +125,7 @@ static void job_krb_end(struct krb_job *j)
         gss_release_cred(&mn, &j->cred);
     if (j->ccache)
         (j->icred ? krb5_cc_close : krb5_cc_destroy)(j->kctx, j->ccache);
-    cc__krb_icred_put(j->pool, j->icred);
+    cc__krb_icred_put(j->pool, j->icred, j->kctx);
     j->icred = NULL;
     if (j->user_cc)
         krb5_cc_close(j->kctx, j->user_cc);

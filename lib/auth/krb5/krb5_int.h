@@ -126,6 +126,8 @@ struct cc__krb_icred *cc__krb_icred_find(struct cc__krb_pool *p, const char *ccn
 struct cc__krb_icred *cc__krb_icred_publish(struct cc__krb_pool *p, krb5_context k, const char *ccname, const void *st,
                                             krb5_ccache mem, const char *princ, bool any_tgt, int32_t tgt_end,
                                             gss_cred_id_t cred);
-void cc__krb_icred_put(struct cc__krb_pool *p, struct cc__krb_icred *ic);
+/* Drops a reference; the last one destroys the memory cache, with k when given (the
+ * caller's context), else with one from the pool. */
+void cc__krb_icred_put(struct cc__krb_pool *p, struct cc__krb_icred *ic, krb5_context k);
 
 #endif
