@@ -280,7 +280,9 @@ struct cc__krb_icred *cc__krb_icred_publish(struct cc__krb_pool *p, krb5_context
     ic->tgt_end = tgt_end;
     ic->cred = cred;
     key_of(stp, &ic->dev, &ic->ino, &ic->size, &ic->mtime_s, &ic->mtime_ns);
-    krb5_cc_close(k, mem); /* the memory cache lives on until cc__krb_icred_put destroys it */
+    /* MIT keeps a handle of its own in the credential (krb5_cc_dup); the memory cache lives
+     * on until cc__krb_icred_put destroys it. */
+    krb5_cc_close(k, mem);
     pthread_mutex_lock(&p->icred_lock);
     struct cc__krb_icred *old = p->icred;
     p->icred = ic;

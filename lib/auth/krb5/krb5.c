@@ -4,7 +4,6 @@
 #include "../kdc/kdc.h"
 
 #include <errno.h>
-#include <profile.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
