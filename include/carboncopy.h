@@ -329,7 +329,8 @@ typedef struct cc_stats {
     uint64_t auth_failed;     /* sessions that failed with an authentication code (CC_ERR_AUTH_*), the host's
                                  policy refusals included; on a console, its own failures and the client's verdict */
     /* Evictions (since). */
-    uint64_t backoff_evicted; /* client: source addresses the full table of failed proofs forgot to make room */
+    uint64_t backoff_evicted;   /* client: source addresses the full table of failed proofs forgot to make room */
+    uint64_t nt_replay_evicted; /* client: "nt" replay-cache entries a full cache forgot (option replay-cache-size) */
     /* Caches (since). */
     uint64_t license_cache_hits;   /* client: licence checks answered by the context's cached verdict */
     uint64_t license_cache_misses; /* client: licence checks that queued a CC_JOB_LICENSE job */

@@ -46,6 +46,7 @@ enum cc__stat {
     CC__ST_BACKOFF_DELAYED,   /* client sessions held back after failed proofs from their address */
     CC__ST_LICENSE_REFUSED,   /* sessions failed with a licence code */
     CC__ST_AUTH_FAILED,       /* sessions failed with an authentication code */
+    CC__ST_NT_REPLAY_EVICTED, /* nt replay-cache entries forgotten by a full cache */
     CC__ST_LICENSE_HITS,      /* licence checks answered by the cached verdict */
     CC__ST_LICENSE_MISSES,    /* licence checks that needed a job */
     CC__ST_LICENSE_SHARED,    /* licence jobs that took a concurrent fetch's verdict */

@@ -81,6 +81,7 @@ CC_API int cc_context_stats(const cc_context *ctx, cc_stats *out)
     pthread_mutex_lock(&bo->lock);
     st.backoff_evicted = bo->evicted;
     pthread_mutex_unlock(&bo->lock);
+    st.nt_replay_evicted = get(&b->stat[CC__ST_NT_REPLAY_EVICTED]);
     st.license_cache_hits = get(&b->stat[CC__ST_LICENSE_HITS]);
     st.license_cache_misses = get(&b->stat[CC__ST_LICENSE_MISSES]);
     st.license_fetch_shared = get(&b->stat[CC__ST_LICENSE_SHARED]);

@@ -175,6 +175,7 @@ typedef struct cc_stats {
     uint64_t license_refused;
     uint64_t auth_failed;
     uint64_t backoff_evicted;
+    uint64_t nt_replay_evicted;
     uint64_t license_cache_hits;
     uint64_t license_cache_misses;
     uint64_t license_fetch_shared;
