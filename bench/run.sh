@@ -2,7 +2,7 @@
 # run.sh -- runs every benchmark binary (BUILD_DIR/bench/*) one after another and
 # prints their figures; never a pass/fail test. Usage: bench/run.sh [BUILD_DIR]
 # Sizes: CC_BENCH_BYTES (throughput, default 256M), CC_BENCH_REPEAT (default 3),
-# CC_BENCH_SECONDS (handshake, per phase, default 3), CC_BENCH_CONSOLES (consoles:
+# CC_BENCH_SECONDS (handshake and krb5, per phase, default 3), CC_BENCH_CONSOLES (consoles:
 # the N to run, default "10 1000 10000"). Throughput runs twice: one
 # thread driving both ends, then sender and receiver on two threads.
 set -u

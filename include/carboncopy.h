@@ -301,6 +301,59 @@ typedef enum cc_state {
     CC_STATE_FAILED = 11  /* ended with an error: cc_session_error() */
 } cc_state;
 
+/* --- Counters ----------------------------------------------------------- */
+
+/* What a context has seen, for hosts that run many sessions: cc_context_stats()
+ * fills it. Each field is read on its own (relaxed atomics, no lock), so a
+ * snapshot taken while sessions run may be off by the events of that moment
+ * (e.g. a session counted in no state, or in two, for an instant). "Since"
+ * counts start at 0 when the context is made and only grow. The host allocates
+ * the struct and sets struct_size; fields are only ever appended. */
+typedef struct cc_stats {
+    uint32_t struct_size; /* in: sizeof(cc_stats) as the host was compiled; out: the bytes filled */
+    uint32_t reserved;    /* 0 */
+    /* Live sessions in each state, indexed by cc_state (sessions[CC_STATE_ESTABLISHED]);
+     * a session is counted from cc_session_new() to cc_session_free(), so ended ones
+     * not yet freed are in [CC_STATE_CLOSED] and [CC_STATE_FAILED]. 16 slots: room
+     * for states added later. */
+    uint64_t sessions[16];
+    uint64_t sessions_created;     /* since: cc_session_new() calls that made a session */
+    uint64_t sessions_established; /* since: sessions that reached CC_STATE_ESTABLISHED */
+    uint64_t sessions_closed;      /* since: sessions that ended cleanly (CC_STATE_CLOSED) */
+    uint64_t sessions_failed;      /* since: sessions that ended with an error (CC_STATE_FAILED) */
+    /* Refusals (since). */
+    uint64_t backoff_delayed; /* client: sessions held back (CC_TIMEOUT_AUTH_BACKOFF) after failed proofs from their
+                                 address */
+    uint64_t license_refused; /* sessions that failed with a licence code (CC_ERR_LICENSE_*: denied, expired,
+                                 unreachable server, ...); on a console, what the client told it */
+    uint64_t auth_failed;     /* sessions that failed with an authentication code (CC_ERR_AUTH_*), the host's
+                                 policy refusals included; on a console, its own failures and the client's verdict */
+    /* Evictions (since). */
+    uint64_t backoff_evicted;   /* client: source addresses the full table of failed proofs forgot to make room */
+    uint64_t nt_replay_evicted; /* client: "nt" replay-cache entries a full cache forgot (option replay-cache-size) */
+    /* Caches (since). */
+    uint64_t license_cache_hits;   /* client: licence checks answered by the context's cached verdict */
+    uint64_t license_cache_misses; /* client: licence checks that queued a CC_JOB_LICENSE job */
+    uint64_t license_fetch_shared; /* client: licence jobs that took the verdict of a fetch running at the same time */
+    /* Jobs, now (gauges). */
+    uint64_t jobs_pending; /* queued by sessions, not yet taken with cc_session_take_job() */
+    uint64_t jobs_out;     /* taken, not yet handed back with cc_session_job_done() or freed */
+    /* The built-in "kerberos" authenticator (since; doc/AUTH-KERBEROS.md). */
+    uint64_t krb5_contexts_made;   /* krb5_init_context() calls: the pool of krb5 contexts had none idle */
+    uint64_t krb5_contexts_reused; /* uses of an idle krb5 context from the pool */
+    uint64_t krb5_acceptor_reads;  /* client: acceptor credentials acquired from the keytab */
+    uint64_t krb5_acceptor_reuses; /* client: sessions that used the cached acceptor credential */
+    uint64_t krb5_ccache_reads;    /* console: user ccaches read into the context's copy */
+    uint64_t krb5_ccache_reuses;   /* console: jobs that used that copy (the ccache file unchanged) */
+} cc_stats;
+
+/* Fills *out with ctx's counters. Set out->struct_size = sizeof(cc_stats)
+ * first: the library fills min(struct_size, its own sizeof(cc_stats)) bytes and
+ * sets struct_size to that, so a host built against a newer header reads only
+ * the fields within it. Callable from any thread at any time while ctx lives.
+ * Returns CC_OK, or CC_ERR_INVALID (NULL, or struct_size below 8). */
+int cc_context_stats(const cc_context *ctx, cc_stats *out);
+
 /* Bits returned by cc_session_step(). */
 #define CC_WANT_READ  0x1 /* call step when the transport is readable */
 #define CC_WANT_WRITE 0x2 /* call step when the transport is writable */

@@ -213,6 +213,77 @@ static void test_host_policy_refuses(void)
     (void)cli_ident; /* the core still reports the (authenticated, refused) identity */
 }
 
+/* One session of the pair's contexts: the auth job run by the host, both sides driven to the end of
+ * the handshake. Returns the client's result (0 when established). */
+static int one_session(struct pair *p)
+{
+    memset(&p->tp.con, 0, sizeof p->tp.con);
+    memset(&p->tp.cli, 0, sizeof p->tp.cli);
+    p->tp.con.one_step = p->tp.cli.one_step = true;
+    p->tp.con.answer = tp_keep_job;
+    p->tp.con.keep_type = CC_JOB_AUTH;
+    p->tp.cli.lic_count = 25;
+    p->tp.cli.lic_in_use = 7;
+    if (tp_pair_open(&p->tp, NULL, NULL) != 0)
+        return -999;
+    tp_drive(&p->tp.con, &p->tp.cli, have_auth_job, 5000);
+    if (!p->tp.con.held)
+        return -998;
+    cc_job_run(p->tp.con.held);
+    cc_session_job_done(p->tp.con.s, p->tp.con.held);
+    p->tp.con.held = NULL;
+    tp_drive(&p->tp.con, &p->tp.cli, tp_both_established, 5000);
+    int r = cc_session_state(p->tp.cli.s) == CC_STATE_ESTABLISHED ? 0 : p->tp.cli.result;
+    tp_pair_end(&p->tp);
+    return r;
+}
+
+static cc_stats stats_of(const cc_context *c)
+{
+    cc_stats st;
+    memset(&st, 0, sizeof st);
+    st.struct_size = sizeof st;
+    cc_context_stats(c, &st);
+    return st;
+}
+
+/* Three sessions in a row on the same contexts reuse the kerberos caches, and cc_context_stats
+ * counts them on both roles; then the host's policy refuses one. */
+static void test_sessions_in_sequence_counted(void)
+{
+    struct pair p;
+    T_EQ(pair_open(&p, NULL, NULL, 0), 0);
+    tp_pair_end(&p.tp); /* pair_open started one; start over with one_session */
+    for (int i = 0; i < 3; i++)
+        T_EQ(one_session(&p), 0);
+    cc_stats c = stats_of(p.tp.cctx), s = stats_of(p.tp.sctx);
+    T_EQ(c.sessions_established, 3);
+    T_EQ(s.sessions_established, 3);
+    T_EQ(c.sessions_created, 4);
+    T_EQ(c.krb5_contexts_made, 1);
+    T_EQ(c.krb5_contexts_reused, 2);
+    T_EQ(c.krb5_ccache_reads + c.krb5_ccache_reuses, 3);
+    T_ASSERT(c.krb5_ccache_reuses >= 1);
+    T_EQ(s.krb5_acceptor_reads, 1);
+    T_EQ(s.krb5_acceptor_reuses, 2);
+    T_EQ(s.license_cache_misses, 1); /* pair_open's session never got as far as the licence */
+    T_EQ(s.license_cache_hits, 2);
+    T_EQ(c.jobs_pending + c.jobs_out + s.jobs_pending + s.jobs_out, 0);
+    T_EQ(c.auth_failed + s.auth_failed, 0);
+    p.pol.verdict = CC_ERR_AUTH_POLICY;
+    T_EQ(one_session(&p), CC_ERR_AUTH_POLICY);
+    c = stats_of(p.tp.cctx);
+    s = stats_of(p.tp.sctx);
+    T_EQ(s.auth_failed, 1);
+    T_EQ(c.auth_failed, 1);
+    T_EQ(s.sessions_established, 3);
+    uint64_t live = 0;
+    for (int i = 0; i < 16; i++)
+        live += c.sessions[i] + s.sessions[i];
+    T_EQ(live, 0);
+    tp_pair_free(&p.tp);
+}
+
 int main(void)
 {
     if (setup() != 0) {
@@ -223,6 +294,8 @@ int main(void)
     t_run("krb5 session established with a ticket; policy sees identity and PAC", test_established_with_ticket);
     t_run("krb5 session: step never waits for the KDC (job on a thread)", test_step_never_waits_for_the_kdc);
     t_run("krb5 session: the host policy refuses the account", test_host_policy_refuses);
+    t_run("krb5 sessions in sequence reuse the context's caches; counters on both roles",
+          test_sessions_in_sequence_counted);
     t_kdc_stop();
     return t_done();
 }

@@ -518,6 +518,11 @@ static void test_replay_cache_bounded(void)
             last = p;
         pair_close(&p, false);
     }
+    cc_stats st;
+    memset(&st, 0, sizeof st);
+    st.struct_size = sizeof st;
+    T_EQ(cc_context_stats(s, &st), CC_OK);
+    T_EQ(st.nt_replay_evicted, 1); /* the 17th made room once (cc_context_stats) */
     /* the newest AUTHENTICATE is still known: a replay is refused as a replay */
     pair_open(&q, s, "alice", "CCTEST", "alice-pw", cb_a, cb_a);
     T_EQ(cc__auth_step(q.cli, last.neg, last.neg_len), CC_AUTH_CONTINUE);

@@ -36,6 +36,32 @@
 #define CC__TIMEOUT_COUNT (CC_TIMEOUT_CONNECT_STAGGER + 1) /* indexed by cc_timeout; [0] unused */
 #define CC__LIMIT_COUNT   (CC_LIMIT_REDIRECTS + 1)         /* indexed by cc_limit; [0] unused */
 
+/* The context's counters behind cc_context_stats() (lib/core/stats.c): bumped by
+ * any floor, from any thread, with relaxed atomics; no lock. */
+enum cc__stat {
+    CC__ST_CREATED,           /* sessions made */
+    CC__ST_ESTABLISHED,       /* sessions that reached established */
+    CC__ST_CLOSED,            /* sessions that ended cleanly */
+    CC__ST_FAILED,            /* sessions that ended with an error */
+    CC__ST_BACKOFF_DELAYED,   /* client sessions held back after failed proofs from their address */
+    CC__ST_LICENSE_REFUSED,   /* sessions failed with a licence code */
+    CC__ST_AUTH_FAILED,       /* sessions failed with an authentication code */
+    CC__ST_NT_REPLAY_EVICTED, /* nt replay-cache entries forgotten by a full cache */
+    CC__ST_LICENSE_HITS,      /* licence checks answered by the cached verdict */
+    CC__ST_LICENSE_MISSES,    /* licence checks that needed a job */
+    CC__ST_LICENSE_SHARED,    /* licence jobs that took a concurrent fetch's verdict */
+    CC__ST_JOBS_PENDING,      /* gauge: jobs queued, not yet taken */
+    CC__ST_JOBS_OUT,          /* gauge: jobs taken, not yet handed back or freed */
+    CC__ST_KRB5_CTX_MADE,     /* krb5_init_context calls of the kerberos pool */
+    CC__ST_KRB5_CTX_REUSED,   /* jobs served by a pooled krb5 context */
+    CC__ST_KRB5_ACRED_READ,   /* acceptor credentials acquired from a keytab */
+    CC__ST_KRB5_ACRED_REUSED, /* sessions served by the cached acceptor credential */
+    CC__ST_KRB5_ICRED_READ,   /* console ccaches read into the context's copy */
+    CC__ST_KRB5_ICRED_REUSED, /* console jobs served by that copy */
+    CC__ST_COUNT
+};
+#define CC__STATE_SLOTS 16 /* live sessions by cc_state: room for states added later */
+
 struct cc__ctx_base {
     int role;
     cc_allocator alloc;
@@ -46,7 +72,16 @@ struct cc__ctx_base {
     uint32_t timeout[CC__TIMEOUT_COUNT];
     uint32_t limit[CC__LIMIT_COUNT];
     atomic_uint sessions; /* live sessions: the context is read-only while > 0 */
+    _Atomic uint64_t stat[CC__ST_COUNT];
+    _Atomic uint64_t in_state[CC__STATE_SLOTS];
 };
+
+/* Adds d (may be negative for a gauge) to counter `which` of ctx. */
+static inline void cc__stat_add(const cc_context *ctx, int which, int64_t d)
+{
+    struct cc__ctx_base *b = (struct cc__ctx_base *)(void *)(uintptr_t)ctx;
+    atomic_fetch_add_explicit(&b->stat[which], (uint64_t)d, memory_order_relaxed);
+}
 
 static inline struct cc__ctx_base *cc__base(cc_context *ctx)
 {

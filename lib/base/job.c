@@ -58,6 +58,8 @@ CC_API void cc_job_free(cc_job *job)
 {
     if (!job)
         return;
+    if (job->out) /* freed by the host instead of handed back */
+        cc__stat_add(job->ctx, CC__ST_JOBS_OUT, -1);
     if (job->ops->destroy)
         job->ops->destroy(job);
     cc__free(job->ctx, job);

@@ -55,6 +55,7 @@ void cc__backoff_record(cc__backoff *b, const cc__source *src, bool ok, uint64_t
             if (b->used < CC__BACKOFF_SLOTS) {
                 e = &b->slot[b->used++];
             } else { /* full: the source heard from least recently makes room */
+                b->evicted++;
                 e = &b->slot[0];
                 for (size_t i = 1; i < b->used; i++)
                     if (b->slot[i].last_ms < e->last_ms)

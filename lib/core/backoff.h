@@ -29,6 +29,7 @@ typedef struct cc__backoff {
     pthread_mutex_t lock;
     struct cc__backoff_slot slot[CC__BACKOFF_SLOTS];
     size_t used;
+    uint64_t evicted; /* sources forgotten to make room (cc_context_stats) */
 } cc__backoff;
 
 int cc__backoff_init(cc__backoff *b);

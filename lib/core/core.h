@@ -8,6 +8,7 @@
 #include "../license/license.h"
 #include "../tls/tls.h"
 #include "backoff.h"
+#include "stats.h"
 
 struct cc_context {
     struct cc__ctx_base base; /* first: the floors below reach it through cc__base() */

@@ -60,6 +60,7 @@ CC_API cc_session *cc_session_new(cc_context *ctx, int *err)
     s->timer_fn = ctx->hooks.timer_fn;
     s->timer_user = ctx->hooks.timer_user;
     atomic_fetch_add(&ctx->base.sessions, 1);
+    cc__stats_new(ctx);
     s->role = ctx->base.role;
     s->state = CC_STATE_NEW;
     *err = CC_OK;
@@ -77,10 +78,12 @@ CC_API void cc_session_free(cc_session *s)
     cc__session_wipe_credentials(s);
     cc__auth_free(s->auth);
     s->auth = NULL;
-    for (cc_job *j = s->queued, *n; j; j = n) {
+    unsigned pending = 0;
+    for (cc_job *j = s->queued, *n; j; j = n, pending++) {
         n = j->next;
         cc_job_free(j);
     }
+    cc__stats_free(ctx, s->state, pending);
     for (cc_job *j = s->back, *n; j; j = n) {
         n = j->next;
         cc_job_free(j);
@@ -178,6 +181,7 @@ static int begin_transport(cc_session *s, const cc__transport *t)
         uint32_t wait =
             cc__backoff_wait(&s->ctx->backoff, &s->source, s->ctx->base.timeout[CC_TIMEOUT_AUTH_BACKOFF], now);
         if (wait) {
+            cc__stat_add(s->ctx, CC__ST_BACKOFF_DELAYED, 1);
             s->hold_until = now + wait;
             s->handshake_deadline += wait;
             cc__log(s->ctx, CC_LOG_INFO, "session %p: %u ms wait after failed proofs from this address", (void *)s,
@@ -231,6 +235,7 @@ void cc__session_queue_job(cc_session *s, cc_job *j)
     j->next = NULL;
     j->owner = s;
     *p = j;
+    cc__stat_add(s->ctx, CC__ST_JOBS_PENDING, 1);
 }
 
 CC_API cc_job *cc_session_take_job(cc_session *s)
@@ -242,6 +247,7 @@ CC_API cc_job *cc_session_take_job(cc_session *s)
     j->next = NULL;
     j->out = true;
     s->jobs_out++;
+    cc__stats_job_taken(s->ctx);
     return j;
 }
 
@@ -251,6 +257,7 @@ CC_API int cc_session_job_done(cc_session *s, cc_job *job)
         return CC_ERR_INVALID;
     job->out = false;
     s->jobs_out--;
+    cc__stat_add(s->ctx, CC__ST_JOBS_OUT, -1);
     if (s->state >= CC_STATE_CLOSED) {
         cc_job_free(job);
         return CC_OK;

@@ -41,6 +41,7 @@ static void enter(cc_session *s, int st)
     if (s->state == st || s->state >= CC_STATE_CLOSED)
         return;
     cc__log(s->ctx, CC_LOG_DEBUG, "session %p: %s -> %s", (void *)s, cc_state_name(s->state), cc_state_name(st));
+    cc__stats_enter(s->ctx, s->state, st);
     s->state = st;
     cc_event ev = {0};
     ev.type = CC_EVENT_STATE;
@@ -123,6 +124,7 @@ static int vfail(cc_session *s, int code, bool tell_peer, int peer_code, const c
     if (!s->errmsg[0])
         cc__fmt(s->errmsg, sizeof s->errmsg, "%s", cc_strerror(code));
     s->error = code;
+    cc__stats_failure(s->ctx, code);
     cc__log(s->ctx, CC_LOG_WARN, "session %p failed in state %s: %s: %s", (void *)s, cc_state_name(s->state),
             cc_err_name(code), s->errmsg);
     if (tell_peer && cc__pipe_tls(s->pipe) && s->state >= CC_STATE_HELLO && !cc__pipe_in_done(s->pipe)) {

@@ -386,6 +386,7 @@ int cc__license_start(cc_context *ctx, cc__license_conf *c, cc_job **job, cc__li
     uint32_t ttl = c->cache_ttl_ms;
     bool hit = cached && cache_take_locked(c, cached);
     pthread_mutex_unlock(&c->cache_lock);
+    cc__stat_add(ctx, hit ? CC__ST_LICENSE_HITS : CC__ST_LICENSE_MISSES, 1);
     if (hit) {
         cc__log(ctx, CC_LOG_DEBUG, "licence: %s", cached->detail);
         return 1;
@@ -539,11 +540,13 @@ static int license_run(cc_job *job)
         if (c->flight_gen != gen) {
             v = c->flight;
             pthread_mutex_unlock(&c->cache_lock);
+            cc__stat_add(job->ctx, CC__ST_LICENSE_SHARED, 1);
             return take_verdict(lj, &v, "from a concurrent fetch of this context");
         }
     }
     if (cache_take_locked(c, &v)) {
         pthread_mutex_unlock(&c->cache_lock);
+        cc__stat_add(job->ctx, CC__ST_LICENSE_HITS, 1);
         return take_verdict(lj, &v, NULL); /* the detail says "cached verdict" */
     }
     c->fetching = true;

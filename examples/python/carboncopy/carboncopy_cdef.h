@@ -163,6 +163,32 @@ typedef enum cc_state {
     CC_STATE_CLOSED = 10,
     CC_STATE_FAILED = 11
 } cc_state;
+typedef struct cc_stats {
+    uint32_t struct_size;
+    uint32_t reserved;
+    uint64_t sessions[16];
+    uint64_t sessions_created;
+    uint64_t sessions_established;
+    uint64_t sessions_closed;
+    uint64_t sessions_failed;
+    uint64_t backoff_delayed;
+    uint64_t license_refused;
+    uint64_t auth_failed;
+    uint64_t backoff_evicted;
+    uint64_t nt_replay_evicted;
+    uint64_t license_cache_hits;
+    uint64_t license_cache_misses;
+    uint64_t license_fetch_shared;
+    uint64_t jobs_pending;
+    uint64_t jobs_out;
+    uint64_t krb5_contexts_made;
+    uint64_t krb5_contexts_reused;
+    uint64_t krb5_acceptor_reads;
+    uint64_t krb5_acceptor_reuses;
+    uint64_t krb5_ccache_reads;
+    uint64_t krb5_ccache_reuses;
+} cc_stats;
+int cc_context_stats(const cc_context *ctx, cc_stats *out);
 typedef enum cc_event_type {
     CC_EVENT_STATE = 1,
     CC_EVENT_LICENSE = 2,

@@ -4,10 +4,10 @@
 #include "../kdc/kdc.h"
 
 #include <errno.h>
-#include <profile.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* Channel-binding application data: this prefix then the 32-byte RFC 9266
@@ -21,18 +21,24 @@
 
 struct krb_mech {
     cc_context *ctx;
-    char *service; /* console: target principal; client: the only acceptable service */
-    char *keytab;  /* client: keytab name (default: libkrb5's default keytab) */
-    char *realms;  /* client: comma-separated realms whose principals are accepted */
-    char *rcache;  /* client: replay cache name (default: libkrb5's default, never "none") */
-    char *ccache;  /* console: credential cache name (default: KRB5CCNAME / libkrb5's default) */
+    char *service;            /* console: target principal; client: the only acceptable service */
+    char *keytab;             /* client: keytab name (default: libkrb5's default keytab) */
+    char *realms;             /* client: comma-separated realms whose principals are accepted */
+    char *rcache;             /* client: replay cache name (default: libkrb5's default, never "none") */
+    char *ccache;             /* console: credential cache name (default: KRB5CCNAME / libkrb5's default) */
+    struct cc__krb_pool pool; /* the context's krb5 contexts and acceptor credential (kpool.c) */
 };
 
 static void *krb_create(cc_context *ctx)
 {
     struct krb_mech *m = cc__calloc(ctx, sizeof(*m));
-    if (m)
-        m->ctx = ctx;
+    if (!m)
+        return NULL;
+    m->ctx = ctx;
+    if (cc__krb_pool_init(&m->pool, ctx) != 0) {
+        cc__free(ctx, m);
+        return NULL;
+    }
     return m;
 }
 
@@ -46,6 +52,7 @@ static void krb_destroy(void *mech_data)
     cc__free(m->ctx, m->realms);
     cc__free(m->ctx, m->rcache);
     cc__free(m->ctx, m->ccache);
+    cc__krb_pool_destroy(&m->pool);
     cc__free(m->ctx, m);
 }
 
@@ -84,6 +91,7 @@ static int krb_set_option(void *mech_data, const char *key, const char *value)
 struct krb_job {
     atomic_int refs; /* the session's state and the cc_job each hold one */
     const cc_context *ctx;
+    struct cc__krb_pool *pool; /* the context's: the job's krb5 context comes from it */
     /* inputs (copied; the password is wiped as soon as it is used) */
     char *user, *password, *service, *peer, *ccache_name;
     uint8_t cb[KRB_CB_MAX];
@@ -94,14 +102,37 @@ struct krb_job {
     bool finished;
     int code;
     char detail[CC__DETAIL_MAX];
-    krb5_context kctx;
-    krb5_ccache ccache;
-    bool ccache_private; /* a MEMORY: cache of ours: destroyed at the end */
+    krb5_context kctx; /* from the pool for job_run only */
+    uint64_t kborn;
+    krb5_ccache ccache;          /* a MEMORY: cache of ours: destroyed at the end of job_run */
+    krb5_ccache user_cc;         /* the user's cache, read once into ccache */
+    struct cc__krb_icred *icred; /* or the context's copy of it, while the file is unchanged */
+    bool any_tgt;                /* what the copy found: a TGT, the latest ending then */
+    krb5_timestamp tgt_end;
     gss_cred_id_t cred;
-    gss_ctx_id_t gctx;
+    gss_ctx_id_t gctx; /* the session takes it over */
     gss_buffer_desc token;
     char target[CC__NAME_MAX + 1];
 };
+
+/* Ends what job_run holds of libkrb5: the credential, the caches, the krb5 context
+ * (back to the pool). */
+static void job_krb_end(struct krb_job *j)
+{
+    OM_uint32 mn;
+    if (j->cred != GSS_C_NO_CREDENTIAL)
+        gss_release_cred(&mn, &j->cred);
+    if (j->ccache)
+        (j->icred ? krb5_cc_close : krb5_cc_destroy)(j->kctx, j->ccache);
+    cc__krb_icred_put(j->pool, j->icred, j->kctx);
+    j->icred = NULL;
+    if (j->user_cc)
+        krb5_cc_close(j->kctx, j->user_cc);
+    j->ccache = j->user_cc = NULL;
+    if (j->kctx)
+        cc__krb_pool_give(j->pool, j->kctx, j->kborn);
+    j->kctx = NULL;
+}
 
 static void job_release(struct krb_job *j)
 {
@@ -116,13 +147,8 @@ static void job_release(struct krb_job *j)
     cc__free(ctx, j->ccache_name);
     if (j->gctx != GSS_C_NO_CONTEXT)
         gss_delete_sec_context(&mn, &j->gctx, GSS_C_NO_BUFFER);
-    if (j->cred != GSS_C_NO_CREDENTIAL)
-        gss_release_cred(&mn, &j->cred);
     gss_release_buffer(&mn, &j->token);
-    if (j->ccache)
-        (j->ccache_private ? krb5_cc_destroy : krb5_cc_close)(j->kctx, j->ccache);
-    if (j->kctx)
-        krb5_free_context(j->kctx);
+    job_krb_end(j);
     cc__wipe(j->cb, sizeof j->cb);
     cc__free(ctx, j);
 }
@@ -163,31 +189,53 @@ static krb5_error_code job_user_principal(struct krb_job *j, krb5_principal *out
     return krb5_parse_name(j->kctx, name, out);
 }
 
-/* Checks the cache holds a TGT that has not expired, so the console is told
- * "expired" rather than a KDC error. */
-static int job_check_tgt(struct krb_job *j, const char *ccname)
+/* Reads the user's cache (j->user_cc, whose principal is `client`) once, into a private
+ * memory cache j->ccache that the rest of the job and GSSAPI use, and checks on the way
+ * that it holds a TGT that has not expired, so the console is told "expired" rather
+ * than a KDC error. */
+static int job_check_tgt(struct krb_job *j, const char *ccname);
+
+static int job_copy_ccache(struct krb_job *j, krb5_principal client, const char *ccname)
 {
     krb5_cc_cursor cur;
     krb5_creds c;
-    krb5_timestamp now;
-    bool any = false, live = false;
+    bool any = false;
     krb5_timestamp latest = 0;
-    if (krb5_timeofday(j->kctx, &now) != 0 || krb5_cc_start_seq_get(j->kctx, j->ccache, &cur) != 0)
-        return 0; /* let the TGS exchange report it */
-    while (krb5_cc_next_cred(j->kctx, j->ccache, &cur, &c) == 0) {
+    krb5_error_code r;
+    if ((r = krb5_cc_new_unique(j->kctx, "MEMORY", NULL, &j->ccache)) != 0 ||
+        (r = krb5_cc_initialize(j->kctx, j->ccache, client)) != 0)
+        return job_fail(j, KRB_OP_CONFIG, r, NULL);
+    if ((r = krb5_cc_start_seq_get(j->kctx, j->user_cc, &cur)) != 0)
+        return job_fail(j, KRB_OP_CCACHE, r, ccname);
+    while ((r = krb5_cc_next_cred(j->kctx, j->user_cc, &cur, &c)) == 0) {
+        krb5_error_code sr = krb5_cc_store_cred(j->kctx, j->ccache, &c);
+        if (sr) {
+            krb5_free_cred_contents(j->kctx, &c);
+            krb5_cc_end_seq_get(j->kctx, j->user_cc, &cur);
+            return job_fail(j, KRB_OP_CONFIG, sr, NULL);
+        }
         const krb5_data *first = c.server->length >= 1 ? &c.server->data[0] : NULL;
         if (first && first->length == 6 && memcmp(first->data, "krbtgt", 6) == 0) {
             any = true;
-            if ((int32_t)(c.times.endtime - now) > 0)
-                live = true;
             if ((int32_t)(c.times.endtime - latest) > 0)
                 latest = c.times.endtime;
         }
         krb5_free_cred_contents(j->kctx, &c);
     }
-    krb5_cc_end_seq_get(j->kctx, j->ccache, &cur);
-    if (any && !live) {
-        time_t t = (time_t)(uint32_t)latest;
+    krb5_cc_end_seq_get(j->kctx, j->user_cc, &cur);
+    j->any_tgt = any;
+    j->tgt_end = latest;
+    return job_check_tgt(j, ccname);
+}
+
+/* The console is told "expired" rather than a KDC error. */
+static int job_check_tgt(struct krb_job *j, const char *ccname)
+{
+    krb5_timestamp now;
+    if (krb5_timeofday(j->kctx, &now) != 0)
+        return 0; /* let the TGS exchange report it */
+    if (j->any_tgt && (int32_t)(j->tgt_end - now) <= 0) {
+        time_t t = (time_t)(uint32_t)j->tgt_end;
         struct tm tm;
         char when[40] = "?";
         if (gmtime_r(&t, &tm))
@@ -206,15 +254,19 @@ static int job_run(void *data)
     krb5_principal client = NULL, server = NULL;
     krb5_creds in, *out = NULL;
     char *name = NULL, ccname[CC__NAME_MAX + 1] = "";
+    struct stat st;
+    bool keyed = false;
+    gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
     OM_uint32 maj, mn;
     gss_name_t target = GSS_C_NO_NAME;
     memset(&in, 0, sizeof in);
 
     j->finished = true;
     j->kdc.at_ms = cc__now_ms() + j->timeout_ms;
-    /* A private context per job: no state shared with the host's own libkrb5 use.
-     * (MIT 1.20 has no overall request timeout setting; the send hook bounds it.) */
-    r = krb5_init_context(&j->kctx);
+    /* A context from the cc_context's pool (used by this job's thread alone until it
+     * goes back): no state shared with the host's own libkrb5 use. (MIT 1.20 has no
+     * overall request timeout setting; the send hook bounds it.) */
+    r = cc__krb_pool_take(j->pool, &j->kctx, &j->kborn);
     if (r) {
         j->kctx = NULL;
         j->code = cc__krb_map(KRB_OP_CONFIG, r, "cannot make a Kerberos context", NULL, j->detail, sizeof j->detail);
@@ -240,7 +292,6 @@ static int job_run(void *data)
             job_fail(j, KRB_OP_CONFIG, r, NULL);
             goto done;
         }
-        j->ccache_private = true;
         krb5_get_init_creds_opt *opt = NULL;
         if ((r = krb5_get_init_creds_opt_alloc(j->kctx, &opt)) != 0) {
             job_fail(j, KRB_OP_CONFIG, r, NULL);
@@ -266,14 +317,14 @@ static int job_run(void *data)
         /* The user's credential cache: KRB5CCNAME / default, or the "ccache" option;
          * with a user name, the cache of that principal in the collection. */
         if (j->ccache_name)
-            r = krb5_cc_resolve(j->kctx, j->ccache_name, &j->ccache);
+            r = krb5_cc_resolve(j->kctx, j->ccache_name, &j->user_cc);
         else if (j->user) {
             if ((r = job_user_principal(j, &client)) == 0)
-                r = krb5_cc_cache_match(j->kctx, client, &j->ccache);
+                r = krb5_cc_cache_match(j->kctx, client, &j->user_cc);
         } else
-            r = krb5_cc_default(j->kctx, &j->ccache);
+            r = krb5_cc_default(j->kctx, &j->user_cc);
         if (r) {
-            j->ccache = NULL;
+            j->user_cc = NULL;
             job_fail(j, KRB_OP_CCACHE, r,
                      j->ccache_name ? j->ccache_name
                      : j->user      ? j->user
@@ -281,17 +332,37 @@ static int job_run(void *data)
             goto done;
         }
         char *full = NULL;
-        if (krb5_cc_get_full_name(j->kctx, j->ccache, &full) == 0) {
+        if (krb5_cc_get_full_name(j->kctx, j->user_cc, &full) == 0) {
             cc__fmt(ccname, sizeof ccname, "%s", full);
             krb5_free_string(j->kctx, full);
         }
-        if (!client && (r = krb5_cc_get_principal(j->kctx, j->ccache, &client)) != 0) {
-            job_fail(j, KRB_OP_CCACHE, r, ccname);
-            goto done;
+        /* A FILE cache is read only when it changed since the context's last copy. */
+        const char *file = cc__krb_file_of(ccname);
+        keyed = file && stat(file, &st) == 0;
+        if (keyed && (j->icred = cc__krb_icred_find(j->pool, ccname, &st)) != NULL) {
+            if (!client && (r = krb5_parse_name(j->kctx, j->icred->princ, &client)) != 0) {
+                job_fail(j, KRB_OP_CCACHE, r, ccname);
+                goto done;
+            }
+            krb5_unparse_name(j->kctx, client, &name);
+            j->any_tgt = j->icred->any_tgt;
+            j->tgt_end = j->icred->tgt_end;
+            if (job_check_tgt(j, ccname) < 0)
+                goto done;
+            if ((r = krb5_cc_resolve(j->kctx, j->icred->memname, &j->ccache)) != 0) {
+                j->ccache = NULL;
+                job_fail(j, KRB_OP_CONFIG, r, NULL);
+                goto done;
+            }
+        } else {
+            if (!client && (r = krb5_cc_get_principal(j->kctx, j->user_cc, &client)) != 0) {
+                job_fail(j, KRB_OP_CCACHE, r, ccname);
+                goto done;
+            }
+            krb5_unparse_name(j->kctx, client, &name);
+            if (job_copy_ccache(j, client, ccname) < 0)
+                goto done;
         }
-        krb5_unparse_name(j->kctx, client, &name);
-        if (job_check_tgt(j, ccname) < 0)
-            goto done;
     }
 
     /* The service principal: the "service" option, else host/PEER in the realm
@@ -326,7 +397,15 @@ static int job_run(void *data)
     }
     in.client = client;
     in.server = server;
-    if ((r = krb5_get_credentials(j->kctx, 0, j->ccache, &in, &out)) != 0) {
+    /* A service ticket the user's cache held is in the memory copy; one fetched from
+     * the KDC is stored back in the user's cache too, as kinit'd tools expect. */
+    r = krb5_get_credentials(j->kctx, KRB5_GC_CACHED, j->ccache, &in, &out);
+    if (r != 0) {
+        r = krb5_get_credentials(j->kctx, 0, j->ccache, &in, &out);
+        if (r == 0 && j->user_cc)
+            (void)krb5_cc_store_cred(j->kctx, j->user_cc, out); /* best effort: the cache may be read-only */
+    }
+    if (r != 0) {
         job_fail(j, r == KRB5KRB_AP_ERR_TKT_EXPIRED || r == KRB5_CC_NOTFOUND ? KRB_OP_CCACHE : KRB_OP_TICKET, r,
                  r == KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN ? j->target
                  : name                               ? name
@@ -336,10 +415,15 @@ static int job_run(void *data)
     krb5_free_creds(j->kctx, out);
 
     /* Now GSSAPI finds the service ticket in the cache and needs no KDC. */
-    maj = gss_krb5_import_cred(&mn, j->ccache, client, NULL, &j->cred);
-    if (GSS_ERROR(maj)) {
-        j->code = cc__krb_map_gss(KRB_OP_INIT, maj, mn, name, j->detail, sizeof j->detail);
-        goto done;
+    if (j->icred) {
+        cred = j->icred->cred; /* shared: MIT's credentials carry their own lock */
+    } else {
+        maj = gss_krb5_import_cred(&mn, j->ccache, client, NULL, &j->cred);
+        if (GSS_ERROR(maj)) {
+            j->code = cc__krb_map_gss(KRB_OP_INIT, maj, mn, name, j->detail, sizeof j->detail);
+            goto done;
+        }
+        cred = j->cred;
     }
     gss_buffer_desc tn = {strlen(j->target), j->target};
     maj = gss_import_name(&mn, &tn, GSS_KRB5_NT_PRINCIPAL_NAME, &target);
@@ -355,7 +439,7 @@ static int job_run(void *data)
     cb.application_data.length = KRB_CB_PREFIX_LEN + j->cb_len;
     cb.application_data.value = appdata;
     OM_uint32 flags = 0;
-    maj = gss_init_sec_context(&mn, j->cred, &j->gctx, target, gss_mech_krb5,
+    maj = gss_init_sec_context(&mn, cred, &j->gctx, target, gss_mech_krb5,
                                GSS_C_MUTUAL_FLAG | GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG | GSS_C_INTEG_FLAG |
                                    GSS_C_CONF_FLAG,
                                GSS_C_INDEFINITE, &cb, GSS_C_NO_BUFFER, NULL, &j->token, &flags, NULL);
@@ -371,6 +455,13 @@ static int job_run(void *data)
     }
     j->code = 0;
     cc__fmt(j->detail, sizeof j->detail, "%s -> %s", name ? name : "?", j->target);
+    if (keyed && !j->icred && name) {
+        /* The next jobs of this context use this copy while the file stays as it was. */
+        j->icred =
+            cc__krb_icred_publish(j->pool, j->kctx, ccname, &st, j->ccache, name, j->any_tgt, j->tgt_end, j->cred);
+        j->ccache = NULL;
+        j->cred = GSS_C_NO_CREDENTIAL;
+    }
 done:
     if (j->password) {
         cc__free_secret(j->ctx, j->password);
@@ -384,6 +475,9 @@ done:
         krb5_free_principal(j->kctx, client);
         krb5_free_principal(j->kctx, server);
     }
+    /* The AP-REQ is made: the security context holds what the AP-REP check needs, so the
+     * credential, the memory cache and the krb5 context are done with. */
+    job_krb_end(j);
     return j->code;
 }
 
@@ -394,20 +488,16 @@ enum krb_phase { PH_START, PH_PENDING, PH_REPLY, PH_DONE, PH_FAILED };
 
 struct krb_state {
     const cc_context *ctx;
-    const struct krb_mech *mech;
+    struct krb_mech *mech;
     int role;
     enum krb_phase phase;
     /* console */
     struct krb_job *job; /* shared with the cc_job while it is out */
-    krb5_context kctx;
-    krb5_ccache ccache;
-    bool ccache_private;
-    gss_cred_id_t cred;
     gss_ctx_id_t gctx;
     char target[CC__NAME_MAX + 1];
     /* client */
     char want_service[CC__NAME_MAX + 1]; /* the "service" option, canonical; "" = any */
-    gss_cred_id_t acred;
+    struct cc__krb_acred *acred;         /* a reference to the context's acceptor credential */
     gss_ctx_id_t actx;
 };
 
@@ -420,7 +510,6 @@ static int krb_start(void *mech_data, cc_auth *auth, void **statep)
     s->ctx = m->ctx;
     s->mech = m;
     s->role = cc_auth_role(auth);
-    s->cred = s->acred = GSS_C_NO_CREDENTIAL;
     s->gctx = s->actx = GSS_C_NO_CONTEXT;
     *statep = s;
     return CC_OK;
@@ -436,14 +525,7 @@ static void krb_end(void *state)
         gss_delete_sec_context(&mn, &s->gctx, GSS_C_NO_BUFFER);
     if (s->actx != GSS_C_NO_CONTEXT)
         gss_delete_sec_context(&mn, &s->actx, GSS_C_NO_BUFFER);
-    if (s->cred != GSS_C_NO_CREDENTIAL)
-        gss_release_cred(&mn, &s->cred);
-    if (s->acred != GSS_C_NO_CREDENTIAL)
-        gss_release_cred(&mn, &s->acred);
-    if (s->ccache)
-        (s->ccache_private ? krb5_cc_destroy : krb5_cc_close)(s->kctx, s->ccache);
-    if (s->kctx)
-        krb5_free_context(s->kctx);
+    cc__krb_acred_put(&s->mech->pool, s->acred);
     job_release(s->job); /* the cc_job may still be out: it keeps its own reference */
     cc__free(s->ctx, s);
 }
@@ -477,6 +559,9 @@ static int console_start(struct krb_state *s, cc_auth *auth)
         return CC_ERR_NOMEM;
     atomic_init(&j->refs, 1);
     j->ctx = s->ctx;
+    j->pool = &s->mech->pool;
+    j->cred = GSS_C_NO_CREDENTIAL;
+    j->gctx = GSS_C_NO_CONTEXT;
     const char *user = NULL, *domain = NULL, *password = NULL;
     cc_auth_credentials(auth, &user, &domain, &password);
     if (user && !*user)
@@ -536,17 +621,8 @@ static int console_job_done(struct krb_state *s, cc_auth *auth)
         job_release(j);
         return fail(s, auth, code, detail);
     }
-    /* Take the results over; the job keeps nothing the session uses. */
-    s->kctx = j->kctx;
-    j->kctx = NULL;
-    /* The send hook points into the job, which is freed now; the session's
-     * context sends nothing more, but must not keep a dangling hook. */
-    krb5_set_kdc_send_hook(s->kctx, NULL, NULL);
-    s->ccache = j->ccache;
-    s->ccache_private = j->ccache_private;
-    j->ccache = NULL;
-    s->cred = j->cred;
-    j->cred = GSS_C_NO_CREDENTIAL;
+    /* Take the security context over; the job keeps nothing the session uses (its
+     * krb5 context went back to the pool when it ended). */
     s->gctx = j->gctx;
     j->gctx = GSS_C_NO_CONTEXT;
     memcpy(s->target, j->target, sizeof s->target);
@@ -576,8 +652,8 @@ static int console_reply(struct krb_state *s, cc_auth *auth, const uint8_t *in, 
     gss_buffer_desc tn = {strlen(s->target), s->target};
     maj = gss_import_name(&mn, &tn, GSS_KRB5_NT_PRINCIPAL_NAME, &target);
     if (!GSS_ERROR(maj))
-        maj = gss_init_sec_context(&mn, s->cred, &s->gctx, target, gss_mech_krb5, GSS_C_MUTUAL_FLAG, GSS_C_INDEFINITE,
-                                   GSS_C_NO_CHANNEL_BINDINGS, &it, NULL, &out, &flags, NULL);
+        maj = gss_init_sec_context(&mn, GSS_C_NO_CREDENTIAL, &s->gctx, target, gss_mech_krb5, GSS_C_MUTUAL_FLAG,
+                                   GSS_C_INDEFINITE, GSS_C_NO_CHANNEL_BINDINGS, &it, NULL, &out, &flags, NULL);
     gss_release_name(&mn, &target);
     gss_release_buffer(&mn, &out);
     if (GSS_ERROR(maj)) {
@@ -619,39 +695,18 @@ static bool realm_allowed(const char *allowed, const char *realm)
 
 /* The default realm as krb5.conf states it, without libkrb5's fallbacks (those look
  * up the local host name in DNS, which must not happen inside step). "" if unset. */
-static void profile_default_realm(char *out, size_t len)
+static void profile_default_realm(struct krb_state *s, char *out, size_t len)
 {
-    krb5_context k = NULL;
-    profile_t prof = NULL;
-    char *v = NULL;
-    out[0] = 0;
-    if (krb5_init_context(&k) != 0)
-        return;
-    if (krb5_get_profile(k, &prof) == 0) {
-        if (profile_get_string(prof, "libdefaults", "default_realm", NULL, NULL, &v) == 0 && v)
-            cc__fmt(out, len, "%s", v);
-        profile_release_string(v);
-        profile_abandon(prof);
-    }
-    krb5_free_context(k);
+    cc__krb_default_realm(&s->mech->pool, out, len);
 }
 
+/* The acceptor credential: the context's cached one while its keytab file is unchanged
+ * (kpool.c), so a session reads neither the keytab nor krb5.conf to get it. */
 static int client_acquire(struct krb_state *s, cc_auth *auth)
 {
     char detail[CC__DETAIL_MAX];
     const char *kt = s->mech->keytab;
-    gss_key_value_element_desc el[2];
-    gss_key_value_set_desc store = {0, el};
-    if (kt) {
-        el[store.count].key = "keytab";
-        el[store.count++].value = kt;
-    }
-    /* The replay cache is always on: the default one unless configured, even
-     * when the environment (KRB5RCACHETYPE=none) would turn it off. */
-    el[store.count].key = "rcache";
-    el[store.count++].value = s->mech->rcache ? s->mech->rcache : "dfl:";
     OM_uint32 maj, mn;
-    gss_OID_set_desc mechs = {1, gss_mech_krb5};
     if (s->mech->service) {
         /* The restriction is checked after accepting (see client_step): asking
          * gss_acquire_cred_from for a name the keytab lacks leaks in MIT 1.20.
@@ -666,14 +721,17 @@ static int client_acquire(struct krb_state *s, cc_auth *auth)
         }
         char def[CC__NAME_MAX + 1] = "";
         if (!has_realm)
-            profile_default_realm(def, sizeof def);
+            profile_default_realm(s, def, sizeof def);
         if (!has_realm && !def[0])
             return fail(s, auth, CC_ERR_CONFIG,
                         "the kerberos option service has no realm and krb5.conf sets no default_realm");
         cc__fmt(s->want_service, sizeof s->want_service, "%s%s%s", svc, has_realm ? "" : "@", def);
     }
-    maj = gss_acquire_cred_from(&mn, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT, &store, &s->acred, NULL,
-                                NULL);
+    maj = cc__krb_acred_get(&s->mech->pool, kt, s->mech->rcache, &s->acred, &mn);
+    if (GSS_ERROR(maj) && maj == GSS_S_FAILURE && mn == ENOMEM) {
+        s->phase = PH_FAILED;
+        return cc_auth_set_error(auth, CC_ERR_NOMEM, "out of memory for the acceptor credential");
+    }
     if (GSS_ERROR(maj)) {
         cc__krb_map_gss(KRB_OP_ACQUIRE, maj, mn, kt ? kt : "(default keytab)", detail, sizeof detail);
         return fail(s, auth, CC_ERR_AUTH_KEYTAB, detail);
@@ -691,7 +749,7 @@ static int client_step(struct krb_state *s, cc_auth *auth, const uint8_t *in, si
     if (cc_auth_channel_binding(auth, &cbd, &cbl) < 0 || cbl == 0 || cbl > KRB_CB_MAX)
         return fail(s, auth, CC_ERR_AUTH_CHANNEL_BINDING,
                     "no TLS channel binding is available; kerberos authenticates only over TLS");
-    if (s->acred == GSS_C_NO_CREDENTIAL) {
+    if (!s->acred) {
         int r = client_acquire(s, auth);
         if (r < 0)
             return r;
@@ -706,7 +764,7 @@ static int client_step(struct krb_state *s, cc_auth *auth, const uint8_t *in, si
     OM_uint32 maj, mn, flags = 0;
     gss_buffer_desc it = {in_len, (void *)in}, out = GSS_C_EMPTY_BUFFER;
     gss_name_t src = GSS_C_NO_NAME;
-    maj = gss_accept_sec_context(&mn, &s->actx, s->acred, &it, &cb, &src, NULL, &out, &flags, NULL, NULL);
+    maj = gss_accept_sec_context(&mn, &s->actx, s->acred->cred, &it, &cb, &src, NULL, &out, &flags, NULL, NULL);
     cc__wipe(appdata, sizeof appdata);
     int code = 0;
     const char *kt = s->mech->keytab ? s->mech->keytab : "(default keytab)";
@@ -785,7 +843,7 @@ static int client_step(struct krb_state *s, cc_auth *auth, const uint8_t *in, si
     char def[CC__NAME_MAX + 1] = "";
     const char *allowed = s->mech->realms;
     if (!allowed) {
-        profile_default_realm(def, sizeof def);
+        profile_default_realm(s, def, sizeof def);
         allowed = def[0] ? def : NULL;
     }
     bool ok = allowed && realm_allowed(allowed, realm);
@@ -847,8 +905,8 @@ static int krb_step(void *state, cc_auth *auth, const uint8_t *in, size_t in_len
 }
 
 static const cc_authenticator krb_vtable = {
-    sizeof(cc_authenticator), "kerberos", krb_start, krb_step, krb_end, krb_set_option, krb_destroy,
-    CC_AUTH_FLAG_MUTUAL,
+    sizeof(cc_authenticator), "kerberos",  krb_start,           krb_step, krb_end,
+    krb_set_option,           krb_destroy, CC_AUTH_FLAG_MUTUAL,
 };
 
 const cc__builtin_auth cc__auth_builtin_kerberos = {"kerberos", &krb_vtable, krb_create};

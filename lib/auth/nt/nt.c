@@ -144,6 +144,7 @@ static int replay_check(struct nt_mech *m, const struct cc__nt_authenticate *a, 
         if (m->replay_n == m->replay_cap) {
             m->replay_head = (m->replay_head + 1) % m->replay_cap;
             m->replay_n--;
+            cc__stat_add(m->ctx, CC__ST_NT_REPLAY_EVICTED, 1);
             if (evicted)
                 *evicted = true;
         }
