@@ -73,7 +73,7 @@ row() {
         printf '%-34s %10s %8s   (no run established: %s)\n' "$name" - - \
             "$(grep -ao '"code":"[A-Z_]*"' "$T_DIR/$name.1.out" | head -n 1)"
     else
-        printf '%-34s %10s %8s %8s\n' "$name" "$ms" "$(awk -v m="$ms" -v r="$RTT" 'BEGIN { printf "%.2f", m / r }')" \
+        printf '%-34s %10s %8s %8s\n' "$name" "$ms" "$(awk -v m="$ms" -v r="$RTT" 'BEGIN { if (r > 0) printf "%.2f", m / r; else printf "-" }')" \
             "$(median <"$T_DIR/$name.fl")"
     fi
 }
@@ -90,7 +90,7 @@ relay "$(cat "$T_DIR/tls.port")"
 for col in 1 2; do
     ms=$(awk -v c="$col" '{print $c}' "$T_DIR/tls.ms" | median)
     printf '%-34s %10s %8s\n' "$([ "$col" = 1 ] && echo "bare TLS 1.3 handshake" || echo "bare TLS 1.3, first echo")" "$ms" \
-        "$(awk -v m="$ms" -v r="$RTT" 'BEGIN { printf "%.2f", m / r }')"
+        "$(awk -v m="$ms" -v r="$RTT" 'BEGIN { if (r > 0) printf "%.2f", m / r; else printf "-" }')"
 done
 kill "$RELAY_PID" 2>/dev/null
 
@@ -135,7 +135,7 @@ lic_row() { # NAME SERVER_DELAY_S
     done
     kill "$lsp" 2>/dev/null
     ms=$(median <"$T_DIR/lic.$2.ms")
-    printf '%-34s %10s %8s %8s\n' "$1" "$ms" "$(awk -v m="$ms" -v r="$RTT" 'BEGIN { printf "%.2f", m / r }')" \
+    printf '%-34s %10s %8s %8s\n' "$1" "$ms" "$(awk -v m="$ms" -v r="$RTT" 'BEGIN { if (r > 0) printf "%.2f", m / r; else printf "-" }')" \
         "$(median <"$T_DIR/lic.$2.fl")"
 }
 lic_row "psk, licence server answers at once" 0
