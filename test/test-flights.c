@@ -11,6 +11,7 @@
 
 #include <carboncopy.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -122,6 +123,8 @@ static cc_context *ctx_with(int role, const cc_authenticator *first, const cc_au
     return c;
 }
 
+static const char *run_user = "tester"; /* the console's user name (kerberos: the cache's principal) */
+
 struct run {
     struct tp_side con, cli;
     struct logged_fd lc, ls;
@@ -150,7 +153,7 @@ static bool run_pair(struct run *r, cc_context *cctx, cc_context *sctx)
     cc_session_set_event_callback(r->cli.s, tp_on_event, &r->cli);
     r->con.poll_fd = &r->lc.fd;
     r->cli.poll_fd = &r->ls.fd;
-    if (cc_session_set_credentials(r->con.s, "tester", NULL, NULL) != CC_OK ||
+    if (cc_session_set_credentials(r->con.s, run_user, NULL, NULL) != CC_OK ||
         cc_session_set_transport(r->cli.s, log_send, log_recv, &r->ls, NULL) != CC_OK ||
         cc_session_set_transport(r->con.s, log_send, log_recv, &r->lc, "localhost") != CC_OK)
         return false;
@@ -290,6 +293,61 @@ static void t_failed_guess(void)
     T_CONTAINS(detail, "no server for this mechanism");
 }
 
+/* Kerberos against a throw-away KDC: the AP-REQ rides with the HELLO, the AP-REP with AUTH_RESULT. */
+static int krb_ready = -1; /* -1 not tried, 0 no KDC, 1 ready */
+static bool krb_setup(void)
+{
+    if (krb_ready >= 0)
+        return krb_ready == 1;
+    krb_ready = 0;
+    char cc[800];
+    if (t_kdc_start("CC.TEST") != 0 ||
+        t_sh("K='%s'; D='%s'; bash $K addprinc $D alice alice-pw >/dev/null && "
+             "bash $K addprinc $D host/localhost >/dev/null && bash $K ktadd $D $D/service.keytab host/localhost "
+             ">/dev/null && bash $K kinit $D alice alice-pw -c FILE:$D/alice.cc",
+             t_kdc_script(), t_kdc_dir()) != 0)
+        return false;
+    snprintf(cc, sizeof cc, "FILE:%s/alice.cc", t_kdc_dir());
+    setenv("KRB5CCNAME", cc, 1);
+    krb_ready = 1;
+    return true;
+}
+
+static void t_kerberos_two_round_trips(void)
+{
+    if (!krb_setup()) {
+        printf("# skip: no KDC (krb5kdc missing?)\n");
+        return;
+    }
+    char kt[700];
+    snprintf(kt, sizeof kt, "%s/service.keytab", t_kdc_dir());
+    cc_context *cctx = ctx_with(CC_ROLE_CONSOLE, NULL, NULL, false),
+               *sctx = ctx_with(CC_ROLE_CLIENT, NULL, NULL, false);
+    if (cctx && cc_context_add_builtin_authenticator(cctx, "kerberos") != CC_OK)
+        cctx = (cc_context_free(cctx), NULL);
+    if (sctx && (cc_context_add_builtin_authenticator(sctx, "kerberos") != CC_OK ||
+                 cc_context_set_auth_option(sctx, "kerberos", "keytab", kt) != CC_OK))
+        sctx = (cc_context_free(sctx), NULL);
+    struct run r;
+    run_user = "alice";
+    bool ok = run_pair(&r, cctx, sctx);
+    run_user = "tester";
+    char sh[LOG_MAX + 1];
+    snprintf(sh, sizeof sh, "%s", shape());
+    printf("# kerberos writes: %s; console: %s; client: %s\n", wlog, ok ? cc_session_errmsg(r.con.s) : "",
+           ok ? cc_session_errmsg(r.cli.s) : "");
+    bool est = r.established;
+    int mutual = ok ? cc_session_auth_mutual(r.con.s) : -1;
+    char id[64] = "";
+    if (ok && cc_session_identity(r.cli.s))
+        snprintf(id, sizeof id, "%s", cc_session_identity(r.cli.s));
+    run_free(&r, cctx, sctx);
+    T_ASSERT(ok && est);
+    T_STREQ(id, "alice@CC.TEST");
+    T_EQ(mutual, 1);     /* the AP-REP in AUTH_RESULT proved the client */
+    T_STREQ(sh, "CSCS"); /* two round trips, as psk */
+}
+
 /* A version 1 peer gets a clear refusal either way, with both sides' versions in the detail. */
 static void t_version_1_peer_refused(void)
 {
@@ -351,6 +409,8 @@ int main(void)
     snprintf(pskfile, sizeof pskfile, "%s", t_psk("flights"));
     t_run("psk: established two round trips after TCP (preamble+ClientHello, preamble+server flight)",
           t_psk_two_round_trips);
+    t_run("kerberos: established two round trips after TCP (AP-REQ with the HELLO, AP-REP in the result)",
+          t_kerberos_two_round_trips);
     t_run("a three-token mechanism (NTLM's shape): three round trips", t_three_tokens_three_round_trips);
     t_run("a wrong mechanism guess costs one round trip, never a failure", t_wrong_guess_costs_one_round_trip);
     t_run("the client's own order decides; the guess only saves a round trip", t_client_order_beats_the_guess);
