@@ -4,7 +4,9 @@
 # Sizes: CC_BENCH_BYTES (throughput, default 256M), CC_BENCH_REPEAT (default 3),
 # CC_BENCH_SECONDS (handshake and krb5, per phase, default 3), CC_BENCH_CONSOLES (consoles:
 # the N to run, default "10 1000 10000"). Throughput runs twice: one
-# thread driving both ends, then sender and receiver on two threads.
+# thread driving both ends, then sender and receiver on two threads. Then
+# bench/flights.sh: round trips to established through a delay relay
+# (CC_BENCH_DELAY_MS, default 20 each way; CC_BENCH_RUNS, default 5).
 set -u
 B=${1:-build}
 cd "$(dirname "$0")/.." || exit 2
@@ -46,4 +48,6 @@ for b in "${bins[@]}"; do
         run "$b"
     fi
 done
+# Round trips to established through a delay relay (doc/PROTOCOL.md 4.1; bench/README.md).
+run_long bench/flights.sh "$B"
 exit $status

@@ -1,12 +1,12 @@
 /* psk.c -- the "psk" example authenticator: how a host writes its own
  * mechanism with nothing but <carboncopy.h> and OpenSSL.
  *
- * Exchange (cn, sn: 32 random bytes each; cb: the TLS channel binding; name: the console's user name):
- *   console -> client   cn || name
- *   client  -> console  sn || HMAC(key, "cc-psk server" || cb || cn || sn || name)
- *   console -> client   HMAC(key, "cc-psk client" || cb || cn || sn || name)
- * Both proofs cover the channel binding, so a proof relayed into another TLS
- * connection fails, and the console checks the client's proof (mutual). */
+ * Exchange, one message each way (cb: the TLS channel binding; name: the console's user name):
+ *   console -> client   HMAC(key, "cc-psk2 console" || cb || name) || name     (AUTH_TOKEN)
+ *   client  -> console  HMAC(key, "cc-psk2 client" || cb || name)              (in AUTH_RESULT)
+ * The channel binding is unique to the TLS connection, so no nonces are needed:
+ * a proof relayed into another connection fails, and neither can be replayed.
+ * The console checks the client's proof (mutual). */
 #include "psk.h"
 
 #include "common.h"
@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NONCE        32
 #define MAC          32
 #define NAME_MAX_LEN 64
 
@@ -31,7 +30,6 @@ struct psk_key {
 struct psk_state {
     struct psk_key *k;
     int step;
-    unsigned char cn[NONCE], sn[NONCE];
     char name[NAME_MAX_LEN + 1];
 };
 
@@ -41,14 +39,12 @@ static int proof(const struct psk_state *st, const cc_auth *a, const char *label
     size_t cb_len;
     if (cc_auth_channel_binding(a, &cb, &cb_len) != CC_OK)
         return -1;
-    unsigned char msg[32 + 64 + 2 * NONCE + NAME_MAX_LEN];
+    unsigned char msg[32 + 64 + NAME_MAX_LEN];
     size_t n = 0, ll = strlen(label), nl = strlen(st->name);
-    if (cb_len > 64)
+    if (cb_len > 64 || ll > 32)
         return -1;
     memcpy(msg + n, label, ll), n += ll;
     memcpy(msg + n, cb, cb_len), n += cb_len;
-    memcpy(msg + n, st->cn, NONCE), n += NONCE;
-    memcpy(msg + n, st->sn, NONCE), n += NONCE;
     memcpy(msg + n, st->name, nl), n += nl;
     unsigned int ol = 0;
     int ok = HMAC(EVP_sha256(), st->k->key, (int)st->k->len, msg, n, out, &ol) != NULL && ol == MAC;
@@ -72,64 +68,53 @@ static int psk_step(void *state, cc_auth *a, const uint8_t *in, size_t in_len)
     unsigned char mac[MAC];
 
     if (cc_auth_role(a) == CC_ROLE_CONSOLE) {
-        if (st->step == 0) {
+        if (st->step == 0) { /* the first token: our proof and the name */
             const char *user = NULL;
             cc_auth_credentials(a, &user, NULL, NULL);
             snprintf(st->name, sizeof st->name, "%s", user && *user ? user : "console");
-            unsigned char out[NONCE + NAME_MAX_LEN];
-            if (RAND_bytes(st->cn, NONCE) != 1)
-                return cc_auth_set_error(a, CC_ERR_AUTH, "no randomness available");
-            memcpy(out, st->cn, NONCE);
-            memcpy(out + NONCE, st->name, strlen(st->name));
+            unsigned char out[MAC + NAME_MAX_LEN];
+            size_t nl = strlen(st->name);
+            if (proof(st, a, "cc-psk2 console", out) < 0)
+                return cc_auth_set_error(a, CC_ERR_AUTH, "psk: HMAC failed");
+            memcpy(out + MAC, st->name, nl);
             st->step = 1;
-            int r = cc_auth_set_output(a, out, NONCE + strlen(st->name));
+            int r = cc_auth_set_output(a, out, MAC + nl);
+            OPENSSL_cleanse(out, sizeof out);
             return r < 0 ? r : CC_AUTH_CONTINUE;
         }
-        if (st->step == 1) {
-            if (in_len != NONCE + MAC)
-                return cc_auth_set_error(a, CC_ERR_AUTH_TOKEN, "psk: the client's reply must be 64 bytes");
-            memcpy(st->sn, in, NONCE);
-            if (proof(st, a, "cc-psk server", mac) < 0 || CRYPTO_memcmp(mac, in + NONCE, MAC) != 0)
+        if (st->step == 1) { /* the token of the client's AUTH_RESULT: its proof */
+            if (in_len != MAC)
+                return cc_auth_set_error(a, CC_ERR_AUTH_MUTUAL, "psk: the client's proof must be 32 bytes");
+            if (proof(st, a, "cc-psk2 client", mac) < 0 || CRYPTO_memcmp(mac, in, MAC) != 0)
                 return cc_auth_set_error(a, CC_ERR_AUTH_MUTUAL,
                                          "psk: the client does not know the key (or the connection is relayed)");
-            if (proof(st, a, "cc-psk client", mac) < 0)
-                return cc_auth_set_error(a, CC_ERR_AUTH, "psk: HMAC failed");
             cc_auth_set_mutual(a); /* the client proved it knows the key */
             st->step = 2;
-            int r = cc_auth_set_output(a, mac, MAC);
-            return r < 0 ? r : CC_AUTH_DONE;
+            return CC_AUTH_DONE;
         }
         return cc_auth_set_error(a, CC_ERR_PROTOCOL, "psk: unexpected token");
     }
 
-    /* client */
+    /* client: one token in, the result (with our proof) out */
     if (st->step == 0) {
-        if (in_len <= NONCE || in_len > NONCE + NAME_MAX_LEN)
-            return cc_auth_set_error(a, CC_ERR_AUTH_TOKEN, "psk: the console's first token has a bad length");
-        memcpy(st->cn, in, NONCE);
-        memcpy(st->name, in + NONCE, in_len - NONCE);
-        st->name[in_len - NONCE] = 0;
+        if (in_len <= MAC || in_len > MAC + NAME_MAX_LEN)
+            return cc_auth_set_error(a, CC_ERR_AUTH_TOKEN, "psk: the console's token has a bad length");
+        memcpy(st->name, in + MAC, in_len - MAC);
+        st->name[in_len - MAC] = 0;
         for (const char *p = st->name; *p; p++)
             if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
                 return cc_auth_set_error(a, CC_ERR_AUTH_TOKEN, "psk: the user name must be printable ASCII");
-        unsigned char out[NONCE + MAC];
-        if (RAND_bytes(st->sn, NONCE) != 1 || proof(st, a, "cc-psk server", mac) < 0)
-            return cc_auth_set_error(a, CC_ERR_AUTH, "psk: no randomness or HMAC failed");
-        memcpy(out, st->sn, NONCE);
-        memcpy(out + NONCE, mac, MAC);
-        st->step = 1;
-        int r = cc_auth_set_output(a, out, sizeof out);
-        return r < 0 ? r : CC_AUTH_CONTINUE;
-    }
-    if (st->step == 1) {
-        if (in_len != MAC)
-            return cc_auth_set_error(a, CC_ERR_AUTH_TOKEN, "psk: the console's proof must be 32 bytes");
-        if (proof(st, a, "cc-psk client", mac) < 0 || CRYPTO_memcmp(mac, in, MAC) != 0)
+        if (proof(st, a, "cc-psk2 console", mac) < 0 || CRYPTO_memcmp(mac, in, MAC) != 0)
             return cc_auth_set_error(a, CC_ERR_AUTH_BAD_CREDENTIALS, "psk: the console's key is wrong");
+        if (proof(st, a, "cc-psk2 client", mac) < 0)
+            return cc_auth_set_error(a, CC_ERR_AUTH, "psk: HMAC failed");
         char id[NAME_MAX_LEN + 8];
         snprintf(id, sizeof id, "psk:%s", st->name);
-        st->step = 2;
+        st->step = 1;
         int r = cc_auth_set_identity(a, id);
+        if (r == CC_OK)
+            r = cc_auth_set_output(a, mac, MAC); /* goes out in AUTH_RESULT */
+        OPENSSL_cleanse(mac, sizeof mac);
         return r < 0 ? r : CC_AUTH_DONE;
     }
     return cc_auth_set_error(a, CC_ERR_PROTOCOL, "psk: unexpected token");

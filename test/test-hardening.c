@@ -129,7 +129,7 @@ struct flood {
 static void *flooder(void *arg)
 {
     struct flood *f = arg;
-    static const uint8_t pre[8] = {'C', 'C', 'P', 'Y', 1, 1, 0, 1};
+    static const uint8_t pre[8] = {'C', 'C', 'P', 'Y', 2, 2, 0, 1};
     uint8_t peer[8];
     if (write(f->fd, pre, 8) != 8 || read(f->fd, peer, 8) != 8)
         return NULL;

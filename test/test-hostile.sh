@@ -233,6 +233,32 @@ if want fake-success; then
         bash -c "grep -aq '\"event\":\"error\",\"code\":\"CC_ERR_PROTOCOL\",\"message\":\"the client reported success before its licence verdict' '$T_DIR/fake-nolicence.out' && ! grep -aq '\"event\":\"established\"' '$T_DIR/fake-nolicence.out'"
 fi
 
+# --- 6. version 2's mechanism guess, from the independent peer (doc/PROTOCOL.md 4.2) ---
+if want psk-bad-proof; then
+    "${ATTACK[@]}" malicious-client "${CERT[@]}" --script psk-bad-proof \
+        --run "'$CC_BIN/cc-console' 127.0.0.1:{port} --ca '$C/ca.pem' --auth psk --psk-file '$PSK' \
+               --timeout 20000 --json >'$T_DIR/pskproof.out' 2>'$T_DIR/pskproof.err'" >"$T_DIR/pskproof.res" 2>&1
+    check "v2 console: HELLO (with CAP_GUESS) and its psk proof arrive before the client has said anything" \
+        [ "$(val "$T_DIR/pskproof.res" console_guess)" = 1 ]
+    check "psk-bad-proof: a client whose proof in AUTH_RESULT is wrong fails the console with CC_ERR_AUTH_MUTUAL" \
+        bash -c "grep -aq '\"event\":\"error\",\"code\":\"CC_ERR_AUTH_MUTUAL\",\"message\":\"psk: the client does not know the key' '$T_DIR/pskproof.out' && ! grep -aq '\"event\":\"established\"' '$T_DIR/pskproof.out'"
+fi
+if want mechanism-guess; then
+    start_client guess "${PSK_CLIENT[@]}" --license-file "$GRANT" || exit 1
+    junk=$(printf 'not-a-psk-token' | od -An -tx1 | tr -d ' \n')
+    # a guess for nt, which this client lacks: it answers HELLO [psk] and drops the nt token unread
+    "${ATTACK[@]}" hello --port "$CLIENT_PORT" --mech-hex 6e74 --mech-hex 70736b --guess --token-hex "$junk" \
+        --timeout 1.5 >"$T_DIR/guess.res" 2>&1
+    check "mechanism guess not taken: the client answers HELLO [psk] and drops the guessed token (no CLOSE)" \
+        bash -c "grep -q '^reply .*HELLO \[psk\]' '$T_DIR/guess.res' && grep -q '^close_code none' '$T_DIR/guess.res'"
+    # control: the same bytes without CAP_GUESS are psk's first token, and psk refuses them
+    "${ATTACK[@]}" hello --port "$CLIENT_PORT" --mech-hex 6e74 --mech-hex 70736b --token-hex "$junk" \
+        --timeout 5 >"$T_DIR/noguess.res" 2>&1
+    check "mechanism guess (control): without CAP_GUESS the token is psk's, refused with CC_ERR_AUTH_TOKEN" \
+        grep -q '^close_code CC_ERR_AUTH_TOKEN' "$T_DIR/noguess.res"
+    stop_client
+fi
+
 # --- 8. what leaks to a peer that said HELLO, and what a peer writes into the logs ---
 if want license-url-leak; then
     start_license_server ls-leak 0 || exit 1

@@ -145,7 +145,9 @@ static void test_established_with_ticket(void)
         snprintf(ident, sizeof ident, "%s", cc_session_identity(p.tp.cli.s));
     tp_pair_free(&p.tp);
     T_ASSERT(ok && have);
-    T_EQ(con_state, CC_STATE_AUTHENTICATING);
+    /* version 2: the console's first (guessed) mechanism asks the KDC before
+     * its HELLO goes out, which then carries the AP-REQ (doc/PROTOCOL.md 4.1) */
+    T_EQ(con_state, CC_STATE_HELLO);
     T_EQ(cs, CC_STATE_ESTABLISHED);
     T_EQ(ss, CC_STATE_ESTABLISHED);
     T_STREQ(ident, "alice@" REALM);

@@ -67,7 +67,7 @@ static void test_no_job_before_hello(void)
     int mask = cc_session_step(s);
     cc_job *job = cc_session_take_job(s);
     /* the console's preamble arrives: still no job while TLS has not even started */
-    static const uint8_t pre[8] = {'C', 'C', 'P', 'Y', 1, 1, 0, 1};
+    static const uint8_t pre[8] = {'C', 'C', 'P', 'Y', 2, 2, 0, 1};
     T_EQ(write(sv[1], pre, sizeof pre), 8);
     int mask2 = cc_session_step(s);
     cc_job *job2 = cc_session_take_job(s);

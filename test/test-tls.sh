@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test-tls.sh -- probes cc-client's TLS with `openssl s_client`: TLS 1.2 is the
-# minimum, 1.3 is preferred, only forward-secret AEAD suites are accepted. A
+# test-tls.sh -- probes cc-client's TLS with `openssl s_client`: protocol
+# version 2 is TLS 1.3 only (TLS 1.2 and older are refused with an alert). A
 # small relay speaks the cleartext preamble, then passes s_client's bytes on.
 . "$(dirname "$0")/lib.sh"
 
@@ -29,7 +29,7 @@ while True:
     try: c, _ = ls.accept()
     except OSError: break
     u = socket.create_connection(("127.0.0.1", target), timeout=10)
-    u.sendall(b"CCPY\x01\x01\x00\x01")
+    u.sendall(b"CCPY\x02\x02\x00\x01")
     pre = b""
     while len(pre) < 8:
         d = u.recv(8 - len(pre))
@@ -51,22 +51,25 @@ probe() { # s_client options... ; prints s_client's output
 out=$(probe)
 check "default: TLS 1.3 is negotiated" grep -q 'New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384' <<<"$out"
 check "the client presents the test certificate (verify ok)" grep -q 'Verify return code: 0 (ok)' <<<"$out"
+# Version 2 requires TLS 1.3 (doc/PROTOCOL.md 2): every TLS 1.2 offer, with or without
+# EMS, forward secrecy or AEAD, is refused with a protocol_version alert.
+refused='no protocols available|alert protocol version|wrong version|unsupported protocol'
 out=$(probe -tls1_2)
-check "TLS 1.2 still works, with an ECDHE AEAD suite" grep -qE 'Cipher is ECDHE-(ECDSA|RSA)-(AES256-GCM-SHA384|AES128-GCM-SHA256|CHACHA20-POLY1305)' <<<"$out"
-check "TLS 1.2 uses extended master secret" grep -q 'Extended master secret: yes' <<<"$out"
-out=$(probe -tls1_1)
-check "TLS 1.1 is refused" grep -qE 'no protocols available|alert protocol version|wrong version|unsupported protocol' <<<"$out"
-out=$(probe -tls1_2 -cipher 'AES256-SHA:AES128-GCM-SHA256:AES256-GCM-SHA384')
-check "TLS 1.2 without forward secrecy (RSA key exchange) is refused" grep -qE 'handshake failure|no shared cipher|alert' <<<"$out"
-out=$(probe -tls1_2 -cipher 'ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA')
-check "TLS 1.2 CBC suites are refused" grep -qE 'handshake failure|no shared cipher|alert' <<<"$out"
-out=$(probe -tls1_2 -no_ems 2>&1)
-if grep -q 'unknown option' <<<"$out"; then
-    echo "ok - TLS 1.2 without extended master secret: # skip, this s_client has no -no_ems"
-else
-    check "TLS 1.2 without extended master secret is refused" sh -c "! grep -q 'Extended master secret: yes' <<'X'
+check "TLS 1.2 is refused, even with an ECDHE AEAD suite" grep -qE "$refused" <<<"$out"
+check "TLS 1.2: no cipher is agreed" sh -c "! grep -qE 'Cipher is ECDHE' <<'X'
 $out
 X"
+out=$(probe -tls1_1)
+check "TLS 1.1 is refused" grep -qE "$refused" <<<"$out"
+out=$(probe -tls1_2 -cipher 'AES256-SHA:AES128-GCM-SHA256:AES256-GCM-SHA384')
+check "TLS 1.2 without forward secrecy (RSA key exchange) is refused" grep -qE "$refused|handshake failure|no shared cipher|alert" <<<"$out"
+out=$(probe -tls1_2 -cipher 'ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA')
+check "TLS 1.2 CBC suites are refused" grep -qE "$refused|handshake failure|no shared cipher|alert" <<<"$out"
+out=$(probe -tls1_2 -no_ems 2>&1)
+if grep -qi 'unknown option' <<<"$out"; then
+    echo "ok - TLS 1.2 without extended master secret: # skip, this s_client has no -no_ems"
+else
+    check "TLS 1.2 without extended master secret is refused" grep -qE "$refused" <<<"$out"
 fi
 sleep 0.3
 check "the client logged the refused probes as TLS failures" grep -q '"code":"CC_ERR_TLS"' "$T_DIR/tls.out"

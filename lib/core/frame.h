@@ -6,9 +6,11 @@
 #include "../base/base.h"
 
 #define CC__PREAMBLE_LEN      8
-#define CC__PROTO_MIN         1 /* protocol versions this library speaks */
-#define CC__PROTO_MAX         1
-#define CC__PREAMBLE_FLAG_TLS 0x0001 /* TLS follows the preamble (always set in version 1) */
+#define CC__PROTO_MIN         2 /* protocol versions this library speaks (version 1 never shipped) */
+#define CC__PROTO_MAX         2
+#define CC__PREAMBLE_FLAG_TLS 0x0001 /* TLS follows the preamble (always set) */
+/* HELLO capability bits (doc/PROTOCOL.md 3.3). */
+#define CC__CAP_GUESS 0x0001 /* console: an AUTH_TOKEN of its first mechanism follows, before the client's choice */
 
 #define CC__FRAME_HDR 8
 
@@ -55,7 +57,7 @@ const char *cc__frame_name(int type);
  * replaced by '?', so a peer never refuses our own details. */
 
 typedef struct cc__hello {
-    uint16_t caps; /* none defined in version 1: sent as 0, ignored */
+    uint16_t caps; /* CC__CAP_GUESS from the console; other bits sent as 0, ignored */
     uint8_t n;     /* 1..CC__MAX_AUTH mechanisms, in the sender's order */
     char mech[CC__MAX_AUTH][CC__MECH_MAX + 1];
 } cc__hello;

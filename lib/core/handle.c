@@ -170,7 +170,7 @@ CC_API int cc_session_connect(cc_session *s, const char *host, uint16_t port)
  * on, whatever happens; the session starts once everything is in place. */
 static int begin_transport(cc_session *s, const cc__transport *t)
 {
-    int r = cc__pipe_start(s->pipe, t, s->peer_name);
+    int r = cc__pipe_start(s->pipe, t, s->peer_name, s->errmsg, sizeof s->errmsg);
     if (r < 0)
         return r;
     start_handshake_clock(s);

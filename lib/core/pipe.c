@@ -15,6 +15,7 @@ struct cc__pipe {
 
     cc__transport tr;
     bool started, in_done, open, tls_ended, write_shut;
+    bool pre_ok; /* the peer's preamble is accepted */
     size_t budget;
 
     uint8_t pre_in[CC__PREAMBLE_LEN];
@@ -26,6 +27,8 @@ struct cc__pipe {
     cc__buf plain_out; /* frames not yet sealed */
     size_t frame_len;  /* the frame cc__pipe_frame returned, to drop */
 };
+
+static int seal(cc__pipe *p, char *detail, size_t dn);
 
 cc__pipe *cc__pipe_new(const cc_context *ctx, const cc__tls_conf *conf, cc_session *owner)
 {
@@ -54,14 +57,39 @@ void cc__pipe_free(cc__pipe *p)
     cc__free(ctx, p);
 }
 
-int cc__pipe_start(cc__pipe *p, const cc__transport *t, const char *peer_name)
+static int queue_preamble(cc__pipe *p)
+{
+    uint8_t pre[CC__PREAMBLE_LEN];
+    cc__preamble_write(pre);
+    return cc__buf_append(p->ctx, &p->rawout, pre, sizeof pre) < 0 ? CC_ERR_NOMEM : CC_OK;
+}
+
+static int tls_begin(cc__pipe *p, char *detail, size_t dn)
+{
+    detail[0] = 0;
+    p->tls = cc__tls_new(p->ctx, p->conf, p->owner, p->peer_name, detail, dn);
+    if (!p->tls)
+        return detail[0] ? CC_ERR_INVALID : CC_ERR_NOMEM;
+    return CC_OK;
+}
+
+/* Version 2 (doc/PROTOCOL.md 1): the console sends its preamble and its
+ * ClientHello in one write, without waiting; the client says nothing until
+ * the console's preamble is in, then answers with its preamble and its whole
+ * server flight in one write. */
+int cc__pipe_start(cc__pipe *p, const cc__transport *t, const char *peer_name, char *detail, size_t dn)
 {
     p->tr = *t;
     p->started = true;
     p->peer_name = peer_name;
-    uint8_t pre[CC__PREAMBLE_LEN];
-    cc__preamble_write(pre);
-    return cc__buf_append(p->ctx, &p->rawout, pre, sizeof pre) < 0 ? CC_ERR_NOMEM : CC_OK;
+    if (cc__cbase(p->ctx)->role != CC_ROLE_CONSOLE)
+        return CC_OK;
+    int r = queue_preamble(p);
+    if (r == CC_OK)
+        r = tls_begin(p, detail, dn);
+    if (r == CC_OK && cc__tls_handshake(p->tls, detail, dn) < 0) /* the ClientHello, queued in TLS */
+        r = CC_ERR_TLS;
+    return r == CC_OK ? seal(p, detail, dn) : r;
 }
 
 bool cc__pipe_started(const cc__pipe *p)
@@ -100,12 +128,28 @@ static int take_bytes(cc__pipe *p, const uint8_t *b, size_t n, char *detail, siz
         if (p->pre_in_len < CC__PREAMBLE_LEN)
             return CC_OK;
         int v = cc__preamble_check(p->pre_in, detail, dn);
+        bool client = cc__cbase(p->ctx)->role != CC_ROLE_CONSOLE;
+        if (client && v != CC_ERR_BAD_MAGIC) {
+            /* Our preamble goes out now (with the server flight, below), and
+             * also before a version refusal: the peer then tells its user
+             * which versions each side speaks. Not to a stranger who is not
+             * speaking this protocol at all. */
+            if (queue_preamble(p) < 0)
+                return CC_ERR_NOMEM;
+            if (v < 0) {
+                char scratch[CC__DETAIL_MAX];
+                cc__pipe_flush(p, scratch, sizeof scratch); /* one try: the session is over */
+            }
+        }
         if (v < 0)
             return v;
+        p->pre_ok = true;
+        if (client) {
+            int r = tls_begin(p, detail, dn);
+            if (r < 0)
+                return r;
+        }
         detail[0] = 0;
-        p->tls = cc__tls_new(p->ctx, p->conf, p->owner, p->peer_name, detail, dn);
-        if (!p->tls)
-            return detail[0] ? CC_ERR_INVALID : CC_ERR_NOMEM;
     }
     if (n && cc__tls_feed(p->tls, b, n) < 0)
         return CC_ERR_NOMEM;
@@ -170,9 +214,14 @@ static int seal(cc__pipe *p, char *detail, size_t dn)
     return CC_OK;
 }
 
+bool cc__pipe_preamble_ok(const cc__pipe *p)
+{
+    return p->pre_ok;
+}
+
 int cc__pipe_handshake(cc__pipe *p, char *detail, size_t dn)
 {
-    if (!p->tls)
+    if (!p->tls || !p->pre_ok)
         return 0;
     if (p->open)
         return 1;

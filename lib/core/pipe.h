@@ -23,9 +23,11 @@ cc__pipe *cc__pipe_new(const cc_context *ctx, const cc__tls_conf *conf, cc_sessi
 void cc__pipe_free(cc__pipe *p);
 
 /* Takes the transport (its socket is the pipe's to close from now on, even on
- * error) and queues our preamble. `peer_name` (borrowed, may be NULL) is the
- * name TLS checks. CC_OK or CC_ERR_NOMEM. */
-int cc__pipe_start(cc__pipe *p, const cc__transport *t, const char *peer_name);
+ * error). A console queues its preamble and its ClientHello at once; a client
+ * queues its preamble only once the console's has arrived (doc/PROTOCOL.md 1).
+ * `peer_name` (borrowed, may be NULL) is the name TLS checks. CC_OK, or < 0 a
+ * cc_error with a detail (CC_ERR_NOMEM, a TLS set-up error). */
+int cc__pipe_start(cc__pipe *p, const cc__transport *t, const char *peer_name, char *detail, size_t dn);
 bool cc__pipe_started(const cc__pipe *p);
 int cc__pipe_fd(const cc__pipe *p); /* -1 for host transports and once closed */
 /* Closes the transport now; buffers and TLS stay for the queries. */
@@ -47,10 +49,13 @@ void cc__pipe_stop_reading(cc__pipe *p);
 /* true once reading has ended: end of stream, close_notify, or stopped. */
 bool cc__pipe_in_done(const cc__pipe *p);
 
-/* NULL until the peer's preamble has been accepted. */
+/* true once the peer's preamble has been accepted. */
+bool cc__pipe_preamble_ok(const cc__pipe *p);
+/* The TLS object: a console's from the start, a client's once the console's
+ * preamble has been accepted; NULL before. */
 const cc__tls *cc__pipe_tls(const cc__pipe *p);
 /* Drives the TLS handshake: 1 once complete, 0 while it goes on (or before
- * TLS started), < 0 a cc_error with a detail (the alert has been flushed). */
+ * the peer's preamble is in), < 0 a cc_error with a detail (the alert has been flushed). */
 int cc__pipe_handshake(cc__pipe *p, char *detail, size_t dn);
 
 /* The next complete frame once the handshake is done, decrypting as needed:

@@ -194,7 +194,7 @@ static bool connected(cc_session *s)
         cc__transport t = {cc__connector_take(s->conn), NULL, NULL, NULL, &s->watch};
         cc__connector_free(s->conn);
         s->conn = NULL;
-        if ((r = cc__pipe_start(s->pipe, &t, s->peer_name)) == CC_OK)
+        if ((r = cc__pipe_start(s->pipe, &t, s->peer_name, s->errmsg, sizeof s->errmsg)) == CC_OK)
             return true;
     }
     fail(s, r, false, NULL);
@@ -204,10 +204,10 @@ static bool connected(cc_session *s)
 /* ------------------------------------------------------ the handshake's work */
 
 /* Console: every mechanism it has, in its order; client: the one it chose. */
-static int send_hello(cc_session *s)
+static int send_hello(cc_session *s, uint16_t caps)
 {
     cc__msg m;
-    m.hello.caps = 0; /* none defined in version 1 */
+    m.hello.caps = caps;
     if (s->role == CC_ROLE_CONSOLE) {
         const cc__auth_conf *ac = &s->ctx->auth;
         m.hello.n = 0;
@@ -254,10 +254,50 @@ static int send_auth_result(cc_session *s, int code, const char *text, const uin
 
 static int client_result(cc_session *s);
 
+/* Console: the first mechanism it offers is its guess of the client's
+ * choice, and that mechanism's first token rides with the HELLO (and with the
+ * TLS Finished), so a right guess costs no round trip of its own; `r` is the
+ * guessed mechanism's first step. Whatever goes wrong with the guess, the
+ * HELLO still goes out, without it (doc/PROTOCOL.md 4.2). */
+static int console_guess(cc_session *s, int r)
+{
+    cc_auth *a = s->auth;
+    if (r == CC_AUTH_PENDING) { /* e.g. a KDC request first: the HELLO waits for the token */
+        s->auth_job_out = true;
+        cc__session_queue_job(s, cc__auth_take_job(a));
+        return CC_OK;
+    }
+    const uint8_t *tok;
+    size_t tok_len;
+    bool have_tok = r >= 0 && cc__auth_output(a, &tok, &tok_len) && tok_len > 0;
+    uint16_t caps = have_tok ? CC__CAP_GUESS : 0;
+    if (!have_tok) {
+        cc__log(s->ctx, CC_LOG_INFO, "session %p: no first token from %s (%s); HELLO without a guess", (void *)s,
+                cc__auth_name(a), r < 0 ? cc__auth_detail(a) : "it has none");
+        if (r < 0) { /* if the client chooses it all the same, this is why the session fails */
+            s->guess_error = r;
+            cc__fmt(s->guess_detail, sizeof s->guess_detail, "%s", cc__auth_detail(a));
+            cc__fmt(s->guess_mech, sizeof s->guess_mech, "%s", cc__auth_name(a));
+        }
+        cc__auth_free(a);
+        s->auth = NULL;
+    }
+    int w = send_hello(s, caps);
+    if (w == CC_OK && have_tok)
+        w = send_token(s, tok, tok_len);
+    if (w < 0)
+        return fail(s, w, false, NULL);
+    s->guessed = have_tok;
+    s->hello_sent = true;
+    return CC_OK;
+}
+
 /* Acts on the result `r` of a mechanism step. */
 static int auth_after_step(cc_session *s, int r)
 {
     cc_auth *a = s->auth;
+    if (s->role == CC_ROLE_CONSOLE && !s->hello_sent)
+        return console_guess(s, r);
     const uint8_t *tok;
     size_t tok_len;
     bool have_tok = cc__auth_output(a, &tok, &tok_len);
@@ -362,8 +402,11 @@ static int client_choose(cc_session *s)
     if (!pick)
         return fail(s, CC_ERR_AUTH_NO_MECHANISM, true, "%s", why);
     int r;
-    if ((r = new_auth(s, pick)) < 0 || (r = send_hello(s)) < 0)
+    if ((r = new_auth(s, pick)) < 0 || (r = send_hello(s, 0)) < 0)
         return fail(s, r, false, NULL);
+    /* A guess the client did not take: the token that follows the HELLO is
+     * for another mechanism, and is dropped unread (doc/PROTOCOL.md 4.2). */
+    s->drop_guess = s->guessed && strcmp(pick->vt.name, s->offered[0]) != 0;
     return CC_OK;
 }
 
@@ -382,12 +425,22 @@ static int client_result(cc_session *s)
     return CC_OK;
 }
 
-/* Console, with the client's choice in: the mechanism starts and the console
- * sends the first token (the licence verdict may still be on its way). */
+/* Console, with the client's choice in: a right guess goes on where its first
+ * token left it (1); otherwise the chosen mechanism starts and its first token
+ * is to be sent (0), one round trip later than a right guess. < 0: failed. */
 static int console_start_auth(cc_session *s)
 {
+    if (s->guessed && s->auth && strcmp(cc__auth_name(s->auth), s->offered[0]) == 0)
+        return 1;
+    if (s->guessed)
+        cc__log(s->ctx, CC_LOG_INFO, "session %p: the client chose %s, not the guess %s: one more round trip",
+                (void *)s, s->offered[0], cc__auth_name(s->auth));
+    cc__auth_free(s->auth);
+    s->auth = NULL;
+    if (s->guess_error && strcmp(s->guess_mech, s->offered[0]) == 0) /* failed already: not twice */
+        return fail(s, s->guess_error, true, "%s", s->guess_detail);
     int r = new_auth(s, cc__auth_conf_find(&s->ctx->auth, s->offered[0])); /* on_hello checked it is ours */
-    return r < 0 ? fail(s, r, false, NULL) : CC_OK;
+    return r < 0 ? fail(s, r, false, NULL) : 0;
 }
 
 /* TLS is up: the channel binding for the mechanisms, a line for the log. */
@@ -460,8 +513,8 @@ static void advance(cc_session *s)
             if (connected(s))
                 enter(s, CC_STATE_PREAMBLE);
             break;
-        case CC_STATE_PREAMBLE: /* the peer's preamble is accepted: TLS starts */
-            if (cc__pipe_tls(s->pipe))
+        case CC_STATE_PREAMBLE: /* the peer's preamble is accepted: TLS goes on */
+            if (cc__pipe_preamble_ok(s->pipe))
                 enter(s, CC_STATE_TLS);
             break;
         case CC_STATE_TLS: { /* the handshake is complete */
@@ -473,11 +526,19 @@ static void advance(cc_session *s)
             break;
         }
         case CC_STATE_HELLO:
-            if (console) { /* the console speaks first */
-                int r = send_hello(s);
-                if (r < 0)
-                    fail(s, r, false, NULL);
-                else
+            if (console) { /* the console speaks first: HELLO and its guessed mechanism's first token */
+                if (!s->auth && !s->hello_sent) {
+                    const cc__auth_conf *ac = &s->ctx->auth;
+                    size_t i = 0;
+                    while (ac->require_mutual && !(ac->entry[i].vt.flags & CC_AUTH_FLAG_MUTUAL))
+                        i++; /* the first one send_hello offers; cc_session_new checked there is one */
+                    int r = new_auth(s, &ac->entry[i]);
+                    if (r < 0)
+                        fail(s, r, false, NULL);
+                    else
+                        auth_after_step(s, cc__auth_step(s->auth, NULL, 0));
+                }
+                if (s->hello_sent)
                     enter(s, CC_STATE_LICENSE);
             } else if (s->n_offered) { /* the console's HELLO: choose at once; the licence check goes on */
                 if ((s->license_stage != LIC_KNOWN || license_tell(s) == CC_OK) && client_choose(s) == CC_OK)
@@ -485,9 +546,11 @@ static void advance(cc_session *s)
             }
             break;
         case CC_STATE_LICENSE: /* console: the client chose (its licence verdict may follow) */
-            if (console && s->n_offered && console_start_auth(s) == CC_OK) {
-                enter(s, CC_STATE_AUTHENTICATING);
-                if (s->state == CC_STATE_AUTHENTICATING)
+            if (console && s->n_offered) {
+                int r = console_start_auth(s);
+                if (r >= 0)
+                    enter(s, CC_STATE_AUTHENTICATING);
+                if (r == 0 && s->state == CC_STATE_AUTHENTICATING)
                     auth_step(s, NULL, 0);
             }
             break;
@@ -533,6 +596,8 @@ static int on_hello(cc_session *s, const cc__hello *m)
     }
     memcpy(s->offered, m->mech, sizeof s->offered);
     s->n_offered = m->n;
+    if (s->role == CC_ROLE_CLIENT)
+        s->guessed = m->n && (m->caps & CC__CAP_GUESS); /* the console's first token follows */
     if (s->role == CC_ROLE_CLIENT && s->license_stage == LIC_NONE) {
         int r = start_license(s); /* a valid HELLO: only now may the peer cost an outbound request */
         if (r < 0)
@@ -679,6 +744,10 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
     case CC__F_LICENSE:
         return on_license(s, &m.license);
     case CC__F_AUTH_TOKEN:
+        if (s->drop_guess) { /* the console's guess, for a mechanism this client did not choose */
+            s->drop_guess = false;
+            return CC_OK;
+        }
         return auth_step(s, m.token.data, m.token.len);
     case CC__F_AUTH_RESULT:
         return on_auth_result(s, &m.result);

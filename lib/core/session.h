@@ -44,10 +44,15 @@ struct cc_session {
     char offered[CC__MAX_AUTH][CC__MECH_MAX + 1]; /* the peer's HELLO */
     size_t n_offered;                             /* 0 until it arrived */
     cc_auth *auth;
-    bool auth_job_out;   /* the mechanism waits for its job */
-    bool auth_ok;        /* the client sent AUTH_RESULT 0, or the console accepted it */
-    bool result_due;     /* client: the console is in; AUTH_RESULT waits for a granted licence */
-    bool mutual;         /* console: the mechanism proved the client (cc_auth_set_mutual) */
+    bool auth_job_out; /* the mechanism waits for its job */
+    bool auth_ok;      /* the client sent AUTH_RESULT 0, or the console accepted it */
+    bool result_due;   /* client: the console is in; AUTH_RESULT waits for a granted licence */
+    bool mutual;       /* console: the mechanism proved the client (cc_auth_set_mutual) */
+    bool hello_sent;   /* console: its HELLO is out (it waits for the guessed mechanism's first token) */
+    bool guessed;      /* the console's HELLO announced its first mechanism's token (CC__CAP_GUESS) */
+    bool drop_guess;   /* client: the next AUTH_TOKEN is that token, for a mechanism not chosen */
+    int guess_error;   /* console: the guessed mechanism's first step failed with this (0: it did not) */
+    char guess_mech[CC__MECH_MAX + 1], guess_detail[CC__DETAIL_MAX];
     cc__source source;   /* client: the console's address, for the backoff after failed proofs */
     uint64_t hold_until; /* client: served only from then on (doc/SECURITY.md, online guessing) */
 

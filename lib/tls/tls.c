@@ -43,7 +43,8 @@ int cc__tls_conf_init(cc_context *ctx, cc__tls_conf *conf)
     SSL_CTX *c = SSL_CTX_new(role == CC_ROLE_CONSOLE ? TLS_client_method() : TLS_server_method());
     if (!c)
         return CC_ERR_NOMEM;
-    SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+    /* Protocol version 2 is TLS 1.3 only (doc/PROTOCOL.md 2): a TLS 1.2 peer gets a protocol_version alert. */
+    SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION);
     SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET |
                                SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (SSL_CTX_set_cipher_list(c, tls12_ciphers) != 1) {

@@ -124,6 +124,11 @@ def hello(*mechs):
     return frame(1, struct.pack(">HB", 0, len(mechs)) + b"".join(bytes([len(m)]) + m for m in mechs))
 
 
+def hello_guess(*mechs):
+    """A version 2 console HELLO with CAP_GUESS: its first mechanism's first token follows."""
+    return frame(1, struct.pack(">HB", 1, len(mechs)) + b"".join(bytes([len(m)]) + m for m in mechs))
+
+
 def close(code, reason):
     return frame(8, struct.pack(">i", code) + s16(reason))
 
@@ -139,13 +144,13 @@ try:
 except ssl.SSLWantReadError:
     pass
 client_hello = o_.read()
-pre = b"CCPY\x01\x01\x00\x01"
+pre = b"CCPY\x02\x02\x00\x01"  # protocol version 2
 T = 0x1d  # mode: through TLS, licence granted, close_notify, 2 KiB records
 put("fuzz-preamble-frames", "raw-client-hello", b"\x00" + pre + client_hello, keep=True)
 put("fuzz-preamble-frames", "raw-client-hello-big-reads", b"\x78" + pre + client_hello, keep=True)
 put("fuzz-preamble-frames", "raw-bad-magic", b"\x00" + b"GET / HTTP/1.1\r\n\r\n")
-put("fuzz-preamble-frames", "raw-bad-version", b"\x00" + b"CCPY\x02\x03\x00\x01")
-put("fuzz-preamble-frames", "raw-no-tls", b"\x00" + b"CCPY\x01\x01\x00\x00")
+put("fuzz-preamble-frames", "raw-bad-version", b"\x00" + b"CCPY\x01\x01\x00\x01")  # a version 1 peer
+put("fuzz-preamble-frames", "raw-no-tls", b"\x00" + b"CCPY\x02\x02\x00\x00")
 put("fuzz-preamble-frames", "tls-fuzz-mech", bytes([T]) + hello(b"fuzz", b"nt") + frame(3, b"ok") +
     frame(5, b"hello", ch=7) + frame(5, b"Secho", ch=3) + frame(6, b"12345678") + close(0, b"bye"))
 put("fuzz-preamble-frames", "tls-fuzz-more", bytes([T]) + hello(b"fuzz") + frame(3, b"more") + frame(3, b"ok") +
@@ -190,7 +195,7 @@ psk_ok = hello(b"psk") + frame(3, psk_name) + frame(3, psk_proof)
 put("fuzz-client-session", "raw-client-hello", cs(0x00, 0) + pre + client_hello, keep=True)
 put("fuzz-client-session", "raw-client-hello-big-reads", cs(0xf0, 0) + pre + client_hello, keep=True)
 put("fuzz-client-session", "raw-bad-magic", cs(0x00, 0) + b"GET / HTTP/1.1\r\n\r\n")
-put("fuzz-client-session", "raw-no-tls", cs(0x00, 0) + b"CCPY\x01\x01\x00\x00")
+put("fuzz-client-session", "raw-no-tls", cs(0x00, 0) + b"CCPY\x02\x02\x00\x00")
 put("fuzz-client-session", "tls-hello-psk", cs(G) + hello(b"psk"))
 put("fuzz-client-session", "tls-hello-nt", cs(G) + hello(b"nt"))
 put("fuzz-client-session", "tls-hello-both", cs(G) + hello(b"kerberos", b"nt", b"psk"))
@@ -215,5 +220,8 @@ put("fuzz-client-session", "tls-echo-not-read", cs(G, 0x14) + psk_ok + frame(5, 
     frame(5, b"P\x0f", ch=1))
 put("fuzz-client-session", "tls-pipelined", cs(G, 0x30) + psk_ok + frame(5, b"early", ch=1))
 put("fuzz-client-session", "tls-host-close", cs(G) + psk_ok + frame(5, b"C", ch=1))
+put("fuzz-client-session", "tls-guess-taken", cs(G) + hello_guess(b"psk") + frame(3, psk_name) + frame(3, psk_proof))
+put("fuzz-client-session", "tls-guess-not-taken", cs(G) + hello_guess(b"kerberos", b"psk") + frame(3, b"AP-REQ?") +
+    frame(3, psk_name) + frame(3, psk_proof))
 put("fuzz-client-session", "tls-bad-frames", cs(G) + frame(9, b"") + struct.pack(">BBHI", 5, 0, 0, 0x7fffffff))
 print("seeds written to", out)

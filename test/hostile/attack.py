@@ -215,8 +215,15 @@ def cmd_hello(a):
     p = cp.Peer.connect("127.0.0.1", a.port)
     p.handshake()
     mechs = [bytes.fromhex(m) for m in a.mech_hex]
-    p.send_frame(cp.HELLO, cp.hello_payload(mechs))
-    got, why = p.frames_until({cp.CLOSE, cp.HELLO}, timeout=a.timeout)
+    tok = bytes.fromhex(a.token_hex) if a.token_hex is not None else None
+    # --guess: the HELLO announces that the token is the first mechanism's (CAP_GUESS), sent
+    # before the client's choice; without it a token after the HELLO is simply the first token
+    p.send_frame(cp.HELLO, cp.hello_payload(mechs, cp.CAP_GUESS if a.guess else 0))
+    if tok is not None:
+        p.send_frame(cp.AUTH_TOKEN, tok)
+        got, why = p.frames_until({cp.CLOSE}, timeout=a.timeout)
+    else:
+        got, why = p.frames_until({cp.CLOSE, cp.HELLO}, timeout=a.timeout)
     p.close()
     out("reply", " | ".join(printable(cp.describe(t, pl)) for t, pl in got) or "(nothing)")
     out("stopped", why)
@@ -271,7 +278,22 @@ def script_license(p, detail, log):
     log("after", " | ".join(printable(cp.describe(t, pl)) for t, pl in got) or "(nothing)")
 
 
+def script_psk_bad_proof(p, log):
+    """LICENSE granted, HELLO [psk], then AUTH_RESULT success whose psk proof is 32 random
+    bytes: a client that does not know the key (or relays another connection's proof)."""
+    got, why = p.frames_until({cp.AUTH_TOKEN}, timeout=10)
+    log("console_first", " | ".join(printable(cp.describe(t, pl)) for t, pl in got) or why)
+    hello = [cp.Reader(pl).u16() for t, pl in got if t == cp.HELLO]
+    log("console_guess", int(bool(hello) and bool(hello[0] & cp.CAP_GUESS)))
+    p.send_frame(cp.HELLO, cp.hello_payload([b"psk"]))
+    p.send_frame(cp.LICENSE, cp.license_payload())
+    p.send_frame(cp.AUTH_RESULT, cp.auth_result_payload(0, "psk:tester", os.urandom(32)))
+    got, why = p.frames_until({cp.CLOSE}, timeout=5)
+    log("after", " | ".join(printable(cp.describe(t, pl)) for t, pl in got) or "(nothing)")
+
+
 SCRIPTS = {
+    "psk-bad-proof": script_psk_bad_proof,
     "fake-success": lambda p, log: script_auth(p, cp.ntlm_challenge(), log),
     "empty-success": lambda p, log: script_auth(p, b"", log),
     "success-before-license": lambda p, log: script_auth(p, b"", log, license=False),
@@ -400,6 +422,8 @@ def main():
     p = sub.add_parser("hello", help="a HELLO with chosen mechanism names (hex)")
     target(p, pid=False)
     p.add_argument("--mech-hex", action="append", required=True)
+    p.add_argument("--token-hex", help="an AUTH_TOKEN right after the HELLO; then read until CLOSE or the timeout")
+    p.add_argument("--guess", action="store_true", help="the HELLO announces the token as a guess (CAP_GUESS)")
     p.add_argument("--timeout", type=float, default=10.0)
     p.set_defaults(fn=cmd_hello)
 

@@ -20,7 +20,9 @@ import time
 # ---- wire constants (doc/PROTOCOL.md) ---------------------------------------
 
 MAGIC = b"CCPY"
-PREAMBLE = MAGIC + bytes([1, 1, 0, 1])  # versions 1..1, flags 0x0001 = TLS follows
+PREAMBLE = MAGIC + bytes([2, 2, 0, 1])  # versions 2..2, flags 0x0001 = TLS follows
+PREAMBLE_V1 = MAGIC + bytes([1, 1, 0, 1])  # what a pre-release (version 1) peer sends
+CAP_GUESS = 0x0001  # console HELLO: its first mechanism's first token follows
 HDR = 8
 
 HELLO, LICENSE, AUTH_TOKEN, AUTH_RESULT, DATA, PING, PONG, CLOSE = range(1, 9)
@@ -228,7 +230,7 @@ def _no_verify_client_ctx():
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3  # version 2 is TLS 1.3 only
     return ctx
 
 
