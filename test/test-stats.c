@@ -169,7 +169,7 @@ static void t_auth_failed(void)
     sides(&p, 25, 7);
     T_EQ(tp_pair_open(&p, "tester", NULL), 0);
     T_ASSERT(tp_drive(&p.con, &p.cli, tp_both_ended, 5000));
-    T_EQ(p.con.result, CC_ERR_AUTH_MUTUAL);
+    T_EQ(p.con.result, CC_ERR_AUTH_BAD_CREDENTIALS);
     cc_stats c = stats(p.cctx), s = stats(p.sctx);
     T_EQ(c.auth_failed, 1);
     T_EQ(s.auth_failed, 1);
