@@ -50,8 +50,7 @@ struct console {
     int verbose;
     const char *message;
     size_t echoed; /* bytes of the echo received so far */
-    int mismatch;
-    int result; /* cc_session_step()'s last result: 0 closed cleanly, < 0 failed */
+    int result;    /* cc_session_step()'s last result: 0 closed cleanly, < 0 failed */
 };
 
 static void drive(struct console *c);
@@ -277,12 +276,12 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
                ev->license_count);
         break;
     case CC_EVENT_DATA: /* the echo, possibly in pieces */
-        if (ev->len > len - c->echoed || memcmp(c->message + c->echoed, ev->data, ev->len) != 0)
-            c->mismatch = 1;
+        if (ev->len > len - c->echoed || memcmp(c->message + c->echoed, ev->data, ev->len) != 0) {
+            cc_session_close(s, CC_ERR_PROTOCOL, "the echo does not match the message"); /* ends it at once */
+            break;
+        }
         c->echoed += ev->len;
-        if (c->mismatch) {
-            cc_session_close(s, CC_ERR_PROTOCOL, "the echo does not match the message");
-        } else if (c->echoed == len) {
+        if (c->echoed == len) {
             printf("echo received: %zu bytes, as sent\n", len);
             cc_session_close(s, 0, "done"); /* orderly: the steps that follow flush and end it */
         }
@@ -393,12 +392,9 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", cc_strerror(err));
         return 1;
     }
-    if (ca)
-        r = cc_context_set_ca_file(c.ctx, ca);
-    if (r >= 0 && pin)
-        r = cc_context_set_pin_sha256(c.ctx, pin);
-    if (failed(c.ctx, r, ca && !pin ? "--ca" : "--pin"))
-        goto out;
+    if ((ca && failed(c.ctx, cc_context_set_ca_file(c.ctx, ca), "--ca")) ||
+        (pin && failed(c.ctx, cc_context_set_pin_sha256(c.ctx, pin), "--pin")))
+        goto out; /* with neither, the system's CA store is trusted */
     for (int i = 0; i < n_mechs; i++) {
         if (strcmp(mechs[i], "psk") == 0) {
             if (!psk_file) {
@@ -433,11 +429,13 @@ int main(int argc, char **argv)
     cc_session_set_event_callback(c.s, on_event, &c);
     if (user || pw_file) {
         size_t pw_len = 0;
-        char *password = pw_file ? ex_read_secret(pw_file, &pw_len) : NULL; /* prints why on failure */
-        r = pw_file && !password ? CC_ERR_CONFIG : cc_session_set_credentials(c.s, user ? user : "", domain, password);
+        char *password = NULL;
+        if (pw_file && !(password = ex_read_secret(pw_file, &pw_len))) /* prints why */
+            goto out_session;
+        r = cc_session_set_credentials(c.s, user ? user : "", domain, password);
         ex_wipe_free(password, pw_len); /* the session keeps its own copy until authenticated */
         if (r < 0) {
-            fprintf(stderr, PROG ": credentials: %s\n", cc_strerror(r));
+            fprintf(stderr, PROG ": credentials: %s (%s)\n", cc_strerror(r), cc_err_name(r));
             goto out_session;
         }
     }

@@ -99,6 +99,25 @@ check "a client without --echo: established, then the idle deadline: exit 1 with
 
 "$CC_BIN/uv-console" >/dev/null 2>&1 </dev/null
 check "without arguments: usage, exit 2" [ $? -eq 2 ]
+# Setup errors, before any connection: each names what is wrong, exit 1.
+uv noca --ca "$T_DIR/absent-ca.pem" --psk-file "$PSK" 127.0.0.1 "$CLIENT_PORT"
+check "a CA file that is not there: exit 1, CC_ERR_TLS_CONFIG naming the file" \
+    bash -c "[ $RC -eq 1 ] && grep -qF 'uv-console: --ca: ' '$T_DIR/noca.out' &&
+             grep -qF '(CC_ERR_TLS_CONFIG): ' '$T_DIR/noca.out' && grep -qF '$T_DIR/absent-ca.pem' '$T_DIR/noca.out'"
+uv badpinarg --pin not-hex --psk-file "$PSK" 127.0.0.1 "$CLIENT_PORT"
+check "a pin that is not 64 hex digits: exit 1, CC_ERR_INVALID with the reason" \
+    bash -c "[ $RC -eq 1 ] && grep -qF 'uv-console: --pin: invalid argument (CC_ERR_INVALID): the pin must be 64 hex digits' '$T_DIR/badpinarg.out'"
+uv nokey --ca "$C/ca.pem" --auth psk 127.0.0.1 "$CLIENT_PORT"
+check "--auth psk without --psk-file: exit 1, says so" \
+    bash -c "[ $RC -eq 1 ] && grep -qF 'uv-console: --auth psk needs --psk-file' '$T_DIR/nokey.out'"
+uv nomech --ca "$C/ca.pem" --auth bogus 127.0.0.1 "$CLIENT_PORT"
+check "an unknown mechanism: exit 1, CC_ERR_AUTH_UNAVAILABLE" \
+    bash -c "[ $RC -eq 1 ] && grep -qF '(CC_ERR_AUTH_UNAVAILABLE): ' '$T_DIR/nomech.out'"
+uv nopw --ca "$C/ca.pem" --auth nt --user tech --password-file "$T_DIR/absent.pw" 127.0.0.1 "$CLIENT_PORT"
+check "a password file that is not there: exit 1, names it" \
+    bash -c "[ $RC -eq 1 ] && grep -qF 'cannot open $T_DIR/absent.pw' '$T_DIR/nopw.out'"
+check "setup errors: no connection is attempted" \
+    bash -c "! grep -l '^state: ' '$T_DIR'/{noca,badpinarg,nokey,nomech,nopw}.out"
 
 # --- a name with two addresses, ::1 first (RFC 8305), where nothing answers: ::1:PORT is a
 # listener whose backlog is full, so its SYNs go unanswered; 127.0.0.1:PORT is the client. The
