@@ -3,7 +3,8 @@
 # uv_queue_work) against the real cc-client --echo: established, the echo back, an orderly close
 # and exit 0, with psk and with the built-in nt; the errors (nobody listening, a wrong pin, a wrong
 # CA, a client that never answers, no echo) print the reason and exit non-zero; and a name with two
-# addresses, where connect attempts are removed and a new socket gets a closed one's number.
+# addresses, where connect attempts are removed and a new socket gets a closed one's number; and
+# kerberos against a real KDC, whose job runs on libuv's thread pool.
 . "$(dirname "$0")/lib.sh"
 
 if [ ! -x "$CC_BIN/uv-console" ]; then
@@ -89,7 +90,7 @@ check "silent peer: the handshake deadline ends it, exit 1 with CC_ERR_TIMEOUT" 
     bash -c "[ $RC -eq 1 ] && grep -qF '(CC_ERR_TIMEOUT): ' '$T_DIR/silent.out'"
 check "silent peer: it got as far as the preamble" has "$T_DIR/silent.out" 'state: preamble'
 
-start_client noecho --cert "$C/client.pem" --key "$C/client.key" --license-file "$GRANT" --auth psk \
+start_client noecho-client --cert "$C/client.pem" --key "$C/client.key" --license-file "$GRANT" --auth psk \
     --psk-file "$PSK" || exit 1
 uv noecho --ca "$C/ca.pem" --psk-file "$PSK" --timeout 1000 127.0.0.1 "$CLIENT_PORT"
 CLIENT_PORT=$PORT
@@ -171,5 +172,32 @@ time.sleep(120)' "$CLIENT_PORT" >"$T_DIR/full.out" 2>&1 &
     fi
 else
     ok "two addresses # skip: no unprivileged mount namespace (unshare -rm) or no ::1 here"
+fi
+
+# --- kerberos against a throw-away MIT KDC: the password is turned into tickets by an auth job,
+# which runs on libuv's thread pool (uv_queue_work) and comes back in the after-work callback ---
+. "$CC_SRC/test/fixtures/kdc.sh"
+K=$T_DIR/kdc
+if kdc_start "$K" CC.TEST && kdc_addprinc alice alice-pw && kdc_addprinc host/127.0.0.1 &&
+    kdc_ktadd "$K/service.keytab" host/127.0.0.1; then
+    T_PIDS+=("$KDC_PID")
+    printf 'alice-pw\n' >"$T_DIR/alice.pw"
+    printf 'wrong\n' >"$T_DIR/wrong.pw"
+    start_client krb-client --cert "$C/client.pem" --key "$C/client.key" --license-file "$GRANT" \
+        --keytab "$K/service.keytab" --echo || exit 1
+    KRB5CCNAME=FILE:$K/none.cc uv krb --ca "$C/ca.pem" --auth kerberos --user alice --password-file "$T_DIR/alice.pw" \
+        127.0.0.1 "$CLIENT_PORT"
+    check "kerberos (a job on the pool): exit 0, established as alice@CC.TEST, the echo back" \
+        bash -c "[ $RC -eq 0 ] && grep -qF 'established: kerberos as alice@CC.TEST' '$T_DIR/krb.out' &&
+                 grep -q '^echo received: ' '$T_DIR/krb.out'"
+    check "kerberos: the client reports the identity alice@CC.TEST" has "$T_DIR/krb-client.out" '"identity":"alice@CC.TEST"'
+    KRB5CCNAME=FILE:$K/none.cc uv krbbad --ca "$C/ca.pem" --auth kerberos --user alice --password-file "$T_DIR/wrong.pw" \
+        127.0.0.1 "$CLIENT_PORT"
+    check "kerberos, wrong password: exit 1 with CC_ERR_AUTH_BAD_CREDENTIALS" \
+        bash -c "[ $RC -eq 1 ] && grep -qF '(CC_ERR_AUTH_BAD_CREDENTIALS): ' '$T_DIR/krbbad.out'"
+    check "kerberos: the password never reaches the output" \
+        bash -c "! grep -q alice-pw '$T_DIR/krb.out' '$T_DIR/krbbad.out'"
+else
+    not_ok "KDC started with alice and host/127.0.0.1"
 fi
 t_done
