@@ -197,6 +197,24 @@ if kdc_start "$K" CC.TEST && kdc_addprinc alice alice-pw && kdc_addprinc host/12
         bash -c "[ $RC -eq 1 ] && grep -qF '(CC_ERR_AUTH_BAD_CREDENTIALS): ' '$T_DIR/krbbad.out'"
     check "kerberos: the password never reaches the output" \
         bash -c "! grep -q alice-pw '$T_DIR/krb.out' '$T_DIR/krbbad.out'"
+    # A KDC that never answers (UDP and TCP bound, nothing read): the auth job blocks on a pool
+    # thread up to its own timeout, but the handshake deadline ends the session first; the job,
+    # when it comes back, is freed (the session is gone), and only then does the loop end.
+    python3 -c '
+import socket, sys, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+t = socket.socket(); t.bind(("127.0.0.1", u.getsockname()[1])); t.listen(8)
+print(u.getsockname()[1], flush=True)
+time.sleep(120)' >"$T_DIR/mute.port" &
+    T_PIDS+=($!)
+    for i in $(seq 1 100); do [ -s "$T_DIR/mute.port" ] && break; sleep 0.05; done
+    sed "s/kdc = 127.0.0.1:[0-9]*/kdc = 127.0.0.1:$(cat "$T_DIR/mute.port")/" "$KRB5_CONFIG" >"$T_DIR/mute.conf"
+    KRB5_CONFIG=$T_DIR/mute.conf KRB5CCNAME=FILE:$K/none.cc uv krbmute --timeout 1000 --ca "$C/ca.pem" --auth kerberos \
+        --user alice --password-file "$T_DIR/alice.pw" 127.0.0.1 "$CLIENT_PORT"
+    check "kerberos, a KDC that never answers: the handshake deadline ends it, exit 1 with CC_ERR_TIMEOUT" \
+        bash -c "[ $RC -eq 1 ] && grep -qF '(CC_ERR_TIMEOUT): ' '$T_DIR/krbmute.out'"
+    check "kerberos, a KDC that never answers: the job was still out on the pool at the deadline" \
+        has "$T_DIR/krbmute.out" 'a job handed to the host has not come back'
 else
     not_ok "KDC started with alice and host/127.0.0.1"
 fi
