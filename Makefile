@@ -56,6 +56,11 @@ MAP       := lib/carboncopy.map
 
 EX_COMMON := $(B)/obj/examples/common.o $(B)/obj/examples/diag.o $(B)/obj/examples/psk.o
 EX_BINS   := $(B)/bin/cc-console $(B)/bin/cc-client $(B)/bin/simple-console
+# examples/uv-console.c, the libuv host, is built where pkg-config finds libuv (Debian: libuv1-dev).
+HAVE_LIBUV := $(shell pkg-config --exists libuv && echo 1)
+ifeq ($(HAVE_LIBUV),1)
+EX_BINS   += $(B)/bin/uv-console
+endif
 
 TEST_SRCS := $(sort $(wildcard test/test-*.c))
 TEST_BINS := $(TEST_SRCS:test/%.c=$(B)/test/%)
@@ -110,12 +115,23 @@ $(STLIB_PUB): $(LIB_OBJS) $(MAP)
 	rm -f $(B)/carboncopy-r.o
 
 examples: $(EX_BINS)
+ifneq ($(HAVE_LIBUV),1)
+	@echo "make: libuv not found by pkg-config (Debian: libuv1-dev): examples/uv-console.c not built"
+endif
 
 # Examples link the shared library the way a user's program would.
 $(B)/bin/%: $(B)/obj/examples/%.o $(EX_COMMON) $(B)/libcarboncopy.so
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(EX_COMMON) -L$(B) -lcarboncopy \
 	  -Wl,-rpath,'$$ORIGIN/..' -lcrypto -lpthread
+
+ifeq ($(HAVE_LIBUV),1)
+$(B)/obj/examples/uv-console.o: ALL_CFLAGS += $(shell pkg-config --cflags libuv)
+$(B)/bin/uv-console: $(B)/obj/examples/uv-console.o $(EX_COMMON) $(B)/libcarboncopy.so
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(EX_COMMON) -L$(B) -lcarboncopy \
+	  -Wl,-rpath,'$$ORIGIN/..' $(shell pkg-config --libs libuv) -lcrypto -lpthread
+endif
 
 tests: all $(TEST_BINS) $(BENCH_BINS)
 
