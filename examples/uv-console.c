@@ -44,7 +44,6 @@ struct console {
     cc_context *ctx;
     cc_session *s;         /* NULL once the session has ended and been freed */
     uv_timer_t timer;      /* the session's next deadline */
-    int timer_set;         /* the session (re)armed the timer since it last fired */
     struct watch *watches; /* the sockets watched now */
     int host_error;        /* a uv_* call failed inside a callback: end the session with it */
     int verbose;
@@ -130,17 +129,10 @@ static void on_socket(void *user, cc_session *s, cc_socket sock, int what)
 static void on_timeout(uv_timer_t *t)
 {
     struct console *c = t->data;
-    c->timer_set = 0;
+    /* libuv reads its clock once per loop iteration, so this may run a moment before the
+     * library's deadline; the library then reports the same deadline again (it does so for any
+     * deadline less than 100 ms away), and on_timer arms the timer anew. */
     drive(c);
-    /* libuv's clock is read once per loop iteration, so the timer may fire a moment before the
-     * library's own clock reaches the deadline; the session then has nothing due, and reports no
-     * new deadline because it has not changed. Arm the timer again from the session's count. */
-    int32_t ms = c->s && !c->timer_set ? cc_session_timeout_ms(c->s) : -1;
-    if (ms >= 0) {
-        if (c->verbose)
-            printf("timer: fired early, again in %d ms\n", (int)ms);
-        uv_timer_start(&c->timer, on_timeout, (uint64_t)ms, 0);
-    }
 }
 
 /* The timer callback: step the session in `ms` milliseconds (0: at once), -1: no deadline. */
@@ -150,7 +142,6 @@ static void on_timer(void *user, cc_session *s, int32_t ms)
     (void)s;
     if (c->verbose)
         printf("timer: %d ms\n", (int)ms);
-    c->timer_set = 1;
     if (ms < 0)
         uv_timer_stop(&c->timer);
     else

@@ -499,7 +499,8 @@ typedef void (*cc_socket_fn)(void *user, cc_session *session, cc_socket sock, in
  * e.g. a job was handed back), or -1: the session has no deadline now
  * (cancel the timer). The new value replaces the last; a timer is one-shot
  * (once it fired, the host may forget it). Called at the same points as the
- * socket callback when the deadline moved or is already due, and with -1
+ * socket callback when the deadline moved or is due within 100 ms (a timer that fired a
+ * little early is armed again), and with -1
  * from cc_session_free() if a deadline was reported. Same restrictions.
  */
 typedef void (*cc_timer_fn)(void *user, cc_session *session, int32_t timeout_ms);

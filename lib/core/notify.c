@@ -26,12 +26,16 @@ static void notify_sockets(cc_session *s)
         cc__watch_set(&s->watch, fd, poll_bits(cc__session_wants(s)));
 }
 
+#define CC__TIMER_RETELL_MS 100
+
 static void notify_timer(cc_session *s)
 {
     uint64_t now = cc__now_ms();
     uint64_t d = cc__session_deadline(s, now);
-    /* A deadline already due is told again: a host drops a timer once it fired. */
-    if (d == s->timer_told && !(d && d <= now))
+    /* A deadline already due, or due within CC__TIMER_RETELL_MS, is told again: a host drops
+     * a timer once it fired, and a host whose clock lags ours (libuv reads its clock once per
+     * loop iteration) may fire it a little early, find nothing due, and be left with no timer. */
+    if (d == s->timer_told && !(d && d <= now + CC__TIMER_RETELL_MS))
         return;
     s->timer_told = d;
     uint64_t left = d > now ? d - now : 0;
