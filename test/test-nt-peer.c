@@ -140,7 +140,7 @@ static void test_samba_console_our_client(void)
     struct cc__nt_challenge c;
     struct cc__nt_authenticate a;
     T_EQ(cc__nt_parse_challenge(chal, chal_len, &c, detail, sizeof detail), 0);
-    T_EQ(cc__nt_parse_authenticate(auth, auth_len, &a, detail, sizeof detail), 0);
+    T_EQ(cc__nt_parse_authenticate(auth, auth_len, CC__NTLM_NEGOTIATE_UNICODE, &a, detail, sizeof detail), 0);
     T_STREQ(a.user, "alice");
     T_STREQ(a.domain, "CCTEST");
     T_ASSERT(a.av_flags & CC__AV_FLAG_MIC_PRESENT); /* Samba sends a MIC: our target info has a timestamp */

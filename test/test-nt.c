@@ -147,7 +147,7 @@ static void test_ms_nlmp_4_2_4_3_messages(void)
     T_EQ(c.target_info_len, sizeof ti_4_2_4);
     T_ASSERT(memcmp(c.target_info, ti_4_2_4, sizeof ti_4_2_4) == 0);
     T_ASSERT(!c.have_timestamp);
-    T_EQ(cc__nt_parse_authenticate(auth, al, &a, detail, sizeof detail), 0);
+    T_EQ(cc__nt_parse_authenticate(auth, al, CC__NTLM_NEGOTIATE_UNICODE, &a, detail, sizeof detail), 0);
     T_STREQ(a.user, "User");
     T_STREQ(a.domain, "Domain");
     T_STREQ(a.workstation, "COMPUTER");
@@ -689,7 +689,7 @@ static void test_tokens_malformed(void)
     T_EQ(cc__auth_step(p.cli, huge, 70000), CC_ERR_AUTH_TOKEN);
     free(huge);
     pair_close(&p, true);
-    /* NEGOTIATE: garbage, truncated, oversized, OEM only */
+    /* NEGOTIATE: garbage, truncated, oversized, neither UNICODE nor OEM */
     pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
     T_EQ(cc__auth_step(p.cli, (const uint8_t *)"hello, world, this is not NTLM!!!!!", 34), CC_ERR_AUTH_TOKEN);
     T_CONTAINS(cc__auth_detail(p.cli), "signature");
@@ -741,6 +741,219 @@ static void test_tokens_malformed(void)
     pair_close(&p, true);
 }
 
+/* ---- the character set (MS-NLMP 2.2.2.5 A/B bits, 3.2.5.1.1) ---- */
+
+/* The NEGOTIATE python3-ntlm-auth 1.4 sends as it ships: OEM, OEM_DOMAIN_SUPPLIED,
+ * no UNICODE (0xe2889032), with no domain or workstation in the payload. */
+static size_t negotiate_with(uint8_t *m, uint32_t flags)
+{
+    static const uint8_t sig8[8] = {'N', 'T', 'L', 'M', 'S', 'S', 'P', 0};
+    memset(m, 0, 40);
+    memcpy(m, sig8, 8);
+    m[8] = 1;
+    for (int i = 0; i < 4; i++)
+        m[12 + i] = (uint8_t)(flags >> (8 * i));
+    m[20] = 40, m[28] = 40; /* empty DomainName and Workstation at offset 40 */
+    m[32] = 6, m[33] = 1, m[34] = 0xb1, m[35] = 0x1d, m[39] = 15;
+    return 40;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static void put_le16(uint8_t *p, size_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
+}
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    put_le16(p, v), put_le16(p + 2, v >> 16);
+}
+
+/* An AUTHENTICATE as an independent console that follows the CHALLENGE builds it:
+ * flags = the CHALLENGE's, names in the character set the CHALLENGE chose
+ * (UTF-16LE widened from the bytes given, or those bytes as they are for OEM),
+ * NTLMv2 over the server's pairs + MsvAvFlags + MsvAvChannelBindings, and the MIC.
+ * `user` and `domain` are raw bytes; `pw_user` is what NTOWFv2 is computed from. */
+static void follower_authenticate(struct pair *p, const char *user, const char *domain, const char *pw_user,
+                                  const char *password, uint32_t flags_xor, uint8_t *out, size_t *out_len)
+{
+    uint8_t key[16], cbh[16], cchal[8] = {8, 7, 6, 5, 4, 3, 2, 1}, proof[16], sbk[16], mic[16];
+    uint32_t flags = le32(p->chal + 20) ^ flags_xor;
+    bool uni = (le32(p->chal + 20) & CC__NTLM_NEGOTIATE_UNICODE) != 0;
+    size_t ti_len = p->chal[40] | (size_t)p->chal[41] << 8, ti_off = le32(p->chal + 44);
+    cc__buf av = {0}, temp = {0};
+    T_ASSERT(ti_len >= 4 && ti_off + ti_len <= p->chal_len);
+    cc__buf_append(p->cctx, &av, p->chal + ti_off, ti_len - 4); /* without MsvAvEOL */
+    cc__nt_channel_binding_hash(cb_a, 32, cbh);
+    uint8_t pairs[4 + 4 + 4 + 16 + 4] = {6, 0, 4, 0, 2, 0, 0, 0, 10, 0, 16, 0};
+    memcpy(pairs + 12, cbh, 16);
+    cc__buf_append(p->cctx, &av, pairs, 12 + 16 + 4);
+    T_EQ(cc__nt_ntowfv2(p->cctx, password, pw_user, "CCTEST", key), 0);
+    T_EQ(cc__nt_make_temp(p->cctx, &temp, cc__nt_filetime_now(), cchal, cc__buf_head(&av), cc__buf_size(&av)), 0);
+    T_EQ(cc__nt_proof(key, p->chal + 24, cc__buf_head(&temp), cc__buf_size(&temp), proof), 0);
+    T_EQ(cc__nt_session_base_key(key, proof, sbk), 0);
+    const char *names[3] = {domain, user, "WS1"};
+    size_t at = 88;
+    memset(out, 0, 88);
+    memcpy(out, "NTLMSSP", 8);
+    out[8] = 3;
+    for (int i = 0; i < 3; i++) { /* DomainName 28, UserName 36, Workstation 44 */
+        size_t n = strlen(names[i]), l = uni ? 2 * n : n;
+        put_le16(out + 28 + 8 * i, l), put_le16(out + 30 + 8 * i, l), put_le32(out + 32 + 8 * i, (uint32_t)at);
+        for (size_t k = 0; k < n; k++) {
+            if (uni)
+                out[at++] = (uint8_t)names[i][k], out[at++] = 0;
+            else
+                out[at++] = (uint8_t)names[i][k];
+        }
+    }
+    put_le16(out + 12, 24), put_le16(out + 14, 24), put_le32(out + 16, (uint32_t)at); /* LmChallengeResponse Z(24) */
+    memset(out + at, 0, 24), at += 24;
+    size_t nt_len = 16 + cc__buf_size(&temp);
+    put_le16(out + 20, nt_len), put_le16(out + 22, nt_len), put_le32(out + 24, (uint32_t)at);
+    memcpy(out + at, proof, 16), memcpy(out + at + 16, cc__buf_head(&temp), cc__buf_size(&temp)), at += nt_len;
+    put_le32(out + 56, (uint32_t)at); /* no EncryptedRandomSessionKey */
+    put_le32(out + 60, flags);
+    out[64] = 6, out[65] = 1, out[71] = 15;
+    T_EQ(cc__nt_mic(sbk, p->neg, p->neg_len, p->chal, p->chal_len, out, at, 72, mic), 0);
+    memcpy(out + 72, mic, 16);
+    cc__buf_free(p->cctx, &av);
+    cc__buf_free(p->cctx, &temp);
+    *out_len = at;
+}
+
+/* Sends NEGOTIATE with `flags` to a client; the CHALLENGE lands in p->chal. */
+static int negotiate_as(struct pair *p, uint32_t flags)
+{
+    pair_open(p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
+    p->neg_len = negotiate_with(p->neg, flags);
+    p->src = cc__auth_step(p->cli, p->neg, p->neg_len);
+    take(p->cli, p->chal, &p->chal_len);
+    return p->src;
+}
+
+#define NTLM_AUTH_PY_FLAGS 0xe2889032u /* python3-ntlm-auth 1.4's NEGOTIATE */
+
+static void test_charset_oem_only(void)
+{
+    struct pair p;
+    T_EQ(negotiate_as(&p, NTLM_AUTH_PY_FLAGS), CC_AUTH_CONTINUE);
+    uint32_t cf = le32(p.chal + 20);
+    T_EQ(cf & (CC__NTLM_NEGOTIATE_UNICODE | CC__NTLM_NEGOTIATE_OEM), CC__NTLM_NEGOTIATE_OEM);
+    /* TargetName in OEM: the NetBIOS domain's ASCII bytes, not UTF-16 */
+    T_EQ(p.chal[12], 6);
+    T_ASSERT(memcmp(p.chal + le32(p.chal + 16), "CCTEST", 6) == 0);
+    /* TargetInfo stays UTF-16 (AV pairs are always Unicode): MsvAvNbDomainName first */
+    T_EQ(p.chal[le32(p.chal + 44)], CC__AV_NB_DOMAIN_NAME);
+    T_EQ(p.chal[le32(p.chal + 44) + 5], 0);
+    follower_authenticate(&p, "alice", "CCTEST", "alice", "alice-pw", 0, p.auth, &p.auth_len);
+    T_EQ(pair_finish(&p), CC_AUTH_DONE);
+    T_STREQ(cc__auth_identity(p.cli), "CCTEST\\alice");
+    pair_close(&p, true);
+    /* the wrong password is still the wrong password */
+    T_EQ(negotiate_as(&p, NTLM_AUTH_PY_FLAGS), CC_AUTH_CONTINUE);
+    follower_authenticate(&p, "alice", "CCTEST", "alice", "not-it", 0, p.auth, &p.auth_len);
+    T_EQ(pair_finish(&p), CC_ERR_AUTH_BAD_CREDENTIALS);
+    T_CONTAINS(cc__auth_detail(p.cli), "NTProofStr");
+    pair_close(&p, true);
+    /* user names compare case-insensitively in OEM too (NTOWFv2 upper-cases the user) */
+    T_EQ(negotiate_as(&p, NTLM_AUTH_PY_FLAGS), CC_AUTH_CONTINUE);
+    follower_authenticate(&p, "ALICE", "CCTEST", "ALICE", "alice-pw", 0, p.auth, &p.auth_len);
+    T_EQ(pair_finish(&p), CC_AUTH_DONE);
+    pair_close(&p, true);
+}
+
+static void test_charset_unicode_and_both(void)
+{
+    struct pair p;
+    /* Unicode only (our own console's flags, Windows'): the CHALLENGE says UNICODE, not OEM */
+    pair_open(&p, client_ctx(), "alice", "CCTEST", "alice-pw", cb_a, cb_a);
+    T_EQ(pair_to_auth(&p), 0);
+    T_EQ(le32(p.chal + 20) & (CC__NTLM_NEGOTIATE_UNICODE | CC__NTLM_NEGOTIATE_OEM), CC__NTLM_NEGOTIATE_UNICODE);
+    T_EQ(pair_finish(&p), CC_AUTH_DONE);
+    pair_close(&p, true);
+    /* both offered: Unicode wins (2.2.2.5: A set means Unicode) */
+    T_EQ(negotiate_as(&p, NTLM_AUTH_PY_FLAGS | CC__NTLM_NEGOTIATE_UNICODE), CC_AUTH_CONTINUE);
+    T_EQ(le32(p.chal + 20) & (CC__NTLM_NEGOTIATE_UNICODE | CC__NTLM_NEGOTIATE_OEM), CC__NTLM_NEGOTIATE_UNICODE);
+    T_EQ(p.chal[12], 12); /* "CCTEST" in UTF-16LE */
+    follower_authenticate(&p, "alice", "CCTEST", "alice", "alice-pw", 0, p.auth, &p.auth_len);
+    T_EQ(pair_finish(&p), CC_AUTH_DONE);
+    pair_close(&p, true);
+    /* Unicode chosen, but the AUTHENTICATE's flags drop UNICODE (an OEM message): refused */
+    T_EQ(negotiate_as(&p, NTLM_AUTH_PY_FLAGS | CC__NTLM_NEGOTIATE_UNICODE), CC_AUTH_CONTINUE);
+    follower_authenticate(&p, "alice", "CCTEST", "alice", "alice-pw",
+                          CC__NTLM_NEGOTIATE_UNICODE | CC__NTLM_NEGOTIATE_OEM, p.auth, &p.auth_len);
+    T_EQ(pair_finish(&p), CC_ERR_AUTH_TOKEN);
+    T_CONTAINS(cc__auth_detail(p.cli), "lack NTLMSSP_NEGOTIATE_UNICODE (0x");
+    pair_close(&p, true);
+}
+
+static void test_charset_neither(void)
+{
+    struct pair p;
+    T_EQ(negotiate_as(&p, NTLM_AUTH_PY_FLAGS & ~CC__NTLM_NEGOTIATE_OEM), CC_ERR_AUTH_TOKEN);
+    T_CONTAINS(cc__auth_detail(p.cli), "set neither NTLMSSP_NEGOTIATE_UNICODE nor NTLMSSP_NEGOTIATE_OEM");
+    T_CONTAINS(cc__auth_detail(p.cli), "0xe2889030");
+    T_EQ(p.chal_len, 0); /* no CHALLENGE goes out */
+    pair_close(&p, true);
+}
+
+static void test_charset_oem_refusals(void)
+{
+    struct pair p;
+    /* a non-ASCII byte in an OEM user name (Latin-1/CP850 'é'): refused, no code-page guess */
+    T_EQ(negotiate_as(&p, NTLM_AUTH_PY_FLAGS), CC_AUTH_CONTINUE);
+    follower_authenticate(&p, "al\xe9ice", "CCTEST", "alice", "alice-pw", 0, p.auth, &p.auth_len);
+    T_EQ(pair_finish(&p), CC_ERR_AUTH_TOKEN);
+    T_CONTAINS(cc__auth_detail(p.cli), "AUTHENTICATE UserName field is OEM text");
+    T_CONTAINS(cc__auth_detail(p.cli), "byte 0xe9 at 2");
+    T_CONTAINS(cc__auth_detail(p.cli), "only printable ASCII");
+    pair_close(&p, true);
+    /* in the domain; and a control character */
+    T_EQ(negotiate_as(&p, NTLM_AUTH_PY_FLAGS), CC_AUTH_CONTINUE);
+    follower_authenticate(&p, "alice", "CC\x8eTEST", "alice", "alice-pw", 0, p.auth, &p.auth_len);
+    T_EQ(pair_finish(&p), CC_ERR_AUTH_TOKEN);
+    T_CONTAINS(cc__auth_detail(p.cli), "AUTHENTICATE DomainName field is OEM text");
+    T_CONTAINS(cc__auth_detail(p.cli), "with byte 0x8e at 2");
+    pair_close(&p, true);
+    T_EQ(negotiate_as(&p, NTLM_AUTH_PY_FLAGS), CC_AUTH_CONTINUE);
+    follower_authenticate(&p, "ali\tce", "CCTEST", "alice", "alice-pw", 0, p.auth, &p.auth_len);
+    T_EQ(pair_finish(&p), CC_ERR_AUTH_TOKEN);
+    T_CONTAINS(cc__auth_detail(p.cli), "byte 0x09");
+    pair_close(&p, true);
+    /* UTF-8 bytes are not ASCII either */
+    T_EQ(negotiate_as(&p, NTLM_AUTH_PY_FLAGS), CC_AUTH_CONTINUE);
+    follower_authenticate(&p, "al\xc3\xa9", "CCTEST", "alice", "alice-pw", 0, p.auth, &p.auth_len);
+    T_EQ(pair_finish(&p), CC_ERR_AUTH_TOKEN);
+    T_CONTAINS(cc__auth_detail(p.cli), "byte 0xc3 at 2");
+    pair_close(&p, true);
+    /* OEM chosen, but the AUTHENTICATE claims UNICODE: refused */
+    T_EQ(negotiate_as(&p, NTLM_AUTH_PY_FLAGS), CC_AUTH_CONTINUE);
+    follower_authenticate(&p, "alice", "CCTEST", "alice", "alice-pw", CC__NTLM_NEGOTIATE_UNICODE, p.auth, &p.auth_len);
+    T_EQ(pair_finish(&p), CC_ERR_AUTH_TOKEN);
+    T_CONTAINS(cc__auth_detail(p.cli), "do not say NTLMSSP_NEGOTIATE_OEM alone");
+    pair_close(&p, true);
+    /* an OEM name longer than 256 bytes */
+    char longname[300];
+    memset(longname, 'a', 299);
+    longname[299] = 0;
+    T_EQ(negotiate_as(&p, NTLM_AUTH_PY_FLAGS), CC_AUTH_CONTINUE);
+    follower_authenticate(&p, longname, "CCTEST", "alice", "alice-pw", 0, p.auth, &p.auth_len);
+    T_EQ(pair_finish(&p), CC_ERR_AUTH_TOKEN);
+    T_CONTAINS(cc__auth_detail(p.cli), "UserName field is 299 bytes, more than the 256 allowed");
+    pair_close(&p, true);
+    /* an OEM TargetName must be ASCII too: a CHALLENGE is never built from other bytes */
+    cc_context *c = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
+    cc__buf out = {0};
+    uint8_t sc[8] = {0}, ti[4] = {0};
+    T_EQ(cc__nt_build_challenge(c, &out, CC__NTLM_NEGOTIATE_OEM, sc, "D\xc3\xa9V", ti, 4), CC_ERR_INVALID);
+    T_EQ(cc__nt_build_challenge(c, &out, CC__NTLM_NEGOTIATE_OEM, sc, "DEV", ti, 4), 0);
+    cc__buf_free(c, &out);
+    cc_context_free(c);
+}
+
 /* Cuts every prefix and flips every byte of a good AUTHENTICATE: never a crash,
  * never success, always a cc_error (run under ASan/valgrind by make check). */
 static void test_authenticate_mutations(void)
@@ -755,7 +968,7 @@ static void test_authenticate_mutations(void)
     char detail[CC__DETAIL_MAX];
     struct cc__nt_authenticate a;
     for (size_t cut = 0; cut < len; cut++) {
-        int rc = cc__nt_parse_authenticate(orig, cut, &a, detail, sizeof detail);
+        int rc = cc__nt_parse_authenticate(orig, cut, CC__NTLM_NEGOTIATE_UNICODE, &a, detail, sizeof detail);
         if (rc == 0) { /* only cuts inside unparsed trailing bytes can parse */
             T_ASSERT(cut >= 88);
         } else
@@ -765,7 +978,7 @@ static void test_authenticate_mutations(void)
         uint8_t m[4096];
         memcpy(m, orig, len);
         m[i] ^= 0x5a;
-        int rc = cc__nt_parse_authenticate(m, len, &a, detail, sizeof detail);
+        int rc = cc__nt_parse_authenticate(m, len, CC__NTLM_NEGOTIATE_UNICODE, &a, detail, sizeof detail);
         T_ASSERT(rc == 0 || rc == CC_ERR_AUTH_TOKEN);
     }
 }
@@ -949,6 +1162,10 @@ int main(void)
     t_run("mic_and_tampering", test_mic_and_tampering);
     t_run("tokens_malformed", test_tokens_malformed);
     t_run("authenticate_mutations", test_authenticate_mutations);
+    t_run("charset_oem_only", test_charset_oem_only);
+    t_run("charset_unicode_and_both", test_charset_unicode_and_both);
+    t_run("charset_neither", test_charset_neither);
+    t_run("charset_oem_refusals", test_charset_oem_refusals);
     t_run("lookup_callback", test_lookup_callback);
     t_run("options", test_options);
     t_run("threads", test_threads);

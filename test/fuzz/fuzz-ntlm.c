@@ -36,7 +36,10 @@ static void messages(const uint8_t *m, size_t len)
 {
     char detail[CC__DETAIL_MAX];
     struct cc__nt_negotiate neg;
-    if (cc__nt_parse_negotiate(m, len, &neg, detail, sizeof detail) == 0 && !(neg.flags & CC__NTLM_NEGOTIATE_UNICODE))
+    if (cc__nt_parse_negotiate(m, len, &neg, detail, sizeof detail) == 0 &&
+        !(neg.charset == CC__NTLM_NEGOTIATE_UNICODE
+              ? (neg.flags & CC__NTLM_NEGOTIATE_UNICODE)
+              : neg.charset == CC__NTLM_NEGOTIATE_OEM && (neg.flags & CC__NTLM_NEGOTIATE_OEM)))
         abort();
 
     struct cc__nt_challenge ch;
@@ -47,7 +50,8 @@ static void messages(const uint8_t *m, size_t len)
     struct cc__nt_authenticate *a = malloc(sizeof *a);
     if (!a)
         abort();
-    int rc = cc__nt_parse_authenticate(m, len, a, detail, sizeof detail);
+    int rc = cc__nt_parse_authenticate(m, len, (len & 2) ? CC__NTLM_NEGOTIATE_OEM : CC__NTLM_NEGOTIATE_UNICODE, a,
+                                       detail, sizeof detail);
     if (rc == 0) {
         /* What the acceptor relies on: every field inside the message, names terminated. */
         if (a->nt_len < CC__NT_MIN_NT_RESPONSE || a->nt_len > CC__NT_MAX_NT_RESPONSE || a->nt < m ||

@@ -41,6 +41,7 @@ struct nt_state {
     uint8_t ntowfv2[16];
     cc__buf neg, chal, auth; /* the three messages, for the MIC */
     uint8_t server_challenge[8];
+    uint32_t charset;             /* what the CHALLENGE chose: CC__NTLM_NEGOTIATE_UNICODE or _OEM */
     struct cc__nt_authenticate a; /* points into auth */
     struct cc__nt_dc_job *dc;
     /* the account once its proof verified: name as the store spells it, domain */
@@ -333,7 +334,8 @@ static int accept_authenticate(struct nt_state *st, cc_auth *auth, const uint8_t
                     CC__NT_MAX_AUTHENTICATE);
     if ((rc = cc__buf_append(st->ctx, &st->auth, in, in_len)))
         return rc;
-    rc = cc__nt_parse_authenticate(cc__buf_head(&st->auth), cc__buf_size(&st->auth), &st->a, detail, sizeof detail);
+    rc = cc__nt_parse_authenticate(cc__buf_head(&st->auth), cc__buf_size(&st->auth), st->charset, &st->a, detail,
+                                   sizeof detail);
     if (rc)
         return fail(auth, rc, "nt: %s", detail);
 
@@ -419,7 +421,9 @@ static int client_step(struct nt_state *st, cc_auth *auth, const uint8_t *in, si
         const char *dom = our_domain(m, dbuf, sizeof dbuf);
         rc = cc__nt_build_target_info(st->ctx, &ti, dom, our_computer(m, cbuf, sizeof cbuf), m->realm,
                                       cc__nt_filetime_now());
-        uint32_t flags = CC__NTLM_NEGOTIATE_UNICODE | CC__NTLM_REQUEST_TARGET | CC__NTLM_NEGOTIATE_NTLM |
+        /* MS-NLMP 3.2.5.1.1: Unicode if the console offered it, else OEM */
+        st->charset = n.charset;
+        uint32_t flags = n.charset | CC__NTLM_REQUEST_TARGET | CC__NTLM_NEGOTIATE_NTLM |
                          CC__NTLM_NEGOTIATE_ALWAYS_SIGN | CC__NTLM_TARGET_TYPE_DOMAIN |
                          CC__NTLM_NEGOTIATE_EXTENDED_SESSIONSECURITY | CC__NTLM_NEGOTIATE_TARGET_INFO |
                          CC__NTLM_NEGOTIATE_VERSION | (n.flags & (CC__NTLM_NEGOTIATE_128 | CC__NTLM_NEGOTIATE_56));
@@ -624,7 +628,13 @@ static void *nt_create(cc_context *ctx)
 }
 
 static const cc_authenticator nt_vtable = {
-    sizeof(cc_authenticator), "nt", nt_start, nt_step, nt_end, nt_set_option, nt_destroy,
+    sizeof(cc_authenticator),
+    "nt",
+    nt_start,
+    nt_step,
+    nt_end,
+    nt_set_option,
+    nt_destroy,
     0, /* NTLM proves the console to the client, never the client to the console */
 };
 

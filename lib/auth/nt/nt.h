@@ -101,6 +101,9 @@ int cc__nt_build_negotiate(const cc_context *ctx, cc__buf *out);
 
 struct cc__nt_negotiate {
     uint32_t flags;
+    /* the character set the CHALLENGE picks (MS-NLMP 2.2.2.5, 3.2.5.1.1):
+     * CC__NTLM_NEGOTIATE_UNICODE when offered, else CC__NTLM_NEGOTIATE_OEM */
+    uint32_t charset;
 };
 int cc__nt_parse_negotiate(const uint8_t *msg, size_t len, struct cc__nt_negotiate *n, char *detail, size_t detail_len);
 
@@ -108,6 +111,8 @@ int cc__nt_parse_negotiate(const uint8_t *msg, size_t len, struct cc__nt_negotia
  * given, MsvAvTimestamp, MsvAvEOL. */
 int cc__nt_build_target_info(const cc_context *ctx, cc__buf *out, const char *nb_domain, const char *nb_computer,
                              const char *dns_domain, uint64_t filetime);
+/* TargetName goes in the character set flags pick (OEM: printable ASCII only). */
+/* TargetName goes in the character set `flags` pick (OEM: printable ASCII only). */
 int cc__nt_build_challenge(const cc_context *ctx, cc__buf *out, uint32_t flags, const uint8_t server_challenge[8],
                            const char *target_name, const uint8_t *target_info, size_t target_info_len);
 
@@ -144,6 +149,8 @@ struct cc__nt_authenticate {
     const uint8_t *lm, *nt, *domain16, *user16, *workstation16, *enc_key;
     size_t lm_len, nt_len, domain16_len, user16_len, workstation16_len, enc_key_len;
     size_t mic_offset; /* 0 when the header has no room for a MIC */
+    /* OEM (ASCII) names widened to UTF-16LE, where user16 etc. point then */
+    uint8_t oem16[3][CC__NT_MAX_NAME_UNITS * 2];
     char user[CC__NT_NAME_BUF], domain[CC__NT_NAME_BUF], workstation[CC__NT_NAME_BUF];
     /* from the NTLMv2 response */
     uint64_t client_time;
@@ -157,8 +164,11 @@ struct cc__nt_authenticate {
     bool have_av_timestamp;
     uint64_t av_timestamp;
 };
-int cc__nt_parse_authenticate(const uint8_t *msg, size_t len, struct cc__nt_authenticate *a, char *detail,
-                              size_t detail_len);
+/* charset: what the CHALLENGE picked (CC__NTLM_NEGOTIATE_UNICODE or _OEM);
+ * the names are read in it, and the AUTHENTICATE's flags must say the same.
+ * OEM names must be printable ASCII (0x20..0x7e): the code page is unknown. */
+int cc__nt_parse_authenticate(const uint8_t *msg, size_t len, uint32_t charset, struct cc__nt_authenticate *a,
+                              char *detail, size_t detail_len);
 /* Checks NTProofStr (from the NT hash, user and domain of the message) and,
  * when require_mic or the MsvAvFlags say one is present, the MIC. Returns 0,
  * CC_ERR_AUTH_BAD_CREDENTIALS (wrong proof or MIC) or CC_ERR_AUTH_TOKEN. */

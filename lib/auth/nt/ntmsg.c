@@ -117,10 +117,16 @@ int cc__nt_parse_negotiate(const uint8_t *msg, size_t len, struct cc__nt_negotia
     if ((rc = get_field(msg, len, 16, "NEGOTIATE DomainName", &d, &l, NULL, detail, dl)) ||
         (rc = get_field(msg, len, 24, "NEGOTIATE Workstation", &d, &l, NULL, detail, dl)))
         return rc;
-    if (!(n->flags & CC__NTLM_NEGOTIATE_UNICODE)) {
+    /* MS-NLMP 2.2.2.5: UNICODE set means Unicode; else OEM set means OEM; neither
+     * is SEC_E_INVALID_TOKEN. The CHALLENGE carries the choice (3.2.5.1.1). */
+    if (n->flags & CC__NTLM_NEGOTIATE_UNICODE)
+        n->charset = CC__NTLM_NEGOTIATE_UNICODE;
+    else if (n->flags & CC__NTLM_NEGOTIATE_OEM)
+        n->charset = CC__NTLM_NEGOTIATE_OEM;
+    else {
         cc__fmt(detail, dl,
-                "NEGOTIATE NegotiateFlags lack NTLMSSP_NEGOTIATE_UNICODE (0x%08x); "
-                "OEM strings are not supported",
+                "NEGOTIATE NegotiateFlags (0x%08x) set neither NTLMSSP_NEGOTIATE_UNICODE nor "
+                "NTLMSSP_NEGOTIATE_OEM: no character set to answer in (MS-NLMP 2.2.2.5)",
                 (unsigned)n->flags);
         return CC_ERR_AUTH_TOKEN;
     }
@@ -216,7 +222,20 @@ int cc__nt_build_challenge(const cc_context *ctx, cc__buf *out, uint32_t flags, 
 {
     uint8_t *tn;
     size_t tn_len;
-    int rc = cc__nt_utf16_from_utf8(ctx, target_name, CC__NT_MAX_NAME_UNITS, &tn, &tn_len);
+    int rc;
+    if (flags & CC__NTLM_NEGOTIATE_UNICODE)
+        rc = cc__nt_utf16_from_utf8(ctx, target_name, CC__NT_MAX_NAME_UNITS, &tn, &tn_len);
+    else { /* OEM: the name as it is, printable ASCII only (no code page is assumed) */
+        tn_len = strlen(target_name);
+        for (size_t i = 0; i < tn_len; i++)
+            if (target_name[i] < 0x20 || target_name[i] > 0x7e)
+                return CC_ERR_INVALID;
+        if (tn_len > CC__NT_MAX_NAME_UNITS)
+            return CC_ERR_INVALID;
+        rc = (tn = cc__malloc(ctx, tn_len ? tn_len : 1)) ? 0 : CC_ERR_NOMEM;
+        if (!rc && tn_len)
+            memcpy(tn, target_name, tn_len);
+    }
     if (rc)
         return rc;
     size_t total = 56 + tn_len + target_info_len;
@@ -418,6 +437,39 @@ static int auth_av_fn(void *u, uint16_t id, const uint8_t *val, size_t len)
     }
 }
 
+/* An OEM name (MS-NLMP: "the OEM character set", a code page the peers agree on
+ * out of band): printable ASCII only, which every OEM code page encodes alike;
+ * widened into wide (UTF-16LE, for NTOWFv2) and copied into dst. */
+static int get_oem_name(const uint8_t *msg, size_t len, size_t at, const char *name, const uint8_t **d, size_t *l,
+                        uint8_t *wide, char *dst, char *detail, size_t dl)
+{
+    const uint8_t *o;
+    size_t ol;
+    int rc = get_field(msg, len, at, name, &o, &ol, NULL, detail, dl);
+    if (rc)
+        return rc;
+    if (ol > CC__NT_MAX_NAME_UNITS) {
+        cc__fmt(detail, dl, "%s field is %zu bytes, more than the %d allowed", name, ol, CC__NT_MAX_NAME_UNITS);
+        return CC_ERR_AUTH_TOKEN;
+    }
+    for (size_t i = 0; i < ol; i++) {
+        if (o[i] < 0x20 || o[i] > 0x7e) {
+            cc__fmt(detail, dl,
+                    "%s field is OEM text (the CHALLENGE chose NTLMSSP_NEGOTIATE_OEM) with byte 0x%02x at %zu: "
+                    "only printable ASCII is accepted in OEM names, as the code page is not known; "
+                    "use a console that offers NTLMSSP_NEGOTIATE_UNICODE",
+                    name, o[i], i);
+            return CC_ERR_AUTH_TOKEN;
+        }
+        wide[2 * i] = o[i], wide[2 * i + 1] = 0;
+        dst[i] = (char)o[i];
+    }
+    dst[ol] = '\0';
+    *d = ol ? wide : NULL;
+    *l = 2 * ol;
+    return 0;
+}
+
 static int get_name(const uint8_t *msg, size_t len, size_t at, const char *name, const uint8_t **d, size_t *l,
                     char *dst, char *detail, size_t dl)
 {
@@ -438,7 +490,8 @@ static int get_name(const uint8_t *msg, size_t len, size_t at, const char *name,
     return 0;
 }
 
-int cc__nt_parse_authenticate(const uint8_t *msg, size_t len, struct cc__nt_authenticate *a, char *detail, size_t dl)
+int cc__nt_parse_authenticate(const uint8_t *msg, size_t len, uint32_t charset, struct cc__nt_authenticate *a,
+                              char *detail, size_t dl)
 {
     size_t used, min_off = len, off;
     const uint8_t *d;
@@ -466,18 +519,37 @@ int cc__nt_parse_authenticate(const uint8_t *msg, size_t len, struct cc__nt_auth
     }
     /* The MIC sits after the Version field when the payload leaves room. */
     a->mic_offset = (min_off >= 88 && len >= 88) ? 72 : 0;
-    if (!(a->flags & CC__NTLM_NEGOTIATE_UNICODE)) {
-        cc__fmt(detail, dl, "AUTHENTICATE NegotiateFlags lack NTLMSSP_NEGOTIATE_UNICODE (0x%08x)", (unsigned)a->flags);
+    bool oem = charset != CC__NTLM_NEGOTIATE_UNICODE;
+    if (!oem && !(a->flags & CC__NTLM_NEGOTIATE_UNICODE)) {
+        cc__fmt(detail, dl,
+                "AUTHENTICATE NegotiateFlags lack NTLMSSP_NEGOTIATE_UNICODE (0x%08x), which the CHALLENGE chose",
+                (unsigned)a->flags);
+        return CC_ERR_AUTH_TOKEN;
+    }
+    if (oem && (a->flags & (CC__NTLM_NEGOTIATE_UNICODE | CC__NTLM_NEGOTIATE_OEM)) != CC__NTLM_NEGOTIATE_OEM) {
+        cc__fmt(detail, dl,
+                "AUTHENTICATE NegotiateFlags (0x%08x) do not say NTLMSSP_NEGOTIATE_OEM alone, which the CHALLENGE "
+                "chose",
+                (unsigned)a->flags);
         return CC_ERR_AUTH_TOKEN;
     }
     get_field(msg, len, 12, "", &a->lm, &a->lm_len, NULL, detail, dl);
     get_field(msg, len, 20, "", &a->nt, &a->nt_len, NULL, detail, dl);
     get_field(msg, len, 52, "", &a->enc_key, &a->enc_key_len, NULL, detail, dl);
-    if ((rc = get_name(msg, len, 28, "AUTHENTICATE DomainName", &a->domain16, &a->domain16_len, a->domain, detail,
-                       dl)) ||
-        (rc = get_name(msg, len, 36, "AUTHENTICATE UserName", &a->user16, &a->user16_len, a->user, detail, dl)) ||
-        (rc = get_name(msg, len, 44, "AUTHENTICATE Workstation", &a->workstation16, &a->workstation16_len,
-                       a->workstation, detail, dl)))
+    if (oem) {
+        if ((rc = get_oem_name(msg, len, 28, "AUTHENTICATE DomainName", &a->domain16, &a->domain16_len, a->oem16[0],
+                               a->domain, detail, dl)) ||
+            (rc = get_oem_name(msg, len, 36, "AUTHENTICATE UserName", &a->user16, &a->user16_len, a->oem16[1], a->user,
+                               detail, dl)) ||
+            (rc = get_oem_name(msg, len, 44, "AUTHENTICATE Workstation", &a->workstation16, &a->workstation16_len,
+                               a->oem16[2], a->workstation, detail, dl)))
+            return rc;
+    } else if ((rc = get_name(msg, len, 28, "AUTHENTICATE DomainName", &a->domain16, &a->domain16_len, a->domain,
+                              detail, dl)) ||
+               (rc =
+                    get_name(msg, len, 36, "AUTHENTICATE UserName", &a->user16, &a->user16_len, a->user, detail, dl)) ||
+               (rc = get_name(msg, len, 44, "AUTHENTICATE Workstation", &a->workstation16, &a->workstation16_len,
+                              a->workstation, detail, dl)))
         return rc;
     if (a->user[0] == '\0') {
         cc__fmt(detail, dl, "AUTHENTICATE UserName is empty (anonymous logon is not accepted)");
