@@ -16,7 +16,8 @@
 #
 # The flight order lives in exchange() alone: protocol version 1 waits for the client's
 # HELLO before the first token; version 2 (ccpeer.PREAMBLE announcing it) sends the first
-# token with the HELLO. ccpeer's Peer.handshake() does the preamble and TLS for either.
+# token right behind a HELLO that says so (capability CAP_GUESS). ccpeer's Peer.handshake()
+# does the preamble and TLS for either.
 
 import argparse
 import hashlib
@@ -206,7 +207,9 @@ def exchange(p, engine, a):
     """HELLO, tokens, result; the licence verdict may arrive at any point before the result.
     Returns (identity, mutual). Raises Refused on an AUTH_RESULT failure or a CLOSE."""
     v2 = cp.PREAMBLE[5] >= 2  # the highest version ccpeer's preamble offers
-    p.send_frame(cp.HELLO, cp.hello_payload([engine.name.encode()]))
+    # version 2: the HELLO announces (CAP_GUESS) that the first token follows at once
+    caps = getattr(cp, "CAP_GUESS", 0x0001) if v2 else 0
+    p.send_frame(cp.HELLO, cp.hello_payload([engine.name.encode()], caps))
     sent_first = False
     if v2:
         p.send_frame(cp.AUTH_TOKEN, engine.first())
