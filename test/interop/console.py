@@ -304,7 +304,7 @@ def main():
             q, _, other = open_tls(a, a.source)
             q.close()
         p, version, cb = open_tls(a, a.source)
-        out("tls", version=version, cipher=p.sock.cipher()[0], binding="tls-exporter:" + cb.hex())
+        out("tls", version=version, cipher=p.sock.cipher()[0], binding="tls-exporter, %d bytes" % len(cb))
         use = {"ours": cb, "other": other, "none": None}[a.binding]
         engine = ENGINES[a.mech](a, use)
         try:
