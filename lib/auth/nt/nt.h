@@ -111,7 +111,6 @@ int cc__nt_parse_negotiate(const uint8_t *msg, size_t len, struct cc__nt_negotia
  * given, MsvAvTimestamp, MsvAvEOL. */
 int cc__nt_build_target_info(const cc_context *ctx, cc__buf *out, const char *nb_domain, const char *nb_computer,
                              const char *dns_domain, uint64_t filetime);
-/* TargetName goes in the character set flags pick (OEM: printable ASCII only). */
 /* TargetName goes in the character set `flags` pick (OEM: printable ASCII only). */
 int cc__nt_build_challenge(const cc_context *ctx, cc__buf *out, uint32_t flags, const uint8_t server_challenge[8],
                            const char *target_name, const uint8_t *target_info, size_t target_info_len);

@@ -228,7 +228,7 @@ int cc__nt_build_challenge(const cc_context *ctx, cc__buf *out, uint32_t flags, 
     else { /* OEM: the name as it is, printable ASCII only (no code page is assumed) */
         tn_len = strlen(target_name);
         for (size_t i = 0; i < tn_len; i++)
-            if (target_name[i] < 0x20 || target_name[i] > 0x7e)
+            if ((unsigned char)target_name[i] < 0x20 || (unsigned char)target_name[i] > 0x7e)
                 return CC_ERR_INVALID;
         if (tn_len > CC__NT_MAX_NAME_UNITS)
             return CC_ERR_INVALID;
