@@ -17,7 +17,7 @@ static pid_t client_pid;
 static unsigned port;
 
 /* ---- a console-side wrapper around the built-in nt mechanism ---- */
-enum mode { M_PASS, M_RECORD, M_REPLAY, M_FLIP_CB, M_TRUNCATE, M_BIG_NEGOTIATE, M_HUGE };
+enum mode { M_PASS, M_RECORD, M_REPLAY, M_FLIP_CB, M_TRUNCATE, M_BIG_NEGOTIATE, M_HUGE, M_OEM_ONLY, M_NEITHER };
 static int mode;
 static uint8_t saved[8192];
 static size_t saved_len;
@@ -50,6 +50,11 @@ static int w_step(void *state, cc_auth *auth, const uint8_t *in, size_t in_len)
     if (!in && mode == M_BIG_NEGOTIATE) {
         memset(tok + n, 0, 2000 - n);
         cc_auth_set_output(auth, tok, 2000);
+    } else if (!in && (mode == M_OEM_ONLY || mode == M_NEITHER)) {
+        tok[12] &= (uint8_t)~0x01; /* NTLMSSP_NEGOTIATE_UNICODE off */
+        if (mode == M_OEM_ONLY)
+            tok[12] |= 0x02; /* NTLMSSP_NEGOTIATE_OEM on, as python3-ntlm-auth sends it */
+        cc_auth_set_output(auth, tok, n);
     } else if (!in && mode == M_HUGE) {
         memset(tok + n, 0, 100000 - n);
         cc_auth_set_output(auth, tok, 100000);
@@ -187,6 +192,19 @@ static void test_oversized(void)
     T_CONTAINS(em, "client: nt token of 100000 bytes exceeds the limit");
 }
 
+/* The real cc-client answers an OEM-only NEGOTIATE with an OEM CHALLENGE (MS-NLMP
+ * 3.2.5.1.1), which our own console, always Unicode, then refuses; one with neither
+ * character set is refused by the client. */
+static void test_negotiate_charset(void)
+{
+    T_ASSERT(started);
+    T_EQ(console(M_OEM_ONLY, "alice-pw", em, sizeof em), CC_ERR_AUTH_TOKEN);
+    T_CONTAINS(em, "CHALLENGE NegotiateFlags lack NTLMSSP_NEGOTIATE_UNICODE (0xa2898206)");
+    T_EQ(console(M_NEITHER, "alice-pw", em, sizeof em), CC_ERR_AUTH_TOKEN);
+    T_CONTAINS(em, "client: nt: NEGOTIATE NegotiateFlags (0xa2088204) set neither NTLMSSP_NEGOTIATE_UNICODE nor");
+    T_ASSERT(client_said("set neither NTLMSSP_NEGOTIATE_UNICODE nor NTLMSSP_NEGOTIATE_OEM"));
+}
+
 static void test_still_serving(void)
 {
     T_ASSERT(started);
@@ -205,6 +223,7 @@ int main(void)
     t_run("channel_binding_mismatch", test_channel_binding_mismatch);
     t_run("truncated_authenticate", test_truncated);
     t_run("oversized_tokens", test_oversized);
+    t_run("negotiate_charset", test_negotiate_charset);
     t_run("client_still_serving", test_still_serving);
     if (client_pid > 0) {
         kill(client_pid, SIGTERM);
