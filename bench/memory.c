@@ -308,7 +308,7 @@ static void raw_ctxs(SSL_CTX **cli, SSL_CTX **srv)
         die("SSL_CTX_new");
     SSL_CTX *both[2] = {*cli, *srv};
     for (int i = 0; i < 2; i++) {
-        SSL_CTX_set_min_proto_version(both[i], TLS1_2_VERSION);
+        SSL_CTX_set_min_proto_version(both[i], TLS1_3_VERSION);
         SSL_CTX_set_options(both[i], SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET |
                                          SSL_OP_CIPHER_SERVER_PREFERENCE);
         if (SSL_CTX_set_cipher_list(both[i], tls12) != 1)
