@@ -3,7 +3,8 @@
 # prints their figures; never a pass/fail test. Usage: bench/run.sh [BUILD_DIR]
 # Sizes: CC_BENCH_BYTES (throughput, default 256M), CC_BENCH_REPEAT (default 3),
 # CC_BENCH_SECONDS (handshake and krb5, per phase, default 3), CC_BENCH_CONSOLES (consoles:
-# the N to run, default "10 1000 10000"). Throughput runs twice: one
+# the N to run, default "10 1000 10000"), CC_BENCH_SESSIONS (memory, pairs,
+# default 1000). Throughput runs twice: one
 # thread driving both ends, then sender and receiver on two threads. Then
 # bench/flights.sh: round trips to established through a delay relay
 # (CC_BENCH_DELAY_MS, default 20 each way; CC_BENCH_RUNS, default 5).

@@ -134,24 +134,18 @@ void cc__auth_conf_free(cc__auth_conf *c)
 
 /* ---- the per-session handle ---- */
 
-struct cc_auth {
-    const cc_context *ctx;
-    const struct cc__auth_entry *entry;
-    int role;
+/* What the exchange needs only while it runs: allocated with the handle and
+ * freed, wiped, by cc__auth_end, so an established session keeps only the
+ * small part below. */
+struct auth_live {
     void *state; /* the mechanism's, from vt.start */
-    bool started, done, mutual;
+    bool started;
     uint32_t max_token;
-    /* inputs */
     uint8_t cb[CC__BINDING_LEN];
     bool have_cb;
-    const char *peer_name;
     const char *user, *domain, *password; /* borrowed from the session */
-    /* outputs */
-    cc__buf out;
+    cc__buf out;                          /* the last step's token */
     bool have_out;
-    char *identity;
-    size_t n_attrs, cap_attrs;
-    char **attrs; /* key, value, key, value, ... grown on demand */
     char detail[CC__DETAIL_MAX];
     cc_job *job;          /* submitted by step, taken by the session */
     bool have_job_result; /* during the step after a job: its outcome */
@@ -159,88 +153,140 @@ struct cc_auth {
     char job_detail[CC__DETAIL_MAX];
 };
 
+/* Attributes: while the mechanism runs, one offset per attribute (uint32_t)
+ * in attr_off and its "key\0value\0" in attr_str; when it finishes both are
+ * packed into one block sized to fit (the offsets, then the strings), which
+ * stays where it is until the handle is freed. */
+struct cc_auth {
+    const cc_context *ctx;
+    const struct cc__auth_entry *entry;
+    int role;
+    bool done, mutual;
+    const char *peer_name;
+    char *identity;
+    size_t n_attrs;
+    cc__buf attr_off, attr_str;
+    uint8_t *attrs; /* the packed block, once the mechanism finished */
+    struct auth_live *live;
+};
+
+/* One block sized to fit; when there is no memory for it the attributes
+ * stay where they are, as readable. */
+static void pack_attrs(cc_auth *a)
+{
+    size_t no = cc__buf_size(&a->attr_off), ns = cc__buf_size(&a->attr_str);
+    if (a->attrs || !a->n_attrs)
+        return;
+    uint8_t *blk = cc__malloc(a->ctx, no + ns);
+    if (!blk)
+        return;
+    memcpy(blk, cc__buf_head(&a->attr_off), no);
+    memcpy(blk + no, cc__buf_head(&a->attr_str), ns);
+    cc__buf_free(a->ctx, &a->attr_off);
+    cc__buf_free(a->ctx, &a->attr_str);
+    a->attrs = blk;
+}
+
 cc_auth *cc__auth_new(const cc_context *ctx, const struct cc__auth_entry *entry, int role, const char *peer_name)
 {
     cc_auth *a = cc__calloc(ctx, sizeof *a);
-    if (!a)
+    struct auth_live *l = a ? cc__calloc(ctx, sizeof *l) : NULL;
+    if (!l) {
+        cc__free(ctx, a);
         return NULL;
+    }
     a->ctx = ctx;
     a->entry = entry;
     a->role = role;
-    a->max_token = cc__cbase(ctx)->limit[CC_LIMIT_AUTH_TOKEN];
     a->peer_name = peer_name;
+    a->live = l;
+    l->max_token = cc__cbase(ctx)->limit[CC_LIMIT_AUTH_TOKEN];
     return a;
 }
 
 void cc__auth_set_binding(cc_auth *a, const uint8_t *cb)
 {
-    memcpy(a->cb, cb, sizeof a->cb);
-    a->have_cb = true;
+    if (!a->live)
+        return;
+    memcpy(a->live->cb, cb, sizeof a->live->cb);
+    a->live->have_cb = true;
 }
 
 void cc__auth_set_credentials(cc_auth *a, const char *user, const char *domain, const char *password)
 {
-    a->user = user;
-    a->domain = domain;
-    a->password = password;
+    if (!a->live)
+        return;
+    a->live->user = user;
+    a->live->domain = domain;
+    a->live->password = password;
 }
 
 int cc__auth_step(cc_auth *a, const uint8_t *in, size_t in_len)
 {
+    struct auth_live *l = a->live;
     int r;
-    cc__buf_free(a->ctx, &a->out);
-    a->have_out = false;
-    a->detail[0] = 0;
-    if (in_len > a->max_token) {
-        cc__fmt(a->detail, sizeof a->detail, "%s token of %zu bytes exceeds the limit of %u bytes", a->entry->vt.name,
-                in_len, a->max_token);
+    if (!l)
+        return CC_ERR_STATE; /* ended: nothing is left to step */
+    cc__buf_free(a->ctx, &l->out);
+    l->have_out = false;
+    l->detail[0] = 0;
+    if (in_len > l->max_token) {
+        cc__fmt(l->detail, sizeof l->detail, "%s token of %zu bytes exceeds the limit of %u bytes", a->entry->vt.name,
+                in_len, l->max_token);
         return CC_ERR_AUTH_TOKEN;
     }
-    if (!a->started) {
-        a->started = true;
-        r = a->entry->vt.start(a->entry->mech_data, a, &a->state);
+    if (!l->started) {
+        l->started = true;
+        r = a->entry->vt.start(a->entry->mech_data, a, &l->state);
         if (r < 0)
             goto fail;
     }
-    r = a->entry->vt.step(a->state, a, in, in_len);
+    r = a->entry->vt.step(l->state, a, in, in_len);
     if (r < 0)
         goto fail;
-    if (r == CC_AUTH_PENDING && !a->job) {
-        cc__fmt(a->detail, sizeof a->detail, "%s returned PENDING without submitting a job", a->entry->vt.name);
+    if (r == CC_AUTH_PENDING && !l->job) {
+        cc__fmt(l->detail, sizeof l->detail, "%s returned PENDING without submitting a job", a->entry->vt.name);
         return CC_ERR_INTERNAL;
     }
     if (r != CC_AUTH_DONE && r != CC_AUTH_CONTINUE && r != CC_AUTH_PENDING) {
-        cc__fmt(a->detail, sizeof a->detail, "%s returned %d from step", a->entry->vt.name, r);
+        cc__fmt(l->detail, sizeof l->detail, "%s returned %d from step", a->entry->vt.name, r);
         return CC_ERR_INTERNAL;
     }
     if (r == CC_AUTH_DONE && a->role == CC_ROLE_CLIENT && !a->identity) {
-        cc__fmt(a->detail, sizeof a->detail, "%s finished without setting an identity", a->entry->vt.name);
+        cc__fmt(l->detail, sizeof l->detail, "%s finished without setting an identity", a->entry->vt.name);
         return CC_ERR_INTERNAL;
     }
-    if (r == CC_AUTH_DONE)
+    if (r == CC_AUTH_DONE) {
         a->done = true;
+        pack_attrs(a); /* before anyone reads them as final: the policy callback, the host */
+    }
     return r;
 fail:
-    if (!a->detail[0])
-        cc__fmt(a->detail, sizeof a->detail, "%s: %s", a->entry->vt.name, cc_strerror(r));
+    if (!l->detail[0])
+        cc__fmt(l->detail, sizeof l->detail, "%s: %s", a->entry->vt.name, cc_strerror(r));
     return r;
 }
 
 cc_job *cc__auth_take_job(cc_auth *a)
 {
-    cc_job *j = a->job;
-    a->job = NULL;
+    if (!a->live)
+        return NULL;
+    cc_job *j = a->live->job;
+    a->live->job = NULL;
     return j;
 }
 
 int cc__auth_resume(cc_auth *a, const cc_job *j)
 {
-    a->have_job_result = true;
-    a->job_result = j->answered ? j->result : CC_ERR_CANCELLED;
-    cc__fmt(a->job_detail, sizeof a->job_detail, "%s",
+    struct auth_live *l = a->live;
+    if (!l)
+        return CC_ERR_STATE;
+    l->have_job_result = true;
+    l->job_result = j->answered ? j->result : CC_ERR_CANCELLED;
+    cc__fmt(l->job_detail, sizeof l->job_detail, "%s",
             j->answered ? j->detail : "the host handed the job back without running or answering it");
     int r = cc__auth_step(a, NULL, 0);
-    a->have_job_result = false;
+    l->have_job_result = false;
     return r;
 }
 
@@ -258,13 +304,14 @@ bool cc__auth_mutual(const cc_auth *a)
 }
 bool cc__auth_output(const cc_auth *a, const uint8_t **p, size_t *len)
 {
-    *p = a->have_out ? cc__buf_head(&a->out) : NULL;
-    *len = a->have_out ? cc__buf_size(&a->out) : 0;
-    return a->have_out;
+    bool have = a->live && a->live->have_out;
+    *p = have ? cc__buf_head(&a->live->out) : NULL;
+    *len = have ? cc__buf_size(&a->live->out) : 0;
+    return have;
 }
 const char *cc__auth_detail(const cc_auth *a)
 {
-    return a->detail;
+    return a->live ? a->live->detail : "";
 }
 const char *cc__auth_identity(const cc_auth *a)
 {
@@ -277,23 +324,30 @@ size_t cc__auth_attr_count(const cc_auth *a)
 void cc__auth_attr(const cc_auth *a, size_t i, const char **key, const char **value)
 {
     assert(i < a->n_attrs);
-    *key = a->attrs[2 * i];
-    *value = a->attrs[2 * i + 1];
+    const uint8_t *off = a->attrs ? a->attrs : cc__buf_head(&a->attr_off);
+    const char *str =
+        a->attrs ? (const char *)a->attrs + a->n_attrs * sizeof(uint32_t) : (const char *)cc__buf_head(&a->attr_str);
+    uint32_t o;
+    memcpy(&o, off + i * sizeof o, sizeof o);
+    *key = str + o;
+    *value = *key + strlen(*key) + 1;
 }
 
 void cc__auth_end(cc_auth *a)
 {
-    if (a->started && a->state)
-        a->entry->vt.end(a->state);
-    a->state = NULL;
-    if (a->job)
-        cc_job_free(a->job);
-    a->job = NULL;
-    cc__buf_free(a->ctx, &a->out);
-    a->have_out = false;
-    a->user = a->domain = a->password = NULL;
-    cc__wipe(a->cb, sizeof a->cb);
-    cc__wipe(a->job_detail, sizeof a->job_detail);
+    struct auth_live *l = a->live;
+    if (!l)
+        return;
+    if (l->started && l->state)
+        a->entry->vt.end(l->state);
+    l->state = NULL;
+    if (l->job)
+        cc_job_free(l->job);
+    l->job = NULL;
+    cc__buf_free(a->ctx, &l->out);
+    cc__wipe(l, sizeof *l); /* the binding, the credentials' pointers, the job's detail */
+    cc__free(a->ctx, l);
+    a->live = NULL;
 }
 
 void cc__auth_free(cc_auth *a)
@@ -302,8 +356,8 @@ void cc__auth_free(cc_auth *a)
         return;
     cc__auth_end(a);
     cc__free(a->ctx, a->identity);
-    for (size_t i = 0; i < 2 * a->n_attrs; i++)
-        cc__free(a->ctx, a->attrs[i]);
+    cc__buf_free(a->ctx, &a->attr_off);
+    cc__buf_free(a->ctx, &a->attr_str);
     cc__free(a->ctx, a->attrs);
     const cc_context *ctx = a->ctx;
     cc__wipe(a, sizeof *a);
@@ -321,10 +375,10 @@ CC_API int cc_auth_channel_binding(const cc_auth *a, const uint8_t **data, size_
 {
     if (!a || !data || !len)
         return CC_ERR_INVALID;
-    if (!a->have_cb)
+    if (!a->live || !a->live->have_cb)
         return CC_ERR_STATE;
-    *data = a->cb;
-    *len = sizeof a->cb;
+    *data = a->live->cb;
+    *len = sizeof a->live->cb;
     return CC_OK;
 }
 
@@ -337,12 +391,13 @@ CC_API int cc_auth_credentials(const cc_auth *a, const char **user, const char *
 {
     if (!a)
         return CC_ERR_INVALID;
+    const struct auth_live *l = a->live;
     if (user)
-        *user = a->user;
+        *user = l ? l->user : NULL;
     if (domain)
-        *domain = a->domain;
+        *domain = l ? l->domain : NULL;
     if (password)
-        *password = a->password;
+        *password = l ? l->password : NULL;
     return CC_OK;
 }
 
@@ -350,12 +405,15 @@ CC_API int cc_auth_set_output(cc_auth *a, const void *token, size_t len)
 {
     if (!a || (!token && len))
         return CC_ERR_INVALID;
-    if (len > a->max_token)
+    struct auth_live *l = a->live;
+    if (!l)
+        return CC_ERR_STATE;
+    if (len > l->max_token)
         return cc_auth_set_error(a, CC_ERR_AUTH_TOKEN, "output token larger than the token limit");
-    cc__buf_free(a->ctx, &a->out);
-    if (cc__buf_append(a->ctx, &a->out, token, len) < 0)
+    cc__buf_free(a->ctx, &l->out);
+    if (cc__buf_append(a->ctx, &l->out, token, len) < 0)
         return CC_ERR_NOMEM;
-    a->have_out = true;
+    l->have_out = true;
     return CC_OK;
 }
 
@@ -373,31 +431,21 @@ CC_API int cc_auth_set_identity(cc_auth *a, const char *identity)
 
 CC_API int cc_auth_add_attribute(cc_auth *a, const char *key, const char *value)
 {
-    if (!a || !key || !value || strlen(key) > 64 || strlen(value) > 4096)
+    size_t kl = key ? strlen(key) : 0, vl = value ? strlen(value) : 0;
+    if (!a || !key || !value || kl > 64 || vl > 4096)
         return CC_ERR_INVALID;
+    if (!a->live || a->done)
+        return CC_ERR_STATE; /* packed once the mechanism finished */
     if (a->n_attrs == CC__AUTH_MAX_ATTRS)
         return CC_ERR_AGAIN;
-    if (a->n_attrs == a->cap_attrs) {
-        size_t cap = a->cap_attrs ? 2 * a->cap_attrs : 8;
-        if (cap > CC__AUTH_MAX_ATTRS)
-            cap = CC__AUTH_MAX_ATTRS;
-        char **grown = cc__malloc(a->ctx, 2 * cap * sizeof *grown);
-        if (!grown)
-            return CC_ERR_NOMEM;
-        if (a->n_attrs)
-            memcpy(grown, a->attrs, 2 * a->n_attrs * sizeof *grown);
-        cc__free(a->ctx, a->attrs);
-        a->attrs = grown;
-        a->cap_attrs = cap;
-    }
-    char *k = cc__strdup(a->ctx, key), *v = cc__strdup(a->ctx, value);
-    if (!k || !v) {
-        cc__free(a->ctx, k);
-        cc__free(a->ctx, v);
+    /* Both reservations first, so running out of memory adds nothing. */
+    size_t at = cc__buf_size(&a->attr_str);
+    uint32_t o = (uint32_t)at; /* at most 1024 * (64 + 4096 + 2) bytes */
+    if (!cc__buf_reserve(a->ctx, &a->attr_off, sizeof o) || !cc__buf_reserve(a->ctx, &a->attr_str, kl + vl + 2))
         return CC_ERR_NOMEM;
-    }
-    a->attrs[2 * a->n_attrs] = k;
-    a->attrs[2 * a->n_attrs + 1] = v;
+    cc__buf_append(a->ctx, &a->attr_off, &o, sizeof o);
+    cc__buf_append(a->ctx, &a->attr_str, key, kl + 1);
+    cc__buf_append(a->ctx, &a->attr_str, value, vl + 1);
     a->n_attrs++;
     return CC_OK;
 }
@@ -416,7 +464,8 @@ CC_API int cc_auth_set_error(cc_auth *a, int code, const char *detail)
 {
     if (!a)
         return CC_ERR_INVALID;
-    cc__fmt(a->detail, sizeof a->detail, "%s", detail ? detail : cc_strerror(code));
+    if (a->live)
+        cc__fmt(a->live->detail, sizeof a->live->detail, "%s", detail ? detail : cc_strerror(code));
     return code;
 }
 
@@ -453,7 +502,7 @@ CC_API int cc_auth_submit_job(cc_auth *a, int (*run)(void *), void (*free_data)(
 {
     if (!a || !run)
         return CC_ERR_INVALID;
-    if (a->job)
+    if (!a->live || a->live->job)
         return CC_ERR_STATE;
     struct auth_job *j = (struct auth_job *)cc__job_alloc(a->ctx, sizeof *j, CC_JOB_AUTH, &auth_job_ops);
     if (!j) {
@@ -464,7 +513,7 @@ CC_API int cc_auth_submit_job(cc_auth *a, int (*run)(void *), void (*free_data)(
     j->run = run;
     j->free_data = free_data;
     j->data = data;
-    a->job = &j->base;
+    a->live->job = &j->base;
     return CC_OK;
 }
 
@@ -472,11 +521,11 @@ CC_API int cc_auth_job_result(const cc_auth *a, const char **detail)
 {
     if (!a)
         return CC_ERR_INVALID;
-    if (!a->have_job_result)
+    if (!a->live || !a->live->have_job_result)
         return CC_ERR_STATE;
     if (detail)
-        *detail = a->job_detail;
-    return a->job_result;
+        *detail = a->live->job_detail;
+    return a->live->job_result;
 }
 
 CC_API uint32_t cc_auth_job_timeout_ms(const cc_auth *a)

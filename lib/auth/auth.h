@@ -91,10 +91,13 @@ bool cc__auth_output(const cc_auth *a, const uint8_t **p, size_t *len);
 const char *cc__auth_detail(const cc_auth *a);
 const char *cc__auth_identity(const cc_auth *a); /* NULL until set */
 size_t cc__auth_attr_count(const cc_auth *a);
+/* The strings stay where they are from the mechanism's CC_AUTH_DONE on (its
+ * attributes are packed then) until the handle is freed. */
 void cc__auth_attr(const cc_auth *a, size_t i, const char **key, const char **value);
 
-/* Ends the mechanism (vt->end wipes its secrets), drops the borrowed
- * credentials and the last token; keeps name, identity and attributes. */
+/* Ends the mechanism (vt->end wipes its secrets) and frees, wiped, all that
+ * only the exchange needed (the borrowed credentials, the binding, the last
+ * token, the details); keeps name, identity and attributes. */
 void cc__auth_end(cc_auth *a);
 /* cc__auth_end, then frees the handle. NULL is fine. */
 void cc__auth_free(cc_auth *a);

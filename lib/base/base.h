@@ -137,7 +137,8 @@ uint64_t cc__now_ms(void); /* CLOCK_MONOTONIC */
 /* ---- logging ---- */
 void cc__log(const cc_context *ctx, int level, const char *fmt, ...) CC__PRINTF(3, 4);
 
-/* ---- growable byte buffer: bytes [off, len) are live ---- */
+/* ---- growable byte buffer: bytes [off, len) are live ----
+ * Storage starts at 256 bytes and doubles until the reservation fits. */
 typedef struct cc__buf {
     uint8_t *data;
     size_t off, len, cap;
@@ -156,6 +157,12 @@ static inline uint8_t *cc__buf_head(const cc__buf *b)
 }
 /* Wipes and frees. */
 void cc__buf_free(const cc_context *ctx, cc__buf *b);
+/* Frees the storage of an empty buffer (nothing when bytes are live), so a
+ * drained buffer holds no memory until it is used again. It does not wipe:
+ * use it for bytes that are no secret (TLS records), or when whoever
+ * consumes the buffer wipes what it takes (growing and compacting wipe what
+ * they leave behind, so nothing else remains). */
+void cc__buf_release_nowipe(const cc_context *ctx, cc__buf *b);
 
 /* ---- jobs ---- */
 struct cc__job_ops {

@@ -124,12 +124,14 @@ uint8_t *cc__buf_reserve(const cc_context *ctx, cc__buf *b, size_t n)
     if (b->cap - b->len < n) {
         /* Compact first: the live bytes move to the front. */
         if (b->off) {
-            memmove(b->data, b->data + b->off, b->len - b->off);
-            b->len -= b->off;
+            size_t live = b->len - b->off;
+            memmove(b->data, b->data + b->off, live);
+            cc__wipe(b->data + live, b->len - live); /* no stale copy is left behind */
+            b->len = live;
             b->off = 0;
         }
         if (b->cap - b->len < n) {
-            size_t cap = b->cap ? b->cap : 4096;
+            size_t cap = b->cap ? b->cap : 256; /* small: most buffers hold one frame, then are released */
             while (cap - b->len < n) {
                 if (cap > SIZE_MAX / 2)
                     return NULL;
@@ -179,4 +181,12 @@ void cc__buf_free(const cc_context *ctx, cc__buf *b)
         cc__free(ctx, b->data);
     }
     memset(b, 0, sizeof *b);
+}
+
+void cc__buf_release_nowipe(const cc_context *ctx, cc__buf *b)
+{
+    if (b->data && b->off == b->len) {
+        cc__free(ctx, b->data);
+        memset(b, 0, sizeof *b);
+    }
 }

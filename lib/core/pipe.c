@@ -1,11 +1,15 @@
-/* pipe.c -- moves a session's bytes: preamble out and in, TLS over memory
- * BIOs, plaintext sealed into records and flushed, records back into frames. */
+/* pipe.c -- moves a session's bytes: preamble out and in, TLS, plaintext
+ * sealed into records and flushed, records back into frames. */
 #include "pipe.h"
 
 #include <string.h>
 
 #define READ_CHUNK  16384
 #define READ_BUDGET (256u * 1024) /* bytes read per step */
+/* A record's bytes beyond its plaintext, at most: header 5, TLS 1.2's explicit
+ * nonce 8 or TLS 1.3's content type 1, tag 16. */
+#define RECORD_OVERHEAD 32
+#define FLUSH_SLICE     (64u * 1024) /* plaintext sealed at a time while flushing */
 
 struct cc__pipe {
     const cc_context *ctx;
@@ -22,7 +26,10 @@ struct cc__pipe {
     size_t pre_in_len;
     cc__tls *tls;
 
-    cc__buf rawout;    /* sealed bytes (and our preamble) for the transport */
+    /* Each buffer is released as soon as it is drained, so an idle session
+     * holds none of them. Unwiped (cc__buf_release_nowipe): rawout holds
+     * records, and the plaintext of the other two is wiped as it is taken. */
+    cc__buf rawout;    /* our preamble, then TLS's records, for the transport */
     cc__buf plain_in;  /* decrypted bytes not yet taken as frames */
     cc__buf plain_out; /* frames not yet sealed */
     size_t frame_len;  /* the frame cc__pipe_frame returned, to drop */
@@ -70,6 +77,7 @@ static int tls_begin(cc__pipe *p, char *detail, size_t dn)
     p->tls = cc__tls_new(p->ctx, p->conf, p->owner, p->peer_name, detail, dn);
     if (!p->tls)
         return detail[0] ? CC_ERR_INVALID : CC_ERR_NOMEM;
+    cc__tls_set_output(p->tls, &p->rawout);
     return CC_OK;
 }
 
@@ -192,24 +200,25 @@ const cc__tls *cc__pipe_tls(const cc__pipe *p)
     return p->tls;
 }
 
-static int seal(cc__pipe *p, char *detail, size_t dn)
+/* Seals up to `max` bytes of the queued plaintext into records (they go
+ * straight to rawout), wiping the plaintext as it goes. */
+static int seal_some(cc__pipe *p, size_t max, char *detail, size_t dn)
 {
     if (!p->tls)
         return CC_OK;
     size_t n = cc__buf_size(&p->plain_out);
+    if (n > max)
+        n = max;
     if (n) {
+        /* Room for all the records at once: rawout then grows by no copies. */
+        if (!cc__buf_reserve(p->ctx, &p->rawout, n + (n / 16384 + 1) * RECORD_OVERHEAD))
+            return CC_ERR_NOMEM;
         int r = cc__tls_write(p->tls, cc__buf_head(&p->plain_out), n, detail, dn);
         if (r < 0)
             return r;
         cc__wipe(cc__buf_head(&p->plain_out), n);
         cc__buf_consume(&p->plain_out, n);
-    }
-    size_t pend = cc__tls_out_pending(p->tls);
-    if (pend) {
-        uint8_t *d = cc__buf_reserve(p->ctx, &p->rawout, pend);
-        if (!d)
-            return CC_ERR_NOMEM;
-        p->rawout.len += cc__tls_out_take(p->tls, d, pend);
+        cc__buf_release_nowipe(p->ctx, &p->plain_out); /* wiped as it was sealed */
     }
     return CC_OK;
 }
@@ -217,6 +226,11 @@ static int seal(cc__pipe *p, char *detail, size_t dn)
 bool cc__pipe_preamble_ok(const cc__pipe *p)
 {
     return p->pre_ok;
+}
+
+static int seal(cc__pipe *p, char *detail, size_t dn)
+{
+    return seal_some(p, SIZE_MAX, detail, dn);
 }
 
 int cc__pipe_handshake(cc__pipe *p, char *detail, size_t dn)
@@ -248,14 +262,18 @@ int cc__pipe_frame(cc__pipe *p, uint32_t max_len, cc__frame_hdr *h, const uint8_
             p->frame_len = CC__FRAME_HDR + h->len;
             return 1;
         }
-        if (p->in_done || !p->open)
+        if (p->in_done || !p->open) {
+            cc__buf_release_nowipe(p->ctx, &p->plain_in); /* frames are wiped as they are taken */
             return 0;
+        }
         uint8_t *d = cc__buf_reserve(p->ctx, &p->plain_in, READ_CHUNK);
         if (!d)
             return CC_ERR_NOMEM;
         r = cc__tls_read(p->tls, d, READ_CHUNK, detail, dn);
-        if (r == 0)
+        if (r == 0) {
+            cc__buf_release_nowipe(p->ctx, &p->plain_in);
             return 0;
+        }
         if (r == CC__TLS_EOF) {
             p->in_done = true;
             return CC__PIPE_BYE;
@@ -270,6 +288,7 @@ void cc__pipe_frame_done(cc__pipe *p)
 {
     cc__wipe(cc__buf_head(&p->plain_in), p->frame_len);
     cc__buf_consume(&p->plain_in, p->frame_len);
+    cc__buf_release_nowipe(p->ctx, &p->plain_in);
     p->frame_len = 0;
 }
 
@@ -292,10 +311,15 @@ bool cc__pipe_want_write(const cc__pipe *p)
 
 int cc__pipe_flush(cc__pipe *p, char *detail, size_t dn)
 {
-    int r = seal(p, detail, dn);
-    if (r < 0)
-        return r;
-    while (cc__buf_size(&p->rawout)) {
+    /* A slice at a time, so rawout stays small however much is queued. */
+    for (;;) {
+        if (!cc__buf_size(&p->rawout)) {
+            int r = seal_some(p, FLUSH_SLICE, detail, dn);
+            if (r < 0)
+                return r;
+            if (!cc__buf_size(&p->rawout))
+                break;
+        }
         long w = cc__transport_send(&p->tr, cc__buf_head(&p->rawout), cc__buf_size(&p->rawout), detail, dn);
         if (w == CC_IO_WOULD_BLOCK)
             return CC_OK;
@@ -305,6 +329,7 @@ int cc__pipe_flush(cc__pipe *p, char *detail, size_t dn)
             return CC_ERR_IO;
         cc__buf_consume(&p->rawout, (size_t)w);
     }
+    cc__buf_release_nowipe(p->ctx, &p->rawout);
     return CC_OK;
 }
 

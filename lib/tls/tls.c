@@ -1,4 +1,4 @@
-/* tls.c -- OpenSSL over memory BIOs: TLS 1.2+ with forward-secret AEAD
+/* tls.c -- OpenSSL over a BIO of our own: TLS 1.2+ with forward-secret AEAD
  * ciphers, the client's certificate, and the console's trust decision. */
 #include "tls.h"
 
@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <string.h>
 
 struct cc__tls {
@@ -14,7 +15,10 @@ struct cc__tls {
     const cc__tls_conf *conf;
     cc_session *session;
     SSL *ssl;
-    BIO *rbio, *wbio; /* network -> ssl, ssl -> network */
+    BIO *bio;     /* ours, both ways: reads take from `in`, writes append to `out` */
+    cc__buf in;   /* network bytes fed and not yet taken by OpenSSL */
+    cc__buf *out; /* where records go (cc__tls_set_output) */
+    bool nomem;   /* a write to `out` found no memory (in the SSL call now running) */
     bool done;
     int verify_code; /* set when our certificate policy refused */
     char verify_detail[CC__DETAIL_MAX];
@@ -189,6 +193,85 @@ static int verify_cb(X509_STORE_CTX *xs, void *arg)
     return ok;
 }
 
+/* ---- the session's BIO ----
+ * A memory BIO keeps the largest buffer it ever held for the connection's
+ * life, and the bytes sealed into it were copied once more on their way to
+ * the transport. Ours holds nothing: records are appended straight to the
+ * pipe's output buffer, and the bytes fed in wait in `in`, which is freed as
+ * soon as OpenSSL has taken them all. With SSL_MODE_RELEASE_BUFFERS an idle
+ * connection then holds no record buffer at all. */
+
+static BIO_METHOD *bio_method; /* made once per process, on first use; never freed */
+static pthread_mutex_t bio_method_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int bio_write(BIO *b, const char *data, int len)
+{
+    cc__tls *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    if (!t->out || cc__buf_append(t->ctx, t->out, data, (size_t)len) < 0) {
+        t->nomem = true;
+        return -1;
+    }
+    return len;
+}
+
+static int bio_read(BIO *b, char *buf, int len)
+{
+    cc__tls *t = BIO_get_data(b);
+    size_t have = cc__buf_size(&t->in);
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    if (!have) {
+        BIO_set_retry_read(b); /* empty means "retry", not end of stream */
+        return -1;
+    }
+    size_t n = (size_t)len < have ? (size_t)len : have;
+    memcpy(buf, cc__buf_head(&t->in), n);
+    cc__buf_consume(&t->in, n);
+    cc__buf_release_nowipe(t->ctx, &t->in);
+    return (int)n;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num, (void)ptr;
+    const cc__tls *t = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_PENDING:
+        return t ? (long)cc__buf_size(&t->in) : 0;
+    default:
+        return 0; /* WPENDING included: what is written is already the pipe's */
+    }
+}
+
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *session_bio_method(void)
+{
+    pthread_mutex_lock(&bio_method_lock);
+    if (!bio_method) { /* retried on the next session if OpenSSL ran out of memory */
+        BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "carboncopy session");
+        if (m && (BIO_meth_set_write(m, bio_write) != 1 || BIO_meth_set_read(m, bio_read) != 1 ||
+                  BIO_meth_set_ctrl(m, bio_ctrl) != 1 || BIO_meth_set_create(m, bio_create) != 1)) {
+            BIO_meth_free(m);
+            m = NULL;
+        }
+        bio_method = m;
+    }
+    BIO_METHOD *m = bio_method;
+    pthread_mutex_unlock(&bio_method_lock);
+    return m;
+}
+
 cc__tls *cc__tls_new(const cc_context *ctx, const cc__tls_conf *conf, cc_session *s, const char *peer_name,
                      char *detail, size_t n)
 {
@@ -198,20 +281,20 @@ cc__tls *cc__tls_new(const cc_context *ctx, const cc__tls_conf *conf, cc_session
     t->ctx = ctx;
     t->conf = conf;
     t->session = s;
+    BIO_METHOD *m = session_bio_method();
     t->ssl = SSL_new(conf->ssl_ctx);
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
-    if (!t->ssl || !t->rbio || !t->wbio) {
-        BIO_free(t->rbio);
-        BIO_free(t->wbio);
+    t->bio = m ? BIO_new(m) : NULL;
+    if (!t->ssl || !t->bio) {
+        BIO_free(t->bio);
         SSL_free(t->ssl);
         cc__free(ctx, t);
         return NULL;
     }
-    BIO_set_mem_eof_return(t->rbio, -1); /* empty means "retry", not end of stream */
-    BIO_set_mem_eof_return(t->wbio, -1);
-    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    BIO_set_data(t->bio, t);
+    SSL_set_bio(t->ssl, t->bio, t->bio); /* one BIO both ways: one reference taken */
     SSL_set_app_data(t->ssl, t);
+    /* No record buffers while nothing is in flight (an idle session's largest share). */
+    SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
     if (cc__cbase(ctx)->role == CC_ROLE_CONSOLE) {
         SSL_set_connect_state(t->ssl);
         if (peer_name && !conf->have_pin) {
@@ -237,24 +320,19 @@ void cc__tls_free(cc__tls *t)
 {
     if (!t)
         return;
-    SSL_free(t->ssl); /* frees both BIOs */
+    SSL_free(t->ssl); /* frees the BIO */
+    cc__buf_free(t->ctx, &t->in);
     cc__free(t->ctx, t);
+}
+
+void cc__tls_set_output(cc__tls *t, cc__buf *out)
+{
+    t->out = out;
 }
 
 int cc__tls_feed(cc__tls *t, const uint8_t *data, size_t len)
 {
-    return len == 0 || BIO_write(t->rbio, data, (int)len) == (int)len ? CC_OK : CC_ERR_NOMEM;
-}
-
-size_t cc__tls_out_pending(const cc__tls *t)
-{
-    return BIO_ctrl_pending(t->wbio);
-}
-
-size_t cc__tls_out_take(cc__tls *t, uint8_t *buf, size_t len)
-{
-    int r = BIO_read(t->wbio, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-    return r > 0 ? (size_t)r : 0;
+    return cc__buf_append(t->ctx, &t->in, data, len);
 }
 
 static int ssl_failure(cc__tls *t, int r, const char *what, char *detail, size_t n)
@@ -264,6 +342,11 @@ static int ssl_failure(cc__tls *t, int r, const char *what, char *detail, size_t
         return 0;
     if (e == SSL_ERROR_ZERO_RETURN)
         return CC__TLS_EOF;
+    if (t->nomem) {
+        ERR_clear_error();
+        cc__fmt(detail, n, "%s: out of memory for the outgoing records", what);
+        return CC_ERR_NOMEM;
+    }
     if (t->verify_code) {
         ERR_clear_error();
         cc__fmt(detail, n, "%s", t->verify_detail);
@@ -277,6 +360,7 @@ int cc__tls_handshake(cc__tls *t, char *detail, size_t n)
 {
     if (t->done)
         return 1;
+    t->nomem = false;
     int r = SSL_do_handshake(t->ssl);
     if (r != 1) {
         r = ssl_failure(t, r, "TLS handshake failed", detail, n);
@@ -293,6 +377,7 @@ int cc__tls_handshake(cc__tls *t, char *detail, size_t n)
 
 int cc__tls_read(cc__tls *t, uint8_t *buf, size_t len, char *detail, size_t n)
 {
+    t->nomem = false;
     int r = SSL_read(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
     if (r > 0)
         return r;
@@ -303,6 +388,7 @@ int cc__tls_write(cc__tls *t, const uint8_t *data, size_t len, char *detail, siz
 {
     while (len) {
         int chunk = len > 16384 ? 16384 : (int)len;
+        t->nomem = false;
         int r = SSL_write(t->ssl, data, chunk);
         if (r <= 0) {
             r = ssl_failure(t, r, "TLS write failed", detail, n);

@@ -1,5 +1,5 @@
-/* tls.h -- TLS for a session over memory BIOs (OpenSSL), so it runs over a
- * socket or a host transport alike; certificate policy for the console. */
+/* tls.h -- TLS for a session over a BIO of our own (OpenSSL), so it runs over
+ * a socket or a host transport alike; certificate policy for the console. */
 #ifndef CC_TLS_H
 #define CC_TLS_H
 
@@ -32,11 +32,12 @@ int cc__tls_conf_set_ca_file(cc_context *ctx, cc__tls_conf *conf, const char *ca
 cc__tls *cc__tls_new(const cc_context *ctx, const cc__tls_conf *conf, cc_session *s, const char *peer_name,
                      char *detail, size_t detail_len);
 void cc__tls_free(cc__tls *t);
-/* Network bytes in from the peer. */
+/* Where the network bytes for the peer go: every record is appended to `out`
+ * (borrowed; it must outlive t) as it is made. Set before any other call. */
+void cc__tls_set_output(cc__tls *t, cc__buf *out);
+/* Network bytes in from the peer, held only until OpenSSL takes them.
+ * CC_OK or CC_ERR_NOMEM. */
 int cc__tls_feed(cc__tls *t, const uint8_t *data, size_t len);
-/* Network bytes out to the peer: how many wait, and take up to len of them. */
-size_t cc__tls_out_pending(const cc__tls *t);
-size_t cc__tls_out_take(cc__tls *t, uint8_t *buf, size_t len);
 /* 1 when the handshake is complete, 0 while it goes on, < 0 cc_error. */
 int cc__tls_handshake(cc__tls *t, char *detail, size_t detail_len);
 /* Plaintext in: > 0 bytes, 0 when more network bytes are needed, CC__TLS_EOF, < 0 cc_error. */
