@@ -1,6 +1,7 @@
 /* context.c -- cc_context: one configuration (role, TLS material, deadlines,
  * limits, licence source, authenticators) shared read-only by its sessions. */
 #include "core.h"
+#include "resume.h"
 
 #include <ctype.h>
 #include <stddef.h>
@@ -77,6 +78,7 @@ CC_API cc_context *cc_context_new(int role, const cc_allocator *alloc, int *err)
         *err = r;
         return NULL;
     }
+    cc__resume_context_init(ctx);
     *err = CC_OK;
     return ctx;
 }

@@ -59,12 +59,18 @@ int cc__tls_conf_init(cc_context *ctx, cc__tls_conf *conf)
         SSL_CTX_set_cert_verify_callback(c, verify_cb, conf);
     }
     conf->ssl_ctx = c;
+    if (!(conf->tickets = cc__ticket_conf_new(ctx, c))) {
+        SSL_CTX_free(c);
+        conf->ssl_ctx = NULL;
+        return CC_ERR_NOMEM;
+    }
     return CC_OK;
 }
 
 void cc__tls_conf_free(cc_context *ctx, cc__tls_conf *conf)
 {
     SSL_CTX_free(conf->ssl_ctx);
+    cc__ticket_conf_free(ctx, conf->tickets);
     cc__free(ctx, conf->cert_file);
     cc__free(ctx, conf->key_file);
     cc__free(ctx, conf->ca_file);
@@ -212,6 +218,12 @@ cc__tls *cc__tls_new(const cc_context *ctx, const cc__tls_conf *conf, cc_session
     BIO_set_mem_eof_return(t->wbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     SSL_set_app_data(t->ssl, t);
+    int tr = cc__ticket_attach(conf->tickets, t->ssl, s);
+    if (tr < 0) {
+        cc__fmt(detail, n, "%s", cc_strerror(tr));
+        cc__tls_free(t);
+        return NULL;
+    }
     if (cc__cbase(ctx)->role == CC_ROLE_CONSOLE) {
         SSL_set_connect_state(t->ssl);
         if (peer_name && !conf->have_pin) {
@@ -333,6 +345,10 @@ int cc__tls_channel_binding(const cc__tls *t, uint8_t out[32])
 const char *cc__tls_version(const cc__tls *t)
 {
     return t && t->done ? SSL_get_version(t->ssl) : NULL;
+}
+void *cc__tls_ssl(const cc__tls *t)
+{
+    return t ? t->ssl : NULL;
 }
 const char *cc__tls_cipher(const cc__tls *t)
 {
