@@ -10,7 +10,8 @@
 /* One thread drives both ends over a socketpair (the console through the host-transport
  * callbacks), one connection at a time; the phases alternate in short rounds so background
  * load hits both alike. Each connection runs until both ends are established and the console
- * holds its (new) ticket, so both phases include issuing a ticket. CPU time is the process's. */
+ * holds its (new) ticket, so both phases include issuing a ticket. CPU time is the process's.
+ * Raw OpenSSL does the same two (full handshake, resumption) for the baseline ratio. */
 
 #define MAX_SAMPLES 100000
 #define ROUND_S     0.25
@@ -36,6 +37,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static double parse_ms; /* CPU ms of one cc_session_new + cc_session_set_reconnect_ticket + free */
 static uint8_t ticket[CC_RECONNECT_TICKET_MAX];
 static size_t ticket_len;
 
@@ -98,6 +100,68 @@ static void run(struct tp_pair *p, bool resume, double seconds, struct result *r
     r->cpu_s += cpu_s() - c_start;
 }
 
+/* ---- the same with raw OpenSSL: a full TLS 1.3 handshake against a resumption with the ticket
+ * of the one before (server sends one ticket; the client reads it with the server's first byte) */
+
+static SSL_SESSION *raw_sess;
+
+static int raw_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    (void)ssl;
+    SSL_SESSION_free(raw_sess);
+    raw_sess = sess;
+    return 1;
+}
+
+static void raw_one(SSL_CTX *cctx, SSL_CTX *sctx, bool resume)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
+        die("socketpair");
+    SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
+    SSL_set_fd(c, sv[0]);
+    SSL_set_fd(s, sv[1]);
+    SSL_set_connect_state(c);
+    SSL_set_accept_state(s);
+    if (resume && (!raw_sess || SSL_set_session(c, raw_sess) != 1))
+        die("raw: no session to resume");
+    tls_handshake(c, s, sv[0], sv[1]);
+    if (SSL_session_reused(c) != (resume ? 1 : 0))
+        die("raw: the handshake was %sresumed", resume ? "not " : "");
+    unsigned char b = 1;
+    if (SSL_write(s, &b, 1) != 1)
+        die("raw: SSL_write");
+    double t0 = now_s();
+    while (SSL_read(c, &b, 1) != 1) {
+        struct pollfd p = {sv[0], POLLIN, 0};
+        poll(&p, 1, 100);
+        if (now_s() - t0 > PHASE_DEADLINE_S)
+            die("raw: no byte after the handshake");
+    }
+    /* as if closed in order: OpenSSL marks the session of a connection freed without it not resumable */
+    SSL_set_shutdown(c, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    SSL_free(c);
+    SSL_free(s);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void raw_run(SSL_CTX *cctx, SSL_CTX *sctx, bool resume, double seconds, struct result *r)
+{
+    double start = now_s(), c_start = cpu_s();
+    while (now_s() - start < seconds) {
+        double t0 = now_s(), c0 = cpu_s();
+        raw_one(cctx, sctx, resume);
+        if (r->n < MAX_SAMPLES) {
+            r->samples[r->n] = cpu_s() - c0;
+            r->wall[r->n] = now_s() - t0;
+        }
+        r->n++;
+    }
+    r->seconds += now_s() - start;
+    r->cpu_s += cpu_s() - c_start;
+}
+
 static void summarize(struct result *r)
 {
     size_t n = r->n < MAX_SAMPLES ? r->n : MAX_SAMPLES;
@@ -123,16 +187,39 @@ int main(int argc, char **argv)
     }
     bench_setup();
     static struct tp_pair pair;
-    static struct result full, resumed;
+    static struct result full, resumed, raw_full, raw_resumed;
     bench_contexts(&pair, 0);
+    SSL_CTX *cctx, *sctx;
+    tls_ctxs(&cctx, &sctx);
+    SSL_CTX_set_num_tickets(sctx, 1);
+    SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(cctx, raw_new_session);
     one(&pair, false); /* the first ticket */
+    {
+        /* the console's part alone: taking a ticket (parsing the TLS session in it) */
+        double c0 = cpu_s();
+        for (int i = 0; i < 1000; i++) {
+            cc_session *t = cc_session_new(pair.cctx, NULL);
+            if (cc_session_set_reconnect_ticket(t, ticket, ticket_len, 0) != CC_OK)
+                die("cc_session_set_reconnect_ticket");
+            cc_session_free(t);
+        }
+        parse_ms = (cpu_s() - c0);
+    }
     while (full.seconds < seconds || resumed.seconds < seconds) {
         run(&pair, false, ROUND_S, &full);
         one(&pair, false); /* a fresh chain: the reconnect phase starts from a full connection's ticket */
         run(&pair, true, ROUND_S, &resumed);
+        raw_run(cctx, sctx, false, ROUND_S, &raw_full);
+        raw_run(cctx, sctx, true, ROUND_S, &raw_resumed);
     }
     summarize(&full);
     summarize(&resumed);
+    summarize(&raw_full);
+    summarize(&raw_resumed);
+    SSL_SESSION_free(raw_sess);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
     explicit_bzero(ticket, sizeof ticket);
     tp_pair_free(&pair);
     printf("reconnect: connections over a socketpair, one at a time, one thread drives both ends, until both are "
@@ -142,5 +229,13 @@ int main(int argc, char **argv)
     print_result("reconnection (TLS 1.3 resumption, ticket)", &resumed);
     printf("  ratio reconnection / full connection, CPU per connection: %.2f (median %.2f)\n",
            (resumed.cpu_s / (double)resumed.n) / (full.cpu_s / (double)full.n), resumed.median_ms / full.median_ms);
+    printf(
+        "  of which the console taking the ticket (cc_session_new, cc_session_set_reconnect_ticket, free): %.3f ms\n",
+        parse_ms);
+    print_result("raw OpenSSL full handshake + ticket", &raw_full);
+    print_result("raw OpenSSL resumption + ticket", &raw_resumed);
+    printf("  ratio raw resumption / raw full handshake, CPU per connection: %.2f (median %.2f)\n",
+           (raw_resumed.cpu_s / (double)raw_resumed.n) / (raw_full.cpu_s / (double)raw_full.n),
+           raw_resumed.median_ms / raw_full.median_ms);
     return 0;
 }

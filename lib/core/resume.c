@@ -56,13 +56,9 @@ static int accept_ticket(cc_session *s, const cc__ticket_info *info)
     return ctx->resume_fn(ctx->resume_user, s, id, info->mechanism, info->identity) != 0 ? CC_ERR_AUTH_POLICY : CC_OK;
 }
 
-static bool offer_ticket(cc_session *s, const uint8_t **der, size_t *len)
+static void *offer_ticket(cc_session *s)
 {
-    if (!s->rs.offer)
-        return false;
-    *der = s->rs.offer + s->rs.der_off;
-    *len = s->rs.der_len;
-    return true;
+    return s->rs.offer ? s->rs.offer_sess : NULL;
 }
 
 void cc__resume_context_init(cc_context *ctx)
@@ -184,6 +180,7 @@ void cc__resume_free(cc_session *s)
 {
     if (s->rs.offer)
         free_secret_buf(s->ctx, s->rs.offer, s->rs.offer_len);
+    cc__ticket_session_free(s->rs.offer_sess);
     if (s->rs.ticket)
         free_secret_buf(s->ctx, s->rs.ticket, CC_RECONNECT_TICKET_MAX);
     cc__wipe(&s->rs, sizeof s->rs);
@@ -242,10 +239,8 @@ static bool parse_ticket(const uint8_t *t, size_t len, cc__resume *r)
     n += il;
     size_t dl = (size_t)t[n] << 8 | t[n + 1];
     n += 2;
-    if (n + dl != end || !cc__ticket_der_ok(t + n, dl))
+    if (n + dl != end || !(r->offer_sess = cc__ticket_session_parse(t + n, dl)))
         return false;
-    r->der_off = n;
-    r->der_len = dl;
     return true;
 }
 
@@ -259,6 +254,8 @@ CC_API int cc_session_set_reconnect_ticket(cc_session *s, const uint8_t *ticket,
     if (r->offer)
         free_secret_buf(s->ctx, r->offer, r->offer_len);
     r->offer = NULL;
+    cc__ticket_session_free(r->offer_sess);
+    r->offer_sess = NULL;
     if (!parse_ticket(ticket, len, r)) {
         cc__wipe(&r->offer_info, sizeof r->offer_info);
         cc__fmt(s->errmsg, sizeof s->errmsg, "%s", cc_strerror(CC_ERR_RECONNECT_TICKET));

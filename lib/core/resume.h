@@ -15,7 +15,7 @@ typedef struct cc__resume {
     size_t offer_len;
     int offer_flags;
     cc__ticket_info offer_info; /* what the console's ticket says of the session (the client's copy rules) */
-    size_t der_off, der_len;
+    void *offer_sess;           /* the TLS session parsed from it (ticket.c) */
     /* console: the newest ticket for the host */
     uint8_t *ticket;
     size_t ticket_len;

@@ -369,16 +369,9 @@ int cc__ticket_attach(cc__ticket_conf *tc, void *ssl_, cc_session *s)
         OPENSSL_free(ts);
         return CC_ERR_NOMEM;
     }
-    const uint8_t *der;
-    size_t len;
-    if (cc__cbase(tc->ctx)->role == CC_ROLE_CONSOLE && tc->offer && tc->offer(s, &der, &len)) {
-        const unsigned char *p = der;
-        SSL_SESSION *sess = d2i_SSL_SESSION(NULL, &p, (long)len);
-        int ok = sess && SSL_set_session(ssl, sess) == 1;
-        SSL_SESSION_free(sess);
-        if (!ok)
-            return CC_ERR_RECONNECT_TICKET;
-    }
+    void *sess = cc__cbase(tc->ctx)->role == CC_ROLE_CONSOLE && tc->offer ? tc->offer(s) : NULL;
+    if (sess && SSL_set_session(ssl, sess) != 1) /* takes its own reference */
+        return CC_ERR_RECONNECT_TICKET;
     return CC_OK;
 }
 
@@ -438,12 +431,18 @@ int cc__ticket_export_id(void *ssl, uint8_t out[CC__SESSION_ID_LEN])
                : CC_ERR_TLS;
 }
 
-bool cc__ticket_der_ok(const uint8_t *der, size_t len)
+void *cc__ticket_session_parse(const uint8_t *der, size_t len)
 {
     const unsigned char *p = der;
     SSL_SESSION *sess = d2i_SSL_SESSION(NULL, &p, (long)len);
-    bool ok = sess && p == der + len && SSL_SESSION_get_protocol_version(sess) == TLS1_3_VERSION &&
-              SSL_SESSION_has_ticket(sess);
+    if (sess && p == der + len && SSL_SESSION_get_protocol_version(sess) == TLS1_3_VERSION &&
+        SSL_SESSION_has_ticket(sess))
+        return sess;
     SSL_SESSION_free(sess);
-    return ok;
+    return NULL;
+}
+
+void cc__ticket_session_free(void *sess)
+{
+    SSL_SESSION_free(sess);
 }

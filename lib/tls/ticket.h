@@ -22,8 +22,8 @@ typedef struct cc__ticket_info {
 /* Client: the core's say on a ticket that decrypted, is fresh and unused
  * (the mechanism still configured, the host's callback); 0 lets it in. */
 typedef int (*cc__ticket_accept_fn)(cc_session *s, const cc__ticket_info *info);
-/* Console: the TLS session (DER) to offer in the ClientHello, if any. */
-typedef bool (*cc__ticket_offer_fn)(cc_session *s, const uint8_t **der, size_t *len);
+/* Console: the TLS session (from cc__ticket_session_parse) to offer in the ClientHello, or NULL. */
+typedef void *(*cc__ticket_offer_fn)(cc_session *s);
 
 typedef struct cc__ticket_conf cc__ticket_conf;
 
@@ -47,8 +47,11 @@ const cc__ticket_info *cc__ticket_resumed(void *ssl);
 bool cc__ticket_reused(void *ssl);
 unsigned cc__ticket_count(void *ssl);
 int cc__ticket_der(void *ssl, uint8_t *buf, size_t cap, size_t *len);
-/* Console: whether `der` is a TLS 1.3 session with a ticket, all of it. */
-bool cc__ticket_der_ok(const uint8_t *der, size_t len);
+/* Console: `der` as a TLS session (SSL_SESSION *) when all of it is a TLS 1.3
+ * session with a ticket, else NULL. Parsed once per ticket: decoding its peer
+ * certificate is most of what a reconnection costs the console. */
+void *cc__ticket_session_parse(const uint8_t *der, size_t len);
+void cc__ticket_session_free(void *sess);
 /* Both: 16 bytes exported from the TLS connection, the same at both ends (a full handshake's session id). */
 int cc__ticket_export_id(void *ssl, uint8_t out[CC__SESSION_ID_LEN]);
 /* Wall clock, ms since 1970. */
