@@ -190,28 +190,34 @@ static int gen_cb(SSL *ssl, void *arg)
     return ok == 1;
 }
 
-/* Records a presented ticket; false when it was presented before (or no room). */
-static bool replay_record(cc__ticket_conf *tc, const cc__ticket_info *info, uint64_t now)
+/* Records a presented ticket: NULL, or why it cannot be taken (presented before, or no room). */
+static const char *replay_record(cc__ticket_conf *tc, const cc__ticket_info *info, uint64_t now)
 {
-    bool ok = true;
+    const char *why = NULL;
     pthread_mutex_lock(&tc->lock);
+    if (!tc->replay) /* on the first ticket presented: a client nobody reconnects to pays nothing */
+        tc->replay = cc__calloc(tc->ctx, REPLAY_MAX * sizeof *tc->replay);
+    if (!tc->replay) {
+        pthread_mutex_unlock(&tc->lock);
+        return "no memory for the set of used tickets";
+    }
     size_t w = 0;
     for (size_t i = 0; i < tc->n_replay; i++) {
         if (tc->replay[i].expires_ms <= now)
             continue; /* expired: its ticket is refused for that anyway */
         if (CRYPTO_memcmp(tc->replay[i].id, info->ticket_id, CC__TICKET_ID_LEN) == 0)
-            ok = false;
+            why = "already used";
         tc->replay[w++] = tc->replay[i];
     }
     tc->n_replay = w;
-    if (ok && tc->n_replay == REPLAY_MAX)
-        ok = false;
-    if (ok) {
+    if (!why && tc->n_replay == REPLAY_MAX)
+        why = "the set of used tickets is full";
+    if (!why) {
         memcpy(tc->replay[tc->n_replay].id, info->ticket_id, CC__TICKET_ID_LEN);
         tc->replay[tc->n_replay++].expires_ms = info->expires_ms + CLOCK_SLACK_MS;
     }
     pthread_mutex_unlock(&tc->lock);
-    return ok;
+    return why;
 }
 
 static SSL_TICKET_RETURN refuse(const cc__ticket_conf *tc, const char *why)
@@ -243,8 +249,9 @@ static SSL_TICKET_RETURN dec_cb(SSL *ssl, SSL_SESSION *ss, const unsigned char *
         return refuse(tc, "not a reconnect ticket");
     uint64_t now = cc__wall_ms();
     SSL_TICKET_RETURN r = SSL_TICKET_RETURN_IGNORE;
-    if (!replay_record(tc, &info, now))
-        r = refuse(tc, "already used");
+    const char *why = replay_record(tc, &info, now);
+    if (why)
+        r = refuse(tc, why);
     else if (now >= info.expires_ms || now >= info.issued_ms + life || info.issued_ms > now + CLOCK_SLACK_MS)
         r = refuse(tc, "expired");
     else if (!tc->accept || tc->accept(ts->session, &info) != 0)
@@ -315,8 +322,7 @@ cc__ticket_conf *cc__ticket_conf_new(cc_context *ctx, void *ssl_ctx)
     SSL_CTX_clear_options(c, SSL_OP_NO_TICKET);
     if (cc__cbase(ctx)->role == CC_ROLE_CLIENT) {
         uint8_t key[32];
-        tc->replay = cc__calloc(ctx, REPLAY_MAX * sizeof *tc->replay);
-        if (!tc->replay || RAND_bytes(key, sizeof key) != 1) {
+        if (RAND_bytes(key, sizeof key) != 1) {
             cc__ticket_conf_free(ctx, tc);
             return NULL;
         }
