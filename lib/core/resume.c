@@ -273,27 +273,3 @@ CC_API int cc_session_set_reconnect_ticket(cc_session *s, const uint8_t *ticket,
     r->offer_flags = flags;
     return CC_OK;
 }
-
-CC_API int cc_context_set_reconnect_key(cc_context *ctx, const uint8_t *key, size_t len)
-{
-    if (!ctx || !key || len < 32 || len > 64)
-        return CC_ERR_INVALID;
-    if (cc__ctx_writable(ctx, "cc_context_set_reconnect_key") < 0)
-        return CC_ERR_STATE;
-    if (ctx->base.role != CC_ROLE_CLIENT)
-        return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the client role issues reconnect tickets");
-    return cc__ticket_conf_set_key(ctx->tls.tickets, key, len);
-}
-
-CC_API int cc_context_set_resume_callback(cc_context *ctx, cc_resume_fn fn, void *user)
-{
-    if (!ctx)
-        return CC_ERR_INVALID;
-    if (cc__ctx_writable(ctx, "cc_context_set_resume_callback") < 0)
-        return CC_ERR_STATE;
-    if (ctx->base.role != CC_ROLE_CLIENT)
-        return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the client role takes reconnect tickets");
-    ctx->resume_fn = fn;
-    ctx->resume_user = user;
-    return CC_OK;
-}
