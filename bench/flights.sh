@@ -98,6 +98,26 @@ start_client psk --cert "$C/client.pem" --key "$C/client.key" --auth psk --psk-f
 relay "$CLIENT_PORT"
 row "psk" --auth psk --psk-file "$PSK" --user tech
 row "psk, guess wrong (console: nt, psk)" --auth nt --auth psk --psk-file "$PSK" --user tech --password-file "$T_DIR/alice.pw"
+# A reconnection (doc/RECONNECT.md): cc-console --reconnect 1 makes a full connection, drops it
+# and comes back with the ticket; the row is the second connection of each run (after_tcp takes
+# the last preamble and established lines, which are the reconnection's).
+reconnect_row() {
+    local name="psk, reconnect (ticket)" i ms
+    : >"$T_DIR/reconnect.ms"
+    : >"$T_DIR/reconnect.fl"
+    for i in $(seq "$N"); do
+        "$CC_BIN/cc-console" "127.0.0.1:$RELAY_PORT" --ca "$C/ca.pem" --json --auth psk --psk-file "$PSK" \
+            --user tech --reconnect 1 >"$T_DIR/reconnect.$i.out" 2>&1
+        ms=$(after_tcp "$T_DIR/reconnect.$i.out")
+        grep -q '"resumed":true' "$T_DIR/reconnect.$i.out" && [ -n "$ms" ] && echo "$ms" >>"$T_DIR/reconnect.ms" &&
+            flights "$RELAY_LOG" "$((CONN0 + 2 * i))" >>"$T_DIR/reconnect.fl"
+    done
+    CONN0=$((CONN0 + 2 * N))
+    ms=$(median <"$T_DIR/reconnect.ms")
+    printf '%-34s %10s %8s %8s\n' "$name" "$ms" "$(awk -v m="$ms" -v r="$RTT" 'BEGIN { if (r > 0 && m != "-") printf "%.2f", m / r; else printf "-" }')" \
+        "$(median <"$T_DIR/reconnect.fl")"
+}
+reconnect_row
 kill "$RELAY_PID" "$CLIENT_PID" 2>/dev/null
 
 start_client nt --cert "$C/client.pem" --key "$C/client.key" --accounts "$T_DIR/smbpasswd" --license-file "$GRANT" >/dev/null || exit 1

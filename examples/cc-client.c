@@ -138,6 +138,9 @@ static void print_auth(const struct app *a, const struct conn *c, const cc_event
     char mech[EX_SHOW_MAX], text[EX_SHOW_MAX];
     if (a->json)
         ex_json_auth(c->id, ev, true, c->src.peer);
+    else if (!ev->code && ev->resumed)
+        fprintf(stderr, "session %llu: %s resumed session %s: %s\n", c->id, ex_show(mech, ev->mechanism),
+                ev->session_id ? ev->session_id : "", ex_show(text, ev->text));
     else
         fprintf(stderr, "session %llu: %s %s: %s\n", c->id, ex_show(mech, ev->mechanism),
                 ev->code ? "refused" : "authenticated", ex_show(text, ev->text));
@@ -150,6 +153,9 @@ static void print_established(const struct app *a, const struct conn *c)
     ex_json_begin("established", c->id);
     printf(",\"identity\":");
     ex_json_string(stdout, cc_session_identity(c->s));
+    /* a resumed session (a reconnect ticket) carries the id of the session it resumes */
+    printf(",\"resumed\":%s,\"session_id\":", cc_session_resumed(c->s) == 1 ? "true" : "false");
+    ex_json_string(stdout, cc_session_id(c->s));
     ex_json_end(c->src.peer);
 }
 

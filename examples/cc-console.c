@@ -34,6 +34,8 @@ static const char usage[] = "usage: cc-console HOST[:PORT] [options]\n"
                             "session:\n"
                             "  --send FILE            send FILE on channel 1 and check that the echo matches\n"
                             "  --timeout MS           handshake deadline (default 10000)\n"
+                            "  --reconnect N          once established, drop the connection and come back N times\n"
+                            "                         with the client's reconnect ticket (no licence, no password)\n"
                             "  --json                 one JSON object per line per event on stdout\n"
                             "  --trace                print each step with its duration on stderr\n"
                             "  --check                test the connection: one line per step through authentication,\n"
@@ -47,7 +49,7 @@ struct options {
     const char *ca, *pin, *psk_file, *user, *domain, *pw_file, *service, *send_file;
     const char *mechs[8]; /* in order of preference */
     int n_mechs;
-    unsigned long timeout;
+    unsigned long timeout, reconnect;
     bool json, trace, require_mutual, check;
     char *host; /* malloc'd */
     unsigned port;
@@ -76,6 +78,11 @@ struct app {
     /* --send progress: when the sending started and progress was last shown; the bar only on a terminal */
     double send_t0, progress_at;
     bool bar;
+    /* --reconnect: reconnections still to make, the newest ticket (a credential: wiped) */
+    unsigned long reconnect_left, reconnected;
+    uint8_t ticket[CC_RECONNECT_TICKET_MAX];
+    size_t ticket_len;
+    double established_at;
 };
 
 static bool cert_code(int code)
@@ -153,7 +160,10 @@ static void print_state(struct app *a, const cc_event *ev)
         ex_json_string(stdout, cc_session_tls_version(a->s));
         printf(",\"cipher\":");
         ex_json_string(stdout, cc_session_tls_cipher(a->s));
-        printf(",\"mutual\":%s,\"ms\":%.3f}\n", cc_session_auth_mutual(a->s) == 1 ? "true" : "false", now - a->t0);
+        printf(",\"mutual\":%s,\"resumed\":%s,\"session_id\":", cc_session_auth_mutual(a->s) == 1 ? "true" : "false",
+               cc_session_resumed(a->s) == 1 ? "true" : "false");
+        ex_json_string(stdout, cc_session_id(a->s));
+        printf(",\"ms\":%.3f}\n", now - a->t0);
     }
 }
 
@@ -172,6 +182,9 @@ static void print_auth(const struct app *a, const cc_event *ev)
     char mech[EX_SHOW_MAX], text[EX_SHOW_MAX];
     if (a->json)
         ex_json_auth(0, ev, true, NULL);
+    else if (!ev->code && ev->resumed)
+        fprintf(stderr, "resumed session %s as %s with the reconnect ticket\n", ev->session_id ? ev->session_id : "",
+                ex_show(text, ev->text));
     else if (!ev->code)
         fprintf(stderr, "authenticated by %s as %s; %s\n", ex_show(mech, ev->mechanism), ex_show(text, ev->text),
                 cc_session_auth_mutual(a->s) == 1 ? "the client proved itself through the mechanism too"
@@ -236,6 +249,10 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
         else
             print_closed(a, ev);
         break;
+    case CC_EVENT_TICKET: /* --reconnect: keep the newest */
+        if (a->reconnect_left && cc_session_reconnect_ticket(s, a->ticket, sizeof a->ticket, &a->ticket_len) < 0)
+            a->ticket_len = 0;
+        break;
     default:
         break;
     }
@@ -258,6 +275,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                                          {"require-mutual", no_argument, 0, 'M'},
                                          {"send", required_argument, 0, 's'},
                                          {"timeout", required_argument, 0, 't'},
+                                         {"reconnect", required_argument, 0, 'r'},
                                          {"json", no_argument, 0, 'j'},
                                          {"trace", no_argument, 0, 'T'},
                                          {"check", no_argument, 0, 'K'},
@@ -305,6 +323,16 @@ static int parse_options(int argc, char **argv, struct options *o)
             if (!ex_ms_option(PROG, "timeout", optarg, &o->timeout))
                 return EX_USAGE;
             break;
+        case 'r': {
+            char *end;
+            errno = 0;
+            o->reconnect = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-' || o->reconnect > 1000) {
+                fprintf(stderr, PROG ": --reconnect takes a count from 0 to 1000\n");
+                return EX_USAGE;
+            }
+            break;
+        }
         case 'j':
             o->json = true;
             break;
@@ -857,6 +885,7 @@ static int start(struct app *a, const struct options *o)
 /* The session first, so jobs still out are freed rather than handed back. */
 static void finish(struct app *a)
 {
+    explicit_bzero(a->ticket, sizeof a->ticket);
     cc_session_free(a->s);
     if (a->q_open) {
         ex_jobs_drain(&a->q);
@@ -996,16 +1025,19 @@ static cc_session *job_owner(void *user, unsigned long long id)
     return ((struct app *)user)->s;
 }
 
-/* Waits for what the step asked for (`want`), a finished job or the session's deadline, and
- * hands finished jobs back. False when poll fails. */
-static bool wait_for(struct app *a, int want)
+/* Waits for what the step asked for (`want`), a finished job or the session's deadline (or
+ * max_ms when >= 0), and hands finished jobs back. False when poll fails. */
+static bool wait_for(struct app *a, int want, int max_ms)
 {
     cc_socket fd = cc_session_fd(a->s);
     struct pollfd p[2] = {{fd != CC_SOCKET_INVALID ? (int)fd : a->fd, ex_poll_events(want), 0},
                           {ex_jobs_fd(&a->q), POLLIN, 0}};
     if (p[0].fd < 0)
         p[0].events = 0;
-    if (poll(p, 2, cc_session_timeout_ms(a->s)) < 0 && errno != EINTR) {
+    int ms = cc_session_timeout_ms(a->s);
+    if (max_ms >= 0 && (ms < 0 || ms > max_ms))
+        ms = max_ms;
+    if (poll(p, 2, ms) < 0 && errno != EINTR) {
         perror("poll");
         return false;
     }
@@ -1013,8 +1045,55 @@ static bool wait_for(struct app *a, int want)
     return true;
 }
 
+/* --reconnect: drops the connection (the socket closes with the session, as a network
+ * failure would leave it) and starts a new session that presents the ticket. */
+static int reconnect(struct app *a, const struct options *o)
+{
+    cc_session_free(a->s);
+    a->s = NULL;
+    a->reconnect_left--;
+    a->reconnected++;
+    int rc = make_session(a, o);
+    if (rc != EX_OK)
+        return rc;
+    int r = cc_session_set_reconnect_ticket(a->s, a->ticket, a->ticket_len, 0);
+    explicit_bzero(a->ticket, sizeof a->ticket);
+    a->ticket_len = 0;
+    if (r < 0) {
+        fprintf(stderr, PROG ": the reconnect ticket: %s\n", cc_strerror(r));
+        return ex_exit_code(r);
+    }
+    cc_session_set_event_callback(a->s, on_event, a);
+    if (a->trace)
+        fprintf(stderr, "reconnect %lu of %lu\n", a->reconnected, a->reconnected + a->reconnect_left);
+    a->t0 = a->t_last = ex_now_ms();
+    a->established_at = 0;
+    EX_CHECK(PROG, a->ctx,
+             cc_session_connect(a->s, o->host, o->port == EX_NO_PORT ? CC_DEFAULT_PORT : (uint16_t)o->port), EX_USAGE);
+    return EX_OK;
+}
+
+/* --reconnect, established: the ticket is in (reconnect now), or wait for it a while. EX_RUN
+ * to go on, else the exit code. */
+#define TICKET_WAIT_MS 5000
+static int await_ticket(struct app *a, const struct options *o)
+{
+    if (a->ticket_len) {
+        int rc = reconnect(a, o);
+        return rc == EX_OK ? EX_RUN : rc;
+    }
+    if (!a->established_at)
+        a->established_at = ex_now_ms();
+    if (ex_now_ms() - a->established_at > TICKET_WAIT_MS) {
+        fprintf(stderr, PROG ": the client gave no reconnect ticket within %d ms (is reconnection off?)\n",
+                TICKET_WAIT_MS);
+        return EX_PROTOCOL;
+    }
+    return EX_RUN;
+}
+
 /* Runs the session to its end; returns the exit code. */
-static int run(struct app *a)
+static int run(struct app *a, const struct options *o)
 {
     for (;;) {
         int r = ex_pump(&a->q, a->s, 1, NULL, NULL);
@@ -1025,9 +1104,20 @@ static int run(struct app *a)
                         ex_show(shown, failure_text(a, r, cc_session_errmsg(a->s), text, sizeof text)));
             return r == 0 && a->mismatch ? EX_PROTOCOL : ex_exit_code(r);
         }
+        if (cc_session_state(a->s) == CC_STATE_ESTABLISHED && !a->closing && a->reconnect_left) {
+            int rc = await_ticket(a, o);
+            if (rc != EX_RUN)
+                return rc;
+            if (!a->ticket_len && cc_session_state(a->s) == CC_STATE_ESTABLISHED) {
+                /* the ticket follows the handshake: look again soon */
+                if (!wait_for(a, r, 50))
+                    return EX_PROTOCOL;
+            }
+            continue;
+        }
         if (cc_session_state(a->s) == CC_STATE_ESTABLISHED && !a->closing && transfer(a, &r))
             continue;
-        if (!wait_for(a, r))
+        if (!wait_for(a, r, -1))
             return EX_PROTOCOL;
     }
 }
@@ -1040,10 +1130,15 @@ int main(int argc, char **argv)
         free(o.host);
         return rc;
     }
-    struct app a = {.json = o.json, .trace = o.trace, .check = o.check, .fd = -1, .bar = !o.json && isatty(2)};
+    struct app a = {.json = o.json,
+                    .trace = o.trace,
+                    .check = o.check,
+                    .fd = -1,
+                    .bar = !o.json && isatty(2),
+                    .reconnect_left = o.reconnect};
     rc = start(&a, &o);
     if (rc == EX_OK)
-        rc = run(&a);
+        rc = run(&a, &o);
     if (a.check)
         check_result(&a, rc);
     finish(&a);

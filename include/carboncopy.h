@@ -122,7 +122,11 @@ typedef enum cc_error {
     CC_ERR_AUTH_CLOCK_SKEW = -72,      /* the clocks differ too much, or a timestamp is outside the window */
     CC_ERR_AUTH_KEYTAB = -73,          /* the service key is missing from the keytab or has the wrong version */
     CC_ERR_AUTH_MUTUAL = -74,          /* the client failed to prove its identity to the console */
-    CC_ERR_AUTH_UNAVAILABLE = -75      /* the mechanism is not built into this library */
+    CC_ERR_AUTH_UNAVAILABLE = -75,     /* the mechanism is not built into this library */
+
+    /* reconnection (doc/RECONNECT.md) */
+    CC_ERR_RECONNECT_REFUSED = -76, /* the client did not take the reconnect ticket (used, expired, foreign, refused) */
+    CC_ERR_RECONNECT_TICKET = -77   /* the reconnect ticket is malformed, altered or from another library version */
 } cc_error;
 
 /* A sentence describing the error code, e.g. "the handshake deadline passed".
@@ -212,14 +216,16 @@ typedef enum cc_timeout {
     CC_TIMEOUT_LICENSE = 6,         /* whole licence fetch; default 4000, 1..86400000 */
     CC_TIMEOUT_AUTH_JOB = 7,        /* each KDC / directory job; default 4000, 1..86400000 */
     CC_TIMEOUT_AUTH_BACKOFF = 8,    /* most wait after failed proofs; default 4000, 0..60000 */
-    CC_TIMEOUT_CONNECT_STAGGER = 9  /* next address's start while one connects; default 250, 10..60000 */
+    CC_TIMEOUT_CONNECT_STAGGER = 9,  /* next address's start while one connects; default 250, 10..60000 */
+    CC_TIMEOUT_RECONNECT_TICKET = 10 /* client: a reconnect ticket's lifetime; default 600000, 0..86400000 */
 } cc_timeout;
 /* The handshake deadline is also the most an unauthenticated peer can hold a
  * session; the licence and KDC timeouts fit inside it. After failed proofs,
  * a client makes the next connection from the same source address wait
  * before it is served: 250 ms after the first failure, doubling up to
  * CC_TIMEOUT_AUTH_BACKOFF (0 turns this off); a success from that address
- * clears it. 0 disables the idle and keep-alive timers; the others must be > 0.
+ * clears it. 0 disables the idle and keep-alive timers and reconnection (no
+ * reconnect ticket is issued or taken); the others must be > 0.
  * CC_ERR_INVALID (with cc_context_errmsg) outside the range above. */
 int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms);
 
@@ -367,7 +373,8 @@ typedef enum cc_event_type {
     CC_EVENT_DATA = 4,       /* data received: channel, data, len (valid during the callback) */
     CC_EVENT_CLOSED = 5,     /* the session ended: code (0 = orderly), text = reason */
     CC_EVENT_SEND_READY = 6, /* the send buffer drained after CC_SEND_HIGH_WATER or CC_ERR_AGAIN */
-    CC_EVENT_PONG = 7        /* a ping was answered: value = round trip in ms */
+    CC_EVENT_PONG = 7,       /* a ping was answered: value = round trip in ms */
+    CC_EVENT_TICKET = 8      /* console: a (new) reconnect ticket arrived: cc_session_reconnect_ticket() */
 } cc_event_type;
 
 typedef struct cc_event {
@@ -385,6 +392,10 @@ typedef struct cc_event {
     size_t len;          /* CC_EVENT_DATA */
     uint64_t value;      /* CC_EVENT_PONG */
     int32_t mutual; /* CC_EVENT_AUTH, console, success: 1 the mechanism proved the client, 0 only its certificate */
+    /* CC_EVENT_AUTH, success: 1 when the session resumed an earlier one with a
+     * reconnect ticket (no licence check, no mechanism ran), else 0 */
+    int32_t resumed;
+    const char *session_id; /* CC_EVENT_AUTH: cc_session_id() (the resumed session's id when resumed) */
 } cc_event;
 
 /* Called from within cc_session_step() (and cc_session_close()). It may call
@@ -570,6 +581,48 @@ int cc_session_channel_binding(const cc_session *s, uint8_t *out, size_t out_len
 /* The negotiated TLS version and cipher, e.g. "TLSv1.3", "TLS_AES_256_GCM_SHA384". */
 const char *cc_session_tls_version(const cc_session *s);
 const char *cc_session_tls_cipher(const cc_session *s);
+
+/* --- Reconnect: back in after a dropped connection (doc/RECONNECT.md) ---- */
+
+/* The session's id, 32 lowercase hex digits, the same at both ends: from the
+ * TLS connection for a full handshake, and the id of the session it resumes
+ * for a resumed one (so a chain of reconnections keeps one id). NULL before
+ * TLS is up. For audit logs and for re-attaching state. */
+const char *cc_session_id(const cc_session *s);
+/* 1 when the session resumed an earlier one with a reconnect ticket, 0 when
+ * it made a full handshake; CC_ERR_STATE before it is established. */
+int cc_session_resumed(const cc_session *s);
+
+/* Console: the newest reconnect ticket the client gave this session, copied
+ * into buf (at most CC_RECONNECT_TICKET_MAX bytes); *len is set to its size.
+ * Available once the session is established (CC_EVENT_TICKET says when one
+ * arrives or is rotated) and after it ended. The ticket is a credential: it
+ * lets its holder in as the same user without a password until it expires
+ * or is used. Keep it in memory, wipe it, never log it. CC_ERR_STATE when
+ * there is none, CC_ERR_AGAIN when cap is too small. */
+#define CC_RECONNECT_TICKET_MAX 4096
+int cc_session_reconnect_ticket(const cc_session *s, uint8_t *buf, size_t cap, size_t *len);
+/* Console, before connecting: present `ticket` (copied, wiped when the
+ * session is freed) so the session resumes the one it came from. If the
+ * client does not take it, the session fails with CC_ERR_RECONNECT_REFUSED,
+ * or with CC_RECONNECT_FALLBACK goes on with a full handshake (credentials
+ * and licence as usual). CC_ERR_RECONNECT_TICKET when the bytes are not a
+ * ticket of this library (or were altered), CC_ERR_CONFIG when its mechanism
+ * is not configured here. */
+#define CC_RECONNECT_FALLBACK 1
+int cc_session_set_reconnect_ticket(cc_session *s, const uint8_t *ticket, size_t len, int flags);
+
+/* Client: the key tickets are sealed with (32..64 bytes, copied and wiped).
+ * Without it each context makes a random one, so no ticket survives a
+ * restart of the client; with the same key a new process takes them. */
+int cc_context_set_reconnect_key(cc_context *ctx, const uint8_t *key, size_t len);
+/* Client: asked, during the TLS handshake, before a session resumes the
+ * session `session_id` of `identity` (authenticated by `mechanism`). Return 0
+ * to let it in, anything else to refuse: the ticket is then spent and the
+ * console makes a full handshake (or fails with CC_ERR_RECONNECT_REFUSED). */
+typedef int (*cc_resume_fn)(void *user, cc_session *session, const char *session_id, const char *mechanism,
+                            const char *identity);
+int cc_context_set_resume_callback(cc_context *ctx, cc_resume_fn fn, void *user);
 
 /* --- Jobs: work that may block, run or answered by the host -------------- */
 

@@ -101,7 +101,7 @@ fi
 
 # --- 3. the peer and a timestamp on the client's per-session events ---
 check "client: \"established\" ends with \"peer\":\"127.0.0.1:PORT\" and a UTC ts" \
-    grep -qE "^\\{\"event\":\"established\",\"session\":[0-9]+,\"identity\":\"psk:alice\",\"peer\":\"127\\.0\\.0\\.1:[0-9]+\",$TS}\$" "$T_DIR/main.out"
+    grep -qE "^\\{\"event\":\"established\",\"session\":[0-9]+,\"identity\":\"psk:alice\",\"resumed\":false,\"session_id\":\"[0-9a-f]{32}\",\"peer\":\"127\\.0\\.0\\.1:[0-9]+\",$TS}\$" "$T_DIR/main.out"
 check "client: \"license\" lines carry peer and ts" \
     grep -qE "^\\{\"event\":\"license\",\"session\":[0-9]+,.*\"peer\":\"127\\.0\\.0\\.1:[0-9]+\",$TS}\$" "$T_DIR/main.out"
 check "client: \"auth\" lines carry peer and ts" \
@@ -131,7 +131,7 @@ if python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0
     check "cc-console connects to [::1]:PORT (exit 0)" [ $? -eq 0 ]
     sleep 0.3
     check "client: the session's peer is \"[::1]:PORT\"" \
-        grep -qE "\"event\":\"established\",.*\"identity\":\"psk:bob\",\"peer\":\"\\[::1\\]:[0-9]+\",$TS}\$" "$T_DIR/v6.out"
+        grep -qE "\"event\":\"established\",.*\"identity\":\"psk:bob\",\"resumed\":false,\"session_id\":\"[0-9a-f]{32}\",\"peer\":\"\\[::1\\]:[0-9]+\",$TS}\$" "$T_DIR/v6.out"
     kill "$V6_PID" 2>/dev/null; wait "$V6_PID" 2>/dev/null
     "$CC_BIN/cc-client" --listen '[::1]:0' "${CLIENT_ARGS[@]}" --license-file "$GRANT" >"$T_DIR/v6h.out" 2>"$T_DIR/v6h.err" &
     V6_PID=$!

@@ -23,6 +23,8 @@ const cc__range cc__timeout_range[CC__TIMEOUT_COUNT] = {
     [CC_TIMEOUT_AUTH_BACKOFF] = {"CC_TIMEOUT_AUTH_BACKOFF", 4000, 0, 60000},
     /* RFC 8305's "Connection Attempt Delay": 250 ms recommended, 10 ms its floor */
     [CC_TIMEOUT_CONNECT_STAGGER] = {"CC_TIMEOUT_CONNECT_STAGGER", 250, 10, 60000},
+    /* 0 = reconnection off (doc/RECONNECT.md) */
+    [CC_TIMEOUT_RECONNECT_TICKET] = {"CC_TIMEOUT_RECONNECT_TICKET", 600000, 0, DAY_MS},
 };
 
 const cc__range cc__limit_range[CC__LIMIT_COUNT] = {

@@ -73,6 +73,9 @@ static const struct {
     E(CC_ERR_AUTH_KEYTAB, "the service key is missing from the keytab or outdated"),
     E(CC_ERR_AUTH_MUTUAL, "the client could not prove its identity"),
     E(CC_ERR_AUTH_UNAVAILABLE, "the authentication mechanism is not available"),
+    E(CC_ERR_RECONNECT_REFUSED, "the client did not take the reconnect ticket (already used, expired, issued by "
+                                "another client or refused by its host); connect again with credentials"),
+    E(CC_ERR_RECONNECT_TICKET, "the reconnect ticket is malformed or was altered; connect again with credentials"),
 #undef E
 };
 

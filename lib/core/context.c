@@ -1,6 +1,7 @@
 /* context.c -- cc_context: one configuration (role, TLS material, deadlines,
  * limits, licence source, authenticators) shared read-only by its sessions. */
 #include "core.h"
+#include "resume.h"
 
 #include <ctype.h>
 #include <stddef.h>
@@ -77,6 +78,7 @@ CC_API cc_context *cc_context_new(int role, const cc_allocator *alloc, int *err)
         *err = r;
         return NULL;
     }
+    cc__resume_context_init(ctx);
     *err = CC_OK;
     return ctx;
 }
@@ -345,5 +347,31 @@ CC_API int cc_context_set_timer_callback(cc_context *ctx, cc_timer_fn fn, void *
         return r;
     ctx->hooks.timer_fn = fn;
     ctx->hooks.timer_user = user;
+    return CC_OK;
+}
+
+/* -- Reconnect (client; lib/core/resume.c, lib/tls/ticket.c) -- */
+
+CC_API int cc_context_set_reconnect_key(cc_context *ctx, const uint8_t *key, size_t len)
+{
+    if (!ctx || !key || len < 32 || len > 64)
+        return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_reconnect_key") < 0)
+        return CC_ERR_STATE;
+    if (ctx->base.role != CC_ROLE_CLIENT)
+        return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the client role issues reconnect tickets");
+    return cc__ticket_conf_set_key(ctx->tls.tickets, key, len);
+}
+
+CC_API int cc_context_set_resume_callback(cc_context *ctx, cc_resume_fn fn, void *user)
+{
+    if (!ctx)
+        return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_resume_callback") < 0)
+        return CC_ERR_STATE;
+    if (ctx->base.role != CC_ROLE_CLIENT)
+        return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the client role takes reconnect tickets");
+    ctx->resume_fn = fn;
+    ctx->resume_user = user;
     return CC_OK;
 }

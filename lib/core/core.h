@@ -23,6 +23,8 @@ struct cc_context {
         cc_timer_fn timer_fn;
         void *timer_user;
     } hooks;
+    cc_resume_fn resume_fn; /* client: the host's say on a reconnect (resume.c) */
+    void *resume_user;
 };
 
 #endif /* CC_CORE_H */

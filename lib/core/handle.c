@@ -76,6 +76,7 @@ CC_API void cc_session_free(cc_session *s)
     cc__pipe_free(s->pipe); /* closes the transport */
     cc__session_notify_gone(s);
     cc__session_wipe_credentials(s);
+    cc__resume_free(s);
     cc__auth_free(s->auth);
     s->auth = NULL;
     unsigned pending = 0;

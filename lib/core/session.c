@@ -239,6 +239,8 @@ static void auth_event(cc_session *s, int code, const char *text)
     ev.text = text;
     ev.mechanism = s->auth ? cc__auth_name(s->auth) : NULL;
     ev.mutual = s->mutual;
+    ev.resumed = s->rs.resumed;
+    ev.session_id = cc_session_id(s);
     emit(s, &ev);
 }
 
@@ -417,6 +419,7 @@ static int client_result(cc_session *s)
     const uint8_t *tok;
     size_t tok_len;
     cc__auth_output(s->auth, &tok, &tok_len);
+    cc__resume_issue(s); /* the reconnect ticket goes out just before the result (doc/RECONNECT.md) */
     int r = send_auth_result(s, 0, cc__auth_identity(s->auth), tok, tok_len);
     if (r < 0)
         return fail(s, r, false, NULL);
@@ -521,8 +524,19 @@ static void advance(cc_session *s)
             int r = cc__pipe_handshake(s->pipe, s->errmsg, sizeof s->errmsg);
             if (r < 0)
                 fail(s, r, false, NULL);
-            else if (r == 1 && tls_up(s) == CC_OK)
-                enter(s, CC_STATE_HELLO);
+            else if (r == 1 && tls_up(s) == CC_OK) {
+                /* A reconnect ticket the client took: in at once (doc/RECONNECT.md). */
+                int res = cc__resume_tls_up(s);
+                if (res < 0) {
+                    fail(s, res, false, NULL);
+                } else if (res == 1) {
+                    s->last_rx = cc__now_ms();
+                    auth_event(s, 0, cc__auth_identity(s->auth));
+                    enter(s, CC_STATE_ESTABLISHED);
+                } else {
+                    enter(s, CC_STATE_HELLO);
+                }
+            }
             break;
         }
         case CC_STATE_HELLO:
@@ -988,6 +1002,11 @@ CC_API int cc_session_step(cc_session *s)
         advance(s);
     if (s->state >= CC_STATE_PREAMBLE && s->state < CC_STATE_CLOSED && s->hold_until <= cc__now_ms()) {
         io_round(s);
+        if (s->state < CC_STATE_CLOSED && cc__resume_poll(s)) {
+            cc_event ev = {0};
+            ev.type = CC_EVENT_TICKET;
+            emit(s, &ev);
+        }
         if (s->state < CC_STATE_CLOSED) {
             maybe_send_ready(s);
             advance(s); /* what the I/O finished, e.g. the orderly close */

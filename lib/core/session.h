@@ -7,6 +7,7 @@
 #include "core.h"
 #include "frame.h"
 #include "pipe.h"
+#include "resume.h"
 
 /* How far the licence verdict has got. */
 enum { LIC_NONE, LIC_KNOWN /* client: decided, not yet told */, LIC_TOLD /* the LICENSE frame went out or came in */ };
@@ -55,6 +56,7 @@ struct cc_session {
     char guess_mech[CC__MECH_MAX + 1], guess_detail[CC__DETAIL_MAX];
     cc__source source;   /* client: the console's address, for the backoff after failed proofs */
     uint64_t hold_until; /* client: served only from then on (doc/SECURITY.md, online guessing) */
+    cc__resume rs;       /* the session id and reconnect tickets (resume.c) */
 
     /* console credentials, wiped when authentication ends */
     char *cred_user, *cred_domain, *cred_password;

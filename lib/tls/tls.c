@@ -63,12 +63,18 @@ int cc__tls_conf_init(cc_context *ctx, cc__tls_conf *conf)
         SSL_CTX_set_cert_verify_callback(c, verify_cb, conf);
     }
     conf->ssl_ctx = c;
+    if (!(conf->tickets = cc__ticket_conf_new(ctx, c))) {
+        SSL_CTX_free(c);
+        conf->ssl_ctx = NULL;
+        return CC_ERR_NOMEM;
+    }
     return CC_OK;
 }
 
 void cc__tls_conf_free(cc_context *ctx, cc__tls_conf *conf)
 {
     SSL_CTX_free(conf->ssl_ctx);
+    cc__ticket_conf_free(ctx, conf->tickets);
     cc__free(ctx, conf->cert_file);
     cc__free(ctx, conf->key_file);
     cc__free(ctx, conf->ca_file);
@@ -295,6 +301,12 @@ cc__tls *cc__tls_new(const cc_context *ctx, const cc__tls_conf *conf, cc_session
     SSL_set_app_data(t->ssl, t);
     /* No record buffers while nothing is in flight (an idle session's largest share). */
     SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+    int tr = cc__ticket_attach(conf->tickets, t->ssl, s);
+    if (tr < 0) {
+        cc__fmt(detail, n, "%s", cc_strerror(tr));
+        cc__tls_free(t);
+        return NULL;
+    }
     if (cc__cbase(ctx)->role == CC_ROLE_CONSOLE) {
         SSL_set_connect_state(t->ssl);
         if (peer_name && !conf->have_pin) {
@@ -419,6 +431,10 @@ int cc__tls_channel_binding(const cc__tls *t, uint8_t out[32])
 const char *cc__tls_version(const cc__tls *t)
 {
     return t && t->done ? SSL_get_version(t->ssl) : NULL;
+}
+void *cc__tls_ssl(const cc__tls *t)
+{
+    return t ? t->ssl : NULL;
 }
 const char *cc__tls_cipher(const cc__tls *t)
 {

@@ -4,6 +4,7 @@
 #define CC_TLS_H
 
 #include "../base/base.h"
+#include "ticket.h"
 
 #define CC__TLS_EOF (-1000) /* the peer sent close_notify */
 
@@ -18,6 +19,7 @@ typedef struct cc__tls_conf {
     uint8_t pin[32];
     cc_verify_fn verify_fn;
     void *verify_user;
+    cc__ticket_conf *tickets; /* reconnect tickets (ticket.c) */
 } cc__tls_conf;
 
 /* Context level: called from cc_context_new / setters / cc_context_free.
@@ -49,6 +51,8 @@ void cc__tls_shutdown(cc__tls *t);
 /* RFC 9266 tls-exporter channel binding (32 bytes). */
 int cc__tls_channel_binding(const cc__tls *t, uint8_t out[32]);
 const char *cc__tls_version(const cc__tls *t);
+/* The SSL * (for ticket.c), or NULL. */
+void *cc__tls_ssl(const cc__tls *t);
 const char *cc__tls_cipher(const cc__tls *t);
 
 #endif

@@ -18,6 +18,8 @@
 #define CC_POLL_OUT 2
 #define CC_POLL_REMOVE 4
 #define CC_SEND_HIGH_WATER 1
+#define CC_RECONNECT_TICKET_MAX 4096
+#define CC_RECONNECT_FALLBACK 1
 #define CC_AUTH_DONE 0
 #define CC_AUTH_CONTINUE 1
 #define CC_AUTH_PENDING 2
@@ -81,7 +83,9 @@ typedef enum cc_error {
     CC_ERR_AUTH_CLOCK_SKEW = -72,
     CC_ERR_AUTH_KEYTAB = -73,
     CC_ERR_AUTH_MUTUAL = -74,
-    CC_ERR_AUTH_UNAVAILABLE = -75
+    CC_ERR_AUTH_UNAVAILABLE = -75,
+    CC_ERR_RECONNECT_REFUSED = -76,
+    CC_ERR_RECONNECT_TICKET = -77
 } cc_error;
 const char *cc_strerror(int code);
 const char *cc_err_name(int code);
@@ -126,7 +130,8 @@ typedef enum cc_timeout {
     CC_TIMEOUT_LICENSE = 6,
     CC_TIMEOUT_AUTH_JOB = 7,
     CC_TIMEOUT_AUTH_BACKOFF = 8,
-    CC_TIMEOUT_CONNECT_STAGGER = 9
+    CC_TIMEOUT_CONNECT_STAGGER = 9,
+    CC_TIMEOUT_RECONNECT_TICKET = 10
 } cc_timeout;
 int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms);
 typedef enum cc_limit {
@@ -196,7 +201,8 @@ typedef enum cc_event_type {
     CC_EVENT_DATA = 4,
     CC_EVENT_CLOSED = 5,
     CC_EVENT_SEND_READY = 6,
-    CC_EVENT_PONG = 7
+    CC_EVENT_PONG = 7,
+    CC_EVENT_TICKET = 8
 } cc_event_type;
 typedef struct cc_event {
     uint32_t struct_size;
@@ -213,6 +219,8 @@ typedef struct cc_event {
     size_t len;
     uint64_t value;
     int32_t mutual;
+    int32_t resumed;
+    const char *session_id;
 } cc_event;
 typedef void (*cc_event_fn)(void *user, cc_session *session, const cc_event *event);
 cc_session *cc_session_new(cc_context *ctx, int *err);
@@ -252,6 +260,13 @@ int cc_session_auth_attribute(const cc_session *s, uint32_t index, const char **
 int cc_session_channel_binding(const cc_session *s, uint8_t *out, size_t out_len);
 const char *cc_session_tls_version(const cc_session *s);
 const char *cc_session_tls_cipher(const cc_session *s);
+const char *cc_session_id(const cc_session *s);
+int cc_session_resumed(const cc_session *s);
+int cc_session_reconnect_ticket(const cc_session *s, uint8_t *buf, size_t cap, size_t *len);
+int cc_session_set_reconnect_ticket(cc_session *s, const uint8_t *ticket, size_t len, int flags);
+int cc_context_set_reconnect_key(cc_context *ctx, const uint8_t *key, size_t len);
+typedef int (*cc_resume_fn)(void *user, cc_session *session, const char *session_id, const char *mechanism, const char *identity);
+int cc_context_set_resume_callback(cc_context *ctx, cc_resume_fn fn, void *user);
 typedef enum cc_job_kind {
     CC_JOB_RESOLVE = 1,
     CC_JOB_LICENSE = 2,
