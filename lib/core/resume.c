@@ -165,13 +165,18 @@ bool cc__resume_poll(cc_session *s)
     b[n++] = (uint8_t)(dl >> 8);
     b[n++] = (uint8_t)dl;
     n += dl;
-    if (!sum(b, n, b + n)) {
-        free_secret_buf(s->ctx, b, CC_RECONNECT_TICKET_MAX);
+    /* the TLS session is in the ticket now: OpenSSL's copy (with the parsed certificate, some
+     * 17 KB) goes, and the ticket is kept in a block of its own size (an idle session's memory) */
+    cc__ticket_release(ssl);
+    uint8_t *t = sum(b, n, b + n) ? cc__malloc(s->ctx, n + SUM_LEN) : NULL;
+    if (t)
+        memcpy(t, b, n + SUM_LEN);
+    free_secret_buf(s->ctx, b, CC_RECONNECT_TICKET_MAX);
+    if (!t)
         return false;
-    }
     if (r->ticket)
         free_secret_buf(s->ctx, r->ticket, r->ticket_len);
-    r->ticket = b;
+    r->ticket = t;
     r->ticket_len = n + SUM_LEN;
     return true;
 }
@@ -182,7 +187,7 @@ void cc__resume_free(cc_session *s)
         free_secret_buf(s->ctx, s->rs.offer, s->rs.offer_len);
     cc__ticket_session_free(s->rs.offer_sess);
     if (s->rs.ticket)
-        free_secret_buf(s->ctx, s->rs.ticket, CC_RECONNECT_TICKET_MAX);
+        free_secret_buf(s->ctx, s->rs.ticket, s->rs.ticket_len);
     cc__wipe(&s->rs, sizeof s->rs);
 }
 

@@ -429,6 +429,15 @@ int cc__ticket_der(void *ssl, uint8_t *buf, size_t cap, size_t *len)
     return i2d_SSL_SESSION(ts->got, &p) == n ? CC_OK : CC_ERR_INTERNAL;
 }
 
+void cc__ticket_release(void *ssl)
+{
+    struct ticket_state *ts = state(ssl);
+    if (ts) {
+        SSL_SESSION_free(ts->got);
+        ts->got = NULL;
+    }
+}
+
 int cc__ticket_export_id(void *ssl, uint8_t out[CC__SESSION_ID_LEN])
 {
     static const char label[] = "EXPORTER-carboncopy-session-id";

@@ -46,6 +46,8 @@ const cc__ticket_info *cc__ticket_resumed(void *ssl);
  * have arrived; the newest as DER (CC_ERR_STATE when none, CC_ERR_AGAIN too small). */
 bool cc__ticket_reused(void *ssl);
 unsigned cc__ticket_count(void *ssl);
+/* Console: frees the newest TLS session once it has been copied out (the count stays). */
+void cc__ticket_release(void *ssl);
 int cc__ticket_der(void *ssl, uint8_t *buf, size_t cap, size_t *len);
 /* Console: `der` as a TLS session (SSL_SESSION *) when all of it is a TLS 1.3
  * session with a ticket, else NULL. Parsed once per ticket: decoding its peer

@@ -393,7 +393,13 @@ int cc__tls_read(cc__tls *t, uint8_t *buf, size_t len, char *detail, size_t n)
     int r = SSL_read(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
     if (r > 0)
         return r;
-    return ssl_failure(t, r, "TLS record error", detail, n);
+    r = ssl_failure(t, r, "TLS record error", detail, n);
+    /* Nothing left to read: OpenSSL 3.0 releases its read buffer after application data, but
+     * keeps it (16.6 KB) after a post-handshake message such as a NewSessionTicket; an idle
+     * session must not hold it. A no-op when the buffers are empty already. */
+    if (r == 0 && SSL_pending(t->ssl) == 0)
+        SSL_free_buffers(t->ssl);
+    return r;
 }
 
 int cc__tls_write(cc__tls *t, const uint8_t *data, size_t len, char *detail, size_t n)
