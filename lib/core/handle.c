@@ -77,6 +77,9 @@ CC_API void cc_session_free(cc_session *s)
     cc__session_notify_gone(s);
     cc__session_wipe_credentials(s);
     cc__resume_free(s);
+    cc__free(s->ctx, s->guess_detail);
+    cc__free(s->ctx, s->close_reason);
+    cc__free(s->ctx, s->offered);
     cc__auth_free(s->auth);
     s->auth = NULL;
     unsigned pending = 0;

@@ -43,6 +43,10 @@ static void enter(cc_session *s, int st)
     cc__log(s->ctx, CC_LOG_DEBUG, "session %p: %s -> %s", (void *)s, cc_state_name(s->state), cc_state_name(st));
     cc__stats_enter(s->ctx, s->state, st);
     s->state = st;
+    if (st == CC_STATE_ESTABLISHED) { /* only the handshake reads the peer's HELLO */
+        cc__free(s->ctx, s->offered);
+        s->offered = NULL;
+    }
     cc_event ev = {0};
     ev.type = CC_EVENT_STATE;
     emit(s, &ev);
@@ -278,7 +282,8 @@ static int console_guess(cc_session *s, int r)
                 cc__auth_name(a), r < 0 ? cc__auth_detail(a) : "it has none");
         if (r < 0) { /* if the client chooses it all the same, this is why the session fails */
             s->guess_error = r;
-            cc__fmt(s->guess_detail, sizeof s->guess_detail, "%s", cc__auth_detail(a));
+            cc__free(s->ctx, s->guess_detail);
+            s->guess_detail = cc__strdup(s->ctx, cc__auth_detail(a)); /* NULL: the code's own text */
             cc__fmt(s->guess_mech, sizeof s->guess_mech, "%s", cc__auth_name(a));
         }
         cc__auth_free(a);
@@ -441,7 +446,7 @@ static int console_start_auth(cc_session *s)
     cc__auth_free(s->auth);
     s->auth = NULL;
     if (s->guess_error && strcmp(s->guess_mech, s->offered[0]) == 0) /* failed already: not twice */
-        return fail(s, s->guess_error, true, "%s", s->guess_detail);
+        return fail(s, s->guess_error, true, "%s", s->guess_detail ? s->guess_detail : cc_strerror(s->guess_error));
     int r = new_auth(s, cc__auth_conf_find(&s->ctx->auth, s->offered[0])); /* on_hello checked it is ours */
     return r < 0 ? fail(s, r, false, NULL) : 0;
 }
@@ -585,7 +590,7 @@ static void advance(cc_session *s)
                 release_transport(s);
                 end_mechanism(s);
                 enter(s, CC_STATE_CLOSED);
-                closed_event(s, s->close_code, s->close_reason);
+                closed_event(s, s->close_code, s->close_reason ? s->close_reason : "");
             }
             break;
         }
@@ -608,7 +613,10 @@ static int on_hello(cc_session *s, const cc__hello *m)
             return fail(s, CC_ERR_AUTH_NO_MECHANISM, true, "the client chose \"%s\", which this console did not offer",
                         m->mech[0]);
     }
-    memcpy(s->offered, m->mech, sizeof s->offered);
+    cc__free(s->ctx, s->offered);
+    if (!(s->offered = cc__malloc(s->ctx, sizeof m->mech)))
+        return fail(s, CC_ERR_NOMEM, true, "no memory for the peer's HELLO");
+    memcpy(s->offered, m->mech, sizeof m->mech);
     s->n_offered = m->n;
     if (s->role == CC_ROLE_CLIENT)
         s->guessed = m->n && (m->caps & CC__CAP_GUESS); /* the console's first token follows */
@@ -707,8 +715,9 @@ static int on_close(cc_session *s, const cc__close_msg *m)
         return fail(s, map_peer_code(m->code), false, "%s: %s", s->role == CC_ROLE_CONSOLE ? "client" : "console",
                     m->reason);
     s->close_code = 0;
-    cc__fmt(s->close_reason, sizeof s->close_reason, "%s", m->reason);
-    cc__pipe_stop_reading(s->pipe); /* the peer sends nothing after its CLOSE */
+    cc__free(s->ctx, s->close_reason);
+    s->close_reason = cc__strdup(s->ctx, m->reason); /* NULL (no memory): reported as "" */
+    cc__pipe_stop_reading(s->pipe);                  /* the peer sends nothing after its CLOSE */
     /* Answer with our own close_notify (what the host already queued still goes out first). */
     return end_tls(s);
 }
@@ -1047,7 +1056,8 @@ static int close_session(cc_session *s, int code, const char *reason)
         return CC_ERR_INVALID; /* the peer is told the code: it must be one of ours */
     if (s->state >= CC_STATE_CLOSING)
         return CC_OK;
-    cc__fmt(s->close_reason, sizeof s->close_reason, "%s", reason ? reason : "");
+    cc__free(s->ctx, s->close_reason);
+    s->close_reason = cc__strdup(s->ctx, reason ? reason : "");
     s->close_code = code;
     if (code < 0) {
         fail(s, code, true, "closed by the host: %s", reason ? reason : cc_strerror(code));
@@ -1058,7 +1068,9 @@ static int close_session(cc_session *s, int code, const char *reason)
         fail(s, CC_ERR_CANCELLED, true, "cancelled by the host%s%s", reason ? ": " : "", reason ? reason : "");
         return CC_OK;
     }
-    int r = send_close(s, 0, s->close_reason, sizeof s->close_reason);
+    if (!s->close_reason)
+        return CC_ERR_NOMEM; /* nothing queued: the host may try again */
+    int r = send_close(s, 0, s->close_reason, CC__REASON_MAX);
     if (r < 0)
         return r; /* nothing queued: the host may try again */
     if ((r = end_tls(s)) < 0)

@@ -42,8 +42,8 @@ struct cc_session {
     uint8_t cb[CC__BINDING_LEN]; /* the TLS channel binding */
     int license_stage;
     cc__license_verdict license;
-    char offered[CC__MAX_AUTH][CC__MECH_MAX + 1]; /* the peer's HELLO */
-    size_t n_offered;                             /* 0 until it arrived */
+    char (*offered)[CC__MECH_MAX + 1]; /* the peer's HELLO: n_offered names, freed once established */
+    size_t n_offered;                  /* 0 until it arrived */
     cc_auth *auth;
     bool auth_job_out; /* the mechanism waits for its job */
     bool auth_ok;      /* the client sent AUTH_RESULT 0, or the console accepted it */
@@ -53,7 +53,8 @@ struct cc_session {
     bool guessed;      /* the console's HELLO announced its first mechanism's token (CC__CAP_GUESS) */
     bool drop_guess;   /* client: the next AUTH_TOKEN is that token, for a mechanism not chosen */
     int guess_error;   /* console: the guessed mechanism's first step failed with this (0: it did not) */
-    char guess_mech[CC__MECH_MAX + 1], guess_detail[CC__DETAIL_MAX];
+    char guess_mech[CC__MECH_MAX + 1];
+    char *guess_detail;  /* why the guessed mechanism had no first token (allocated then) */
     cc__source source;   /* client: the console's address, for the backoff after failed proofs */
     uint64_t hold_until; /* client: served only from then on (doc/SECURITY.md, online guessing) */
     cc__resume rs;       /* the session id and reconnect tickets (resume.c) */
@@ -70,7 +71,7 @@ struct cc_session {
     /* what the host asked for */
     bool send_blocked, read_paused;
     int close_code;
-    char close_reason[CC__REASON_MAX];
+    char *close_reason; /* the orderly close's reason (allocated at the close; NULL: none) */
 };
 
 /* session.c: takes the session as far as it can go now (the one place the state changes) */
