@@ -120,6 +120,14 @@ reconnect_row() {
 reconnect_row
 kill "$RELAY_PID" "$CLIENT_PID" 2>/dev/null
 
+# The consent stage (doc/PROTOCOL.md 4.8) with a person who answers at once: CONSENT_WAIT rides
+# with LICENSE, AUTH_RESULT follows the command's exit; no round trip of its own.
+start_client consent --cert "$C/client.pem" --key "$C/client.key" --auth psk --psk-file "$PSK" --license-file "$GRANT" \
+    --consent-command true >/dev/null || exit 1
+relay "$CLIENT_PORT"
+row "psk, consent (command: true)" --auth psk --psk-file "$PSK" --user tech
+kill "$RELAY_PID" "$CLIENT_PID" 2>/dev/null
+
 start_client nt --cert "$C/client.pem" --key "$C/client.key" --accounts "$T_DIR/smbpasswd" --license-file "$GRANT" >/dev/null || exit 1
 relay "$CLIENT_PORT"
 row "nt" --auth nt --user alice --domain WORKGROUP --password-file "$T_DIR/alice.pw"

@@ -10,6 +10,7 @@
 #include "psk.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <arpa/inet.h>
@@ -22,10 +23,14 @@
 #include <sys/epoll.h>
 #include <time.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PROG "cc-client"
@@ -65,7 +70,12 @@ static const char usage[] =
     "  --echo                         send back the data each console sends\n"
     "  --once                         exit after the first session ends (its exit code)\n"
     "  --timeout MS                   handshake deadline (default 10000)\n"
-    "  --workers N                    threads running jobs (licence, KDC), 1 to 64 (default 4)\n"
+    "  --consent-command CMD          ask before a console takes over: sh -c CMD with\n"
+    "                                 CC_CONSENT_IDENTITY, _MECHANISM, _ADDRESS set; exit 0\n"
+    "                                 accepts, 3 says nobody is logged on, others refuse\n"
+    "  --consent-timeout MS           how long the command may take (default 60000)\n"
+    "  --consent-unattended-ok        nobody logged on (exit 3) lets the console in\n"
+    "  --workers N                    threads running jobs (licence, KDC, consent), 1 to 64 (default 4)\n"
     "  --max-sessions N               sessions at once (default 1024): when full, the oldest\n"
     "                                 unauthenticated one makes way for a new console\n"
     "  --max-per-source N             sessions from one IP address (default 8, 0: no limit)\n"
@@ -77,8 +87,9 @@ struct options {
     const char *listen_spec, *cert, *key;
     const char *psk_file, *accounts, *dc_realm, *krb5_conf, *dc_check, *keytab, *service, *realm;
     const char *license_url, *ns, *license_file, *license_ca;
-    unsigned long license_timeout, timeout, workers, max_sessions, max_per_source;
-    bool want_psk, auth_disclosure, echo, json, once, max_per_source_set;
+    const char *consent_command;
+    unsigned long license_timeout, timeout, workers, max_sessions, max_per_source, consent_timeout;
+    bool want_psk, auth_disclosure, echo, json, once, max_per_source_set, consent_unattended_ok;
 };
 
 /* A console's IP address, for --max-per-source: IPv4 also when it came as
@@ -104,6 +115,7 @@ struct conn {
 struct app {
     bool echo, json, once;
     const char *license_file;
+    const char *consent_command; /* --consent-command: run on a worker for each consent job */
     cc_context *ctx;
     int lfd;
     ex_jobs q;
@@ -272,6 +284,28 @@ static unsigned long long job_tag(const struct conn *c)
     return (c->id << SLOT_BITS) | c->slot;
 }
 
+static void print_consent(const struct app *a, const struct conn *c, const cc_event *ev)
+{
+    char who[EX_SHOW_MAX], why[EX_SHOW_MAX];
+    bool has = ev->struct_size >= offsetof(cc_event, unattended) + sizeof ev->unattended;
+    const char *detail = has && ev->detail ? ev->detail : "";
+    if (a->json) {
+        ex_json_begin("consent", c->id);
+        printf(",\"granted\":%s,\"identity\":", ev->granted ? "true" : "false");
+        ex_json_string(stdout, ev->text);
+        printf(",\"mechanism\":");
+        ex_json_string(stdout, ev->mechanism);
+        printf(",\"unattended\":%s,\"detail\":", has && ev->unattended ? "true" : "false");
+        ex_json_string(stdout, detail);
+        if (ev->code)
+            printf(",\"code\":\"%s\",\"errno\":%d", cc_err_name(ev->code), ev->code);
+        ex_json_end(c->src.peer);
+    } else {
+        fprintf(stderr, "session %llu: consent %s for %s: %s\n", c->id, ev->granted ? "given" : "refused",
+                ex_show(who, ev->text), ex_show(why, detail));
+    }
+}
+
 /* ---- events and jobs ---- */
 
 /* --echo: sends the data back, with back-pressure: stop reading while the echo cannot be sent
@@ -312,6 +346,9 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
     case CC_EVENT_CLOSED:
         print_closed(a, c, ev);
         break;
+    case CC_EVENT_CONSENT:
+        print_consent(a, c, ev);
+        break;
     default:
         return;
     }
@@ -341,6 +378,104 @@ static bool answer_license(void *user, cc_job *job)
     return true;
 }
 
+/* --consent-command, on a worker thread: runs sh -c CMD in a process group of its own with who
+ * asks in its environment (never on its command line), polls it without blocking the event
+ * loop, kills the group at the consent deadline, and answers from the exit status. */
+#define CONSENT_NOBODY_EXIT 3
+
+static char **consent_env(cc_job *job)
+{
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 4, sizeof *env);
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "CC_CONSENT_", 11) != 0)
+            env[k++] = environ[i];
+    const char *names[3] = {"CC_CONSENT_IDENTITY", "CC_CONSENT_MECHANISM", "CC_CONSENT_ADDRESS"};
+    const char *values[3] = {cc_job_consent_identity(job), cc_job_consent_mechanism(job), cc_job_consent_address(job)};
+    for (int i = 0; i < 3; i++) {
+        size_t len = strlen(names[i]) + strlen(values[i]) + 2;
+        if (!(env[k] = malloc(len)))
+            break;
+        snprintf(env[k++], len, "%s=%s", names[i], values[i]);
+    }
+    return env;
+}
+
+static void free_consent_env(char **env)
+{
+    for (size_t i = 0; env[i]; i++)
+        if (strncmp(env[i], "CC_CONSENT_", 11) == 0)
+            free(env[i]);
+    free(env);
+}
+
+static void run_consent(void *user, cc_job *job)
+{
+    const struct app *a = user;
+    if (cc_job_type(job) != CC_JOB_CONSENT || !a->consent_command) {
+        cc_job_run(job);
+        return;
+    }
+    char **env = consent_env(job);
+    char *argv[] = {"sh", "-c", (char *)a->consent_command, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, 2, 1); /* our stdout carries --json lines */
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&at, 0);
+    pid_t pid = -1;
+    int r = env ? posix_spawn(&pid, "/bin/sh", &fa, &at, argv, env) : ENOMEM;
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (env)
+        free_consent_env(env);
+    char why[256];
+    if (r != 0) {
+        snprintf(why, sizeof why, "cannot run the consent command: %s", strerror(r));
+        cc_job_fail(job, CC_ERR_CONSENT_REFUSED, why);
+        return;
+    }
+    uint32_t ms = cc_job_consent_timeout_ms(job);
+    double deadline = ex_now_ms() + ms;
+    int status = 0;
+    bool killed = false;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid || (w < 0 && errno != EINTR))
+            break;
+        if (ex_now_ms() >= deadline) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            killed = true;
+            break;
+        }
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    }
+    if (killed) {
+        snprintf(why, sizeof why, "the consent command did not answer within %u ms and was killed", ms);
+        cc_job_consent_answer(job, CC_CONSENT_REFUSE, why);
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        cc_job_consent_answer(job, CC_CONSENT_ACCEPT, "the consent command accepted");
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == CONSENT_NOBODY_EXIT) {
+        cc_job_consent_answer(job, CC_CONSENT_NOBODY, "the consent command says nobody is logged on");
+    } else {
+        if (WIFEXITED(status))
+            snprintf(why, sizeof why, "the consent command refused (exit status %d)", WEXITSTATUS(status));
+        else
+            snprintf(why, sizeof why, "the consent command refused (signal %d)", WTERMSIG(status));
+        cc_job_consent_answer(job, CC_CONSENT_REFUSE, why);
+    }
+}
+
 /* ---- options ---- */
 
 /* Options missing or in conflict, and options that would silently do nothing: mistakes
@@ -352,12 +487,15 @@ static int check_options(const struct options *o)
         fputs(usage, stderr);
         return EX_USAGE;
     }
-    const char *orphan = !o->accounts && o->dc_realm    ? "--dc-realm needs --accounts"
-                         : !o->accounts && o->krb5_conf ? "--krb5-conf needs --accounts"
-                         : !o->accounts && o->dc_check  ? "--dc-check needs --accounts"
-                         : !o->keytab && o->service     ? "--service needs --keytab"
-                         : !o->keytab && o->realm       ? "--realm needs --keytab"
-                         : !o->want_psk && o->psk_file  ? "--psk-file needs --auth psk"
+    const char *orphan = !o->accounts && o->dc_realm                 ? "--dc-realm needs --accounts"
+                         : !o->accounts && o->krb5_conf              ? "--krb5-conf needs --accounts"
+                         : !o->accounts && o->dc_check               ? "--dc-check needs --accounts"
+                         : !o->keytab && o->service                  ? "--service needs --keytab"
+                         : !o->keytab && o->realm                    ? "--realm needs --keytab"
+                         : !o->want_psk && o->psk_file               ? "--psk-file needs --auth psk"
+                         : !o->consent_command && o->consent_timeout ? "--consent-timeout needs --consent-command"
+                         : !o->consent_command && o->consent_unattended_ok
+                             ? "--consent-unattended-ok needs --consent-command"
                          : !o->want_psk && !o->accounts && !o->keytab
                              ? "no authentication configured: give --accounts, --keytab or --auth psk"
                              : NULL;
@@ -396,6 +534,9 @@ static int parse_options(int argc, char **argv, struct options *o)
                                          {"license-file", required_argument, 0, 'f'},
                                          {"license-ca", required_argument, 0, 'C'},
                                          {"license-timeout", required_argument, 0, 'L'},
+                                         {"consent-command", required_argument, 0, 'Q'},
+                                         {"consent-timeout", required_argument, 0, 'T'},
+                                         {"consent-unattended-ok", no_argument, 0, 'U'},
                                          {"echo", no_argument, 0, 'e'},
                                          {"once", no_argument, 0, 'o'},
                                          {"timeout", required_argument, 0, 't'},
@@ -471,6 +612,16 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 't':
             if (!ex_ms_option(PROG, "timeout", optarg, &o->timeout))
                 return EX_USAGE;
+            break;
+        case 'Q':
+            o->consent_command = optarg;
+            break;
+        case 'T':
+            if (!ex_ms_option(PROG, "consent-timeout", optarg, &o->consent_timeout))
+                return EX_USAGE;
+            break;
+        case 'U':
+            o->consent_unattended_ok = true;
             break;
         case 'W':
             if (!ex_parse_uint(optarg, EX_MAX_WORKERS, &o->workers) || o->workers == 0) {
@@ -581,6 +732,13 @@ static int make_context(struct app *a, const struct options *o)
      * stranger cannot tell which accounts exist; the cause is in this program's own output. */
     if (o->auth_disclosure)
         EX_CHECK(PROG, ctx, cc_context_set_auth_disclosure(ctx, 1), EX_USAGE);
+    if (o->consent_command)
+        EX_CHECK(
+            PROG, ctx,
+            cc_context_set_consent(ctx, o->consent_unattended_ok ? CC_CONSENT_MODE_ASK_OR_OK : CC_CONSENT_MODE_ASK),
+            EX_USAGE);
+    if (o->consent_timeout)
+        EX_CHECK(PROG, ctx, cc_context_set_timeout(ctx, CC_TIMEOUT_CONSENT, (uint32_t)o->consent_timeout), EX_USAGE);
     int rc = EX_OK;
     if (o->keytab)
         rc = add_kerberos(ctx, o);
@@ -753,6 +911,9 @@ static int start(struct app *a, const struct options *o)
         perror(PROG ": epoll_ctl");
         return EX_PROTOCOL;
     }
+    a->consent_command = o->consent_command;
+    a->q.run = run_consent;
+    a->q.run_user = a;
     return EX_OK;
 }
 

@@ -17,39 +17,41 @@
 
 #define PROG "cc-console"
 
-static const char usage[] = "usage: cc-console HOST[:PORT] [options]\n"
-                            "  connects to a Carbon Copy client (port 1680 unless given) and reports each step\n"
-                            "certificate (pick one; default: the system CA store):\n"
-                            "  --ca FILE              trust client certificates issued by the CAs in FILE\n"
-                            "  --pin SHA256HEX        trust exactly the certificate with this SHA-256 fingerprint\n"
-                            "authentication:\n"
-                            "  --auth MECH            psk, nt or kerberos (repeatable; order = preference)\n"
-                            "  --psk-file FILE        pre-shared key for psk\n"
-                            "  --user NAME            user (nt), principal (kerberos) or name (psk)\n"
-                            "  --domain DOMAIN        NT domain\n"
-                            "  --password-file FILE   password for nt, or for kerberos instead of the ticket cache\n"
-                            "  --service PRINCIPAL    kerberos service principal (default host/HOST@REALM)\n"
-                            "  --require-mutual       offer only mechanisms that prove the client (kerberos, psk)\n"
-                            "                         and refuse a client that did not prove itself\n"
-                            "session:\n"
-                            "  --send FILE            send FILE on channel 1 and check that the echo matches\n"
-                            "  --timeout MS           handshake deadline (default 10000)\n"
-                            "  --reconnect N          once established, drop the connection and come back N times\n"
-                            "                         with the client's reconnect ticket (no licence, no password)\n"
-                            "  --json                 one JSON object per line per event on stdout\n"
-                            "  --trace                print each step with its duration on stderr\n"
-                            "  --check                test the connection: one line per step through authentication,\n"
-                            "                         then close without a data session\n"
-                            "  --version              print the library's version and exit\n"
-                            "exit codes: 0 ok, 2 usage, 3 resolve/connect, 4 TLS/certificate, 5 licence,\n"
-                            "            6 authentication, 7 timeout, 8 protocol\n";
+static const char usage[] =
+    "usage: cc-console HOST[:PORT] [options]\n"
+    "  connects to a Carbon Copy client (port 1680 unless given) and reports each step\n"
+    "certificate (pick one; default: the system CA store):\n"
+    "  --ca FILE              trust client certificates issued by the CAs in FILE\n"
+    "  --pin SHA256HEX        trust exactly the certificate with this SHA-256 fingerprint\n"
+    "authentication:\n"
+    "  --auth MECH            psk, nt or kerberos (repeatable; order = preference)\n"
+    "  --psk-file FILE        pre-shared key for psk\n"
+    "  --user NAME            user (nt), principal (kerberos) or name (psk)\n"
+    "  --domain DOMAIN        NT domain\n"
+    "  --password-file FILE   password for nt, or for kerberos instead of the ticket cache\n"
+    "  --service PRINCIPAL    kerberos service principal (default host/HOST@REALM)\n"
+    "  --require-mutual       offer only mechanisms that prove the client (kerberos, psk)\n"
+    "                         and refuse a client that did not prove itself\n"
+    "session:\n"
+    "  --send FILE            send FILE on channel 1 and check that the echo matches\n"
+    "  --timeout MS           handshake deadline (default 10000)\n"
+    "  --reconnect N          once established, drop the connection and come back N times\n"
+    "                         with the client's reconnect ticket (no licence, no password)\n"
+    "  --consent-timeout MS   most to wait while the client asks its user (default 60000)\n"
+    "  --json                 one JSON object per line per event on stdout\n"
+    "  --trace                print each step with its duration on stderr\n"
+    "  --check                test the connection: one line per step through authentication,\n"
+    "                         then close without a data session\n"
+    "  --version              print the library's version and exit\n"
+    "exit codes: 0 ok, 2 usage, 3 resolve/connect, 4 TLS/certificate, 5 licence,\n"
+    "            6 authentication, 7 timeout, 8 protocol, 9 consent refused or not given in time\n";
 
 /* What the command line asks for. */
 struct options {
     const char *ca, *pin, *psk_file, *user, *domain, *pw_file, *service, *send_file;
     const char *mechs[8]; /* in order of preference */
     int n_mechs;
-    unsigned long timeout, reconnect;
+    unsigned long timeout, reconnect, consent_timeout;
     bool json, trace, require_mutual, check;
     char *host; /* malloc'd */
     unsigned port;
@@ -83,6 +85,7 @@ struct app {
     uint8_t ticket[CC_RECONNECT_TICKET_MAX];
     size_t ticket_len;
     double established_at;
+    bool consent_wait; /* the client asked its user (CC_EVENT_CONSENT) */
 };
 
 static bool cert_code(int code)
@@ -191,9 +194,35 @@ static void print_auth(const struct app *a, const cc_event *ev)
                                                   : "the client proved itself only by its certificate");
 }
 
+/* The client asks the person at the machine; its verdict comes with the result. */
+static void print_consent_wait(struct app *a, const cc_event *ev)
+{
+    a->consent_wait = true;
+    if (a->json)
+        printf("{\"event\":\"consent\",\"waiting\":true,\"client_timeout_ms\":%llu,\"ms\":%.3f}\n",
+               (unsigned long long)ev->value, ex_now_ms() - a->t0);
+    else
+        fprintf(stderr, "waiting for the consent of the person at the client (it waits up to %llu ms)\n",
+                (unsigned long long)ev->value);
+}
+
+/* Once it was asked: the verdict, given (established) or not (refused, not in time). */
+static void print_consent_verdict(const struct app *a, int code)
+{
+    if (!a->consent_wait || (code && code != CC_ERR_CONSENT_REFUSED && code != CC_ERR_CONSENT_TIMEOUT))
+        return;
+    const char *v = !code ? "given" : code == CC_ERR_CONSENT_REFUSED ? "refused" : "timeout";
+    if (a->json)
+        printf("{\"event\":\"consent\",\"waiting\":false,\"verdict\":\"%s\",\"ms\":%.3f}\n", v, ex_now_ms() - a->t0);
+    else if (!code)
+        fprintf(stderr, "consent given\n");
+}
+
 /* Failures in text mode are reported by the loop, with the session's detail. */
 static void print_closed(const struct app *a, const cc_event *ev)
 {
+    if (ev->code)
+        print_consent_verdict(a, ev->code);
     char why[1536];
     cc_event e = *ev;
     if (cert_code(ev->code))
@@ -220,9 +249,14 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
     (void)s; /* a->s */
     switch (ev->type) {
     case CC_EVENT_STATE:
+        if (ev->state == CC_STATE_ESTABLISHED)
+            print_consent_verdict(a, 0);
         print_state(a, ev);
         if (a->check)
             check_state(a, ev);
+        break;
+    case CC_EVENT_CONSENT:
+        print_consent_wait(a, ev);
         break;
     case CC_EVENT_LICENSE:
         if (a->check)
@@ -276,6 +310,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                                          {"send", required_argument, 0, 's'},
                                          {"timeout", required_argument, 0, 't'},
                                          {"reconnect", required_argument, 0, 'r'},
+                                         {"consent-timeout", required_argument, 0, 'C'},
                                          {"json", no_argument, 0, 'j'},
                                          {"trace", no_argument, 0, 'T'},
                                          {"check", no_argument, 0, 'K'},
@@ -333,6 +368,10 @@ static int parse_options(int argc, char **argv, struct options *o)
             }
             break;
         }
+        case 'C':
+            if (!ex_ms_option(PROG, "consent-timeout", optarg, &o->consent_timeout))
+                return EX_USAGE;
+            break;
         case 'j':
             o->json = true;
             break;
@@ -809,6 +848,8 @@ static int make_context(struct app *a, const struct options *o)
         EX_CHECK(PROG, ctx, cc_context_set_pin_sha256(ctx, o->pin), EX_USAGE);
     if (o->timeout)
         EX_CHECK(PROG, ctx, cc_context_set_timeout(ctx, CC_TIMEOUT_HANDSHAKE, (uint32_t)o->timeout), EX_USAGE);
+    if (o->consent_timeout)
+        EX_CHECK(PROG, ctx, cc_context_set_timeout(ctx, CC_TIMEOUT_CONSENT, (uint32_t)o->consent_timeout), EX_USAGE);
     if (o->require_mutual)
         EX_CHECK(PROG, ctx, cc_context_set_require_mutual(ctx, 1), EX_USAGE);
     return add_mechanisms(ctx, o);
@@ -1068,6 +1109,7 @@ static int reconnect(struct app *a, const struct options *o)
         fprintf(stderr, "reconnect %lu of %lu\n", a->reconnected, a->reconnected + a->reconnect_left);
     a->t0 = a->t_last = ex_now_ms();
     a->established_at = 0;
+    a->consent_wait = false; /* a resumed session asks nobody: no verdict line of its own */
     EX_CHECK(PROG, a->ctx,
              cc_session_connect(a->s, o->host, o->port == EX_NO_PORT ? CC_DEFAULT_PORT : (uint16_t)o->port), EX_USAGE);
     return EX_OK;

@@ -28,6 +28,8 @@ int ex_exit_code(int e)
         return EX_AUTH;
     if (e == CC_ERR_TIMEOUT || e == CC_ERR_IDLE_TIMEOUT)
         return EX_TIMEOUT;
+    if (e == CC_ERR_CONSENT_REFUSED || e == CC_ERR_CONSENT_TIMEOUT)
+        return EX_CONSENT;
     return EX_PROTOCOL;
 }
 
@@ -94,7 +96,10 @@ static void *worker(void *arg)
         q->head = (q->head + 1) % q->cap;
         q->len--;
         pthread_mutex_unlock(&q->mu);
-        cc_job_run(m.job); /* blocks, bounded by the job's own timeouts */
+        if (q->run) /* e.g. cc-client --consent-command: bounded by the consent deadline */
+            q->run(q->run_user, m.job);
+        else
+            cc_job_run(m.job); /* blocks, bounded by the job's own timeouts */
         const char *p = (const char *)&m;
         size_t left = sizeof m; /* < PIPE_BUF: written whole */
         while (left > 0) {

@@ -18,7 +18,8 @@ enum {
     EX_AUTH = 6,
     EX_TIMEOUT = 7,
     EX_PROTOCOL = 8,
-    EX_RUN = -1 /* not an exit code: the options are good, go on */
+    EX_CONSENT = 9, /* the person at the client refused, or did not answer in time */
+    EX_RUN = -1     /* not an exit code: the options are good, go on */
 };
 /* Maps a cc_error to the exit code above. */
 int ex_exit_code(int err);
@@ -46,6 +47,9 @@ typedef struct ex_jobs {
     pthread_mutex_t mu; /* guards fifo, head, len, idle, stopping */
     pthread_cond_t more;
     bool stopping;
+    /* what a worker does with a job: cc_job_run, unless the host set its own */
+    void (*run)(void *user, cc_job *job);
+    void *run_user;
 } ex_jobs;
 /* At most EX_MAX_WORKERS workers; the FIFO holds at most `queue_max` jobs.
  * Returns -1 (errno set) when the pipe or the tables cannot be had. */

@@ -126,7 +126,10 @@ typedef enum cc_error {
 
     /* reconnection (doc/RECONNECT.md) */
     CC_ERR_RECONNECT_REFUSED = -76, /* the client did not take the reconnect ticket (used, expired, foreign, refused) */
-    CC_ERR_RECONNECT_TICKET = -77   /* the reconnect ticket is malformed, altered or from another library version */
+    CC_ERR_RECONNECT_TICKET = -77,  /* the reconnect ticket is malformed, altered or from another library version */
+    /* consent of the person at the client (CC_CONSENT_MODE_ASK) */
+    CC_ERR_CONSENT_REFUSED = -80, /* the person at the client, or the client's policy, refused the session */
+    CC_ERR_CONSENT_TIMEOUT = -81  /* nobody answered the consent question within the consent deadline */
 } cc_error;
 
 /* A sentence describing the error code, e.g. "the handshake deadline passed".
@@ -208,16 +211,17 @@ int cc_context_set_verify_callback(cc_context *ctx, cc_verify_fn fn, void *user)
 
 /* Timeouts in milliseconds; where the range starts at 0, 0 turns the timer off. */
 typedef enum cc_timeout {
-    CC_TIMEOUT_HANDSHAKE = 1,       /* from start to established; default 10000, 1..86400000 */
-    CC_TIMEOUT_IDLE = 2,            /* established, nothing heard; default 0, 0..86400000 */
-    CC_TIMEOUT_CONNECT_ATTEMPT = 3, /* per address, then the next; default 2000, 1..86400000 */
-    CC_TIMEOUT_KEEPALIVE = 4,       /* ping after this silence; default 0, 0..86400000 */
-    CC_TIMEOUT_LICENSE_CONNECT = 5, /* licence server connect; default 2000, 1..86400000 */
-    CC_TIMEOUT_LICENSE = 6,         /* whole licence fetch; default 4000, 1..86400000 */
-    CC_TIMEOUT_AUTH_JOB = 7,        /* each KDC / directory job; default 4000, 1..86400000 */
-    CC_TIMEOUT_AUTH_BACKOFF = 8,    /* most wait after failed proofs; default 4000, 0..60000 */
-    CC_TIMEOUT_CONNECT_STAGGER = 9,  /* next address's start while one connects; default 250, 10..60000 */
-    CC_TIMEOUT_RECONNECT_TICKET = 10 /* client: a reconnect ticket's lifetime; default 600000, 0..86400000 */
+    CC_TIMEOUT_HANDSHAKE = 1,         /* from start to established; default 10000, 1..86400000 */
+    CC_TIMEOUT_IDLE = 2,              /* established, nothing heard; default 0, 0..86400000 */
+    CC_TIMEOUT_CONNECT_ATTEMPT = 3,   /* per address, then the next; default 2000, 1..86400000 */
+    CC_TIMEOUT_KEEPALIVE = 4,         /* ping after this silence; default 0, 0..86400000 */
+    CC_TIMEOUT_LICENSE_CONNECT = 5,   /* licence server connect; default 2000, 1..86400000 */
+    CC_TIMEOUT_LICENSE = 6,           /* whole licence fetch; default 4000, 1..86400000 */
+    CC_TIMEOUT_AUTH_JOB = 7,          /* each KDC / directory job; default 4000, 1..86400000 */
+    CC_TIMEOUT_AUTH_BACKOFF = 8,      /* most wait after failed proofs; default 4000, 0..60000 */
+    CC_TIMEOUT_CONNECT_STAGGER = 9,   /* next address's start while one connects; default 250, 10..60000 */
+    CC_TIMEOUT_RECONNECT_TICKET = 10, /* client: a reconnect ticket's lifetime; default 600000, 0..86400000 */
+    CC_TIMEOUT_CONSENT = 11           /* consent answer (console: most it waits); default 60000, 1..86400000 */
 } cc_timeout;
 /* The handshake deadline is also the most an unauthenticated peer can hold a
  * session; the licence and KDC timeouts fit inside it. After failed proofs,
@@ -226,6 +230,11 @@ typedef enum cc_timeout {
  * CC_TIMEOUT_AUTH_BACKOFF (0 turns this off); a success from that address
  * clears it. 0 disables the idle and keep-alive timers and reconnection (no
  * reconnect ticket is issued or taken); the others must be > 0.
+ * On a client asking for consent (cc_context_set_consent) the handshake
+ * deadline stops once the console is authenticated and CC_TIMEOUT_CONSENT
+ * runs instead; a console told that the client waits extends its own
+ * handshake deadline by the client's declared wait, at most by its own
+ * CC_TIMEOUT_CONSENT (plus a margin for the round trip).
  * CC_ERR_INVALID (with cc_context_errmsg) outside the range above. */
 int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms);
 
@@ -289,6 +298,21 @@ int cc_context_set_auth_disclosure(cc_context *ctx, int full);
  * mechanism did not (CC_ERR_AUTH_MUTUAL), so a peer holding nothing but a
  * trusted certificate is refused before it sees a credential. Default 0. */
 int cc_context_set_require_mutual(cc_context *ctx, int on);
+
+/* -- Consent of the person at the machine (client role) -- */
+
+typedef enum cc_consent_mode {
+    CC_CONSENT_MODE_OFF = 0,      /* no consent stage (default) */
+    CC_CONSENT_MODE_ASK = 1,      /* ask; when nobody is logged on, refuse */
+    CC_CONSENT_MODE_ASK_OR_OK = 2 /* ask; when nobody is logged on, let the console in */
+} cc_consent_mode;
+/* Client role: after the console is authenticated (and the licence is
+ * granted) and before the session is established, the client queues a
+ * CC_JOB_CONSENT job that the host answers with cc_job_consent_answer() (for
+ * instance after a dialog), within CC_TIMEOUT_CONSENT. The console is told
+ * that the client waits (doc/PROTOCOL.md 4.8). Each decision is a
+ * CC_EVENT_CONSENT. CC_ERR_CONFIG on a console. */
+int cc_context_set_consent(cc_context *ctx, int mode);
 
 /* --- Session ------------------------------------------------------------ */
 
@@ -374,7 +398,15 @@ typedef enum cc_event_type {
     CC_EVENT_CLOSED = 5,     /* the session ended: code (0 = orderly), text = reason */
     CC_EVENT_SEND_READY = 6, /* the send buffer drained after CC_SEND_HIGH_WATER or CC_ERR_AGAIN */
     CC_EVENT_PONG = 7,       /* a ping was answered: value = round trip in ms */
-    CC_EVENT_TICKET = 8      /* console: a (new) reconnect ticket arrived: cc_session_reconnect_ticket() */
+    CC_EVENT_TICKET = 8,     /* console: a (new) reconnect ticket arrived: cc_session_reconnect_ticket() */
+    /* Consent. Client: a decision (an audit record): granted 1 or 0, code 0 or
+     * why not (CC_ERR_CONSENT_REFUSED, CC_ERR_CONSENT_TIMEOUT, or the error
+     * that ended the session while it waited), text = identity, mechanism,
+     * address, detail = the reason, unattended = 1 when the host said nobody
+     * is logged on, value = wall-clock time in ms since 1970. Console: the
+     * client waits for its user: granted -1, value = the client's deadline
+     * in ms; the verdict follows as CC_EVENT_AUTH or CC_EVENT_CLOSED. */
+    CC_EVENT_CONSENT = 9
 } cc_event_type;
 
 typedef struct cc_event {
@@ -396,6 +428,10 @@ typedef struct cc_event {
      * reconnect ticket (no licence check, no mechanism ran), else 0 */
     int32_t resumed;
     const char *session_id; /* CC_EVENT_AUTH: cc_session_id() (the resumed session's id when resumed) */
+    /* added with the consent stage: read only when struct_size covers them */
+    const char *address; /* CC_EVENT_CONSENT, client: the console's address ("" on a host transport) */
+    const char *detail;  /* CC_EVENT_CONSENT, client: the reason given or the policy applied */
+    int32_t unattended;  /* CC_EVENT_CONSENT, client: 1 the host answered CC_CONSENT_NOBODY */
 } cc_event;
 
 /* Called from within cc_session_step() (and cc_session_close()). It may call
@@ -629,7 +665,8 @@ int cc_context_set_resume_callback(cc_context *ctx, cc_resume_fn fn, void *user)
 typedef enum cc_job_kind {
     CC_JOB_RESOLVE = 1, /* resolve a host name (console) */
     CC_JOB_LICENSE = 2, /* fetch and parse the licence page (client) */
-    CC_JOB_AUTH = 3     /* authenticator work that talks to a KDC or directory */
+    CC_JOB_AUTH = 3,    /* authenticator work that talks to a KDC or directory */
+    CC_JOB_CONSENT = 4  /* ask the person at the client (client, cc_context_set_consent) */
 } cc_job_kind;
 
 /* Takes the next pending job, or NULL. From now until it is handed back the
@@ -664,6 +701,21 @@ const char *cc_job_license_url(const cc_job *job);
 int cc_job_license_set_status(cc_job *job, int32_t http_status);
 int cc_job_license_feed(cc_job *job, const void *data, size_t len);
 int cc_job_license_set_figures(cc_job *job, uint32_t count, uint32_t in_use);
+
+/* Answering a consent job (the host's own answer; cc_job_run() refuses, as
+ * nobody was asked): who asks, through which mechanism, from where ("" on a
+ * host transport), and how long the client waits; then the answer with an
+ * optional reason for the audit trail (at most 255 bytes, else CC_ERR_INVALID).
+ * A job handed back unanswered refuses; one handed back after the deadline,
+ * or after the console left, is ignored. */
+#define CC_CONSENT_REFUSE 0 /* the person said no */
+#define CC_CONSENT_ACCEPT 1 /* the person said yes */
+#define CC_CONSENT_NOBODY 2 /* nobody is logged on: the consent mode decides */
+const char *cc_job_consent_identity(const cc_job *job);
+const char *cc_job_consent_mechanism(const cc_job *job);
+const char *cc_job_consent_address(const cc_job *job);
+uint32_t cc_job_consent_timeout_ms(const cc_job *job);
+int cc_job_consent_answer(cc_job *job, int answer, const char *reason);
 
 /* --- Authenticators: the plug-in interface -------------------------------- */
 

@@ -648,6 +648,10 @@ static void t_bad_frames(void)
     const unsigned char data[] = {CC__F_DATA, 0, 0, 1, 0, 0, 0, 3, 'a', 'b', 'c'};
     T_EQ(raw_frame_result(data, sizeof data, d, sizeof d), CC_ERR_PROTOCOL);
     T_CONTAINS(d, "unexpected DATA frame");
+    /* CONSENT_WAIT is the client's to send: a console's is a protocol error (doc/PROTOCOL.md 4.6) */
+    const unsigned char wait[] = {CC__F_CONSENT_WAIT, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0x03, 0xe8};
+    T_EQ(raw_frame_result(wait, sizeof wait, d, sizeof d), CC_ERR_PROTOCOL);
+    T_CONTAINS(d, "unexpected CONSENT_WAIT frame");
     /* an unknown frame type */
     const unsigned char unknown[] = {0x42, 0, 0, 0, 0, 0, 0, 0};
     T_EQ(raw_frame_result(unknown, sizeof unknown, d, sizeof d), CC_ERR_BAD_FRAME);

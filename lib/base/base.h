@@ -33,8 +33,8 @@
  * Every struct cc_context begins with this (lib/core/core.h), so the floors
  * below the core reach the allocator, the log and the error detail through
  * cc__base() without knowing the rest of the context. */
-#define CC__TIMEOUT_COUNT (CC_TIMEOUT_RECONNECT_TICKET + 1) /* indexed by cc_timeout; [0] unused */
-#define CC__LIMIT_COUNT   (CC_LIMIT_REDIRECTS + 1)          /* indexed by cc_limit; [0] unused */
+#define CC__TIMEOUT_COUNT (CC_TIMEOUT_CONSENT + 1) /* indexed by cc_timeout; [0] unused */
+#define CC__LIMIT_COUNT   (CC_LIMIT_REDIRECTS + 1) /* indexed by cc_limit; [0] unused */
 
 /* The context's counters behind cc_context_stats() (lib/core/stats.c): bumped by
  * any floor, from any thread, with relaxed atomics; no lock. */

@@ -25,6 +25,9 @@ const cc__range cc__timeout_range[CC__TIMEOUT_COUNT] = {
     [CC_TIMEOUT_CONNECT_STAGGER] = {"CC_TIMEOUT_CONNECT_STAGGER", 250, 10, 60000},
     /* 0 = reconnection off (doc/RECONNECT.md) */
     [CC_TIMEOUT_RECONNECT_TICKET] = {"CC_TIMEOUT_RECONNECT_TICKET", 600000, 0, DAY_MS},
+    /* a person reads a dialog; the handshake deadline stops meanwhile (client),
+     * and on a console this caps how long a client's wait may hold it */
+    [CC_TIMEOUT_CONSENT] = {"CC_TIMEOUT_CONSENT", 60000, 1, DAY_MS},
 };
 
 const cc__range cc__limit_range[CC__LIMIT_COUNT] = {

@@ -76,6 +76,8 @@ static const struct {
     E(CC_ERR_RECONNECT_REFUSED, "the client did not take the reconnect ticket (already used, expired, issued by "
                                 "another client or refused by its host); connect again with credentials"),
     E(CC_ERR_RECONNECT_TICKET, "the reconnect ticket is malformed or was altered; connect again with credentials"),
+    E(CC_ERR_CONSENT_REFUSED, "the person at the client refused the session"),
+    E(CC_ERR_CONSENT_TIMEOUT, "nobody at the client answered the consent question in time"),
 #undef E
 };
 

@@ -242,6 +242,18 @@ CC_API int cc_context_set_require_mutual(cc_context *ctx, int on)
     return CC_OK;
 }
 
+CC_API int cc_context_set_consent(cc_context *ctx, int mode)
+{
+    if (!ctx || mode < CC_CONSENT_MODE_OFF || mode > CC_CONSENT_MODE_ASK_OR_OK)
+        return CC_ERR_INVALID;
+    if (cc__ctx_writable(ctx, "cc_context_set_consent") < 0)
+        return CC_ERR_STATE;
+    if (ctx->base.role != CC_ROLE_CLIENT)
+        return cc__ctx_error(ctx, CC_ERR_CONFIG, "only the client role asks the person at the machine");
+    ctx->consent_mode = mode;
+    return CC_OK;
+}
+
 /* ---- licence settings (lib/license validates) ---- */
 
 static int client_setter(cc_context *ctx, const char *fn)

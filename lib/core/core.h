@@ -25,6 +25,7 @@ struct cc_context {
     } hooks;
     cc_resume_fn resume_fn; /* client: the host's say on a reconnect (resume.c) */
     void *resume_user;
+    int consent_mode; /* client: cc_consent_mode */
 };
 
 #endif /* CC_CORE_H */

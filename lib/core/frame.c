@@ -55,8 +55,8 @@ void cc__frame_hdr_write(uint8_t o[CC__FRAME_HDR], const cc__frame_hdr *h)
 const char *cc__frame_name(int type)
 {
     static const char *const names[] = {"?",    "HELLO", "LICENSE", "AUTH_TOKEN", "AUTH_RESULT",
-                                        "DATA", "PING",  "PONG",    "CLOSE"};
-    return type > 0 && type <= CC__F_CLOSE ? names[type] : "unknown";
+                                        "DATA", "PING",  "PONG",    "CLOSE",      "CONSENT_WAIT"};
+    return type > 0 && type <= CC__F_CONSENT_WAIT ? names[type] : "unknown";
 }
 
 int cc__frame_hdr_parse(const uint8_t *p, size_t avail, uint32_t max_len, cc__frame_hdr *h, char *detail, size_t n)
@@ -67,7 +67,7 @@ int cc__frame_hdr_parse(const uint8_t *p, size_t avail, uint32_t max_len, cc__fr
     h->flags = p[1];
     h->channel = (uint16_t)(p[2] << 8 | p[3]);
     h->len = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
-    if (h->type < CC__F_HELLO || h->type > CC__F_CLOSE) {
+    if (h->type < CC__F_HELLO || h->type > CC__F_CONSENT_WAIT) {
         cc__fmt(detail, n, "unknown frame type %u", h->type);
         return CC_ERR_BAD_FRAME;
     }
@@ -533,6 +533,28 @@ int cc__f_close_pack(cc__buf *out, const cc_context *ctx, const cc__close_msg *m
     return pack(out, ctx, CC__F_CLOSE, 0, close_body, m);
 }
 
+#define CONSENT_WAIT_MAX_MS (24u * 3600 * 1000)
+
+int cc__f_consent_wait_parse(const uint8_t *p, size_t len, cc__consent_wait_msg *m, char *detail, size_t dn)
+{
+    rd r = {p, len, false, "", ""};
+    m->timeout_ms = rd_u32(&r);
+    if (!r.bad && (m->timeout_ms == 0 || m->timeout_ms > CONSENT_WAIT_MAX_MS))
+        rd_fail(&r, "the timeout", "is outside 1..86400000 ms");
+    return rd_end(&r, CC__F_CONSENT_WAIT, detail, dn);
+}
+
+static void consent_wait_body(wr *w, const void *msg)
+{
+    const cc__consent_wait_msg *m = msg;
+    wr_u32(w, m->timeout_ms);
+}
+
+int cc__f_consent_wait_pack(cc__buf *out, const cc_context *ctx, const cc__consent_wait_msg *m)
+{
+    return pack(out, ctx, CC__F_CONSENT_WAIT, 0, consent_wait_body, m);
+}
+
 int cc__frame_parse(const cc__frame_hdr *h, const uint8_t *p, cc__msg *m, char *detail, size_t dn)
 {
     switch (h->type) {
@@ -552,6 +574,8 @@ int cc__frame_parse(const cc__frame_hdr *h, const uint8_t *p, cc__msg *m, char *
         return cc__f_pong_parse(p, h->len, &m->ping, detail, dn);
     case CC__F_CLOSE:
         return cc__f_close_parse(p, h->len, &m->close, detail, dn);
+    case CC__F_CONSENT_WAIT:
+        return cc__f_consent_wait_parse(p, h->len, &m->consent_wait, detail, dn);
     }
     cc__fmt(detail, dn, "unknown frame type %u", h->type);
     return CC_ERR_BAD_FRAME;
@@ -576,6 +600,8 @@ int cc__frame_pack(cc__buf *out, const cc_context *ctx, int type, const cc__msg 
         return cc__f_pong_pack(out, ctx, &m->ping);
     case CC__F_CLOSE:
         return cc__f_close_pack(out, ctx, &m->close);
+    case CC__F_CONSENT_WAIT:
+        return cc__f_consent_wait_pack(out, ctx, &m->consent_wait);
     }
     return CC_ERR_INTERNAL;
 }

@@ -22,7 +22,8 @@ enum cc__frame_type {
     CC__F_DATA = 5,
     CC__F_PING = 6,
     CC__F_PONG = 7,
-    CC__F_CLOSE = 8
+    CC__F_CLOSE = 8,
+    CC__F_CONSENT_WAIT = 9 /* client: its user is asked; the verdict follows (doc/PROTOCOL.md 4.8) */
 };
 
 typedef struct cc__frame_hdr {
@@ -98,6 +99,11 @@ typedef struct cc__close_msg {
     char reason[CC__REASON_MAX];
 } cc__close_msg;
 
+/* CONSENT_WAIT: how long the client waits for its user's answer. */
+typedef struct cc__consent_wait_msg {
+    uint32_t timeout_ms; /* 1..86400000; anything else is malformed */
+} cc__consent_wait_msg;
+
 /* Any parsed frame: what cc__frame_parse fills, by h->type. */
 typedef union cc__msg {
     cc__hello hello;
@@ -107,6 +113,7 @@ typedef union cc__msg {
     cc__data_msg data;
     cc__ping_msg ping; /* PING and PONG */
     cc__close_msg close;
+    cc__consent_wait_msg consent_wait;
 } cc__msg;
 
 int cc__f_hello_parse(const uint8_t *p, size_t len, cc__hello *m, char *detail, size_t dn);
@@ -125,6 +132,8 @@ int cc__f_pong_parse(const uint8_t *p, size_t len, cc__ping_msg *m, char *detail
 int cc__f_pong_pack(cc__buf *out, const cc_context *ctx, const cc__ping_msg *m);
 int cc__f_close_parse(const uint8_t *p, size_t len, cc__close_msg *m, char *detail, size_t dn);
 int cc__f_close_pack(cc__buf *out, const cc_context *ctx, const cc__close_msg *m);
+int cc__f_consent_wait_parse(const uint8_t *p, size_t len, cc__consent_wait_msg *m, char *detail, size_t dn);
+int cc__f_consent_wait_pack(cc__buf *out, const cc_context *ctx, const cc__consent_wait_msg *m);
 
 /* The parser of h->type over `payload` (h->len bytes) into the member of *m
  * for that type. CC_OK or CC_ERR_BAD_FRAME with a detail. */

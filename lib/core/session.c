@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define CLOSE_LINGER_MS 2000u
 /* An orderly close waits this long at most for our last bytes to go out: a
@@ -12,6 +13,9 @@
 /* Output a peer can make us queue by sending without reading (PONGs) may
  * exceed what the host or the handshake queues by this much, no more. */
 #define REPLY_RESERVE (64u * 1024)
+/* A console told that the client waits for consent waits this much longer
+ * than the wait it was told (or its own cap), for the verdict's round trip. */
+#define CONSENT_MARGIN_MS 2000u
 /* What every failed proof shows the console unless the client discloses the cause. */
 #define AUTH_FAILED_TEXT "the user name or password is incorrect (the client's own log has the cause)"
 
@@ -417,10 +421,114 @@ static int client_choose(cc_session *s)
     return CC_OK;
 }
 
+/* ------------------------------------------------------------ consent */
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Client: one decision of the consent stage (code 0: let in), for the host's
+ * audit trail; the stage is over from here on. */
+static void consent_event(cc_session *s, int code, bool unattended, const char *why)
+{
+    char addr[CC__ADDRESS_MAX];
+    cc__source_str(&s->source, addr, sizeof addr);
+    const char *who = s->auth && cc__auth_identity(s->auth) ? cc__auth_identity(s->auth) : "";
+    s->consent = CONSENT_DECIDED;
+    cc__log(s->ctx, code ? CC_LOG_WARN : CC_LOG_INFO, "session %p: consent %s for %s%s%s: %s", (void *)s,
+            code ? cc_err_name(code) : "given", who, addr[0] ? " from " : "", addr, why);
+    cc_event ev = {0};
+    ev.type = CC_EVENT_CONSENT;
+    ev.code = code;
+    ev.granted = code == 0;
+    ev.text = who;
+    ev.mechanism = s->auth ? cc__auth_name(s->auth) : NULL;
+    ev.address = addr;
+    ev.detail = why;
+    ev.unattended = unattended;
+    ev.value = wall_ms();
+    emit(s, &ev);
+}
+
+/* Client, the console authenticated and the licence granted: the host is
+ * asked (a CC_JOB_CONSENT job) and the console told that it waits; the
+ * handshake deadline stops and the consent deadline runs. */
+static int consent_start(cc_session *s)
+{
+    uint32_t t = s->ctx->base.timeout[CC_TIMEOUT_CONSENT];
+    char addr[CC__ADDRESS_MAX];
+    cc__source_str(&s->source, addr, sizeof addr);
+    cc_job *j = cc__consent_job_new(s->ctx, cc__auth_identity(s->auth), cc__auth_name(s->auth), addr, t);
+    if (!j)
+        return fail(s, CC_ERR_NOMEM, true, NULL);
+    cc__msg m;
+    m.consent_wait.timeout_ms = t;
+    int r = send_msg(s, CC__F_CONSENT_WAIT, &m);
+    if (r < 0) {
+        cc_job_free(j);
+        return fail(s, r, false, NULL);
+    }
+    cc__session_queue_job(s, j);
+    s->consent = CONSENT_ASKING;
+    s->consent_deadline = cc__now_ms() + t;
+    cc__log(s->ctx, CC_LOG_INFO, "session %p: asking the person at the machine to let %s in (%u ms)", (void *)s,
+            cc__auth_identity(s->auth), t);
+    return CC_OK;
+}
+
+static int client_result(cc_session *s);
+
+/* Client: the consent job came back; a late one (the deadline passed, the
+ * console left) was already decided and is ignored. */
+static void consent_back(cc_session *s, const cc_job *j)
+{
+    if (s->consent != CONSENT_ASKING)
+        return;
+    bool unattended;
+    char why[CC__DETAIL_MAX];
+    int code = cc__consent_verdict(j, s->ctx->consent_mode, &unattended, why, sizeof why);
+    consent_event(s, code, unattended, why);
+    if (s->state >= CC_STATE_CLOSED)
+        return; /* the host ended the session from its callback */
+    if (code < 0)
+        fail_telling(s, code, code, why, "consent refused: %s", why);
+    else
+        client_result(s);
+}
+
+/* Console: the client asks its user. The handshake deadline moves to the
+ * client's declared wait (at most our own CC_TIMEOUT_CONSENT) plus a margin. */
+static int on_consent_wait(cc_session *s, const cc__consent_wait_msg *m)
+{
+    if (s->license_stage != LIC_TOLD)
+        return fail(s, CC_ERR_PROTOCOL, true, "the client asked for consent before its licence verdict");
+    uint32_t cap = s->ctx->base.timeout[CC_TIMEOUT_CONSENT];
+    uint64_t until = cc__now_ms() + (m->timeout_ms < cap ? m->timeout_ms : cap) + CONSENT_MARGIN_MS;
+    if (until > s->handshake_deadline)
+        s->handshake_deadline = until;
+    s->consent_wait = true;
+    s->consent_client_ms = m->timeout_ms;
+    cc__log(s->ctx, CC_LOG_INFO, "session %p: the client asks its user (it waits %u ms; this console at most %u ms)",
+            (void *)s, m->timeout_ms, cap);
+    cc_event ev = {0};
+    ev.type = CC_EVENT_CONSENT;
+    ev.granted = -1;
+    ev.value = m->timeout_ms;
+    ev.mechanism = s->auth ? cc__auth_name(s->auth) : NULL;
+    emit(s, &ev);
+    return CC_OK;
+}
+
 /* Client: the mechanism and the host's policy let the console in, and the
- * licence is granted: the result (with the mechanism's last token) goes out. */
+ * licence is granted: the result (with the mechanism's last token) goes out,
+ * after the person at the machine agreed when the context asks for consent. */
 static int client_result(cc_session *s)
 {
+    if (s->ctx->consent_mode != CC_CONSENT_MODE_OFF && s->consent != CONSENT_DECIDED)
+        return s->consent == CONSENT_NONE ? consent_start(s) : CC_OK;
     const uint8_t *tok;
     size_t tok_len;
     cc__auth_output(s->auth, &tok, &tok_len);
@@ -499,6 +607,8 @@ static void advance(cc_session *s)
     for (int from = -1; from != s->state && s->state < CC_STATE_CLOSED;) {
         from = s->state;
         if (s->error) {
+            if (s->consent == CONSENT_ASKING) /* the audit trail records how the wait ended */
+                consent_event(s, s->error, false, s->errmsg);
             enter(s, CC_STATE_FAILED);
             closed_event(s, s->error, s->errmsg);
             return;
@@ -734,7 +844,9 @@ static bool frame_allowed(const cc_session *s, int type)
                (s->state == CC_STATE_LICENSE || s->state == CC_STATE_AUTHENTICATING);
     case CC__F_AUTH_TOKEN:
         return s->state == CC_STATE_AUTHENTICATING && !s->auth_job_out && !(console && cc__auth_done(s->auth)) &&
-               !s->result_due;
+               !s->result_due && !s->consent_wait;
+    case CC__F_CONSENT_WAIT: /* once, after the licence verdict, before the result */
+        return console && s->state == CC_STATE_AUTHENTICATING && !s->consent_wait;
     case CC__F_AUTH_RESULT:
         return console && s->state == CC_STATE_AUTHENTICATING;
     case CC__F_DATA:
@@ -793,6 +905,8 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
         return on_pong(s);
     case CC__F_CLOSE:
         return on_close(s, &m.close);
+    case CC__F_CONSENT_WAIT:
+        return on_consent_wait(s, &m.consent_wait);
     }
     return CC_OK;
 }
@@ -870,7 +984,7 @@ static int io_round(cc_session *s)
 
 /* ------------------------------------------------------------------ step */
 
-enum { DL_NONE, DL_HANDSHAKE, DL_CONNECT, DL_HOLD, DL_IDLE, DL_KEEPALIVE, DL_LINGER, DL_COUNT };
+enum { DL_NONE, DL_HANDSHAKE, DL_CONSENT, DL_CONNECT, DL_HOLD, DL_IDLE, DL_KEEPALIVE, DL_LINGER, DL_COUNT };
 
 static void earliest(uint64_t *d, int *what, uint64_t t, int kind)
 {
@@ -887,8 +1001,11 @@ static uint64_t next_deadline(const cc_session *s, uint64_t now, int *what)
     const uint32_t *t = s->ctx->base.timeout;
     uint64_t d = 0;
     *what = DL_NONE;
-    if (s->state < CC_STATE_ESTABLISHED)
+    /* A client asking for consent stops the handshake clock: its own runs. */
+    if (s->state < CC_STATE_ESTABLISHED && s->consent == CONSENT_NONE)
         earliest(&d, what, s->handshake_deadline, DL_HANDSHAKE);
+    if (s->state < CC_STATE_ESTABLISHED && s->consent != CONSENT_NONE)
+        earliest(&d, what, s->consent_deadline, DL_CONSENT);
     if (s->state == CC_STATE_CONNECTING)
         earliest(&d, what, cc__connector_deadline(s->conn), DL_CONNECT);
     if (s->hold_until > now)
@@ -913,10 +1030,26 @@ static void on_deadlines(cc_session *s, uint64_t now)
     for (int i = 0; i < DL_COUNT && s->state < CC_STATE_CLOSED && (d = next_deadline(s, now, &what)) && now >= d; i++) {
         switch (what) {
         case DL_HANDSHAKE:
+            if (s->consent_wait) {
+                fail(s, CC_ERR_CONSENT_TIMEOUT, true,
+                     "no consent verdict from the client in time (it waits %u ms for its user; this console at most "
+                     "%u ms)",
+                     s->consent_client_ms, s->ctx->base.timeout[CC_TIMEOUT_CONSENT]);
+                break;
+            }
             fail(s, CC_ERR_TIMEOUT, true, "no progress past state %s within the handshake deadline of %u ms%s",
                  cc_state_name(s->state), s->ctx->base.timeout[CC_TIMEOUT_HANDSHAKE],
                  s->jobs_out || s->queued ? " (a job handed to the host has not come back)" : "");
             break;
+        case DL_CONSENT: {
+            char why[CC__DETAIL_MAX];
+            cc__fmt(why, sizeof why, "nobody answered within the consent deadline of %u ms",
+                    s->ctx->base.timeout[CC_TIMEOUT_CONSENT]);
+            if (s->consent == CONSENT_ASKING)
+                consent_event(s, CC_ERR_CONSENT_TIMEOUT, false, why);
+            fail(s, CC_ERR_CONSENT_TIMEOUT, true, "%s", why);
+            break;
+        }
         case DL_IDLE:
             fail(s, CC_ERR_IDLE_TIMEOUT, true, "nothing heard from the peer for %u ms",
                  s->ctx->base.timeout[CC_TIMEOUT_IDLE]);
@@ -950,6 +1083,9 @@ static void process_returned_jobs(cc_session *s)
                 fail(s, CC_ERR_NOMEM, false, NULL);
                 continue;
             }
+        } else if (j->type == CC_JOB_CONSENT) {
+            consent_back(s, j);
+            cc_job_free(j);
         } else if (j->type == CC_JOB_LICENSE) {
             cc__license_decide(s->ctx, &s->ctx->license, j, &s->license);
             cc_job_free(j);

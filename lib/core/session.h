@@ -9,6 +9,11 @@
 #include "pipe.h"
 #include "resume.h"
 
+/* How far the consent stage has got (client, cc_context_set_consent). */
+enum { CONSENT_NONE, CONSENT_ASKING /* the job is out, CONSENT_WAIT sent */, CONSENT_DECIDED };
+
+#define CC__ADDRESS_MAX 64 /* an IPv6 address as text, NUL included */
+
 /* How far the licence verdict has got. */
 enum { LIC_NONE, LIC_KNOWN /* client: decided, not yet told */, LIC_TOLD /* the LICENSE frame went out or came in */ };
 
@@ -54,10 +59,14 @@ struct cc_session {
     bool drop_guess;   /* client: the next AUTH_TOKEN is that token, for a mechanism not chosen */
     int guess_error;   /* console: the guessed mechanism's first step failed with this (0: it did not) */
     char guess_mech[CC__MECH_MAX + 1];
-    char *guess_detail;  /* why the guessed mechanism had no first token (allocated then) */
-    cc__source source;   /* client: the console's address, for the backoff after failed proofs */
-    uint64_t hold_until; /* client: served only from then on (doc/SECURITY.md, online guessing) */
-    cc__resume rs;       /* the session id and reconnect tickets (resume.c) */
+    char *guess_detail;         /* why the guessed mechanism had no first token (allocated then) */
+    cc__source source;          /* client: the console's address, for the backoff after failed proofs */
+    uint64_t hold_until;        /* client: served only from then on (doc/SECURITY.md, online guessing) */
+    cc__resume rs;              /* the session id and reconnect tickets (resume.c) */
+    int consent;                /* client: CONSENT_* */
+    uint64_t consent_deadline;  /* client: while CONSENT_ASKING (the handshake deadline is stopped) */
+    bool consent_wait;          /* console: the client said it waits for its user (CONSENT_WAIT) */
+    uint32_t consent_client_ms; /* console: the wait that CONSENT_WAIT declared */
 
     /* console credentials, wiped when authentication ends */
     char *cred_user, *cred_domain, *cred_password;
@@ -87,6 +96,14 @@ uint64_t cc__session_deadline(const cc_session *s, uint64_t now);
 void cc__session_notify(cc_session *s);
 /* notify.c: from cc_session_free, after its sockets are closed */
 void cc__session_notify_gone(cc_session *s);
+
+/* consent.c: the CC_JOB_CONSENT job, and the verdict of one that came back:
+ * CC_OK (let in) or CC_ERR_CONSENT_REFUSED, with why and whether nobody was there. */
+cc_job *cc__consent_job_new(const cc_context *ctx, const char *identity, const char *mechanism, const char *address,
+                            uint32_t timeout_ms);
+int cc__consent_verdict(const cc_job *job, int mode, bool *unattended, char *why, size_t n);
+/* The source address as text ("" when unknown). */
+void cc__source_str(const cc__source *src, char *buf, size_t n);
 
 /* handle.c */
 void cc__session_queue_job(cc_session *s, cc_job *j);

@@ -292,7 +292,34 @@ def script_psk_bad_proof(p, log):
     log("after", " | ".join(printable(cp.describe(t, pl)) for t, pl in got) or "(nothing)")
 
 
+def script_consent(p, log, steps):
+    """A client that asks its user (doc/PROTOCOL.md 4.8), as `steps` says: HELLO [psk] after the
+    console's guess, then each of "license", "wait:MS", "token", "close:CODE:REASON" in order;
+    then reports what the console sends until its CLOSE."""
+    got, why = p.frames_until({cp.AUTH_TOKEN}, timeout=10)
+    p.send_frame(cp.HELLO, cp.hello_payload([b"psk"]))
+    for s in steps:
+        kind, _, arg = s.partition(":")
+        if kind == "license":
+            p.send_frame(cp.LICENSE, cp.license_payload())
+        elif kind == "wait":
+            p.send_frame(cp.CONSENT_WAIT, cp.consent_wait_payload(int(arg)))
+        elif kind == "token":
+            p.send_frame(cp.AUTH_TOKEN, b"\x00" * 32)
+        elif kind == "close":
+            code, _, reason = arg.partition(":")
+            p.send_frame(cp.CLOSE, cp.close_payload(int(code), reason))
+    got, why = p.frames_until({cp.CLOSE}, timeout=15)
+    log("after", " | ".join(printable(cp.describe(t, pl)) for t, pl in got) or "(nothing)")
+
+
 SCRIPTS = {
+    "consent-refused": lambda p, log: script_consent(p, log, ["license", "wait:2000", "close:-80:not now"]),
+    "consent-before-license": lambda p, log: script_consent(p, log, ["wait:2000"]),
+    "consent-twice": lambda p, log: script_consent(p, log, ["license", "wait:2000", "wait:2000"]),
+    "consent-zero": lambda p, log: script_consent(p, log, ["license", "wait:0"]),
+    "consent-then-token": lambda p, log: script_consent(p, log, ["license", "wait:2000", "token"]),
+    "consent-silent": lambda p, log: script_consent(p, log, ["license", "wait:3000"]),
     "psk-bad-proof": script_psk_bad_proof,
     "fake-success": lambda p, log: script_auth(p, cp.ntlm_challenge(), log),
     "empty-success": lambda p, log: script_auth(p, b"", log),

@@ -25,9 +25,9 @@ PREAMBLE_V1 = MAGIC + bytes([1, 1, 0, 1])  # what a pre-release (version 1) peer
 CAP_GUESS = 0x0001  # console HELLO: its first mechanism's first token follows
 HDR = 8
 
-HELLO, LICENSE, AUTH_TOKEN, AUTH_RESULT, DATA, PING, PONG, CLOSE = range(1, 9)
+HELLO, LICENSE, AUTH_TOKEN, AUTH_RESULT, DATA, PING, PONG, CLOSE, CONSENT_WAIT = range(1, 10)
 FRAME_NAMES = {1: "HELLO", 2: "LICENSE", 3: "AUTH_TOKEN", 4: "AUTH_RESULT", 5: "DATA",
-               6: "PING", 7: "PONG", 8: "CLOSE"}
+               6: "PING", 7: "PONG", 8: "CLOSE", 9: "CONSENT_WAIT"}
 
 # The cc_error codes the checks look for (include/carboncopy.h).
 ERR = {
@@ -35,7 +35,8 @@ ERR = {
     -24: "CC_ERR_BAD_FRAME", -25: "CC_ERR_PEER_ERROR", -40: "CC_ERR_LICENSE_DENIED",
     -42: "CC_ERR_LICENSE_UNREACHABLE", -60: "CC_ERR_AUTH", -61: "CC_ERR_AUTH_NO_MECHANISM",
     -62: "CC_ERR_AUTH_BAD_CREDENTIALS", -63: "CC_ERR_AUTH_UNKNOWN_USER", -64: "CC_ERR_AUTH_DISABLED",
-    -67: "CC_ERR_AUTH_TOKEN", -74: "CC_ERR_AUTH_MUTUAL",
+    -67: "CC_ERR_AUTH_TOKEN", -74: "CC_ERR_AUTH_MUTUAL", -80: "CC_ERR_CONSENT_REFUSED",
+    -81: "CC_ERR_CONSENT_TIMEOUT",
 }
 CC_ERR_BAD_FRAME = -24
 
@@ -92,6 +93,11 @@ def auth_result_payload(code=0, text="", token=b""):
 
 def close_payload(code=0, reason=""):
     return i32(code) + str16(reason)
+
+
+def consent_wait_payload(ms):
+    """CONSENT_WAIT (doc/PROTOCOL.md 4.8): how long the client waits for its user, u32 ms."""
+    return u32(ms)
 
 
 def ping_frame(stamp=0):

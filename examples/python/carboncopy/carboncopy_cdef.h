@@ -20,6 +20,9 @@
 #define CC_SEND_HIGH_WATER 1
 #define CC_RECONNECT_TICKET_MAX 4096
 #define CC_RECONNECT_FALLBACK 1
+#define CC_CONSENT_REFUSE 0
+#define CC_CONSENT_ACCEPT 1
+#define CC_CONSENT_NOBODY 2
 #define CC_AUTH_DONE 0
 #define CC_AUTH_CONTINUE 1
 #define CC_AUTH_PENDING 2
@@ -85,7 +88,9 @@ typedef enum cc_error {
     CC_ERR_AUTH_MUTUAL = -74,
     CC_ERR_AUTH_UNAVAILABLE = -75,
     CC_ERR_RECONNECT_REFUSED = -76,
-    CC_ERR_RECONNECT_TICKET = -77
+    CC_ERR_RECONNECT_TICKET = -77,
+    CC_ERR_CONSENT_REFUSED = -80,
+    CC_ERR_CONSENT_TIMEOUT = -81
 } cc_error;
 const char *cc_strerror(int code);
 const char *cc_err_name(int code);
@@ -131,7 +136,8 @@ typedef enum cc_timeout {
     CC_TIMEOUT_AUTH_JOB = 7,
     CC_TIMEOUT_AUTH_BACKOFF = 8,
     CC_TIMEOUT_CONNECT_STAGGER = 9,
-    CC_TIMEOUT_RECONNECT_TICKET = 10
+    CC_TIMEOUT_RECONNECT_TICKET = 10,
+    CC_TIMEOUT_CONSENT = 11
 } cc_timeout;
 int cc_context_set_timeout(cc_context *ctx, int which, uint32_t ms);
 typedef enum cc_limit {
@@ -154,6 +160,12 @@ typedef int (*cc_auth_policy_fn)(void *user, cc_session *session, const char *me
 int cc_context_set_auth_policy(cc_context *ctx, cc_auth_policy_fn fn, void *user);
 int cc_context_set_auth_disclosure(cc_context *ctx, int full);
 int cc_context_set_require_mutual(cc_context *ctx, int on);
+typedef enum cc_consent_mode {
+    CC_CONSENT_MODE_OFF = 0,
+    CC_CONSENT_MODE_ASK = 1,
+    CC_CONSENT_MODE_ASK_OR_OK = 2
+} cc_consent_mode;
+int cc_context_set_consent(cc_context *ctx, int mode);
 typedef enum cc_state {
     CC_STATE_NEW = 0,
     CC_STATE_RESOLVING = 1,
@@ -202,7 +214,8 @@ typedef enum cc_event_type {
     CC_EVENT_CLOSED = 5,
     CC_EVENT_SEND_READY = 6,
     CC_EVENT_PONG = 7,
-    CC_EVENT_TICKET = 8
+    CC_EVENT_TICKET = 8,
+    CC_EVENT_CONSENT = 9
 } cc_event_type;
 typedef struct cc_event {
     uint32_t struct_size;
@@ -221,6 +234,9 @@ typedef struct cc_event {
     int32_t mutual;
     int32_t resumed;
     const char *session_id;
+    const char *address;
+    const char *detail;
+    int32_t unattended;
 } cc_event;
 typedef void (*cc_event_fn)(void *user, cc_session *session, const cc_event *event);
 cc_session *cc_session_new(cc_context *ctx, int *err);
@@ -270,7 +286,8 @@ int cc_context_set_resume_callback(cc_context *ctx, cc_resume_fn fn, void *user)
 typedef enum cc_job_kind {
     CC_JOB_RESOLVE = 1,
     CC_JOB_LICENSE = 2,
-    CC_JOB_AUTH = 3
+    CC_JOB_AUTH = 3,
+    CC_JOB_CONSENT = 4
 } cc_job_kind;
 cc_job *cc_session_take_job(cc_session *s);
 int cc_job_type(const cc_job *job);
@@ -285,6 +302,11 @@ const char *cc_job_license_url(const cc_job *job);
 int cc_job_license_set_status(cc_job *job, int32_t http_status);
 int cc_job_license_feed(cc_job *job, const void *data, size_t len);
 int cc_job_license_set_figures(cc_job *job, uint32_t count, uint32_t in_use);
+const char *cc_job_consent_identity(const cc_job *job);
+const char *cc_job_consent_mechanism(const cc_job *job);
+const char *cc_job_consent_address(const cc_job *job);
+uint32_t cc_job_consent_timeout_ms(const cc_job *job);
+int cc_job_consent_answer(cc_job *job, int answer, const char *reason);
 typedef struct cc_authenticator {
     uint32_t struct_size;
     const char *name;
