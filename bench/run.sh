@@ -7,7 +7,9 @@
 # default 1000). Throughput runs twice: one
 # thread driving both ends, then sender and receiver on two threads. Then
 # bench/flights.sh: round trips to established through a delay relay
-# (CC_BENCH_DELAY_MS, default 20 each way; CC_BENCH_RUNS, default 5).
+# (CC_BENCH_DELAY_MS, default 20 each way; CC_BENCH_RUNS, default 5). Then
+# bench/priority-main.sh: bench/priority against the library before send priorities
+# (CC_BENCH_BASELINE=0 skips it; CC_BENCH_BASELINE_REF picks the commit).
 set -u
 B=${1:-build}
 cd "$(dirname "$0")/.." || exit 2
@@ -51,4 +53,6 @@ for b in "${bins[@]}"; do
 done
 # Round trips to established through a delay relay (doc/PROTOCOL.md 4.1; bench/README.md).
 run_long bench/flights.sh "$B"
+# Input during a bulk transfer, with the library before the send priorities (bench/README.md).
+run_long bench/priority-main.sh "$B"
 exit $status

@@ -308,13 +308,15 @@ static void print_consent(const struct app *a, const struct conn *c, const cc_ev
 
 /* ---- events and jobs ---- */
 
-/* --echo: sends the data back, with back-pressure: stop reading while the echo cannot be sent
- * as fast (reading resumes on CC_EVENT_SEND_READY). */
+/* --echo: sends the data back, with back-pressure per channel: a channel whose echo cannot be
+ * sent as fast is paused (its credit stops; at most one window, 256 KiB, still arrives, which
+ * the 1 MiB echo queue holds), while pings and the other channels are still read; it resumes
+ * on CC_EVENT_SEND_READY for that channel. */
 static void echo(cc_session *s, const cc_event *ev)
 {
     int r = cc_session_send(s, (uint16_t)ev->channel, ev->data, ev->len);
     if (r == CC_SEND_HIGH_WATER)
-        cc_session_pause_reading(s, 1);
+        cc_session_pause_channel(s, (uint16_t)ev->channel, 1);
     else if (r < 0)
         cc_session_close(s, r, "echo buffer overflow");
 }
@@ -329,7 +331,7 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
             echo(s, ev);
         return;
     case CC_EVENT_SEND_READY:
-        cc_session_pause_reading(s, 0);
+        cc_session_pause_channel(s, (uint16_t)ev->channel, 0);
         return;
     case CC_EVENT_LICENSE:
         print_license(a, c, ev);
@@ -718,6 +720,8 @@ static int make_context(struct app *a, const struct options *o)
     /* every session reports its socket and its deadline (the epoll set and the timer heap) */
     EX_CHECK(PROG, ctx, cc_context_set_socket_callback(ctx, on_socket, a), EX_PROTOCOL);
     EX_CHECK(PROG, ctx, cc_context_set_timer_callback(ctx, on_timer, a), EX_PROTOCOL);
+    if (o->echo) /* half of it (the high-water mark) plus the window a paused channel may still get */
+        EX_CHECK(PROG, ctx, cc_context_set_limit(ctx, CC_LIMIT_SEND_BUFFER, 1u << 20), EX_PROTOCOL);
     if (o->timeout)
         EX_CHECK(PROG, ctx, cc_context_set_timeout(ctx, CC_TIMEOUT_HANDSHAKE, (uint32_t)o->timeout), EX_USAGE);
     if (o->license_url)

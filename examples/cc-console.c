@@ -33,7 +33,8 @@ static const char usage[] =
     "  --require-mutual       offer only mechanisms that prove the client (kerberos, psk)\n"
     "                         and refuse a client that did not prove itself\n"
     "session:\n"
-    "  --send FILE            send FILE on channel 1 and check that the echo matches\n"
+    "  --send FILE            send FILE on channel 1 (bulk) and check that the echo matches\n"
+    "  --ping-interval MS     ping every MS while the session runs; print each round trip\n"
     "  --timeout MS           handshake deadline (default 10000)\n"
     "  --reconnect N          once established, drop the connection and come back N times\n"
     "                         with the client's reconnect ticket (no licence, no password)\n"
@@ -51,7 +52,7 @@ struct options {
     const char *ca, *pin, *psk_file, *user, *domain, *pw_file, *service, *send_file;
     const char *mechs[8]; /* in order of preference */
     int n_mechs;
-    unsigned long timeout, reconnect, consent_timeout;
+    unsigned long timeout, reconnect, consent_timeout, ping_interval;
     bool json, trace, require_mutual, check;
     char *host; /* malloc'd */
     unsigned port;
@@ -86,6 +87,8 @@ struct app {
     size_t ticket_len;
     double established_at;
     bool consent_wait; /* the client asked its user (CC_EVENT_CONSENT) */
+    /* --ping-interval: every how many ms, and when the next ping is due */
+    double ping_interval, next_ping;
 };
 
 static bool cert_code(int code)
@@ -275,7 +278,15 @@ static void on_event(void *user, cc_session *s, const cc_event *ev)
             check_echo(a, ev);
         break;
     case CC_EVENT_SEND_READY:
-        a->blocked = false;
+        if (ev->channel == 1)
+            a->blocked = false;
+        break;
+    case CC_EVENT_PONG:
+        if (a->json)
+            printf("{\"event\":\"pong\",\"ms\":%llu}\n", (unsigned long long)ev->value);
+        else
+            printf("pong %llu ms\n", (unsigned long long)ev->value);
+        fflush(stdout);
         break;
     case CC_EVENT_CLOSED:
         if (a->check)
@@ -311,6 +322,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                                          {"timeout", required_argument, 0, 't'},
                                          {"reconnect", required_argument, 0, 'r'},
                                          {"consent-timeout", required_argument, 0, 'C'},
+                                         {"ping-interval", required_argument, 0, 'P'},
                                          {"json", no_argument, 0, 'j'},
                                          {"trace", no_argument, 0, 'T'},
                                          {"check", no_argument, 0, 'K'},
@@ -370,6 +382,10 @@ static int parse_options(int argc, char **argv, struct options *o)
         }
         case 'C':
             if (!ex_ms_option(PROG, "consent-timeout", optarg, &o->consent_timeout))
+                return EX_USAGE;
+            break;
+        case 'P':
+            if (!ex_ms_option(PROG, "ping-interval", optarg, &o->ping_interval))
                 return EX_USAGE;
             break;
         case 'j':
@@ -1041,6 +1057,10 @@ static bool echo_complete(const struct app *a)
  * the result of the step taken here, if one was. */
 static bool transfer(struct app *a, int *r)
 {
+    if (a->ping_interval > 0 && ex_now_ms() >= a->next_ping) {
+        cc_session_ping(a->s); /* the PONG event prints the round trip */
+        a->next_ping = ex_now_ms() + a->ping_interval;
+    }
     if (a->send_f && a->send_t0 == 0)
         a->send_t0 = a->progress_at = ex_now_ms();
     feed_file(a);
@@ -1078,6 +1098,12 @@ static bool wait_for(struct app *a, int want, int max_ms)
     int ms = cc_session_timeout_ms(a->s);
     if (max_ms >= 0 && (ms < 0 || ms > max_ms))
         ms = max_ms;
+    if (a->ping_interval > 0 && cc_session_state(a->s) == CC_STATE_ESTABLISHED && !a->closing) {
+        double due = a->next_ping - ex_now_ms();
+        int d = due > 0 ? (int)due + 1 : 0;
+        if (ms < 0 || d < ms)
+            ms = d;
+    }
     if (poll(p, 2, ms) < 0 && errno != EINTR) {
         perror("poll");
         return false;
@@ -1177,7 +1203,8 @@ int main(int argc, char **argv)
                     .check = o.check,
                     .fd = -1,
                     .bar = !o.json && isatty(2),
-                    .reconnect_left = o.reconnect};
+                    .reconnect_left = o.reconnect,
+                    .ping_interval = (double)o.ping_interval};
     rc = start(&a, &o);
     if (rc == EX_OK)
         rc = run(&a, &o);

@@ -396,7 +396,7 @@ typedef enum cc_event_type {
     CC_EVENT_AUTH = 3,       /* authentication result: code, text = identity or detail, mechanism */
     CC_EVENT_DATA = 4,       /* data received: channel, data, len (valid during the callback) */
     CC_EVENT_CLOSED = 5,     /* the session ended: code (0 = orderly), text = reason */
-    CC_EVENT_SEND_READY = 6, /* the send buffer drained after CC_SEND_HIGH_WATER or CC_ERR_AGAIN */
+    CC_EVENT_SEND_READY = 6, /* channel's send queue drained after CC_SEND_HIGH_WATER or CC_ERR_AGAIN */
     CC_EVENT_PONG = 7,       /* a ping was answered: value = round trip in ms */
     CC_EVENT_TICKET = 8,     /* console: a (new) reconnect ticket arrived: cc_session_reconnect_ticket() */
     /* Consent. Client: a decision (an audit record): granted 1 or 0, code 0 or
@@ -419,7 +419,7 @@ typedef struct cc_event {
     int32_t granted;       /* CC_EVENT_LICENSE: 1 granted, 0 denied */
     uint32_t license_count;
     uint32_t license_in_use;
-    uint32_t channel;    /* CC_EVENT_DATA */
+    uint32_t channel;    /* CC_EVENT_DATA, CC_EVENT_SEND_READY */
     const uint8_t *data; /* CC_EVENT_DATA */
     size_t len;          /* CC_EVENT_DATA */
     uint64_t value;      /* CC_EVENT_PONG */
@@ -578,17 +578,30 @@ int cc_session_error(const cc_session *s);
 /* Human-readable detail of the session's last error; "" if none. */
 const char *cc_session_errmsg(const cc_session *s);
 
-/* Queues `len` bytes on data `channel` (0..65535). Only once established
- * (else CC_ERR_STATE). Returns 0, or CC_SEND_HIGH_WATER when the data was
- * queued but the send buffer is now more than half full: produce no more
- * (e.g. pause reading what you forward) until CC_EVENT_SEND_READY. Returns
- * CC_ERR_AGAIN, queuing nothing, if the data does not fit in the buffer now,
- * and CC_ERR_INVALID if it could never fit (send it in smaller pieces). */
+/* Queues `len` bytes on data `channel` (0..65535), cut into frames of at
+ * most 16 KiB. Only once established (else CC_ERR_STATE). Each channel has
+ * its own send queue of CC_LIMIT_SEND_BUFFER bytes. Returns 0, or
+ * CC_SEND_HIGH_WATER when the data was queued but the channel's queue is now
+ * more than half full: produce no more on it (e.g. pause reading what you
+ * forward) until CC_EVENT_SEND_READY for that channel. Returns CC_ERR_AGAIN,
+ * queuing nothing, if the data does not fit in the channel's queue now, and
+ * CC_ERR_INVALID if it could never fit (send it in smaller pieces). */
 #define CC_SEND_HIGH_WATER 1
 int cc_session_send(cc_session *s, uint16_t channel, const void *data, size_t len);
 /* Stops (paused = 1) or resumes (0) reading from the peer, so a host that
  * forwards received data can apply back-pressure. Reading is on by default. */
 int cc_session_pause_reading(cc_session *s, int paused);
+/* Send priority of a channel (doc/PROTOCOL.md 10). Pings go before data;
+ * an interactive channel's frames overtake queued bulk frames; channels of
+ * one class share the link round robin per frame. Every channel is bulk
+ * until set. CC_ERR_INVALID for another value, CC_ERR_NOMEM. */
+#define CC_PRIORITY_BULK        0
+#define CC_PRIORITY_INTERACTIVE 1
+int cc_session_set_channel_priority(cc_session *s, uint16_t channel, int priority);
+/* Stops (paused = 1) or resumes (0) granting the peer flow-control credit
+ * on one channel, without stopping reading: pings and other channels still
+ * flow. At most the channel's window (256 KiB) may still arrive once paused. */
+int cc_session_pause_channel(cc_session *s, uint16_t channel, int paused);
 /* Bytes queued and not yet written to the transport. */
 size_t cc_session_pending(const cc_session *s);
 /* Sends a ping; the answer arrives as CC_EVENT_PONG. */

@@ -349,4 +349,20 @@ if want str16-check; then
     stop_client
 fi
 
+# --- 11. flow control: an authenticated console sends past its window (doc/PROTOCOL.md 10) ---
+if want window; then
+    start_client window "${PSK_CLIENT[@]}" --license-file "$GRANT" --echo || exit 1
+    "${ATTACK[@]}" window --port "$CLIENT_PORT" --pid "$CLIENT_PID" --psk-file "$PSK" --mib 64 \
+        >"$T_DIR/window.res" 2>&1
+    g=$(val "$T_DIR/window.res" growth_mib)
+    check "window: the attacker authenticated" [ "$(val "$T_DIR/window.res" auth)" = 0 ]
+    wait_for "$T_DIR/window.out" 'exceeds the window granted' 5
+    grep -a '"CC_ERR_PROTOCOL"' "$T_DIR/window.out" | grep -aq 'exceeds the window granted'
+    check "window: the client ends the session with CC_ERR_PROTOCOL (DATA past the window)" [ $? -eq 0 ]
+    verdict window "$(le "${g:-9999}" 8 && echo 1)" \
+        "RSS +${g:-?} MiB (bound 8) after $(val "$T_DIR/window.res" sent_mib) MiB of DATA, $(val "$T_DIR/window.res" outcome)"
+    served_after window
+    stop_client
+fi
+
 t_done

@@ -55,8 +55,8 @@ void cc__frame_hdr_write(uint8_t o[CC__FRAME_HDR], const cc__frame_hdr *h)
 const char *cc__frame_name(int type)
 {
     static const char *const names[] = {"?",    "HELLO", "LICENSE", "AUTH_TOKEN", "AUTH_RESULT",
-                                        "DATA", "PING",  "PONG",    "CLOSE",      "CONSENT_WAIT"};
-    return type > 0 && type <= CC__F_CONSENT_WAIT ? names[type] : "unknown";
+                                        "DATA", "PING",  "PONG",    "CLOSE",      "CONSENT_WAIT", "WINDOW"};
+    return type > 0 && type <= CC__F_LAST ? names[type] : "unknown";
 }
 
 int cc__frame_hdr_parse(const uint8_t *p, size_t avail, uint32_t max_len, cc__frame_hdr *h, char *detail, size_t n)
@@ -67,7 +67,7 @@ int cc__frame_hdr_parse(const uint8_t *p, size_t avail, uint32_t max_len, cc__fr
     h->flags = p[1];
     h->channel = (uint16_t)(p[2] << 8 | p[3]);
     h->len = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
-    if (h->type < CC__F_HELLO || h->type > CC__F_CONSENT_WAIT) {
+    if (h->type < CC__F_HELLO || h->type > CC__F_LAST) {
         cc__fmt(detail, n, "unknown frame type %u", h->type);
         return CC_ERR_BAD_FRAME;
     }
@@ -555,6 +555,29 @@ int cc__f_consent_wait_pack(cc__buf *out, const cc_context *ctx, const cc__conse
     return pack(out, ctx, CC__F_CONSENT_WAIT, 0, consent_wait_body, m);
 }
 
+int cc__f_window_parse(uint16_t channel, const uint8_t *p, size_t len, cc__window_msg *m, char *detail, size_t dn)
+{
+    rd r = {p, len, false, "", ""};
+    m->channel = channel;
+    m->increment = rd_u32(&r);
+    int e = rd_end(&r, CC__F_WINDOW, detail, dn);
+    if (e == CC_OK && (m->increment == 0 || m->increment > CC__WINDOW_MAX)) {
+        cc__fmt(detail, dn, "WINDOW increment %u on channel %u is outside 1..2^31-1", m->increment, channel);
+        return CC_ERR_BAD_FRAME;
+    }
+    return e;
+}
+
+static void window_body(wr *w, const void *msg)
+{
+    wr_u32(w, ((const cc__window_msg *)msg)->increment);
+}
+
+int cc__f_window_pack(cc__buf *out, const cc_context *ctx, const cc__window_msg *m)
+{
+    return pack(out, ctx, CC__F_WINDOW, m->channel, window_body, m);
+}
+
 int cc__frame_parse(const cc__frame_hdr *h, const uint8_t *p, cc__msg *m, char *detail, size_t dn)
 {
     switch (h->type) {
@@ -576,6 +599,8 @@ int cc__frame_parse(const cc__frame_hdr *h, const uint8_t *p, cc__msg *m, char *
         return cc__f_close_parse(p, h->len, &m->close, detail, dn);
     case CC__F_CONSENT_WAIT:
         return cc__f_consent_wait_parse(p, h->len, &m->consent_wait, detail, dn);
+    case CC__F_WINDOW:
+        return cc__f_window_parse(h->channel, p, h->len, &m->window, detail, dn);
     }
     cc__fmt(detail, dn, "unknown frame type %u", h->type);
     return CC_ERR_BAD_FRAME;
@@ -602,6 +627,8 @@ int cc__frame_pack(cc__buf *out, const cc_context *ctx, int type, const cc__msg 
         return cc__f_close_pack(out, ctx, &m->close);
     case CC__F_CONSENT_WAIT:
         return cc__f_consent_wait_pack(out, ctx, &m->consent_wait);
+    case CC__F_WINDOW:
+        return cc__f_window_pack(out, ctx, &m->window);
     }
     return CC_ERR_INTERNAL;
 }

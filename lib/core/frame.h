@@ -23,8 +23,15 @@ enum cc__frame_type {
     CC__F_PING = 6,
     CC__F_PONG = 7,
     CC__F_CLOSE = 8,
-    CC__F_CONSENT_WAIT = 9 /* client: its user is asked; the verdict follows (doc/PROTOCOL.md 4.8) */
+    CC__F_CONSENT_WAIT = 9, /* client: its user is asked; the verdict follows (doc/PROTOCOL.md 4.8) */
+    CC__F_WINDOW = 10 /* flow-control credit for one channel (doc/PROTOCOL.md 10) */
 };
+#define CC__F_LAST CC__F_WINDOW
+
+/* Flow control (doc/PROTOCOL.md 10): each direction of each channel starts
+ * with this much DATA payload credit; WINDOW frames add to it. */
+#define CC__CHANNEL_WINDOW (256u * 1024)
+#define CC__WINDOW_MAX     0x7fffffffu /* credit never exceeds 2^31 - 1 */
 
 typedef struct cc__frame_hdr {
     uint8_t type, flags;
@@ -94,6 +101,13 @@ typedef struct cc__ping_msg {
     uint8_t data[8];
 } cc__ping_msg;
 
+/* WINDOW: the receiver lets the sender send `increment` more DATA payload
+ * bytes on `channel` (1..2^31-1). */
+typedef struct cc__window_msg {
+    uint16_t channel; /* from the header */
+    uint32_t increment;
+} cc__window_msg;
+
 typedef struct cc__close_msg {
     int32_t code; /* 0 orderly, < 0 the cc_error that ended the sender */
     char reason[CC__REASON_MAX];
@@ -114,6 +128,7 @@ typedef union cc__msg {
     cc__ping_msg ping; /* PING and PONG */
     cc__close_msg close;
     cc__consent_wait_msg consent_wait;
+    cc__window_msg window;
 } cc__msg;
 
 int cc__f_hello_parse(const uint8_t *p, size_t len, cc__hello *m, char *detail, size_t dn);
@@ -134,6 +149,8 @@ int cc__f_close_parse(const uint8_t *p, size_t len, cc__close_msg *m, char *deta
 int cc__f_close_pack(cc__buf *out, const cc_context *ctx, const cc__close_msg *m);
 int cc__f_consent_wait_parse(const uint8_t *p, size_t len, cc__consent_wait_msg *m, char *detail, size_t dn);
 int cc__f_consent_wait_pack(cc__buf *out, const cc_context *ctx, const cc__consent_wait_msg *m);
+int cc__f_window_parse(uint16_t channel, const uint8_t *p, size_t len, cc__window_msg *m, char *detail, size_t dn);
+int cc__f_window_pack(cc__buf *out, const cc_context *ctx, const cc__window_msg *m);
 
 /* The parser of h->type over `payload` (h->len bytes) into the member of *m
  * for that type. CC_OK or CC_ERR_BAD_FRAME with a detail. */

@@ -280,29 +280,20 @@ static int send_data(cc_session *s, uint16_t channel, const void *data, size_t l
         return CC_ERR_INVALID;
     if (s->state != CC_STATE_ESTABLISHED)
         return CC_ERR_STATE;
+    size_t limit = s->ctx->base.limit[CC_LIMIT_SEND_BUFFER];
     size_t frames = (len + DATA_FRAME_MAX - 1) / DATA_FRAME_MAX;
-    if (len + frames * CC__FRAME_HDR > s->ctx->base.limit[CC_LIMIT_SEND_BUFFER])
+    if (len + frames * CC__FRAME_HDR > limit)
         return CC_ERR_INVALID; /* could never fit: waiting would not help */
-    if (cc_session_pending(s) + len + frames * CC__FRAME_HDR > s->ctx->base.limit[CC_LIMIT_SEND_BUFFER]) {
-        s->send_blocked = true;
+    size_t queued = cc__pipe_channel_queued(s->pipe, channel);
+    if (queued + len + frames * CC__FRAME_HDR > limit) {
+        cc__pipe_channel_blocked(s->pipe, channel, 1);
         return CC_ERR_AGAIN;
     }
-    /* Reserve the whole message first, so running out of memory queues nothing. */
-    cc__buf *out = cc__pipe_out(s->pipe);
-    if (!cc__buf_reserve(s->ctx, out, len + (frames ? frames : 1) * CC__FRAME_HDR))
-        return CC_ERR_NOMEM;
-    cc__data_msg m = {channel, data, 0};
-    do {
-        m.len = len > DATA_FRAME_MAX ? DATA_FRAME_MAX : len;
-        int r = cc__f_data_pack(out, s->ctx, &m);
-        if (r < 0)
-            return r;
-        len -= m.len;
-        if (len)
-            m.data += m.len;
-    } while (len);
-    if (cc_session_pending(s) > s->ctx->base.limit[CC_LIMIT_SEND_BUFFER] / 2) {
-        s->send_blocked = true; /* CC_EVENT_SEND_READY once it drains */
+    int r = cc__pipe_queue_data(s->pipe, channel, data, len, DATA_FRAME_MAX);
+    if (r < 0)
+        return r;
+    if (cc__pipe_channel_queued(s->pipe, channel) > limit / 2) {
+        cc__pipe_channel_blocked(s->pipe, channel, 1); /* CC_EVENT_SEND_READY once it drains */
         return CC_SEND_HIGH_WATER;
     }
     return CC_OK;
@@ -327,6 +318,25 @@ CC_API int cc_session_pause_reading(cc_session *s, int paused)
     return CC_OK;
 }
 
+CC_API int cc_session_set_channel_priority(cc_session *s, uint16_t channel, int priority)
+{
+    if (!s || (priority != CC_PRIORITY_BULK && priority != CC_PRIORITY_INTERACTIVE))
+        return CC_ERR_INVALID;
+    return cc__pipe_set_priority(s->pipe, channel, priority);
+}
+
+CC_API int cc_session_pause_channel(cc_session *s, uint16_t channel, int paused)
+{
+    if (!s)
+        return CC_ERR_INVALID;
+    uint32_t grant;
+    int r = cc__pipe_pause_channel(s->pipe, channel, paused != 0, &grant);
+    if (r == CC_OK && grant)
+        r = cc__session_grant(s, channel, grant);
+    cc__session_notify(s);
+    return r;
+}
+
 static int send_ping(cc_session *s)
 {
     if (!s)
@@ -337,7 +347,7 @@ static int send_ping(cc_session *s)
     s->ping_sent = cc__now_ms();
     cc__ping_stamp(&m, s->ping_sent);
     s->ping_outstanding = true;
-    return cc__f_ping_pack(cc__pipe_out(s->pipe), s->ctx, &m); /* established: close_notify is not out */
+    return cc__f_ping_pack(cc__pipe_out_urgent(s->pipe), s->ctx, &m); /* established: close_notify is not out */
 }
 
 CC_API int cc_session_ping(cc_session *s)

@@ -68,18 +68,56 @@ void cc__pipe_frame_done(cc__pipe *p);
 
 /* ---- out ---- */
 
-/* The plaintext queue frames are packed into; NULL once close_notify is out,
- * since nothing queued after it could reach the peer. */
+/* Sending (doc/PROTOCOL.md 10). Frames wait in plaintext queues and are
+ * sealed into TLS records one at a time, only as the transport takes them,
+ * in this order: the urgent queue (PING, PONG, WINDOW); DATA of interactive
+ * channels, round robin per frame; DATA of bulk channels, round robin per
+ * frame; the ordered queue (handshake frames, an orderly CLOSE) once no DATA
+ * is queued before it; close_notify last. A DATA frame goes only within its
+ * channel's credit from the peer. */
+
+/* The ordered queue; NULL once the end of TLS is asked for. */
 cc__buf *cc__pipe_out(cc__pipe *p);
-/* Bytes not yet handed to the transport, plaintext included. */
+/* The urgent queue; NULL once close_notify is sealed. */
+cc__buf *cc__pipe_out_urgent(cc__pipe *p);
+/* Queues `len` bytes on `channel` as DATA frames of at most `frame_max`
+ * payload bytes each (one frame when len is 0). CC_OK, CC_ERR_NOMEM (nothing
+ * queued), CC_ERR_STATE once the end of TLS is asked for. */
+int cc__pipe_queue_data(cc__pipe *p, uint16_t channel, const uint8_t *data, size_t len, size_t frame_max);
+/* Bytes queued and not yet sealed on `channel`. */
+size_t cc__pipe_channel_queued(const cc__pipe *p, uint16_t channel);
+/* CC_PRIORITY_BULK or CC_PRIORITY_INTERACTIVE; CC_ERR_NOMEM. */
+int cc__pipe_set_priority(cc__pipe *p, uint16_t channel, int prio);
+/* Whether the host was told to wait on `channel`; set >= 0 sets it. */
+bool cc__pipe_channel_blocked(cc__pipe *p, uint16_t channel, int set);
+/* A blocked channel whose queue is down to `low_water` (now unblocked), or -1. */
+int cc__pipe_next_ready(cc__pipe *p, size_t low_water);
+/* The peer's WINDOW: `inc` more bytes of credit on `channel`. CC_OK, or
+ * CC_ERR_PROTOCOL with a detail (credit past 2^31-1, too many channels). */
+int cc__pipe_credit(cc__pipe *p, uint16_t channel, uint32_t inc, char *detail, size_t dn);
+/* A DATA frame of `len` payload bytes came in on `channel`, to be delivered:
+ * CC_ERR_PROTOCOL with a detail when it exceeds the credit we granted. */
+int cc__pipe_received(cc__pipe *p, uint16_t channel, uint32_t len, char *detail, size_t dn);
+/* The WINDOW increment owed on `channel` now (0: none): what was delivered
+ * since the last grant once it reaches half the window, unless paused. */
+uint32_t cc__pipe_grant_due(cc__pipe *p, uint16_t channel);
+/* A paused channel is granted nothing more; on resuming, *grant is what is owed. */
+int cc__pipe_pause_channel(cc__pipe *p, uint16_t channel, bool paused, uint32_t *grant);
+/* Drops the queued DATA (the session is failing: its CLOSE goes first). */
+void cc__pipe_drop_data(cc__pipe *p);
+/* Bytes not yet handed to the transport, queued plaintext included. */
 size_t cc__pipe_pending(const cc__pipe *p);
+/* The same without the channels' queued DATA (each bounded by the host's
+ * send buffer): what the peer's PINGs could make grow. */
+size_t cc__pipe_pending_control(const cc__pipe *p);
 /* true while sealed bytes wait for the transport. */
 bool cc__pipe_want_write(const cc__pipe *p);
-/* Seals the queued plaintext into TLS records and writes until the transport
- * would block: CC_OK, CC__PIPE_RESET, or < 0 a cc_error with a detail. */
+/* Seals frames as above and writes until the transport would block or
+ * nothing more can go: CC_OK, CC__PIPE_RESET, or < 0 a cc_error with a detail. */
 int cc__pipe_flush(cc__pipe *p, char *detail, size_t dn);
-/* Seals what is queued, then ends TLS with close_notify (once). */
+/* Asks for the end of TLS: close_notify follows every frame queued (once). */
 int cc__pipe_end_tls(cc__pipe *p, char *detail, size_t dn);
+/* true once the end of TLS is asked for. */
 bool cc__pipe_tls_ended(const cc__pipe *p);
 /* Half-closes the socket's write side, once (host transports cannot). */
 void cc__pipe_shutdown_write(cc__pipe *p);

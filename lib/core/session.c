@@ -78,7 +78,11 @@ static void end_mechanism(cc_session *s)
 /* Queues one frame (the member of *m for `type`). */
 static int send_msg(cc_session *s, int type, const cc__msg *m)
 {
-    cc__buf *out = cc__pipe_out(s->pipe);
+    /* PING, PONG and WINDOW go before queued data; the rest (CLOSE too) after
+     * it, in order (PROTOCOL.md 10). An error's CLOSE goes first as the data
+     * is dropped then (vfail). */
+    bool urgent = type == CC__F_PONG || type == CC__F_PING || type == CC__F_WINDOW;
+    cc__buf *out = urgent ? cc__pipe_out_urgent(s->pipe) : cc__pipe_out(s->pipe);
     if (!out)
         return CC_OK; /* after close_notify nothing more can reach the peer */
     return cc__frame_pack(out, s->ctx, type, m);
@@ -90,6 +94,14 @@ static int send_token(cc_session *s, const uint8_t *tok, size_t len)
     m.token.data = tok;
     m.token.len = len;
     return send_msg(s, CC__F_AUTH_TOKEN, &m);
+}
+
+int cc__session_grant(cc_session *s, uint16_t channel, uint32_t increment)
+{
+    cc__msg m;
+    m.window.channel = channel;
+    m.window.increment = increment;
+    return send_msg(s, CC__F_WINDOW, &m);
 }
 
 static int send_close(cc_session *s, int code, const char *reason, size_t max)
@@ -139,6 +151,7 @@ static int vfail(cc_session *s, int code, bool tell_peer, int peer_code, const c
         /* Best effort: the session is over whatever happens, and the detail already set is kept. */
         char keep[sizeof s->errmsg];
         memcpy(keep, s->errmsg, sizeof keep);
+        cc__pipe_drop_data(s->pipe); /* the error's CLOSE jumps the queue: the data would not be read */
         if (send_close(s, peer_text ? peer_code : code, peer_text ? peer_text : keep, CC__REASON_MAX - 8) == CC_OK &&
             end_tls(s) == CC_OK) /* PROTOCOL.md 4.5 */
             cc__pipe_flush(s->pipe, s->errmsg, sizeof s->errmsg);
@@ -796,14 +809,28 @@ static int on_auth_result(cc_session *s, const cc__auth_result *m)
     return CC_OK;
 }
 
+/* Flow control (PROTOCOL.md 10): DATA past the credit we granted fails the
+ * session; what the host has taken is granted back unless it paused the channel. */
 static int on_data(cc_session *s, const cc__data_msg *m)
 {
+    if (cc__pipe_received(s->pipe, m->channel, (uint32_t)m->len, s->errmsg, sizeof s->errmsg) < 0)
+        return fail(s, CC_ERR_PROTOCOL, true, NULL);
     cc_event ev = {0};
     ev.type = CC_EVENT_DATA;
     ev.channel = m->channel;
     ev.data = m->data;
     ev.len = m->len;
     emit(s, &ev);
+    if (s->state >= CC_STATE_CLOSED)
+        return CC_OK;
+    uint32_t g = cc__pipe_grant_due(s->pipe, m->channel);
+    return g ? cc__session_grant(s, m->channel, g) : CC_OK;
+}
+
+static int on_window(cc_session *s, const cc__window_msg *m)
+{
+    if (cc__pipe_credit(s->pipe, m->channel, m->increment, s->errmsg, sizeof s->errmsg) < 0)
+        return fail(s, CC_ERR_PROTOCOL, true, NULL);
     return CC_OK;
 }
 
@@ -850,6 +877,7 @@ static bool frame_allowed(const cc_session *s, int type)
     case CC__F_AUTH_RESULT:
         return console && s->state == CC_STATE_AUTHENTICATING;
     case CC__F_DATA:
+    case CC__F_WINDOW:
         return s->state == CC_STATE_ESTABLISHED || s->state == CC_STATE_CLOSING;
     default: /* PING, PONG and CLOSE: in every state after TLS */
         return true;
@@ -892,7 +920,7 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
         /* A peer that pings without reading would have us buffer its
          * answers without end (the HTTP/2 ping floods of 2019): beyond what
          * the host or the handshake may queue, it is cut off. */
-        size_t pending = cc__pipe_pending(s->pipe);
+        size_t pending = cc__pipe_pending_control(s->pipe); /* not the host's data: PONGs overtake it */
         size_t cap = (s->state < CC_STATE_ESTABLISHED ? s->ctx->base.limit[CC_LIMIT_AUTH_TOKEN]
                                                       : s->ctx->base.limit[CC_LIMIT_SEND_BUFFER]) +
                      REPLY_RESERVE;
@@ -907,6 +935,8 @@ static int on_frame(cc_session *s, const cc__frame_hdr *h, const uint8_t *p)
         return on_close(s, &m.close);
     case CC__F_CONSENT_WAIT:
         return on_consent_wait(s, &m.consent_wait);
+    case CC__F_WINDOW:
+        return on_window(s, &m.window);
     }
     return CC_OK;
 }
@@ -1125,10 +1155,12 @@ int cc__session_wants(cc_session *s)
 
 static void maybe_send_ready(cc_session *s)
 {
-    if (s->send_blocked && cc_session_pending(s) <= s->ctx->base.limit[CC_LIMIT_SEND_BUFFER] / 2) {
-        s->send_blocked = false;
+    int ch;
+    while (s->state == CC_STATE_ESTABLISHED &&
+           (ch = cc__pipe_next_ready(s->pipe, s->ctx->base.limit[CC_LIMIT_SEND_BUFFER] / 2)) >= 0) {
         cc_event ev = {0};
         ev.type = CC_EVENT_SEND_READY;
+        ev.channel = (uint32_t)ch;
         emit(s, &ev);
     }
 }

@@ -78,7 +78,7 @@ struct cc_session {
     bool close_lingering; /* our bytes are out (or the peer is done): close_deadline is the linger's */
 
     /* what the host asked for */
-    bool send_blocked, read_paused;
+    bool read_paused;
     int close_code;
     char *close_reason; /* the orderly close's reason (allocated at the close; NULL: none) */
 };
@@ -94,6 +94,8 @@ uint64_t cc__session_deadline(const cc_session *s, uint64_t now);
 /* notify.c: tells the host's socket and timer callbacks what changed; called
  * at the end of every public call that can change what the session waits for. */
 void cc__session_notify(cc_session *s);
+/* Queues a WINDOW of `increment` on `channel` (before queued data). */
+int cc__session_grant(cc_session *s, uint16_t channel, uint32_t increment);
 /* notify.c: from cc_session_free, after its sockets are closed */
 void cc__session_notify_gone(cc_session *s);
 

@@ -18,6 +18,12 @@ int cc__fd_set_nonblock(int fd)
     fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on non-TCP */
+#ifdef TCP_NOTSENT_LOWAT
+    /* The kernel holds at most this much unsent, so the library chooses what
+     * goes next (doc/PROTOCOL.md 10: pings and input overtake bulk). */
+    int lowat = 16384;
+    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+#endif
     return CC_OK;
 }
 

@@ -58,6 +58,10 @@ static void check_parsed(int type, const cc__msg *m, const uint8_t *p, size_t le
         if (m->ping.len > 8 || m->ping.len > len)
             abort();
         break;
+    case CC__F_WINDOW:
+        if (m->window.increment == 0 || m->window.increment > CC__WINDOW_MAX)
+            abort();
+        break;
     }
 }
 
@@ -90,6 +94,8 @@ static bool same(int type, const cc__msg *a, const cc__msg *b)
         return a->ping.len == b->ping.len && memcmp(a->ping.data, b->ping.data, a->ping.len) == 0;
     case CC__F_CLOSE:
         return a->close.code == b->close.code && strcmp(a->close.reason, b->close.reason) == 0;
+    case CC__F_WINDOW:
+        return a->window.channel == b->window.channel && a->window.increment == b->window.increment;
     }
     return false;
 }
@@ -119,7 +125,7 @@ static void read_payload(int type, uint16_t channel, const uint8_t *p, size_t le
         cc__frame_hdr_parse(cc__buf_head(&out), cc__buf_size(&out), 0xffffffffu, &h2, detail, sizeof detail) != 1)
         abort();
     if (h2.type != type || cc__buf_size(&out) != CC__FRAME_HDR + (size_t)h2.len ||
-        (type == CC__F_DATA && h2.channel != channel))
+        ((type == CC__F_DATA || type == CC__F_WINDOW) && h2.channel != channel))
         abort();
     if (cc__frame_parse(&h2, cc__buf_head(&out) + CC__FRAME_HDR, &back, detail, sizeof detail) != CC_OK ||
         !same(type, &m, &back))
@@ -159,7 +165,7 @@ static void parsers(const uint8_t *data, size_t size)
         int r = cc__frame_hdr_parse(data + off, size - off, max, &h, detail, sizeof detail);
         if (r <= 0)
             break;
-        if (h.len > max || h.type < CC__F_HELLO || h.type > CC__F_CLOSE)
+        if (h.len > max || h.type < CC__F_HELLO || h.type > CC__F_LAST)
             abort();
         if (size - off - CC__FRAME_HDR < h.len)
             break;
@@ -167,7 +173,7 @@ static void parsers(const uint8_t *data, size_t size)
         off += CC__FRAME_HDR + h.len;
     }
     /* Every layout over the whole input too, header or not. */
-    for (int t = CC__F_HELLO; t <= CC__F_CLOSE; t++)
+    for (int t = CC__F_HELLO; t <= CC__F_LAST; t++)
         read_payload(t, 7, data, size);
     text_copy(data, size);
 }

@@ -100,6 +100,43 @@ def cmd_ping_flood(a):
         during.report()
 
 
+# ---- window: an authenticated console that sends past its flow-control window ----
+
+def cmd_window(a):
+    """psk console (section 5); then DATA on one channel as fast as TCP takes it, never
+    reading and never granting, so an echoing client pauses the channel and its window
+    runs out (doc/PROTOCOL.md 10). Reports what the client did and its memory."""
+    key = open(a.psk_file, "rb").read()
+    if key.endswith(b"\n"):
+        key = key[:-1]
+    p = cp.Peer.connect("127.0.0.1", a.port)
+    out("tls", p.handshake())
+    got, why = p.psk_console(key)
+    res = [cp.parse_auth_result(pl) for t, pl in got if t == cp.AUTH_RESULT]
+    out("auth", cp.err_name(res[0]["code"]) if res else "none (%s)" % why)
+    s = cp.Sampler(a.pid)
+    s.start()
+    chunk = b"".join(cp.frame(cp.DATA, b"w" * cp.DATA_MAX, channel=1) for _ in range(64))  # 1 MiB
+    p.settimeout(a.stall)
+    sent, outcome = 0, "completed"
+    for _ in range(a.mib):
+        try:
+            p.send_raw(chunk)
+        except socket.timeout:
+            outcome = "stalled (the client stopped reading)"
+            break
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError) as e:
+            outcome = "closed by the client (%s)" % e.__class__.__name__
+            break
+        sent += 1
+    time.sleep(a.settle)
+    s.stop()
+    p.close()
+    out("sent_mib", sent)
+    out("outcome", outcome)
+    out("growth_mib", "%.1f" % (s.growth_kib() / 1024))
+
+
 # ---- strangers: work done for peers that never said who they are ------------
 
 def burst(port, srcs, preamble, errors, batch=50, linger=0.05):
@@ -429,6 +466,14 @@ def main():
     p.add_argument("--settle", type=float, default=2.0)
     p.add_argument("--max-seconds", type=float, default=60.0)
     p.set_defaults(fn=cmd_ping_flood)
+
+    p = sub.add_parser("window", help="psk console sending DATA past its window, never reading")
+    target(p)
+    p.add_argument("--psk-file", required=True)
+    p.add_argument("--mib", type=int, default=64)
+    p.add_argument("--stall", type=float, default=5.0)
+    p.add_argument("--settle", type=float, default=1.0)
+    p.set_defaults(fn=cmd_window)
 
     p = sub.add_parser("strangers", help="TCP connect+close and preamble-only connections")
     target(p)

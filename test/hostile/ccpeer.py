@@ -25,9 +25,11 @@ PREAMBLE_V1 = MAGIC + bytes([1, 1, 0, 1])  # what a pre-release (version 1) peer
 CAP_GUESS = 0x0001  # console HELLO: its first mechanism's first token follows
 HDR = 8
 
-HELLO, LICENSE, AUTH_TOKEN, AUTH_RESULT, DATA, PING, PONG, CLOSE, CONSENT_WAIT = range(1, 10)
+HELLO, LICENSE, AUTH_TOKEN, AUTH_RESULT, DATA, PING, PONG, CLOSE, CONSENT_WAIT, WINDOW = range(1, 11)
 FRAME_NAMES = {1: "HELLO", 2: "LICENSE", 3: "AUTH_TOKEN", 4: "AUTH_RESULT", 5: "DATA",
-               6: "PING", 7: "PONG", 8: "CLOSE", 9: "CONSENT_WAIT"}
+               6: "PING", 7: "PONG", 8: "CLOSE", 9: "CONSENT_WAIT", 10: "WINDOW"}
+CHANNEL_WINDOW = 256 * 1024  # section 10: every channel's initial window, each way
+DATA_MAX = 16376  # section 3.1: the largest DATA payload this library sends
 
 # The cc_error codes the checks look for (include/carboncopy.h).
 ERR = {
@@ -98,6 +100,11 @@ def close_payload(code=0, reason=""):
 def consent_wait_payload(ms):
     """CONSENT_WAIT (doc/PROTOCOL.md 4.8): how long the client waits for its user, u32 ms."""
     return u32(ms)
+
+
+def window_frame(channel, increment):
+    """WINDOW (section 10): `increment` more DATA payload bytes on `channel`."""
+    return frame(WINDOW, u32(increment), channel=channel)
 
 
 def ping_frame(stamp=0):
@@ -180,6 +187,8 @@ def describe(ftype, payload):
             return "AUTH_RESULT %s \"%s\" token=%d" % (err_name(c["code"]), printable(c["text"]), len(c["token"]))
         if ftype == HELLO:
             return "HELLO [%s]" % ", ".join(printable(m) for m in parse_hello(payload))
+        if ftype == WINDOW:
+            return "WINDOW +%d" % Reader(payload).u32()
     except ValueError as e:
         return "%s (malformed: %s)" % (name, e)
     return "%s len=%d" % (name, len(payload))
@@ -293,6 +302,34 @@ class Peer:
         self.send_preamble()
         self.read_preamble(timeout)
         return self.start_tls(timeout)
+
+    def channel_binding(self):
+        """RFC 9266 tls-exporter (section 2): 32 bytes of the TLS exporter labelled
+        "EXPORTER-Channel-Binding", empty context. Python's ssl module has no exporter, so
+        this calls OpenSSL's on the SSL* inside CPython's _ssl object (its second pointer
+        after the object header, as in CPython 3.11's Modules/_ssl.c)."""
+        import ctypes
+        lib = ctypes.CDLL("libssl.so.3")
+        f = lib.SSL_export_keying_material
+        f.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
+                      ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+        ssl_ptr = ctypes.c_void_p.from_address(id(self.sock._sslobj) + 3 * ctypes.sizeof(ctypes.c_void_p)).value
+        out = ctypes.create_string_buffer(32)
+        label = b"EXPORTER-Channel-Binding"
+        if f(ssl_ptr, out, 32, label, len(label), None, 0, 0) != 1:
+            raise ValueError("SSL_export_keying_material failed")
+        return out.raw
+
+    def psk_console(self, key, name=b"tech", timeout=10.0):
+        """Section 5: HELLO [psk] with GUESS and the console's proof, then the client's
+        frames until its AUTH_RESULT; returns them (the session is established when it is 0)."""
+        import hashlib
+        import hmac
+        cb = self.channel_binding()
+        proof = hmac.new(key, b"cc-psk2 console" + cb + name, hashlib.sha256).digest()
+        self.send_frame(HELLO, hello_payload([b"psk"], CAP_GUESS))
+        self.send_frame(AUTH_TOKEN, proof + name)
+        return self.frames_until({AUTH_RESULT, CLOSE}, timeout=timeout)
 
     def send_frame(self, ftype, payload=b"", flags=0, channel=0):
         self.sock.sendall(frame(ftype, payload, flags, channel))

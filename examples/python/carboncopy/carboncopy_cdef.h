@@ -18,6 +18,8 @@
 #define CC_POLL_OUT 2
 #define CC_POLL_REMOVE 4
 #define CC_SEND_HIGH_WATER 1
+#define CC_PRIORITY_BULK 0
+#define CC_PRIORITY_INTERACTIVE 1
 #define CC_RECONNECT_TICKET_MAX 4096
 #define CC_RECONNECT_FALLBACK 1
 #define CC_CONSENT_REFUSE 0
@@ -265,6 +267,8 @@ int cc_session_error(const cc_session *s);
 const char *cc_session_errmsg(const cc_session *s);
 int cc_session_send(cc_session *s, uint16_t channel, const void *data, size_t len);
 int cc_session_pause_reading(cc_session *s, int paused);
+int cc_session_set_channel_priority(cc_session *s, uint16_t channel, int priority);
+int cc_session_pause_channel(cc_session *s, uint16_t channel, int paused);
 size_t cc_session_pending(const cc_session *s);
 int cc_session_ping(cc_session *s);
 int cc_session_close(cc_session *s, int code, const char *reason);
