@@ -54,8 +54,8 @@ void cc__frame_hdr_write(uint8_t o[CC__FRAME_HDR], const cc__frame_hdr *h)
 
 const char *cc__frame_name(int type)
 {
-    static const char *const names[] = {"?",    "HELLO", "LICENSE", "AUTH_TOKEN", "AUTH_RESULT",
-                                        "DATA", "PING",  "PONG",    "CLOSE",      "CONSENT_WAIT", "WINDOW"};
+    static const char *const names[] = {"?",    "HELLO", "LICENSE", "AUTH_TOKEN",   "AUTH_RESULT", "DATA",
+                                        "PING", "PONG",  "CLOSE",   "CONSENT_WAIT", "WINDOW"};
     return type > 0 && type <= CC__F_LAST ? names[type] : "unknown";
 }
 
