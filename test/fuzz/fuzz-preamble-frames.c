@@ -62,6 +62,10 @@ static void check_parsed(int type, const cc__msg *m, const uint8_t *p, size_t le
         if (m->window.increment == 0 || m->window.increment > CC__WINDOW_MAX)
             abort();
         break;
+    case CC__F_CONSENT_WAIT:
+        if (m->consent_wait.timeout_ms == 0 || m->consent_wait.timeout_ms > 86400000u)
+            abort();
+        break;
     }
 }
 
@@ -96,6 +100,8 @@ static bool same(int type, const cc__msg *a, const cc__msg *b)
         return a->close.code == b->close.code && strcmp(a->close.reason, b->close.reason) == 0;
     case CC__F_WINDOW:
         return a->window.channel == b->window.channel && a->window.increment == b->window.increment;
+    case CC__F_CONSENT_WAIT:
+        return a->consent_wait.timeout_ms == b->consent_wait.timeout_ms;
     }
     return false;
 }
