@@ -403,7 +403,7 @@ static chan *get(cc__pipe *p, uint16_t id)
     if (p->nch == CHANNELS_MAX)
         return NULL;
     if (p->nch == p->capch) {
-        size_t cap = p->capch ? p->capch * 2 : 4;
+        size_t cap = p->capch ? p->capch * 2 : 1; /* most sessions use one or two channels */
         chan *n = cc__calloc(p->ctx, cap * sizeof *n);
         if (!n)
             return NULL;
