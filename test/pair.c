@@ -5,6 +5,8 @@
 
 #include "harness.h"
 
+#include "../examples/psk.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -529,4 +531,17 @@ void tp_pair_free(struct tp_pair *p)
     cc_context_free(p->cctx);
     cc_context_free(p->sctx);
     p->cctx = p->sctx = NULL;
+}
+
+cc_context *tp_psk_context(int role, const char *psk)
+{
+    cc_context *c = cc_context_new(role, NULL, NULL);
+    int r = !c                       ? CC_ERR_NOMEM
+            : role == CC_ROLE_CLIENT ? cc_context_set_certificate(c, t_cert("client.pem"), t_cert("client.key"))
+                                     : cc_context_set_ca_file(c, t_cert("ca.pem"));
+    if (r != CC_OK || psk_register(c, psk) != CC_OK) {
+        cc_context_free(c);
+        return NULL;
+    }
+    return c;
 }

@@ -27,6 +27,10 @@ const char *t_cert_pin(void);
 /* A pre-shared key file for the example psk mechanism, t_tmpdir()/psk-NAME.key, holding the same key
  * as test/lib.sh's `t_psk NAME`; its path (one of four buffers), or NULL. */
 const char *t_psk(const char *name);
+/* A context of `role` for the psk example mechanism with the key file `psk`:
+ * the client presents the test PKI's client certificate, the console trusts
+ * its CA. NULL on any failure. */
+cc_context *tp_psk_context(int role, const char *psk);
 
 /* true when the file at path (its first 64 KiB) contains needle. */
 bool t_file_has(const char *path, const char *needle);

@@ -105,9 +105,8 @@ static bool answer(struct tp_side *sd, cc_job *j)
 
 static cc_context *client_ctx(int mode)
 {
-    cc_context *c = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
-    if (!c || cc_context_set_certificate(c, t_cert("client.pem"), t_cert("client.key")) != CC_OK ||
-        psk_register(c, pskfile) != CC_OK || cc_context_set_consent(c, mode) != CC_OK) {
+    cc_context *c = tp_psk_context(CC_ROLE_CLIENT, pskfile);
+    if (c && cc_context_set_consent(c, mode) != CC_OK) {
         cc_context_free(c);
         return NULL;
     }
@@ -116,12 +115,7 @@ static cc_context *client_ctx(int mode)
 
 static cc_context *console_ctx(void)
 {
-    cc_context *c = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
-    if (!c || cc_context_set_ca_file(c, t_cert("ca.pem")) != CC_OK || psk_register(c, pskfile) != CC_OK) {
-        cc_context_free(c);
-        return NULL;
-    }
-    return c;
+    return tp_psk_context(CC_ROLE_CONSOLE, pskfile);
 }
 
 static void reset(void)

@@ -27,23 +27,12 @@ static char pskfile[600];
 
 static cc_context *client_ctx(void)
 {
-    cc_context *c = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
-    if (!c || cc_context_set_certificate(c, t_cert("client.pem"), t_cert("client.key")) != CC_OK ||
-        psk_register(c, pskfile) != CC_OK) {
-        cc_context_free(c);
-        return NULL;
-    }
-    return c;
+    return tp_psk_context(CC_ROLE_CLIENT, pskfile);
 }
 
 static cc_context *console_ctx(void)
 {
-    cc_context *c = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
-    if (!c || cc_context_set_ca_file(c, t_cert("ca.pem")) != CC_OK || psk_register(c, pskfile) != CC_OK) {
-        cc_context_free(c);
-        return NULL;
-    }
-    return c;
+    return tp_psk_context(CC_ROLE_CONSOLE, pskfile);
 }
 
 static int open_fds(void)

@@ -19,23 +19,12 @@ static char pskfile[600], otherpsk[600];
 
 static cc_context *client_ctx(void)
 {
-    cc_context *c = cc_context_new(CC_ROLE_CLIENT, NULL, NULL);
-    if (!c || cc_context_set_certificate(c, t_cert("client.pem"), t_cert("client.key")) != CC_OK ||
-        psk_register(c, pskfile) != CC_OK) {
-        cc_context_free(c);
-        return NULL;
-    }
-    return c;
+    return tp_psk_context(CC_ROLE_CLIENT, pskfile);
 }
 
 static cc_context *console_ctx(const char *key)
 {
-    cc_context *c = cc_context_new(CC_ROLE_CONSOLE, NULL, NULL);
-    if (!c || cc_context_set_ca_file(c, t_cert("ca.pem")) != CC_OK || psk_register(c, key) != CC_OK) {
-        cc_context_free(c);
-        return NULL;
-    }
-    return c;
+    return tp_psk_context(CC_ROLE_CONSOLE, key);
 }
 
 static cc_stats stats(const cc_context *c)
